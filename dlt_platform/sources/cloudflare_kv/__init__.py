@@ -1,0 +1,125 @@
+"""Cloudflare Workers KV as a dlt source: one resource, the namespace's records shaped into rows.
+
+What a run reads is decided here, in this order: a raw snapshot to replay; explicit keys; the incremental
+key-prefix windows (a partition's range, or the lookback from now); otherwise the whole listing under the
+definition's prefix. Every record read is written to the raw snapshot when the source keeps one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dlt
+from dlt.sources import DltResource
+
+from dlt_platform.config import SourceDefinition
+from dlt_platform.run_request import RunRequest
+from dlt_platform.settings import Settings
+from dlt_platform.snapshots import SnapshotWriter, read_snapshot
+from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
+from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, shape_row
+from dlt_platform.sources.cloudflare_kv.transports import KVRecord, KVTransport, RestTransport, WorkerTransport
+from dlt_platform.sources.cloudflare_kv.windows import lookback_prefixes, window_prefixes
+from dlt_platform.http import RateBudget
+
+
+def open_transport(definition: SourceDefinition, settings: Settings) -> KVTransport:
+    extract = definition.extract
+    if settings.kv_transport(definition) == "worker":
+        return WorkerTransport(settings.orchestrator_url, settings.internal_token, extract.namespace_title)
+    client = CloudflareKVClient(
+        settings.cloudflare_api_base_url,
+        settings.cloudflare_account_id,
+        settings.cloudflare_api_token,
+        budget=RateBudget(settings.cloudflare_requests_per_window, settings.cloudflare_window_seconds),
+    )
+    return RestTransport(client, extract.namespace_id)
+
+
+def planned_prefixes(definition: SourceDefinition, request: RunRequest) -> list[str | None]:
+    """The listing prefixes a run reads (when it reads a listing at all)."""
+    incremental = definition.extract.incremental
+    if incremental is None or not incremental.enabled or request.full_refresh:
+        return [definition.extract.prefix]
+    if request.window is not None:
+        return window_prefixes(incremental, *request.window)
+    return lookback_prefixes(incremental, request.now or dt.datetime.now(dt.timezone.utc))
+
+
+def read_pages(definition: SourceDefinition, settings: Settings, request: RunRequest) -> Iterator[list[dict]]:
+    """Pages of records with their `fetched_at`, straight from KV (or from a snapshot being replayed)."""
+    if request.from_snapshot:
+        page: list[dict] = []
+        for record in read_snapshot(request.from_snapshot, settings):
+            page.append(record)
+            if len(page) == 1000:
+                yield page
+                page = []
+        if page:
+            yield page
+        return
+    transport = open_transport(definition, settings)
+    try:
+        keys = list(request.keys or definition.extract.keys or [])
+        if keys:
+            pages = transport.records_for_keys(keys)
+        else:
+            pages = (page for prefix in planned_prefixes(definition, request) for page in transport.pages(prefix))
+        for records in pages:
+            fetched_at = dt.datetime.now(dt.timezone.utc).isoformat()
+            yield [{**record, "fetched_at": fetched_at} for record in records]
+    finally:
+        transport.close()
+
+
+def kv_rows(definition: SourceDefinition, settings: Settings, request: RunRequest) -> Iterator[list[dict]]:
+    extract = definition.extract
+    keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
+    snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
+    remaining = request.limit
+    try:
+        for page in read_pages(definition, settings, request):
+            if remaining is not None:
+                page = page[:remaining]
+                remaining -= len(page)
+            rows = []
+            for record in page:
+                if snapshot is not None:
+                    snapshot.write(record)
+                fetched_at = dt.datetime.fromisoformat(record["fetched_at"])
+                kv_record = KVRecord(key=record["key"], value=record["value"], value_encoding=record["value_encoding"],
+                                     metadata=record.get("metadata"), expiration=record.get("expiration"))
+                rows.append(shape_row(kv_record, extract.namespace_id, extract.namespace_title, fetched_at))
+            if request.on_page is not None:
+                request.on_page(len(rows))
+            if rows:
+                yield rows
+            if remaining == 0:
+                break
+    except BaseException:
+        if snapshot is not None:
+            snapshot.discard()
+        raise
+    if snapshot is not None:
+        load_id = dlt.current.load_package_state()["load_id"]
+        url = snapshot.publish(load_id, dt.datetime.now(dt.timezone.utc))
+        dlt.current.resource_state()["last_snapshot"] = url
+
+
+def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRequest,
+                write_disposition: str | None = None) -> DltResource:
+    disposition = write_disposition or definition.destination.write_disposition
+    return dlt.resource(
+        kv_rows(definition, settings, request),
+        name=definition.destination.table,
+        write_disposition=disposition,
+        primary_key="cf_kv_key" if disposition == "merge" else None,
+        columns=AUDIT_COLUMN_HINTS,
+    )
+
+
+@dlt.source(root_key=True)
+def cloudflare_kv(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
+                  write_disposition: str | None = None) -> DltResource:
+    return kv_resource(definition, settings, request, write_disposition)
