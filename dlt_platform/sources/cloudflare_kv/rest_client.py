@@ -22,7 +22,7 @@ class CloudflareAPIError(RuntimeError):
     """An API call that failed; the message carries Cloudflare's own error text, never credentials."""
 
     def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(f"Cloudflare API HTTP {status_code}: {message}")
+        super().__init__(f"Cloudflare API HTTP {status_code}: {message}" if status_code else message)
         self.status_code = status_code
 
 

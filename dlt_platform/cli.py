@@ -1,0 +1,276 @@
+"""`dlt-platform` (alias `dlt-kv`): explore KV namespaces and load sources from a terminal.
+
+Every failure is one line on stderr and exit code 1; tracebacks are for bugs, not for a missing token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dlt_platform.config import DefinitionError, SourceDefinition, render_json_schema
+from dlt_platform.loads import LoadResult, key_batches, run_load
+from dlt_platform.profiling import profile_records
+from dlt_platform.run_request import RunRequest
+from dlt_platform.settings import PROJECT_ROOT, Settings
+from dlt_platform.sources.cloudflare_kv import open_transport, read_pages
+from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
+from dlt_platform.sources.cloudflare_kv.rows import shape_row
+from dlt_platform.sources.cloudflare_kv.transports import KVRecord
+
+app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+SCHEMA_PATH = PROJECT_ROOT / "config" / "source.schema.json"
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Sources file (default: DLT_PLATFORM_CONFIG "
+                                                                       "or config/sources.json).")]
+SourceOption = Annotated[str, typer.Option("--source-id", help="A source_id from the sources file.")]
+
+
+class _State:
+    config: Path | None = None
+
+
+state = _State()
+
+
+@app.callback()
+def main(config: ConfigOption = None) -> None:
+    state.config = config
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None or error.__context__ is not None:
+        cause = error.__cause__ or error.__context__
+        if isinstance(error, (DefinitionError, CloudflareAPIError)):
+            return error
+        error = cause
+    return error
+
+
+@contextmanager
+def one_line_errors():
+    """Known failures become one line and exit code 1 (dlt wraps them, so look through its exceptions)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as error:  # noqa: BLE001 - reduced to its root cause below
+        cause = _root_cause(error)
+        if isinstance(cause, (DefinitionError, CloudflareAPIError, ValueError, httpx.HTTPError, OSError)):
+            errors.print(f"error: {cause}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+        raise
+
+
+def _settings() -> Settings:
+    return Settings.from_env(state.config)
+
+
+def _source(settings: Settings, source_id: str) -> SourceDefinition:
+    return settings.get_source(source_id)
+
+
+def _records(definition: SourceDefinition, settings: Settings, limit: int) -> list[dict]:
+    records: list[dict] = []
+    for page in read_pages(definition, settings, RunRequest(limit=limit)):
+        records.extend(page[: limit - len(records)])
+        if len(records) >= limit:
+            break
+    return records
+
+
+@app.command()
+def namespaces() -> None:
+    """List the account's KV namespaces (Cloudflare REST API)."""
+    with one_line_errors():
+        settings = _settings()
+        with CloudflareKVClient(settings.cloudflare_api_base_url, settings.cloudflare_account_id,
+                                settings.cloudflare_api_token) as client:
+            table = Table("id", "title")
+            for namespace in client.list_namespaces():
+                table.add_row(namespace["id"], namespace["title"])
+        console.print(table)
+
+
+@app.command()
+def sources() -> None:
+    """List the configured sources."""
+    with one_line_errors():
+        settings = _settings()
+        table = Table("source_id", "enabled", "schedule", "destination", "disposition", "namespace", "transport")
+        for definition in settings.load_sources():
+            destination = definition.destination
+            table.add_row(definition.source_id, "yes" if definition.enabled else "no", definition.schedule or "-",
+                          f"{settings.destination_type(definition)}:{destination.dataset}.{destination.table}",
+                          destination.write_disposition, definition.extract.namespace_title,
+                          settings.kv_transport(definition))
+        console.print(table)
+
+
+@app.command()
+def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 20,
+         prefix: Annotated[Optional[str], typer.Option(help="Override the definition's prefix.")] = None) -> None:
+    """List keys of a source's namespace."""
+    with one_line_errors():
+        settings = _settings()
+        definition = _source(settings, source_id)
+        transport = open_transport(definition, settings)
+        shown = 0
+        try:
+            for page in transport.pages(prefix if prefix is not None else definition.extract.prefix):
+                for record in page[: limit - shown]:
+                    console.print(record["key"], markup=False, highlight=False)
+                shown += min(len(page), limit - shown)
+                if shown >= limit:
+                    break
+        finally:
+            transport.close()
+
+
+@app.command()
+def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """Print the warehouse rows the first records would become (nothing is loaded)."""
+    with one_line_errors():
+        settings = _settings()
+        definition = _source(settings, source_id)
+        extract = definition.extract
+        for record in _records(definition, settings, limit):
+            kv = KVRecord(key=record["key"], value=record["value"], value_encoding=record["value_encoding"],
+                          metadata=record.get("metadata"), expiration=record.get("expiration"))
+            row = shape_row(kv, extract.namespace_id, extract.namespace_title,
+                            dt.datetime.fromisoformat(record["fetched_at"]))
+            console.print_json(json.dumps(row, default=str))
+
+
+@app.command()
+def profile(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 100) -> None:
+    """Per field of the sampled values: presence, types seen, an example; and the share of non-JSON values."""
+    with one_line_errors():
+        settings = _settings()
+        result = profile_records(_records(_source(settings, source_id), settings, limit))
+        table = Table("field", "present", "types", "example", title=f"{source_id}: {result.records} records sampled")
+        for entry in sorted(result.fields.values(), key=lambda f: (-f.present, f.name)):
+            share = f"{entry.present}/{result.records} ({entry.present / result.records:.0%})"
+            types = ", ".join(f"{name} {count}" for name, count in entry.types.most_common())
+            example = json.dumps(entry.example, default=str)
+            table.add_row(entry.name, share, types, example[:60] + ("..." if len(example) > 60 else ""))
+        console.print(table)
+        console.print(f"non-JSON values: {result.non_json}/{result.records} ({result.non_json_share:.1%}); "
+                      f"binary: {result.binary}; JSON but not an object: {result.non_object_json}")
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("records"), TimeElapsedColumn(), console=console, transient=False)
+
+
+def _print_result(result: LoadResult) -> None:
+    table = Table("table", "rows", title=f"{result.source_id}: load {result.load_id or '-'} into "
+                                          f"{result.destination}:{result.dataset}")
+    for name, rows in sorted(result.rows_by_table.items()):
+        table.add_row(name, str(rows))
+    if not result.rows_by_table:
+        table.add_row("(no rows)", "0")
+    console.print(table)
+    if result.snapshot_url:
+        console.print(f"raw snapshot: {result.snapshot_url}", markup=False, highlight=False)
+
+
+def load_with_progress(definition: SourceDefinition, settings: Settings, request: RunRequest,
+                       total: int | None = None, write_disposition: str | None = None, label: str = "") -> LoadResult:
+    with _progress() as progress:
+        task = progress.add_task(label or definition.source_id, total=total)
+        request = RunRequest(**{**request.__dict__, "on_page": lambda count: progress.advance(task, count)})
+        return run_load(definition, settings, request, write_disposition)
+
+
+@app.command()
+def load(
+    source_id: Annotated[Optional[str], typer.Option("--source-id", help="Source to load.")] = None,
+    all_sources: Annotated[bool, typer.Option("--all", help="Every enabled source.")] = False,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many records.")] = None,
+    keys_file: Annotated[Optional[Path], typer.Option(help="Load these keys (one a line) instead of a listing.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Backfill in batches of this many keys.")] = None,
+    skip_batches: Annotated[int, typer.Option(min=0, help="Batches to skip (continue a backfill).")] = 0,
+    max_batches: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many batches.")] = None,
+    from_snapshot: Annotated[Optional[str], typer.Option(help="Replay a raw snapshot (URL or path) instead of KV.")] = None,
+    full_refresh: Annotated[bool, typer.Option(help="Drop what the table holds and load everything.")] = False,
+) -> None:
+    """Load one source (or --all enabled sources) into its warehouse; prints rows per table."""
+    with one_line_errors():
+        settings = _settings()
+        if all_sources == bool(source_id):
+            raise DefinitionError("give exactly one of --source-id or --all")
+        if all_sources:
+            for definition in settings.load_sources():
+                if definition.enabled:
+                    _print_result(load_with_progress(definition, settings, RunRequest(limit=limit)))
+            return
+        definition = _source(settings, source_id)
+        keys_list = _read_keys(keys_file) if keys_file else None
+        if batch_size is None:
+            request = RunRequest(limit=limit, keys=tuple(keys_list) if keys_list else None,
+                                 from_snapshot=from_snapshot, full_refresh=full_refresh)
+            _print_result(load_with_progress(definition, settings, request, total=len(keys_list) if keys_list else None))
+            return
+        if from_snapshot or full_refresh:
+            raise DefinitionError("--batch-size cannot be combined with --from-snapshot or --full-refresh")
+        _load_batches(definition, settings, keys_list, batch_size, skip_batches, max_batches)
+
+
+def _read_keys(path: Path) -> list[str]:
+    keys_list = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not keys_list:
+        raise DefinitionError(f"--keys-file: {path} holds no keys")
+    return keys_list
+
+
+def _load_batches(definition: SourceDefinition, settings: Settings, keys_list: list[str] | None, batch_size: int,
+                  skip_batches: int, max_batches: int | None) -> None:
+    """Explicit-key backfill: each batch is its own load, merged on cf_kv_key so overlap and retries are safe."""
+    if keys_list is None:
+        transport = open_transport(definition, settings)
+        try:
+            keys_list = [r["key"] for page in transport.pages(definition.extract.prefix) for r in page]
+        finally:
+            transport.close()
+    batches = list(key_batches(keys_list, batch_size, skip_batches, max_batches))
+    total = (len(keys_list) + batch_size - 1) // batch_size
+    console.print(f"{len(keys_list)} keys in {total} batches of {batch_size}; loading {len(batches)} "
+                  f"(skipping {skip_batches})")
+    for number, batch in batches:
+        result = load_with_progress(definition, settings, RunRequest(keys=tuple(batch)), total=len(batch),
+                                    write_disposition="merge", label=f"batch {number + 1}/{total}")
+        _print_result(result)
+
+
+@app.command()
+def schema(check: Annotated[bool, typer.Option(help="Only check that the committed file is current.")] = False) -> None:
+    """Regenerate config/source.schema.json from the pydantic model."""
+    rendered = render_json_schema()
+    if check:
+        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
+        if current != rendered:
+            errors.print("error: config/source.schema.json is stale; run `dlt-platform schema`")
+            raise typer.Exit(1)
+        console.print("config/source.schema.json is current")
+        return
+    SCHEMA_PATH.write_text(rendered, encoding="utf-8")
+    console.print(f"wrote {SCHEMA_PATH}")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

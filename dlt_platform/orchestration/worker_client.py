@@ -1,0 +1,110 @@
+"""Client of the Worker's internal API (`/internal/*`, bearer DLT_INTERNAL_TOKEN).
+
+Errors are split by what the caller should do: `WorkerUnavailable` (connection error, timeout, 5xx, 429, auth
+refused) means "try again later, skip nothing"; `WorkerRejected` (any other 4xx) means this one request can
+never succeed as sent. The token is only ever placed in the Authorization header: never in a message or repr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+# Statuses the run ledger knows (D1 `runs.status`), and how Dagster run statuses map onto them.
+DAGSTER_TO_LEDGER_STATUS = {
+    "QUEUED": "launched",
+    "NOT_STARTED": "launched",
+    "STARTING": "launched",
+    "STARTED": "running",
+    "SUCCESS": "succeeded",
+    "FAILURE": "failed",
+    "CANCELING": "canceled",
+    "CANCELED": "canceled",
+}
+
+
+class WorkerError(Exception):
+    pass
+
+
+class WorkerUnavailable(WorkerError):
+    """The Worker cannot answer now (down, overloaded, misconfigured token): keep state and retry later."""
+
+
+class WorkerRejected(WorkerError):
+    """The Worker answered with a client error: retrying the same request cannot succeed."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status_code} {code}: {message}")
+        self.status_code, self.code = status_code, code
+
+
+@dataclass
+class WorkerClient:
+    base_url: str
+    token: str = field(repr=False)
+    timeout_seconds: float = 10.0
+    transport: httpx.BaseTransport | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._http = httpx.Client(
+            base_url=self.base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"},
+            timeout=self.timeout_seconds,
+            transport=self.transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> WorkerClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.HTTPError as error:  # connection refused, timeout, protocol error
+            raise WorkerUnavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
+        if response.status_code >= 500 or response.status_code in (401, 403, 408, 429):
+            raise WorkerUnavailable(f"{method} {path}: HTTP {response.status_code}")
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code >= 400:
+            error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
+            raise WorkerRejected(response.status_code, str(error.get("code", "")), str(error.get("message", "")))
+        if payload is None:
+            raise WorkerUnavailable(f"{method} {path}: HTTP {response.status_code} without a JSON body")
+        return payload
+
+    def get_sources(self) -> dict:
+        """GET /internal/sources -> {"sources": [definition, ...]} (validated by the caller)."""
+        return self._request("GET", "/internal/sources")
+
+    def register_run(self, dagster_run_id: str, source_id: str, trigger: str, partition: str | None = None,
+                     status: str | None = None, at: str | None = None) -> str:
+        """POST /internal/runs: idempotent on dagster_run_id; returns the ledger's run_id."""
+        body: dict = {"dagster_run_id": dagster_run_id, "source_id": source_id, "trigger": trigger,
+                      "partition": partition}
+        if status is not None:
+            body["status"] = status
+        if at is not None:
+            body["at"] = at
+        return str(self._request("POST", "/internal/runs", body)["run_id"])
+
+    def post_status(self, run_id: str, status: str, dagster_run_id: str | None = None, at: str | None = None,
+                    message: str | None = None, rows_loaded: int | None = None,
+                    tables: dict[str, int] | None = None) -> bool:
+        """POST /internal/runs/{run_id}/status; returns whether the ledger applied it (repeats are not errors)."""
+        body: dict = {"status": status}
+        for name, value in (("dagster_run_id", dagster_run_id), ("at", at), ("message", message),
+                            ("rows_loaded", rows_loaded), ("tables", tables)):
+            if value is not None:
+                body[name] = value
+        return bool(self._request("POST", f"/internal/runs/{run_id}/status", body).get("applied"))

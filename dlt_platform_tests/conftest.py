@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dlt_platform.config import SourceDefinition, parse_definition
+from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+from dlt_platform.settings import Settings
+from dlt_platform_tests.worker_kv_double import WorkerKVDouble
+
+ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
+API_TOKEN = "cf-test-token-not-a-real-secret"
+INTERNAL_TOKEN = "internal-test-token"
+NAMESPACE_ID = "ns_orders"
+NAMESPACE_TITLE = "ORDERS_KV"
+
+
+@pytest.fixture
+def kv_state() -> KVApiState:
+    state = KVApiState(ACCOUNT_ID, API_TOKEN)
+    state.add_namespace(NAMESPACE_ID, NAMESPACE_TITLE)
+    return state
+
+
+@pytest.fixture
+def kv_api(kv_state):
+    with KVApiServer(kv_state) as server:
+        yield server
+
+
+@pytest.fixture
+def worker_kv(kv_state):
+    with WorkerKVDouble(kv_state, INTERNAL_TOKEN) as double:
+        yield double
+
+
+@pytest.fixture
+def settings(tmp_path: Path, kv_api, worker_kv) -> Settings:
+    return Settings(
+        config_path=tmp_path / "sources.json",
+        data_dir=tmp_path / "data",
+        destination_override="duckdb",
+        cloudflare_api_base_url=kv_api.base_url,
+        cloudflare_account_id=ACCOUNT_ID,
+        cloudflare_api_token=API_TOKEN,
+        orchestrator_url=worker_kv.url,
+        internal_token=INTERNAL_TOKEN,
+    )
+
+
+def make_definition(**overrides) -> SourceDefinition:
+    """A KV source definition over the test namespace; nested dicts in overrides replace whole sections."""
+    data = {
+        "source_id": "test_orders",
+        "source_type": "cloudflare_kv",
+        "destination": {"type": "duckdb", "dataset": "source_test", "table": "orders_kv",
+                        "write_disposition": "replace"},
+        "extract": {"namespace_id": NAMESPACE_ID, "namespace_title": NAMESPACE_TITLE},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return parse_definition(data)
+
+
+def query(settings: Settings, sql: str) -> list[tuple]:
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def columns(settings: Settings, schema: str, table: str) -> set[str]:
+    rows = query(settings, f"select column_name from information_schema.columns where table_schema = '{schema}' "
+                           f"and table_name = '{table}'")
+    return {row[0] for row in rows}
+
+
+FIXED_NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)

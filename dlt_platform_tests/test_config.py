@@ -1,0 +1,99 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from dlt_platform.config import (
+    DefinitionError,
+    load_sources_file,
+    parse_definition,
+    parse_sources_document,
+    render_json_schema,
+)
+from dlt_platform.settings import PROJECT_ROOT, Settings
+
+from .conftest import make_definition
+
+CONFIG = PROJECT_ROOT / "config"
+
+
+def test_sample_sources_are_the_original_platforms_three():
+    definitions = {d.source_id: d for d in load_sources_file(CONFIG / "sources.json")}
+    assert set(definitions) == {"cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors"}
+    orders, leads, vendors = (definitions[k] for k in ("cloudflare_kv_orders", "cloudflare_kv_leads",
+                                                        "cloudflare_kv_vendors"))
+    assert orders.destination.write_disposition == "replace" and orders.staging.raw_snapshot
+    assert leads.destination.write_disposition == "merge" and leads.extract.incremental.key_prefix.startswith("lead:")
+    assert not vendors.enabled and vendors.destination.table == "vendor_kv"
+
+
+def test_example_file_documents_a_valid_definition_with_every_field():
+    document = json.loads((CONFIG / "sources.example.json").read_text())
+    (definition,) = parse_sources_document(document)
+    fields = set(document["sources"][0]) | {f"extract.{k}" for k in document["sources"][0]["extract"]}
+    assert {"schedule", "freshness_hours", "owners", "tags", "staging", "extract.incremental",
+            "extract.transport", "extract.prefix"} <= fields
+    assert definition.extract.incremental is not None
+
+
+def test_committed_json_schema_is_generated_from_the_model():
+    assert (CONFIG / "source.schema.json").read_text() == render_json_schema(), "run `dlt-platform schema`"
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"source_id": "Orders"}, "source_id"),
+        ({"source_type": "ftp"}, "source_type"),
+        ({"schedule": "61 * * * *"}, "schedule"),
+        ({"destination": {"write_disposition": "upsert"}}, "destination.write_disposition"),
+        ({"destination": {"table": "orders-kv"}}, "destination.table"),
+        ({"extract": {"surprise": True}}, "extract.surprise"),
+        ({"extract": {"incremental": {"key_prefix": "lead:", "start": "2026-01-01"}}}, "extract.incremental.key_prefix"),
+        ({"staging": {"raw_snapshot": True}}, "staging"),
+        ({"unknown_top_level": 1}, "unknown_top_level"),
+    ],
+)
+def test_bad_definitions_are_rejected_naming_the_field(overrides, field):
+    with pytest.raises(DefinitionError) as error:
+        make_definition(**overrides)
+    assert str(error.value).startswith(field) or f"; {field}" in str(error.value), str(error.value)
+
+
+def test_errors_in_a_sources_file_name_the_entry_and_duplicates(tmp_path: Path):
+    good = make_definition().model_dump(mode="json")
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps({"sources": [good, good, {**good, "source_id": "x", "enabled": "maybe"}]}))
+    with pytest.raises(DefinitionError) as error:
+        load_sources_file(path)
+    message = str(error.value)
+    assert "sources[2].enabled" in message and "sources[1].source_id: duplicate 'test_orders'" in message
+    path.write_text("{not json")
+    with pytest.raises(DefinitionError, match="invalid JSON at line 1"):
+        load_sources_file(path)
+
+
+def test_environment_overrides(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("DLT_PLATFORM_CONFIG", str(tmp_path / "other.json"))
+    monkeypatch.setenv("DLT_PLATFORM_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("DLT_PLATFORM_DESTINATION", "duckdb")
+    settings = Settings.from_env()
+    assert settings.config_path == tmp_path / "other.json" and settings.duckdb_path == tmp_path / "d" / "warehouse.duckdb"
+    assert settings.destination_type(make_definition(destination={"type": "bigquery"})) == "duckdb"
+    monkeypatch.setenv("DLT_PLATFORM_DESTINATION", "snowflake")
+    with pytest.raises(DefinitionError, match="DLT_PLATFORM_DESTINATION"):
+        Settings.from_env()
+
+
+def test_secrets_stay_out_of_settings_repr():
+    settings = Settings(cloudflare_api_token="very-secret", internal_token="also-secret")
+    assert "very-secret" not in repr(settings) and "also-secret" not in repr(settings)
+
+
+def test_explicit_keys_and_incremental_windows_exclude_each_other():
+    with pytest.raises(DefinitionError, match="extract"):
+        parse_definition({
+            **make_definition().model_dump(mode="json"),
+            "extract": {"namespace_id": "n", "namespace_title": "T", "keys": ["a"],
+                        "incremental": {"key_prefix": "lead:{date:%Y%m%d}", "start": "2026-01-01"}},
+        })

@@ -1,0 +1,117 @@
+import time
+
+import pytest
+
+from dlt_platform.http import RateBudget, RetryPolicy
+from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
+from dlt_platform.sources.cloudflare_kv.transports import RestTransport
+
+from .conftest import ACCOUNT_ID, API_TOKEN, NAMESPACE_ID
+
+FAST = RetryPolicy(attempts=4, backoff_seconds=0.01, max_backoff_seconds=0.05, max_retry_after_seconds=2)
+NASTY_KEYS = ["a/b/c", "what?x=1&y=2", "100% sure", "with space", "ünïcødé/ключ/键", "#hash", "plus+sign", "dots..in..key",
+              "trailing/"]
+
+
+def client(kv_api, policy=FAST, budget=None, token=API_TOKEN) -> CloudflareKVClient:
+    return CloudflareKVClient(kv_api.base_url, ACCOUNT_ID, token, budget=budget, policy=policy)
+
+
+def transport(kv_api, **kwargs) -> RestTransport:
+    return RestTransport(client(kv_api, **kwargs), NAMESPACE_ID)
+
+
+def test_listing_follows_cursors_1000_keys_a_page_and_reads_values_100_a_request(kv_state, kv_api):
+    namespace = kv_state.namespaces[NAMESPACE_ID]
+    for number in range(2500):
+        namespace.put(f"order:{number:05d}", f'{{"n": {number}}}', {"v": number % 3}, 1_900_000_000 + number)
+    pages = list(transport(kv_api).pages(None))
+    assert [len(page) for page in pages] == [1000, 1000, 500]
+    records = [record for page in pages for record in page]
+    assert [r["key"] for r in records] == [f"order:{n:05d}" for n in range(2500)]
+    assert records[7] == {"key": "order:00007", "value": '{"n": 7}', "value_encoding": "text",
+                          "metadata": {"v": 1}, "expiration": 1_900_000_007}
+    methods = [(method, path.split("?")[0].rsplit("/", 2)[-2:]) for method, path in kv_state.requests]
+    assert methods.count(("GET", [NAMESPACE_ID, "keys"])) == 3
+    assert methods.count(("POST", ["bulk", "get"])) == 25
+    assert len(kv_state.requests) == 28, "no single-key reads for text values"
+
+
+def test_prefix_limits_the_listing(kv_state, kv_api):
+    namespace = kv_state.namespaces[NAMESPACE_ID]
+    for key in ["lead:20261119:1", "lead:20261120:1", "lead:20261120:2", "lead:20261121:1", "order:1"]:
+        namespace.put(key, "{}")
+    keys = [r["key"] for page in transport(kv_api).pages("lead:20261120") for r in page]
+    assert keys == ["lead:20261120:1", "lead:20261120:2"]
+
+
+def test_nasty_keys_round_trip_through_bulk_get_and_single_reads(kv_state, kv_api):
+    namespace = kv_state.namespaces[NAMESPACE_ID]
+    for key in NASTY_KEYS:
+        namespace.put(key, f"value of {key}")
+    namespace.put("binary/../key?%", b"\xff\xfe\x00raw")  # forces single reads of this batch
+    records = {r["key"]: r for page in transport(kv_api).pages(None) for r in page}
+    assert set(records) == set(NASTY_KEYS) | {"binary/../key?%"}
+    for key in NASTY_KEYS:
+        assert records[key]["value"] == f"value of {key}" and records[key]["value_encoding"] == "text"
+    assert records["binary/../key?%"] == {"key": "binary/../key?%", "value": "//4AcmF3", "value_encoding": "base64",
+                                          "metadata": None, "expiration": None}
+    single_reads = [path for method, path in kv_state.requests if "/values/" in path]
+    assert "/values/binary%2F..%2Fkey%3F%25" in " ".join(single_reads), single_reads
+
+
+def test_explicit_keys_are_read_in_order_and_missing_ones_skipped(kv_state, kv_api):
+    namespace = kv_state.namespaces[NAMESPACE_ID]
+    for key in ("k1", "k2", "k3"):
+        namespace.put(key, key.upper(), {"m": key})
+    records = [r for page in transport(kv_api).records_for_keys(["k3", "gone", "k1"]) for r in page]
+    assert [(r["key"], r["value"], r["metadata"]) for r in records] == [("k3", "K3", {"m": "k3"}), ("k1", "K1", {"m": "k1"})]
+
+
+def test_429_waits_for_retry_after_then_succeeds(kv_state, kv_api):
+    kv_state.namespaces[NAMESPACE_ID].put("k", "v")
+    kv_state.fail_next(429, times=2, retry_after=1, path_contains="/keys")
+    started = time.monotonic()
+    records = [r for page in transport(kv_api).pages(None) for r in page]
+    assert [r["key"] for r in records] == ["k"]
+    assert time.monotonic() - started >= 2.0, "Retry-After of 1 s was honoured twice"
+
+
+def test_5xx_backs_off_and_gives_up_after_bounded_attempts(kv_state, kv_api):
+    kv_state.namespaces[NAMESPACE_ID].put("k", "v")
+    kv_state.fail_next(503, times=3, path_contains="/keys")
+    assert [r["key"] for page in transport(kv_api).pages(None) for r in page] == ["k"]
+    kv_state.fail_next(500, times=10, path_contains="/keys")
+    with pytest.raises(CloudflareAPIError, match="HTTP 500"):
+        list(transport(kv_api).pages(None))
+    assert len(kv_state.faults) == 10 - FAST.attempts
+
+
+def test_403_reports_cloudflares_message_without_the_token(kv_api):
+    with pytest.raises(CloudflareAPIError) as error:
+        list(transport(kv_api, token="wrong-token-value").pages(None))
+    assert str(error.value) == "Cloudflare API HTTP 403: Authentication error (code 10000)"
+    assert "wrong-token-value" not in str(error.value)
+
+
+def test_missing_credentials_are_named():
+    with pytest.raises(CloudflareAPIError, match="CLOUDFLARE_API_TOKEN is not set"):
+        CloudflareKVClient("http://127.0.0.1:9", ACCOUNT_ID, None)
+
+
+def test_namespaces_are_listed_across_pages(kv_state, kv_api):
+    for number in range(150):
+        kv_state.add_namespace(f"ns{number:03d}", f"TITLE_{number}")
+    titles = [ns["title"] for ns in client(kv_api).list_namespaces()]
+    assert len(titles) == 151 and "TITLE_149" in titles
+
+
+def test_rate_budget_keeps_requests_within_the_window(kv_state, kv_api):
+    kv_state.namespaces[NAMESPACE_ID].put("k", "v")
+    budget = RateBudget(limit=4, window=0.5)
+    kv = client(kv_api, budget=budget)
+    started = time.monotonic()
+    for _ in range(10):
+        kv.list_keys(NAMESPACE_ID)
+    # 10 requests at 4 per 0.5 s need at least two full windows.
+    assert time.monotonic() - started >= 1.0

@@ -1,0 +1,176 @@
+/** Dagster GraphQL client: DAGSTER_URL when set (local dev), else the container's Durable Object. */
+import { getContainer } from "@cloudflare/containers";
+import type { Env } from "./env";
+import type { RunRow } from "./ledger";
+import type { RunRequest, RunStatus, SourceDefinition } from "./validation";
+
+export const REPOSITORY_LOCATION = "dlt_platform";
+const TIMEOUT_MS = 30_000;
+
+export class DagsterError extends Error {}
+
+/** Sends a request to Dagster at `path` (which keeps its /dagster prefix), by URL or through the container. */
+export async function dagsterFetch(env: Env, path: string, init: RequestInit | Request): Promise<Response> {
+  const base = (env.DAGSTER_URL ?? "").trim().replace(/\/+$/, "");
+  if (base) return fetch(new Request(`${base}${path}`, init as RequestInit));
+  const stub = getContainer(env.DAGSTER);
+  return stub.fetch(new Request(`http://container${path}`, init as RequestInit));
+}
+
+export async function graphql<T>(env: Env, query: string, variables: Record<string, unknown>): Promise<T> {
+  let response: Response;
+  try {
+    response = await dagsterFetch(env, "/dagster/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify({ query, variables }),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw new DagsterError(`Dagster unreachable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!response.ok) throw new DagsterError(`Dagster GraphQL answered HTTP ${response.status}`);
+  let body: { data?: T; errors?: { message: string }[] };
+  try {
+    body = await response.json();
+  } catch {
+    throw new DagsterError("Dagster GraphQL answered with a body that is not JSON");
+  }
+  if (body.errors?.length) throw new DagsterError(`GraphQL error: ${body.errors.map((e) => e.message).join("; ")}`);
+  if (!body.data) throw new DagsterError("Dagster GraphQL answered without data");
+  return body.data;
+}
+
+interface ResultUnion {
+  __typename: string;
+  message?: string;
+  errors?: { message: string }[];
+}
+
+function describe(result: ResultUnion | null | undefined): string {
+  if (!result) return "empty result";
+  const detail = result.message ?? result.errors?.map((e) => e.message).join("; ");
+  return detail ? `${result.__typename}: ${detail}` : result.__typename;
+}
+
+export const LAUNCH_RUN = `mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}`;
+
+/** The executionParams of launchRun for one ledger run (contract in ARCHITECTURE.md / docs/worker.md). */
+export function executionParams(run: RunRow, definition: SourceDefinition) {
+  const request = JSON.parse(run.request) as RunRequest;
+  const config: Record<string, unknown> = {};
+  if (request.limit !== undefined) config.limit = request.limit;
+  if (request.keys !== undefined) config.keys = request.keys;
+  if (request.full_refresh !== undefined) config.full_refresh = request.full_refresh;
+  const tags = [
+    { key: "dlt_platform/run_id", value: run.run_id },
+    { key: "dlt_platform/source_id", value: run.source_id },
+    { key: "dlt_platform/trigger", value: run.trigger },
+  ];
+  const partition = run.partition_key ?? request.partition;
+  if (partition) tags.push({ key: "dagster/partition", value: partition });
+  return {
+    selector: {
+      repositoryLocationName: REPOSITORY_LOCATION,
+      repositoryName: "__repository__",
+      jobName: "__ASSET_JOB",
+      assetSelection: [{ path: [definition.destination.dataset, definition.destination.table] }],
+    },
+    runConfigData: Object.keys(config).length ? { ops: { [run.source_id]: { config } } } : {},
+    executionMetadata: { tags },
+  };
+}
+
+export async function launchRun(env: Env, run: RunRow, definition: SourceDefinition): Promise<string> {
+  const data = await graphql<{ launchRun: ResultUnion & { run?: { runId: string } } }>(env, LAUNCH_RUN, {
+    executionParams: executionParams(run, definition),
+  });
+  const result = data.launchRun;
+  if (result?.__typename === "LaunchRunSuccess" && result.run?.runId) return result.run.runId;
+  throw new DagsterError(describe(result));
+}
+
+export const RUN_STATUS_QUERY = `query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status }
+    ... on Error { message }
+  }
+}`;
+
+const STATUS_MAP: Record<string, RunStatus> = {
+  QUEUED: "launched",
+  NOT_STARTED: "launched",
+  STARTING: "launched",
+  MANAGED: "launched",
+  STARTED: "running",
+  SUCCESS: "succeeded",
+  FAILURE: "failed",
+  CANCELING: "canceled",
+  CANCELED: "canceled",
+};
+
+/** The ledger status of a Dagster run, or null when Dagster does not know the run. */
+export async function dagsterRunStatus(env: Env, dagsterRunId: string): Promise<RunStatus | null> {
+  const data = await graphql<{ runOrError: ResultUnion & { status?: string } }>(env, RUN_STATUS_QUERY, {
+    runId: dagsterRunId,
+  });
+  const result = data.runOrError;
+  if (result?.__typename === "Run" && result.status) {
+    const status = STATUS_MAP[result.status];
+    if (!status) throw new DagsterError(`unknown Dagster run status ${result.status}`);
+    return status;
+  }
+  if (result?.__typename === "RunNotFoundError") return null;
+  throw new DagsterError(describe(result));
+}
+
+export const TERMINATE_RUN = `mutation TerminateRun($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunSuccess { run { runId status } }
+    ... on Error { message }
+  }
+}`;
+
+/** Asks Dagster to terminate a run; "not found" counts as done. */
+export async function terminateRun(env: Env, dagsterRunId: string): Promise<void> {
+  const data = await graphql<{ terminateRun: ResultUnion }>(env, TERMINATE_RUN, { runId: dagsterRunId });
+  const result = data.terminateRun;
+  if (result?.__typename === "TerminateRunSuccess" || result?.__typename === "RunNotFoundError") return;
+  throw new DagsterError(describe(result));
+}
+
+export const RELOAD_LOCATION = `mutation ReloadLocation($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on Error { message }
+  }
+}`;
+
+/** Reloads the code location after a definition changed; best-effort, failures are only logged. */
+export async function reloadLocation(env: Env): Promise<boolean> {
+  try {
+    const data = await graphql<{ reloadRepositoryLocation: ResultUnion }>(env, RELOAD_LOCATION, {
+      name: REPOSITORY_LOCATION,
+    });
+    if (data.reloadRepositoryLocation?.__typename === "WorkspaceLocationEntry") return true;
+    console.warn(`reloadRepositoryLocation: ${describe(data.reloadRepositoryLocation)}`);
+  } catch (err) {
+    console.warn(`reloadRepositoryLocation failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return false;
+}
+
+/** Starts the container (production cron): the daemon must run for schedules and sensors. */
+export async function wakeContainer(env: Env): Promise<void> {
+  const stub = getContainer(env.DAGSTER);
+  await stub.startAndWaitForPorts();
+}

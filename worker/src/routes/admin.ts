@@ -1,0 +1,199 @@
+/** Admin page: server-rendered, cookie session from ?token=, CSRF-protected forms; /dagster/* proxy. */
+import { Hono, type Context } from "hono";
+import { setCookie } from "hono/cookie";
+import { html, raw } from "hono/html";
+import type { HtmlEscapedString } from "hono/utils/html";
+import {
+  createSession,
+  csrfToken,
+  hasBearer,
+  safeEqual,
+  SESSION_COOKIE,
+  SESSION_SECONDS,
+  sessionFrom,
+} from "../auth";
+import { dagsterFetch } from "../dagster";
+import type { AppEnv } from "../env";
+import { ApiError, unauthorized } from "../errors";
+import { background } from "../http";
+import { getRun, listEvents, listRuns, listSources, setSourceEnabled, type RunRow } from "../ledger";
+import { reloadLocation } from "../dagster";
+import { startRun } from "../runs";
+
+export const admin = new Hono<AppEnv>();
+
+const STYLE = `body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}
+form{display:inline}button{cursor:pointer}.s-succeeded{color:#176c2e}.s-failed,.s-dead_lettered{color:#b3261e}
+.s-running,.s-launched,.s-launching{color:#1d4ed8}.muted{color:#777}nav a{margin-right:1rem}`;
+
+function page(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString>, refreshSeconds?: number) {
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <title>${title} · dlt-orchestrator</title>
+        ${refreshSeconds ? html`<meta http-equiv="refresh" content="${refreshSeconds}" />` : ""}
+        <style>
+          ${raw(STYLE)}
+        </style>
+      </head>
+      <body>
+        <nav><a href="/admin">Sources and runs</a><a href="/dagster/">Dagster UI</a></nav>
+        <h1>${title}</h1>
+        ${body}
+      </body>
+    </html>`;
+}
+
+function status(value: string) {
+  return html`<span class="s-${value}">${value}</span>`;
+}
+
+function runRow(run: RunRow) {
+  return html`<tr>
+    <td><a href="/admin/runs/${encodeURIComponent(run.run_id)}">${run.run_id}</a></td>
+    <td>${run.source_id}</td>
+    <td>${status(run.status)}</td>
+    <td>${run.trigger}</td>
+    <td>${run.rows_loaded ?? ""}</td>
+    <td>${run.created_at}</td>
+    <td>${run.started_at ?? ""}</td>
+    <td>${run.finished_at ?? ""}</td>
+  </tr>`;
+}
+
+/** The session of a signed-in operator, or a 401. */
+async function requireSession(c: Context<AppEnv>): Promise<string> {
+  const session = await sessionFrom(c);
+  if (!session) throw unauthorized();
+  return session;
+}
+
+admin.get("/admin", async (c) => {
+  const token = c.req.query("token");
+  if (token !== undefined) {
+    // Exchange the token for a cookie and drop it from the URL (history, logs, referrers).
+    if (!c.env.DLT_OPERATOR_TOKEN || !(await safeEqual(token, c.env.DLT_OPERATOR_TOKEN))) throw unauthorized();
+    setCookie(c, SESSION_COOKIE, await createSession(c.env), {
+      httpOnly: true,
+      secure: true,
+      sameSite: "Strict",
+      path: "/",
+      maxAge: SESSION_SECONDS,
+    });
+    return c.redirect("/admin", 303);
+  }
+  const session = await requireSession(c);
+  const csrf = await csrfToken(c.env, session);
+  const [sources, runs] = await Promise.all([listSources(c.env.DB), listRuns(c.env.DB, { limit: 50 })]);
+  const body = html`
+    <h2>Sources</h2>
+    <table>
+      <tr><th>source</th><th>enabled</th><th>schedule</th><th>last run</th><th></th></tr>
+      ${sources.map(
+        (s) => html`<tr>
+          <td>${s.source_id}<div class="muted">${s.definition.description ?? ""}</div></td>
+          <td>${s.enabled ? "yes" : "no"}</td>
+          <td>${s.definition.schedule ?? ""}</td>
+          <td>${s.last_run
+            ? html`<a href="/admin/runs/${encodeURIComponent(s.last_run.run_id)}">${s.last_run.created_at}</a>
+                ${status(s.last_run.status)}`
+            : ""}</td>
+          <td>
+            <form method="post" action="/admin/sources/${encodeURIComponent(s.source_id)}/runs">
+              <input type="hidden" name="csrf" value="${csrf}" /><button ${s.enabled ? "" : "disabled"}>Run</button>
+            </form>
+            <form method="post" action="/admin/sources/${encodeURIComponent(s.source_id)}/${s.enabled ? "disable" : "enable"}">
+              <input type="hidden" name="csrf" value="${csrf}" /><button>${s.enabled ? "Disable" : "Enable"}</button>
+            </form>
+          </td>
+        </tr>`,
+      )}
+    </table>
+    <h2>Recent runs</h2>
+    <table>
+      <tr><th>run</th><th>source</th><th>status</th><th>trigger</th><th>rows</th><th>created</th><th>started</th><th>finished</th></tr>
+      ${runs.runs.map(runRow)}
+    </table>
+    <p class="muted">Refreshes every 30 seconds.</p>`;
+  return c.html(page("dlt-orchestrator", body, 30));
+});
+
+admin.get("/admin/runs/:run_id", async (c) => {
+  await requireSession(c);
+  const run = await getRun(c.env.DB, c.req.param("run_id"));
+  const events = await listEvents(c.env.DB, run.run_id);
+  const terminal = ["succeeded", "failed", "canceled", "dead_lettered"].includes(run.status);
+  const body = html`
+    <table>
+      <tr><th>source</th><td>${run.source_id}</td></tr>
+      <tr><th>status</th><td>${status(run.status)}</td></tr>
+      <tr><th>trigger</th><td>${run.trigger}</td></tr>
+      <tr><th>dagster run</th><td>${run.dagster_run_id
+        ? html`<a href="/dagster/runs/${encodeURIComponent(run.dagster_run_id)}">${run.dagster_run_id}</a>`
+        : ""}</td></tr>
+      <tr><th>retry of</th><td>${run.retry_of
+        ? html`<a href="/admin/runs/${encodeURIComponent(run.retry_of)}">${run.retry_of}</a>`
+        : ""}</td></tr>
+      <tr><th>request</th><td><code>${run.request}</code></td></tr>
+      <tr><th>rows loaded</th><td>${run.rows_loaded ?? ""}</td></tr>
+      <tr><th>message</th><td>${run.message ?? ""}</td></tr>
+    </table>
+    <h2>Events</h2>
+    <table>
+      <tr><th>at</th><th>status</th><th>message</th><th>data</th></tr>
+      ${events.map(
+        (e) => html`<tr><td>${e.at}</td><td>${status(e.status)}</td><td>${e.message ?? ""}</td>
+          <td><code>${e.data ? JSON.stringify(e.data) : ""}</code></td></tr>`,
+      )}
+    </table>`;
+  return c.html(page(`Run ${run.run_id}`, body, terminal ? undefined : 10));
+});
+
+/** A form post: a valid session and the CSRF token derived from it. */
+async function requireForm(c: Context<AppEnv>): Promise<void> {
+  const session = await requireSession(c);
+  const form = await c.req.parseBody();
+  const sent = typeof form.csrf === "string" ? form.csrf : "";
+  if (!sent || !(await safeEqual(sent, await csrfToken(c.env, session)))) {
+    throw new ApiError(403, "csrf_failed", "missing or invalid CSRF token");
+  }
+}
+
+admin.post("/admin/sources/:source_id/runs", async (c) => {
+  await requireForm(c);
+  await startRun(c.env, { source_id: c.req.param("source_id"), trigger: "admin", request: {} });
+  return c.redirect("/admin", 303);
+});
+
+for (const [action, enabled] of [
+  ["enable", true],
+  ["disable", false],
+] as const) {
+  admin.post(`/admin/sources/:source_id/${action}`, async (c) => {
+    await requireForm(c);
+    const { changed } = await setSourceEnabled(c.env.DB, c.req.param("source_id"), enabled, "admin");
+    if (changed) background(c, reloadLocation(c.env));
+    return c.redirect("/admin", 303);
+  });
+}
+
+/** The Dagster UI and its GraphQL/WebSocket traffic, for signed-in operators only. */
+admin.all("/dagster/*", async (c) => {
+  const signedIn =
+    (await sessionFrom(c)) !== null || (await hasBearer(c.req.header("Authorization"), c.env.DLT_OPERATOR_TOKEN));
+  if (!signedIn) throw unauthorized();
+  const url = new URL(c.req.url);
+  const headers = new Headers(c.req.raw.headers);
+  // Operator credentials stay at the edge.
+  headers.delete("Authorization");
+  const cookies = (headers.get("Cookie") ?? "")
+    .split(";")
+    .map((part) => part.trim())
+    .filter((part) => part && !part.startsWith(`${SESSION_COOKIE}=`));
+  if (cookies.length) headers.set("Cookie", cookies.join("; "));
+  else headers.delete("Cookie");
+  const request = new Request(c.req.raw, { headers });
+  return dagsterFetch(c.env, url.pathname + url.search, request);
+});

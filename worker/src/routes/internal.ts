@@ -1,0 +1,47 @@
+/** Internal API for Dagster (bearer DLT_INTERNAL_TOKEN). */
+import { Hono } from "hono";
+import { requireInternal } from "../auth";
+import type { AppEnv } from "../env";
+import { notFound, validationFailed } from "../errors";
+import { readJson } from "../http";
+import { kvNamespace, readKvPage } from "../kv";
+import { applyStatus, findRun, listDefinitions, registerDagsterRun } from "../ledger";
+import { parseInternalRun, parseStatusUpdate } from "../validation";
+
+export const internal = new Hono<AppEnv>();
+
+internal.get("/internal/sources", requireInternal, async (c) =>
+  c.json({ sources: await listDefinitions(c.env.DB) }),
+);
+
+internal.post("/internal/runs", requireInternal, async (c) => {
+  const body = parseInternalRun(await readJson(c));
+  const { run, created } = await registerDagsterRun(c.env.DB, {
+    source_id: body.source_id,
+    trigger: body.trigger,
+    status: body.status,
+    partition: body.partition,
+    dagster_run_id: body.dagster_run_id,
+    at: body.at,
+    message: `registered by Dagster (${body.trigger})`,
+  });
+  return c.json({ run_id: run.run_id, created });
+});
+
+internal.post("/internal/runs/:run_id/status", requireInternal, async (c) => {
+  const runId = c.req.param("run_id");
+  const update = parseStatusUpdate(await readJson(c));
+  if (!(await findRun(c.env.DB, runId))) throw notFound(`run ${runId}`);
+  const { run, applied } = await applyStatus(c.env.DB, runId, update);
+  return c.json({ run_id: run.run_id, status: run.status, applied });
+});
+
+internal.get("/internal/kv/:namespace_title/page", requireInternal, async (c) => {
+  const ns = kvNamespace(c.env, c.req.param("namespace_title"));
+  const { cursor, prefix, limit } = c.req.query();
+  const size = limit === undefined || limit === "" ? 1000 : Number(limit);
+  if (!Number.isInteger(size) || size < 1 || size > 1000) {
+    throw validationFailed([{ field: "limit", message: "must be 1..1000" }]);
+  }
+  return c.json(await readKvPage(ns, { cursor: cursor || undefined, prefix: prefix || undefined, limit: size }));
+});

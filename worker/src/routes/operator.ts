@@ -1,0 +1,136 @@
+/** Operator API (bearer DLT_OPERATOR_TOKEN). */
+import { Hono } from "hono";
+import { requireOperator } from "../auth";
+import { reloadLocation } from "../dagster";
+import type { AppEnv } from "../env";
+import { validationFailed } from "../errors";
+import { actorOf, background, readJson } from "../http";
+import {
+  createSource,
+  getRun,
+  getSource,
+  listEvents,
+  listRuns,
+  listSources,
+  listVersions,
+  runView,
+  setSourceEnabled,
+  updateSource,
+} from "../ledger";
+import { cancelRun, retryRun, startRun } from "../runs";
+import { assertDefinition, parseRunRequest, RUN_STATUSES, type RunStatus } from "../validation";
+
+export const operator = new Hono<AppEnv>();
+
+operator.get("/sources", requireOperator, async (c) => c.json({ sources: await listSources(c.env.DB) }));
+
+operator.post("/sources", requireOperator, async (c) => {
+  const definition = assertDefinition(await readJson(c));
+  const source = await createSource(c.env.DB, definition, actorOf(c));
+  background(c, reloadLocation(c.env));
+  return c.json(source, 201);
+});
+
+operator.get("/sources/:source_id", requireOperator, async (c) =>
+  c.json(await getSource(c.env.DB, c.req.param("source_id"))),
+);
+
+operator.put("/sources/:source_id", requireOperator, async (c) => {
+  const sourceId = c.req.param("source_id");
+  const body = (await readJson(c)) as { version?: unknown; definition?: unknown } | null;
+  const fields = [];
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw validationFailed([{ field: "(body)", message: "must be {\"version\": int, \"definition\": {...}}" }]);
+  }
+  for (const key of Object.keys(body)) {
+    if (key !== "version" && key !== "definition") fields.push({ field: key, message: "unknown field" });
+  }
+  if (!Number.isInteger(body.version) || (body.version as number) < 1) {
+    fields.push({ field: "version", message: "must be the integer version being edited" });
+  }
+  if (fields.length) throw validationFailed(fields);
+  const definition = assertDefinition(body.definition);
+  if (definition.source_id !== sourceId) {
+    throw validationFailed([{ field: "source_id", message: `must equal the path's source_id (${sourceId})` }]);
+  }
+  const source = await updateSource(c.env.DB, sourceId, body.version as number, definition, actorOf(c));
+  background(c, reloadLocation(c.env));
+  return c.json(source);
+});
+
+for (const [action, enabled] of [
+  ["enable", true],
+  ["disable", false],
+] as const) {
+  operator.post(`/sources/:source_id/${action}`, requireOperator, async (c) => {
+    const { source, changed } = await setSourceEnabled(c.env.DB, c.req.param("source_id"), enabled, actorOf(c));
+    if (changed) background(c, reloadLocation(c.env));
+    return c.json(source);
+  });
+}
+
+operator.get("/sources/:source_id/versions", requireOperator, async (c) =>
+  c.json({ versions: await listVersions(c.env.DB, c.req.param("source_id")) }),
+);
+
+operator.post("/sources/:source_id/runs", requireOperator, async (c) => {
+  const request = parseRunRequest(await readJson(c, true));
+  const { run } = await startRun(c.env, {
+    source_id: c.req.param("source_id"),
+    trigger: "api",
+    request,
+    idempotency_key: c.req.header("Idempotency-Key")?.trim().slice(0, 200) || null,
+  });
+  return c.json({ run_id: run.run_id, status: run.status }, 202);
+});
+
+function parseCursor(cursor: string | undefined) {
+  if (!cursor) return undefined;
+  try {
+    const [created_at, run_id] = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
+    if (typeof created_at === "string" && typeof run_id === "string") return { created_at, run_id };
+  } catch {
+    // reported below
+  }
+  throw validationFailed([{ field: "cursor", message: "not a cursor this endpoint returned" }]);
+}
+
+function makeCursor(created_at: string, run_id: string): string {
+  return btoa(JSON.stringify([created_at, run_id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+operator.get("/runs", requireOperator, async (c) => {
+  const { source_id, status, limit, cursor } = c.req.query();
+  const fields = [];
+  if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
+    fields.push({ field: "status", message: `must be one of ${RUN_STATUSES.join(", ")}` });
+  }
+  const size = limit === undefined ? 50 : Number(limit);
+  if (!Number.isInteger(size) || size < 1 || size > 200) fields.push({ field: "limit", message: "must be 1..200" });
+  if (fields.length) throw validationFailed(fields);
+  const page = await listRuns(c.env.DB, {
+    source_id: source_id || undefined,
+    status: (status as RunStatus) || undefined,
+    limit: size,
+    cursor: parseCursor(cursor),
+  });
+  return c.json({
+    runs: page.runs.map(runView),
+    next_cursor: page.next ? makeCursor(page.next.created_at, page.next.run_id) : null,
+  });
+});
+
+operator.get("/runs/:run_id", requireOperator, async (c) => {
+  const run = await getRun(c.env.DB, c.req.param("run_id"));
+  return c.json({ ...runView(run), events: await listEvents(c.env.DB, run.run_id) });
+});
+
+operator.post("/runs/:run_id/retry", requireOperator, async (c) => {
+  const { run } = await retryRun(c.env, c.req.param("run_id"), c.req.header("Idempotency-Key")?.trim() || null);
+  return c.json({ run_id: run.run_id, status: run.status, retry_of: run.retry_of }, 202);
+});
+
+operator.post("/runs/:run_id/cancel", requireOperator, async (c) => {
+  const run = await cancelRun(c.env, c.req.param("run_id"), actorOf(c));
+  return c.json(runView(run));
+});
