@@ -29,3 +29,11 @@ export function minutesVar(value: string | undefined, fallback: number): number 
   const n = Number(value);
   return Number.isFinite(n) && n > 0 ? n : fallback;
 }
+
+type WorkerEnv = Env;
+declare global {
+  // Libraries typed against Cloudflare.Env (cloudflare:test, @cloudflare/containers) see this Worker's bindings.
+  namespace Cloudflare {
+    interface Env extends WorkerEnv {}
+  }
+}

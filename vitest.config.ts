@@ -1,0 +1,39 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const root = fileURLToPath(new URL(".", import.meta.url));
+// The compatibility date comes from wrangler.toml so tests run on the runtime the Worker is deployed with.
+const wranglerToml = readFileSync(`${root}/wrangler.toml`, "utf8");
+const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(wranglerToml)?.[1];
+
+// Bindings are declared here rather than read from wrangler.toml: wrangler validates that the container
+// image (./Dockerfile) exists, and the tests need neither the container nor a live queue consumer.
+export default defineConfig({
+  plugins: [
+    cloudflareTest(async () => ({
+      main: "./worker/src/index.ts",
+      miniflare: {
+        compatibilityDate,
+        compatibilityFlags: ["nodejs_compat"],
+        d1Databases: ["DB"],
+        kvNamespaces: ["ORDERS_KV", "LEADS_KV", "VENDOR_KV"],
+        r2Buckets: ["RAW_STAGING"],
+        queueProducers: { JOBS: "dlt-jobs-v2" },
+        bindings: {
+          DLT_OPERATOR_TOKEN: "test-operator-token",
+          DLT_INTERNAL_TOKEN: "test-internal-token",
+          DAGSTER_URL: "http://dagster.test",
+          STUCK_RUN_MINUTES: "15",
+          QUEUED_RESEND_MINUTES: "10",
+          TEST_MIGRATIONS: await readD1Migrations(`${root}/worker/migrations`),
+        },
+      },
+    })),
+  ],
+  test: {
+    include: ["worker/test/**/*.test.ts"],
+    setupFiles: ["./worker/test/setup.ts"],
+  },
+});

@@ -1,0 +1,139 @@
+/** Test helpers: call the Worker in-process with a recording queue and a scripted Dagster double. */
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { vi } from "vitest";
+import { app } from "../src/app";
+import type { Env, JobMessage } from "../src/env";
+
+export const OPERATOR = "test-operator-token";
+export const INTERNAL = "test-internal-token";
+
+/** A queue producer that records what the Worker sends. */
+export function recordingQueue() {
+  const sent: JobMessage[] = [];
+  const queue = {
+    sent,
+    async send(body: JobMessage) {
+      sent.push(body);
+    },
+    async sendBatch(messages: Iterable<{ body: JobMessage }>) {
+      for (const message of messages) sent.push(message.body);
+    },
+  };
+  return queue;
+}
+
+export function testEnv(overrides: Partial<Env> = {}) {
+  const jobs = recordingQueue();
+  const testEnv = { ...env, JOBS: jobs as unknown as Env["JOBS"], ...overrides } as Env;
+  return { env: testEnv, jobs };
+}
+
+export async function call(
+  e: Env,
+  method: string,
+  path: string,
+  options: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {},
+) {
+  const headers = new Headers(options.headers);
+  const token = options.token === undefined ? OPERATOR : options.token;
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+    headers.set("content-type", "application/json");
+  }
+  const ctx = createExecutionContext();
+  const response = await app.fetch(new Request(`https://orchestrator.test${path}`, { method, headers, body }), e, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+export async function json<T = any>(response: Response): Promise<T> {
+  return (await response.json()) as T;
+}
+
+let counter = 0;
+export function uniqueId(prefix = "src"): string {
+  counter += 1;
+  return `${prefix}_${Date.now().toString(36)}_${counter}`;
+}
+
+export function definition(sourceId: string, overrides: Record<string, unknown> = {}) {
+  return {
+    source_id: sourceId,
+    source_type: "cloudflare_kv",
+    enabled: true,
+    description: "test source",
+    schedule: "0 * * * *",
+    destination: { type: "bigquery", dataset: "source_cloudflare", table: `${sourceId}_t`, write_disposition: "replace" },
+    extract: { namespace_id: "NS_ID", namespace_title: "ORDERS_KV", prefix: null, transport: "worker" },
+    staging: { raw_snapshot: false },
+    ...overrides,
+  };
+}
+
+export async function createSource(e: Env, sourceId = uniqueId(), overrides: Record<string, unknown> = {}) {
+  const response = await call(e, "POST", "/sources", { body: definition(sourceId, overrides) });
+  if (response.status !== 201) throw new Error(`create failed: ${response.status} ${await response.text()}`);
+  return sourceId;
+}
+
+export interface GraphqlCall {
+  url: string;
+  query: string;
+  variables: Record<string, any>;
+}
+
+/**
+ * Replaces fetch with a Dagster GraphQL double. `answer` gets each parsed request and returns the GraphQL
+ * `data` (or a Response / thrown error to simulate failures). Non-GraphQL requests fail the test.
+ */
+export function dagsterDouble(answer: (call: GraphqlCall) => unknown) {
+  const calls: GraphqlCall[] = [];
+  const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input as RequestInfo, init);
+    if (request.url !== "http://dagster.test/dagster/graphql" || request.method !== "POST") {
+      throw new Error(`unexpected request ${request.method} ${request.url}`);
+    }
+    if (request.headers.get("content-type") !== "application/json") throw new Error("GraphQL without JSON content type");
+    const payload = (await request.json()) as { query: string; variables: Record<string, any> };
+    const call = { url: request.url, query: payload.query, variables: payload.variables };
+    calls.push(call);
+    const result = await answer(call);
+    if (result instanceof Response) return result;
+    return Response.json({ data: result });
+  });
+  return { calls, spy };
+}
+
+/** A fake queue message that records ack/retry. */
+export function fakeMessage(body: unknown, attempts = 1) {
+  const state = { acked: false, retried: false, delaySeconds: undefined as number | undefined };
+  const message = {
+    id: `msg-${Math.random().toString(36).slice(2)}`,
+    timestamp: new Date(),
+    body,
+    attempts,
+    ack() {
+      state.acked = true;
+    },
+    retry(options?: { delaySeconds?: number }) {
+      state.retried = true;
+      state.delaySeconds = options?.delaySeconds;
+    },
+  };
+  return { message: message as unknown as Message<unknown>, state };
+}
+
+export function batchOf(queue: string, messages: Message<unknown>[]): MessageBatch<unknown> {
+  return {
+    queue,
+    messages,
+    ackAll() {
+      for (const m of messages) m.ack();
+    },
+    retryAll() {
+      for (const m of messages) m.retry();
+    },
+  } as unknown as MessageBatch<unknown>;
+}
