@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlt_platform.http import RetryPolicy
 from dlt_platform.config import DefinitionError, SourceDefinition, load_sources_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ class Settings:
     # Client-side budget under Cloudflare's 1,200 requests per 5 minutes per token.
     cloudflare_requests_per_window: int = 1100
     cloudflare_window_seconds: float = 300.0
+    retry_policy: RetryPolicy = RetryPolicy()
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None) -> Settings:

@@ -9,6 +9,7 @@ from dlt_platform.loads import key_batches, run_load
 from dlt_platform.run_request import RunRequest
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS
 
+from .test_rest_client import FAST
 from .conftest import FIXED_NOW, NAMESPACE_ID, NAMESPACE_TITLE, columns, make_definition, query
 
 TRANSPORTS = ["rest", "worker"]
@@ -179,7 +180,7 @@ def test_an_extraction_that_fails_publishes_no_snapshot_and_keeps_the_table(kv_s
     run_load(definition, settings)
     kv_state.fail_next(500, times=50, path_contains="/keys")
     with pytest.raises(Exception, match="HTTP 500"):
-        run_load(definition, dataclasses.replace(settings, kv_transport_override="rest"))
+        run_load(definition, dataclasses.replace(settings, kv_transport_override="rest", retry_policy=FAST))
     assert query(settings, "select count(*) from source_test.orders_kv") == [(1,)]
     snapshots = list((settings.data_dir / "raw_staging").rglob("*.ndjson.gz"))
     assert len(snapshots) == 1 and not list((settings.data_dir / "tmp").iterdir())

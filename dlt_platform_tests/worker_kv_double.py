@@ -17,6 +17,7 @@ from dlt_platform.local.kv_api_server import KVApiState
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; avoid 40 ms delayed-ACK stalls
 
     def log_message(self, *args) -> None:
         pass

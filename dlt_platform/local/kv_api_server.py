@@ -85,6 +85,7 @@ def _envelope(result, result_info=None, success=True, errors=None) -> dict:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; avoid 40 ms delayed-ACK stalls
 
     def log_message(self, *args) -> None:  # quiet: tests read state.requests instead
         pass

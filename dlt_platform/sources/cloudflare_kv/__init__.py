@@ -27,12 +27,14 @@ from dlt_platform.http import RateBudget
 def open_transport(definition: SourceDefinition, settings: Settings) -> KVTransport:
     extract = definition.extract
     if settings.kv_transport(definition) == "worker":
-        return WorkerTransport(settings.orchestrator_url, settings.internal_token, extract.namespace_title)
+        return WorkerTransport(settings.orchestrator_url, settings.internal_token, extract.namespace_title,
+                               policy=settings.retry_policy)
     client = CloudflareKVClient(
         settings.cloudflare_api_base_url,
         settings.cloudflare_account_id,
         settings.cloudflare_api_token,
         budget=RateBudget(settings.cloudflare_requests_per_window, settings.cloudflare_window_seconds),
+        policy=settings.retry_policy,
     )
     return RestTransport(client, extract.namespace_id)
 

@@ -1,0 +1,31 @@
+"""The Dagster code location `dlt_platform` (workspace.yaml: module dlt_platform.definitions, attribute defs).
+
+On initialization (code server for the webserver and daemon) the source definitions are read from the sources
+file or the Worker and stored in the reconstruction metadata; run workers rebuild the same assets from that
+copy instead of reading again.
+"""
+
+import dagster as dg
+# Not exported at the top level in 1.13; reconstruction metadata is how Dagster hands state to run workers.
+from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
+
+from dlt_platform.orchestration.platform import build_platform_definitions
+from dlt_platform.orchestration.source_catalog import RECONSTRUCTION_KEY, SourceCatalog, read_catalog
+from dlt_platform.settings import Settings
+
+
+def load_catalog(settings: Settings) -> SourceCatalog:
+    context = DefinitionsLoadContext.get()
+    if context.load_type == DefinitionsLoadType.RECONSTRUCTION:
+        stored = context.reconstruction_metadata.get(RECONSTRUCTION_KEY)
+        if stored is not None:
+            return SourceCatalog.from_json(stored)
+    return read_catalog(settings)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = Settings.from_env()
+    catalog = load_catalog(settings)
+    return build_platform_definitions(catalog.definitions, settings).with_reconstruction_metadata(
+        {RECONSTRUCTION_KEY: catalog.to_json()})

@@ -1,0 +1,228 @@
+"""One Dagster asset per source definition, over dagster-dlt, plus the lineage nodes upstream of it.
+
+    cloudflare_kv/<NAMESPACE>  ->  raw_staging/<r2_prefix...>  ->  <dataset>/<table>
+    (source system, external)      (raw snapshot, when kept)       (warehouse table: the dlt asset)
+
+The dlt source handed to `dlt_assets` only describes the asset; every run builds a fresh source from its run
+config and partition window, because dagster-dlt passes neither to the source by itself.
+"""
+
+
+import datetime as dt
+import json
+import re
+
+import dagster as dg
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from dlt_platform.config import SourceDefinition
+from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
+from dlt_platform.run_request import RunRequest
+from dlt_platform.settings import Settings
+
+SOURCE_ID_TAG = "dlt_platform/source_id"
+RUN_ID_TAG = "dlt_platform/run_id"
+TRIGGER_TAG = "dlt_platform/trigger"
+SOURCE_SYSTEM_KINDS = {"cloudflare_kv": "cloudflare"}
+SOURCE_SYSTEM_GROUP = "source_systems"
+RAW_STAGING_GROUP = "raw_staging"
+
+# Dagster's rules for definition tags; definition tags that break them stay visible as metadata instead.
+_TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class SourceRunConfig(dg.Config):
+    """What one run may ask for (the Worker's run request, the launchpad, the CLI's flags)."""
+
+    limit: int | None = None
+    keys: list[str] | None = None
+    full_refresh: bool = False
+    from_snapshot: str | None = None
+
+
+def table_key(definition: SourceDefinition) -> dg.AssetKey:
+    return dg.AssetKey([definition.destination.dataset, definition.destination.table])
+
+
+def source_system_key(definition: SourceDefinition) -> dg.AssetKey:
+    return dg.AssetKey([definition.source_type, definition.extract.namespace_title])
+
+
+def raw_snapshot_key(definition: SourceDefinition) -> dg.AssetKey | None:
+    if not definition.staging.raw_snapshot or not definition.staging.r2_prefix:
+        return None
+    parts = [re.sub(r"[^A-Za-z0-9_]", "_", part) for part in definition.staging.r2_prefix.split("/") if part]
+    return dg.AssetKey([RAW_STAGING_GROUP, *parts])
+
+
+def upstream_key(definition: SourceDefinition) -> dg.AssetKey:
+    return raw_snapshot_key(definition) or source_system_key(definition)
+
+
+def pool_name(definition: SourceDefinition) -> str:
+    # One pool per source with the instance's default pool limit of 1: two runs of one dlt pipeline never
+    # overlap, however they were launched (UI runs carry no source tag, so tag limits alone cannot ensure it).
+    return f"dlt_source_{definition.source_id}"
+
+
+def partitions_for(definition: SourceDefinition) -> dg.TimeWindowPartitionsDefinition | None:
+    """Incremental sources: one partition per key-prefix window. end_offset=1 keeps the window in progress, since
+    its keys are already being written and the lookback always reads it."""
+    incremental = definition.extract.incremental
+    if incremental is None or not incremental.enabled:
+        return None
+    if incremental.step == "hour":
+        return dg.HourlyPartitionsDefinition(start_date=f"{incremental.start:%Y-%m-%d}-00:00", end_offset=1,
+                                             timezone="UTC")
+    return dg.DailyPartitionsDefinition(start_date=f"{incremental.start:%Y-%m-%d}", end_offset=1, timezone="UTC")
+
+
+def owners_of(definition: SourceDefinition) -> list[str]:
+    """Dagster owners are emails or `team:` names; a bare name in the definition is read as a team."""
+    return [owner if _EMAIL.match(owner) or owner.startswith("team:") else f"team:{owner}"
+            for owner in definition.owners]
+
+
+def definition_metadata(definition: SourceDefinition) -> dict:
+    extract, staging = definition.extract, definition.staging
+    metadata: dict = {
+        "source_id": definition.source_id,
+        "source_type": definition.source_type,
+        "enabled": definition.enabled,
+        "namespace_id": extract.namespace_id,
+        "namespace_title": extract.namespace_title,
+        "kv_prefix": extract.prefix or "",
+        "transport": extract.transport,
+        "write_disposition": definition.destination.write_disposition,
+        "schedule": definition.schedule or "manual",
+        "snapshot_prefix": staging.r2_prefix if staging.raw_snapshot else "none",
+        "dagster/table_name": f"{definition.destination.dataset}.{definition.destination.table}",
+    }
+    if extract.incremental is not None and extract.incremental.enabled:
+        metadata["incremental_key_prefix"] = extract.incremental.key_prefix
+        metadata["incremental_lookback"] = f"{extract.incremental.lookback} {extract.incremental.step}(s)"
+    if definition.tags:
+        metadata["definition_tags"] = dg.MetadataValue.json(definition.tags)
+    return metadata
+
+
+class PlatformTranslator(DagsterDltTranslator):
+    """Names and describes the dlt resource of one source definition."""
+
+    def __init__(self, definition: SourceDefinition, destination_type: str) -> None:
+        self.definition, self.destination_type = definition, destination_type
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        definition = self.definition
+        tags = {key: value for key, value in definition.tags.items() if _TAG_KEY.match(key) and _TAG_VALUE.match(value)}
+        return dg.AssetSpec(
+            key=table_key(definition),
+            deps=[upstream_key(definition)],
+            group_name=definition.destination.dataset,
+            description=definition.description or f"{definition.source_type} source {definition.source_id}",
+            kinds={"dlt", self.destination_type, SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)},
+            metadata={**definition_metadata(definition), "dagster/storage_kind": self.destination_type},
+            owners=owners_of(definition),
+            tags=tags,
+        )
+
+
+def lineage_specs(definitions: list[SourceDefinition]) -> list[dg.AssetSpec]:
+    """External nodes upstream of the tables: source systems, then raw snapshots. Sources sharing a namespace
+    share its node."""
+    specs: dict[dg.AssetKey, dg.AssetSpec] = {}
+    for definition in definitions:
+        system = source_system_key(definition)
+        if system not in specs:
+            specs[system] = dg.AssetSpec(
+                system,
+                group_name=SOURCE_SYSTEM_GROUP,
+                description=f"Cloudflare Workers KV namespace {definition.extract.namespace_title}"
+                if definition.source_type == "cloudflare_kv" else None,
+                kinds={SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)},
+                metadata={"namespace_id": definition.extract.namespace_id,
+                          "namespace_title": definition.extract.namespace_title},
+            )
+        raw = raw_snapshot_key(definition)
+        if raw is not None and raw not in specs:
+            specs[raw] = dg.AssetSpec(
+                raw,
+                deps=[system],
+                group_name=RAW_STAGING_GROUP,
+                description=f"Compressed NDJSON of every extraction of {definition.source_id} (R2 bucket or the local "
+                            "raw_staging folder), replayable with from_snapshot.",
+                kinds={"r2", "ndjson"},
+                metadata={"r2_prefix": definition.staging.r2_prefix},
+            )
+    return list(specs.values())
+
+
+def partition_window(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt.datetime] | None:
+    """The time window of the run's partition or partition range (a single-run backfill spans many)."""
+    if context.assets_def.partitions_def is None or not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    window = context.partition_time_window
+    return window.start, window.end
+
+
+def run_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig) -> RunRequest:
+    return RunRequest(
+        limit=config.limit,
+        keys=tuple(config.keys) if config.keys else None,
+        full_refresh=config.full_refresh,
+        from_snapshot=config.from_snapshot,
+        window=partition_window(context),
+    )
+
+
+def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig,
+                definition: SourceDefinition, settings: Settings):
+    """Run the source's dlt pipeline for this run's request and record what it loaded."""
+    request = run_request_for(context, config)
+    if request.window is not None:
+        context.log.info(f"Loading key-prefix windows starting in [{request.window[0]}, {request.window[1]})")
+    pipeline = build_pipeline(definition, settings)
+    source = build_source(definition, settings, request)
+    # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.
+    for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)):
+        rows = loaded_row_counts(pipeline)
+        load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
+        load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else ""
+        metadata = {
+            **(result.metadata or {}),
+            "rows_loaded": dg.MetadataValue.int(sum(rows.values())),
+            "rows_by_table": dg.MetadataValue.json(rows),
+            "load_id": load_id,
+            "destination_table": f"{definition.destination.dataset}.{definition.destination.table}",
+            "destination": settings.destination_type(definition),
+        }
+        if request.window is not None:
+            metadata["window_start"] = request.window[0].isoformat()
+            metadata["window_end"] = request.window[1].isoformat()
+        yield dg.MaterializeResult(asset_key=result.asset_key, metadata=metadata)
+        raw = raw_snapshot_key(definition)
+        snapshot = last_snapshot_url(pipeline, definition) if raw is not None and rows else None
+        if snapshot:
+            context.log_event(dg.AssetMaterialization(
+                asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
+
+
+def build_source_asset(definition: SourceDefinition, settings: Settings) -> dg.AssetsDefinition:
+    """The warehouse-table asset of one definition; its op is named after the source (the Worker's run config
+    addresses ops.<source_id>)."""
+
+    @dlt_assets(
+        dlt_source=build_source(definition, settings),
+        dlt_pipeline=build_pipeline(definition, settings),
+        name=definition.source_id,
+        dagster_dlt_translator=PlatformTranslator(definition, settings.destination_type(definition)),
+        partitions_def=partitions_for(definition),
+        pool=pool_name(definition),
+    )
+    def source_asset(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig):
+        yield from load_source(context, dlt, config, definition, settings)
+
+    return source_asset

@@ -1,0 +1,110 @@
+"""Asset checks of every source table: freshness, row count, column schema changes.
+
+Row count and schema checks read what the load recorded plus one count query, so they work the same on DuckDB
+and BigQuery; they warn rather than fail a run (a quiet namespace is not an incident by itself).
+"""
+
+import datetime as dt
+
+import dagster as dg
+from croniter import croniter
+
+from dlt_platform.config import SourceDefinition
+from dlt_platform.loads import build_pipeline
+from dlt_platform.orchestration.assets import table_key
+from dlt_platform.settings import Settings
+
+ROW_COUNT_CHECK = "row_count"
+SCHEMA_CHECK = "column_schema_unchanged"
+FRESHNESS_CHECK = "freshness_check"  # the name build_last_update_freshness_checks gives its checks
+
+
+def freshness_hours(definition: SourceDefinition) -> float | None:
+    """The definition's own setting, else twice the longest gap between schedule ticks (one missed run is
+    tolerated); manual-only and disabled sources have no freshness expectation."""
+    if not definition.enabled:
+        return None
+    if definition.freshness_hours is not None:
+        return definition.freshness_hours
+    if definition.schedule is None:
+        return None
+    ticks = croniter(definition.schedule, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    times = [ticks.get_next(dt.datetime) for _ in range(25)]
+    longest = max(later - earlier for earlier, later in zip(times, times[1:]))
+    return 2 * longest.total_seconds() / 3600
+
+
+def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecksDefinition]:
+    by_hours: dict[float, list[dg.AssetKey]] = {}
+    for definition in definitions:
+        hours = freshness_hours(definition)
+        if hours is not None:
+            by_hours.setdefault(hours, []).append(table_key(definition))
+    return [
+        check
+        for hours, keys in sorted(by_hours.items())
+        for check in dg.build_last_update_freshness_checks(assets=keys, lower_bound_delta=dt.timedelta(hours=hours))
+    ]
+
+
+def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, str]:
+    schema = (materialization.metadata or {}).get("dagster/column_schema") if materialization else None
+    if schema is None:
+        return {}
+    return {column.name: column.type for column in schema.value.columns}
+
+
+def table_row_count(definition: SourceDefinition, settings: Settings) -> int | None:
+    pipeline = build_pipeline(definition, settings)
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(definition.destination.table)
+            with client.execute_query(f"select count(*) from {table}") as cursor:
+                return int(cursor.fetchone()[0])
+    except Exception:  # no table yet, or a destination that cannot be queried from here
+        return None
+
+
+def build_table_checks(definition: SourceDefinition, settings: Settings) -> list[dg.AssetChecksDefinition]:
+    key = table_key(definition)
+
+    @dg.asset_check(asset=key, name=ROW_COUNT_CHECK, description="The table holds rows; records rows loaded by "
+                    "the last load and the table's total.")
+    def row_count(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        latest = context.instance.get_latest_materialization_event(key)
+        materialization = latest.asset_materialization if latest else None
+        rows_loaded = (materialization.metadata or {}).get("rows_loaded") if materialization else None
+        total = table_row_count(definition, settings)
+        return dg.AssetCheckResult(
+            passed=bool(total),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"table_row_count": total if total is not None else -1,
+                      "rows_loaded_last_run": rows_loaded.value if rows_loaded is not None else -1},
+            description=None if total else "The table is missing or empty.",
+        )
+
+    @dg.asset_check(asset=key, name=SCHEMA_CHECK, description="Columns are the same as after the previous load "
+                    "(added, removed or retyped columns warn).")
+    def column_schema_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        # Partition ranges record one materialization per partition with the same schema: compare against the
+        # latest materialization of an earlier run.
+        records = context.instance.fetch_materializations(key, limit=200).records
+        if not records:
+            return dg.AssetCheckResult(passed=True, metadata={"columns": 0}, description="Never materialized.")
+        current = _column_types(records[0].asset_materialization)
+        previous_record = next((r for r in records if r.run_id != records[0].run_id), None)
+        if previous_record is None:
+            return dg.AssetCheckResult(passed=True, metadata={"columns": len(current)}, description="First load.")
+        previous = _column_types(previous_record.asset_materialization)
+        added = sorted(set(current) - set(previous))
+        removed = sorted(set(previous) - set(current))
+        retyped = sorted(name for name in set(current) & set(previous) if current[name] != previous[name])
+        return dg.AssetCheckResult(
+            passed=not (added or removed or retyped),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"columns": len(current), "added": dg.MetadataValue.json(added),
+                      "removed": dg.MetadataValue.json(removed), "retyped": dg.MetadataValue.json(retyped),
+                      "compared_with_run": previous_record.run_id},
+        )
+
+    return [row_count, column_schema_unchanged]

@@ -1,0 +1,77 @@
+"""A job and a schedule per source: the definition's cron in UTC, running by default only for enabled sources.
+
+Incremental sources are partitioned by key-prefix window; their schedule asks for one run over the partition
+range of the lookback (the window in progress and the `lookback - 1` before it), so the partitions Dagster
+marks materialized are exactly the windows that run read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from dlt_platform.config import SourceDefinition
+from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_key
+from dlt_platform.sources.cloudflare_kv.windows import STEPS, window_start
+
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def job_name(definition: SourceDefinition) -> str:
+    return f"load_{definition.source_id}"
+
+
+def schedule_name(definition: SourceDefinition) -> str:
+    return f"{definition.source_id}_schedule"
+
+
+def build_source_job(definition: SourceDefinition) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        job_name(definition),
+        selection=dg.AssetSelection.assets(table_key(definition)),
+        partitions_def=partitions_for(definition),
+        # Lets the queued run coordinator hold a second run of the same source (see dagster.yaml).
+        tags={SOURCE_ID_TAG: definition.source_id},
+        description=f"Load source {definition.source_id} into {definition.destination.dataset}.{definition.destination.table}",
+    )
+
+
+def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> tuple[str, str] | None:
+    """First and last partition key of the lookback windows at `now`; None before the first window exists."""
+    incremental = definition.extract.incremental
+    partitions = partitions_for(definition)
+    assert incremental is not None and partitions is not None
+    step = STEPS[incremental.step]
+    current = window_start(now, incremental.step)
+    first_window = dt.datetime.combine(incremental.start, dt.time(), tzinfo=dt.timezone.utc)
+    if current < first_window:
+        return None
+    earliest = max(current - step * (incremental.lookback - 1), first_window)
+    return (partitions.get_partition_key_for_timestamp(earliest.timestamp()),
+            partitions.get_partition_key_for_timestamp(current.timestamp()))
+
+
+def build_source_schedule(definition: SourceDefinition, job: UnresolvedAssetJobDefinition
+                          ) -> dg.ScheduleDefinition | None:
+    if definition.schedule is None:
+        return None
+    default_status = dg.DefaultScheduleStatus.RUNNING if definition.enabled else dg.DefaultScheduleStatus.STOPPED
+    description = f"{definition.source_id}: {definition.schedule} (UTC)"
+    if partitions_for(definition) is None:
+        return dg.ScheduleDefinition(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
+                                     execution_timezone="UTC", default_status=default_status,
+                                     description=description)
+
+    @dg.schedule(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
+                 execution_timezone="UTC", default_status=default_status, description=description)
+    def lookback_schedule(context: dg.ScheduleEvaluationContext):
+        now = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
+        keys = lookback_partition_range(definition, now)
+        if keys is None:
+            return dg.SkipReason(f"No key-prefix window before {definition.extract.incremental.start}")
+        return dg.RunRequest(tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[1]})
+
+    return lookback_schedule

@@ -1,0 +1,221 @@
+"""Fixtures of the Dagster tests: a loopback KV API with sample data, a loopback stand-in for the Worker's
+internal API, settings pointing at both, and source definitions (the sample file and a generated 100)."""
+
+import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from dlt_platform.config import load_sources_file, parse_sources_document
+from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+from dlt_platform.local.sample_data import sample_namespaces
+from dlt_platform.settings import PROJECT_ROOT, Settings
+
+ACCOUNT_ID, API_TOKEN, INTERNAL_TOKEN = "acct-test", "cf-test-token", "internal-test-token"
+NAMESPACE_IDS = {"ORDERS_KV": "ORDERS_KV_NAMESPACE_ID", "LEADS_KV": "LEADS_KV_NAMESPACE_ID",
+                 "VENDOR_KV": "VENDOR_KV_NAMESPACE_ID"}
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+SAMPLE_COUNTS = {"ORDERS_KV": 60, "LEADS_KV": 50, "VENDOR_KV": 12}
+SAMPLE_CONFIG = PROJECT_ROOT / "config" / "sources.json"
+
+
+@pytest.fixture(scope="session")
+def kv_entries():
+    return sample_namespaces(TODAY, orders=SAMPLE_COUNTS["ORDERS_KV"], leads=SAMPLE_COUNTS["LEADS_KV"],
+                             vendors=SAMPLE_COUNTS["VENDOR_KV"])
+
+
+@pytest.fixture(scope="session")
+def kv_server(kv_entries):
+    state = KVApiState(ACCOUNT_ID, API_TOKEN)
+    for title, entries in kv_entries.items():
+        namespace = state.add_namespace(NAMESPACE_IDS[title], title)
+        for entry in entries:
+            namespace.put(entry.key, entry.value, entry.metadata, entry.expiration)
+    with KVApiServer(state) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path, kv_server) -> Settings:
+    return Settings(config_path=SAMPLE_CONFIG, data_dir=tmp_path / "data", destination_override="duckdb",
+                    cloudflare_api_base_url=kv_server.base_url, cloudflare_account_id=ACCOUNT_ID,
+                    cloudflare_api_token=API_TOKEN)
+
+
+@pytest.fixture
+def platform_env(monkeypatch, settings):
+    """The same settings as environment variables, for code that calls Settings.from_env() (definitions.py)."""
+    for name, value in {"DLT_PLATFORM_CONFIG": str(settings.config_path), "DLT_PLATFORM_DATA_DIR": str(settings.data_dir),
+                        "DLT_PLATFORM_DESTINATION": "duckdb", "CLOUDFLARE_API_BASE_URL": settings.cloudflare_api_base_url,
+                        "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID, "CLOUDFLARE_API_TOKEN": API_TOKEN}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("DLT_ORCHESTRATOR_URL", "DLT_INTERNAL_TOKEN", "DLT_PLATFORM_KV_TRANSPORT"):
+        monkeypatch.delenv(name, raising=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def sample_definitions():
+    return load_sources_file(SAMPLE_CONFIG)
+
+
+def generated_sources_document(count: int) -> dict:
+    """`count` definitions across 4 datasets and 10 namespaces: every third incremental (hourly every ninth),
+    every other one snapshotting, every tenth disabled, a few manual-only."""
+    sources = []
+    for number in range(count):
+        source = {
+            "source_id": f"kv_source_{number:03d}", "source_type": "cloudflare_kv", "enabled": number % 10 != 9,
+            "schedule": None if number % 17 == 16 else f"{number % 60} * * * *",
+            "owners": ["team:data"] if number % 2 else [],
+            "destination": {"type": "bigquery", "dataset": f"dataset_{number % 4}", "table": f"table_{number:03d}",
+                            "write_disposition": "merge" if number % 3 == 0 else "replace"},
+            "extract": {"namespace_id": f"NS_{number % 10}", "namespace_title": f"NAMESPACE_{number % 10}"},
+            "staging": {"raw_snapshot": number % 2 == 0, "r2_prefix": f"cloudflare_kv/source_{number:03d}"},
+        }
+        if number % 3 == 0:
+            source["extract"]["incremental"] = {"key_prefix": f"item{number}:{{date:%Y%m%d%H}}" if number % 9 == 0
+                                                else f"item{number}:{{date:%Y%m%d}}",
+                                                "step": "hour" if number % 9 == 0 else "day", "lookback": 2,
+                                                "start": "2026-01-01"}
+        sources.append(source)
+    return {"sources": sources}
+
+
+@pytest.fixture(scope="session")
+def hundred_definitions():
+    return parse_sources_document(generated_sources_document(100))
+
+
+LEDGER_ORDER = ["queued", "launching", "launched", "running", "succeeded", "failed", "canceled", "dead_lettered"]
+TERMINAL = {"succeeded", "failed", "canceled", "dead_lettered"}
+
+
+class WorkerLedger:
+    """The Worker's run ledger as far as the internal API shows it: forward-only statuses, idempotent
+    registration, every accepted request kept for assertions."""
+
+    def __init__(self, sources_document: dict | None = None) -> None:
+        self.sources_document = sources_document or {"sources": []}
+        self.runs: dict[str, dict] = {}
+        self.by_dagster_id: dict[str, str] = {}
+        self.requests: list[tuple[str, str, dict | None]] = []
+        self.lock = threading.Lock()
+
+    def add_run(self, run_id: str, source_id: str, trigger: str = "api") -> None:
+        self.runs[run_id] = {"run_id": run_id, "source_id": source_id, "trigger": trigger, "status": "queued",
+                             "history": ["queued"], "dagster_run_id": None, "rows_loaded": None, "tables": None,
+                             "message": None, "partition": None}
+
+    def register(self, body: dict) -> tuple[int, dict]:
+        if body.get("dagster_run_id") in self.by_dagster_id:
+            return 200, {"run_id": self.by_dagster_id[body["dagster_run_id"]], "created": False}
+        run_id = f"run_{len(self.runs) + 1:04d}"
+        self.add_run(run_id, body["source_id"], body["trigger"])
+        self.runs[run_id].update(dagster_run_id=body["dagster_run_id"], partition=body.get("partition"))
+        if body.get("status"):
+            self.apply(run_id, {"status": body["status"]})
+        self.by_dagster_id[body["dagster_run_id"]] = run_id
+        return 200, {"run_id": run_id, "created": True}
+
+    def apply(self, run_id: str, body: dict) -> tuple[int, dict]:
+        run = self.runs.get(run_id)
+        if run is None:
+            return 404, {"error": {"code": "not_found", "message": f"unknown run {run_id}"}}
+        status = body["status"]
+        current = run["status"]
+        forward = current not in TERMINAL and LEDGER_ORDER.index(status) > LEDGER_ORDER.index(current)
+        if forward:
+            run["status"] = status
+            run["history"].append(status)
+            for field in ("dagster_run_id", "rows_loaded", "tables", "message"):
+                if body.get(field) is not None:
+                    run[field] = body[field]
+        return 200, {"run_id": run_id, "status": run["status"], "applied": forward}
+
+
+class _WorkerHandler(BaseHTTPRequestHandler):
+    server: "WorkerApiServer"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        ledger = self.server.ledger
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        if self.headers.get("Authorization") != f"Bearer {INTERNAL_TOKEN}":
+            return self._send(401, {"error": {"code": "unauthorized", "message": "bad token"}})
+        with ledger.lock:
+            ledger.requests.append((method, self.path, body))
+            if method == "GET" and self.path == "/internal/sources":
+                return self._send(200, ledger.sources_document)
+            if method == "POST" and self.path == "/internal/runs":
+                return self._send(*ledger.register(body))
+            parts = self.path.strip("/").split("/")
+            if method == "POST" and len(parts) == 4 and parts[:2] == ["internal", "runs"] and parts[3] == "status":
+                return self._send(*ledger.apply(parts[2], body))
+        self._send(404, {"error": {"code": "not_found", "message": self.path}})
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+
+class WorkerApiServer(ThreadingHTTPServer):
+    """A real HTTP server on loopback; stop() and start() again on the same port simulate the Worker being down."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, ledger: WorkerLedger, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _WorkerHandler)
+        self.ledger = ledger
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def worker_api():
+    servers = [WorkerApiServer(WorkerLedger())]
+    yield servers[0]
+    for server in servers:
+        try:
+            server.stop()
+        except Exception:
+            pass
+
+
+def read_table(settings: Settings, dataset: str, table: str, columns: str = "count(*)") -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        return connection.execute(f"select {columns} from {dataset}.{table}").fetchall()
+
+
+def ensure_path(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

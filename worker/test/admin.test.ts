@@ -1,0 +1,136 @@
+import { describe, expect, it, vi } from "vitest";
+import { createSession, verifySession } from "../src/auth";
+import { call, createSource, INTERNAL, json, OPERATOR, testEnv, uniqueId } from "./helpers";
+
+type TestEnv = ReturnType<typeof testEnv>["env"];
+
+async function signIn(env: TestEnv): Promise<string> {
+  const response = await call(env, "GET", `/admin?token=${OPERATOR}`, { token: null });
+  expect(response.status).toBe(303);
+  const cookie = response.headers.get("Set-Cookie") ?? "";
+  return cookie.split(";")[0];
+}
+
+async function csrfFrom(env: TestEnv, cookie: string): Promise<string> {
+  const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
+  const match = /name="csrf" value="([0-9a-f]+)"/.exec(page);
+  if (!match) throw new Error("no CSRF token on the page");
+  return match[1];
+}
+
+function form(env: TestEnv, path: string, cookie: string, csrf?: string) {
+  return call(env, "POST", path, {
+    token: null,
+    headers: { Cookie: cookie, "content-type": "application/x-www-form-urlencoded" },
+    body: csrf === undefined ? "" : `csrf=${encodeURIComponent(csrf)}`,
+  });
+}
+
+describe("admin", () => {
+  it("turns ?token= into a secure session cookie and drops the token from the URL", async () => {
+    const { env } = testEnv();
+    const response = await call(env, "GET", `/admin?token=${OPERATOR}`, { token: null });
+    expect(response.status).toBe(303);
+    expect(response.headers.get("Location")).toBe("/admin");
+    const cookie = response.headers.get("Set-Cookie") ?? "";
+    expect(cookie).toMatch(/^dlt_admin=[^;]+;/);
+    expect(cookie).toContain("HttpOnly");
+    expect(cookie).toContain("Secure");
+    expect(cookie).toContain("SameSite=Strict");
+    expect(cookie).toContain("Path=/");
+    expect(cookie).not.toContain(OPERATOR);
+  });
+
+  it("refuses a wrong token, a forged cookie and an expired session", async () => {
+    const { env } = testEnv();
+    expect((await call(env, "GET", "/admin?token=wrong", { token: null })).status).toBe(401);
+    const forged = await call(env, "GET", "/admin", { token: null, headers: { Cookie: `dlt_admin=${OPERATOR}` } });
+    expect(forged.status).toBe(401);
+    const old = await createSession(env, Date.now() - 13 * 3600 * 1000);
+    expect(await verifySession(env, old)).toBe(false);
+    expect(await verifySession(env, await createSession(env))).toBe(true);
+    expect(await verifySession({ ...env, DLT_OPERATOR_TOKEN: "rotated" }, await createSession(env))).toBe(false);
+  });
+
+  it("renders sources and runs, escaped, with a link to the Dagster UI", async () => {
+    const { env } = testEnv();
+    const sourceId = await createSource(env, uniqueId(), { description: "<script>alert(1)</script>" });
+    const { run_id } = await json(await call(env, "POST", `/sources/${sourceId}/runs`));
+    const cookie = await signIn(env);
+    const response = await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } });
+    expect(response.status).toBe(200);
+    const page = await response.text();
+    expect(page).toContain(sourceId);
+    expect(page).toContain(run_id);
+    expect(page).toContain('href="/dagster/"');
+    expect(page).not.toContain("<script>alert(1)</script>");
+    expect(page).toContain("&lt;script&gt;");
+
+    const runPage = await (await call(env, "GET", `/admin/runs/${run_id}`, { token: null, headers: { Cookie: cookie } })).text();
+    expect(runPage).toContain("queued");
+    expect(runPage).toContain("Events");
+  });
+
+  it("starts runs and toggles sources through CSRF-checked forms", async () => {
+    const { env, jobs } = testEnv();
+    const sourceId = await createSource(env);
+    const cookie = await signIn(env);
+    const csrf = await csrfFrom(env, cookie);
+
+    expect((await form(env, `/admin/sources/${sourceId}/runs`, cookie)).status).toBe(403);
+    expect((await form(env, `/admin/sources/${sourceId}/runs`, cookie, "0".repeat(64))).status).toBe(403);
+    expect(jobs.sent).toHaveLength(0);
+
+    const run = await form(env, `/admin/sources/${sourceId}/runs`, cookie, csrf);
+    expect(run.status).toBe(303);
+    expect(jobs.sent).toHaveLength(1);
+    const created = await json(await call(env, "GET", `/runs/${jobs.sent[0].run_id}`));
+    expect(created).toMatchObject({ source_id: sourceId, trigger: "admin", status: "queued" });
+
+    expect((await form(env, `/admin/sources/${sourceId}/disable`, cookie, csrf)).status).toBe(303);
+    expect((await json(await call(env, "GET", `/sources/${sourceId}`))).enabled).toBe(false);
+    const refused = await form(env, `/admin/sources/${sourceId}/runs`, cookie, csrf);
+    expect(refused.status).toBe(409);
+    expect((await form(env, `/admin/sources/${sourceId}/enable`, cookie, csrf)).status).toBe(303);
+    const versions = (await json(await call(env, "GET", `/sources/${sourceId}/versions`))).versions;
+    expect(versions.slice(0, 2).map((v: any) => [v.change, v.changed_by, v.definition.enabled])).toEqual([
+      ["enable", "admin", true],
+      ["disable", "admin", false],
+    ]);
+  });
+
+  it("proxies /dagster/* for a signed-in operator, keeping the path and dropping credentials", async () => {
+    const { env } = testEnv();
+    const cookie = await signIn(env);
+    const seen: Request[] = [];
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
+      seen.push(new Request(input as RequestInfo, init));
+      return new Response("<html>dagster</html>", { headers: { "content-type": "text/html" } });
+    });
+    const viaCookie = await call(env, "GET", "/dagster/runs?x=1", {
+      token: null,
+      headers: { Cookie: `${cookie}; other=1` },
+    });
+    expect(viaCookie.status).toBe(200);
+    expect(await viaCookie.text()).toContain("dagster");
+    const viaBearer = await call(env, "GET", "/dagster/graphql", { token: OPERATOR });
+    expect(viaBearer.status).toBe(200);
+    expect(seen.map((r) => r.url)).toEqual(["http://dagster.test/dagster/runs?x=1", "http://dagster.test/dagster/graphql"]);
+    expect(seen[0].headers.get("Cookie")).toBe("other=1");
+    expect(seen[1].headers.get("Authorization")).toBeNull();
+
+    expect((await call(env, "GET", "/dagster/", { token: INTERNAL })).status).toBe(401);
+    expect(seen).toHaveLength(2);
+  });
+
+  it("passes WebSocket upgrade requests through to Dagster", async () => {
+    const { env } = testEnv();
+    const seen: Request[] = [];
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
+      seen.push(new Request(input as RequestInfo, init));
+      return new Response("upgraded", { status: 200 });
+    });
+    await call(env, "GET", "/dagster/graphql", { headers: { Upgrade: "websocket", Connection: "Upgrade" } });
+    expect(seen[0].headers.get("Upgrade")).toBe("websocket");
+  });
+});
