@@ -40,7 +40,7 @@ export async function call(
   let body: string | undefined;
   if (options.body !== undefined) {
     body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
-    headers.set("content-type", "application/json");
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
   const ctx = createExecutionContext();
   const response = await app.fetch(new Request(`https://orchestrator.test${path}`, { method, headers, body }), e, ctx);
