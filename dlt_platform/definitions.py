@@ -5,6 +5,8 @@ file or the Worker and stored in the reconstruction metadata; run workers rebuil
 copy instead of reading again.
 """
 
+import warnings
+
 import dagster as dg
 # Not exported at the top level in 1.13; reconstruction metadata is how Dagster hands state to run workers.
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
@@ -27,5 +29,7 @@ def load_catalog(settings: Settings) -> SourceCatalog:
 def defs() -> dg.Definitions:
     settings = Settings.from_env()
     catalog = load_catalog(settings)
-    return build_platform_definitions(catalog.definitions, settings).with_reconstruction_metadata(
-        {RECONSTRUCTION_KEY: catalog.to_json()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # reconstruction metadata is preview in 1.13
+        return build_platform_definitions(catalog.definitions, settings).with_reconstruction_metadata(
+            {RECONSTRUCTION_KEY: catalog.to_json()})

@@ -5,6 +5,7 @@ and BigQuery; they warn rather than fail a run (a quiet namespace is not an inci
 """
 
 import datetime as dt
+import warnings
 
 import dagster as dg
 from croniter import croniter
@@ -40,11 +41,15 @@ def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecks
         hours = freshness_hours(definition)
         if hours is not None:
             by_hours.setdefault(hours, []).append(table_key(definition))
-    return [
-        check
-        for hours, keys in sorted(by_hours.items())
-        for check in dg.build_last_update_freshness_checks(assets=keys, lower_bound_delta=dt.timedelta(hours=hours))
-    ]
+    # Checks rather than the newer FreshnessPolicy: they show up as asset checks with pass/fail history in the UI,
+    # which is what operators look at next to row counts and schema changes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        return [
+            check
+            for hours, keys in sorted(by_hours.items())
+            for check in dg.build_last_update_freshness_checks(assets=keys, lower_bound_delta=dt.timedelta(hours=hours))
+        ]
 
 
 def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, str]:

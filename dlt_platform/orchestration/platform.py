@@ -1,5 +1,7 @@
 """Assemble the code location from source definitions: assets, lineage, checks, jobs, schedules, sensors."""
 
+import warnings
+
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
@@ -26,8 +28,10 @@ def build_platform_definitions(definitions: list[SourceDefinition], settings: Se
     freshness = freshness_checks(definitions)
     sensors = []
     if freshness:
-        sensors.append(dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name=FRESHNESS_SENSOR,
-                                                            default_status=dg.DefaultSensorStatus.RUNNING))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.SupersessionWarning)
+            sensors.append(dg.build_sensor_for_freshness_checks(
+                freshness_checks=freshness, name=FRESHNESS_SENSOR, default_status=dg.DefaultSensorStatus.RUNNING))
     if settings.orchestrator_url:
         source_by_key = {table_key(definition): definition.source_id for definition in definitions}
         sensors.append(build_run_mirror_sensor(settings, source_by_key))

@@ -32,7 +32,6 @@ def build_source_job(definition: SourceDefinition) -> UnresolvedAssetJobDefiniti
     return dg.define_asset_job(
         job_name(definition),
         selection=dg.AssetSelection.assets(table_key(definition)),
-        partitions_def=partitions_for(definition),
         # Lets the queued run coordinator hold a second run of the same source (see dagster.yaml).
         tags={SOURCE_ID_TAG: definition.source_id},
         description=f"Load source {definition.source_id} into {definition.destination.dataset}.{definition.destination.table}",

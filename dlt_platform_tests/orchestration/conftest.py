@@ -5,7 +5,6 @@ import datetime as dt
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -215,7 +214,3 @@ def read_table(settings: Settings, dataset: str, table: str, columns: str = "cou
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
         return connection.execute(f"select {columns} from {dataset}.{table}").fetchall()
 
-
-def ensure_path(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

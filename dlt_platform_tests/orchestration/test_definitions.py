@@ -1,0 +1,144 @@
+"""Load the code location and assert its graph: keys, lineage, groups, kinds, ops, schedules, partitions, checks."""
+
+import datetime as dt
+import json
+import time
+
+import dagster as dg
+import pytest
+
+from dlt_platform.config import parse_sources_document
+from dlt_platform.definitions import defs
+from dlt_platform.orchestration.checks import freshness_hours
+from dlt_platform.orchestration.platform import build_platform_definitions
+from dlt_platform.orchestration.schedules import lookback_partition_range
+from dlt_platform_tests.orchestration.conftest import generated_sources_document
+
+ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
+LEADS = dg.AssetKey(["source_cloudflare", "leads_kv"])
+VENDORS = dg.AssetKey(["source_cloudflare", "vendor_kv"])
+
+
+def asset_graph(definitions: dg.Definitions):
+    return definitions.resolve_asset_graph()
+
+
+def test_sample_config_graph(platform_env):
+    definitions = defs()
+    graph = asset_graph(definitions)
+    assert set(graph.materializable_asset_keys) == {ORDERS, LEADS, VENDORS}
+    assert set(graph.external_asset_keys) == {
+        dg.AssetKey(["cloudflare_kv", "ORDERS_KV"]), dg.AssetKey(["cloudflare_kv", "LEADS_KV"]),
+        dg.AssetKey(["cloudflare_kv", "VENDOR_KV"]), dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"]),
+        dg.AssetKey(["raw_staging", "cloudflare_kv", "leads"])}
+    # Lineage: source system -> raw snapshot (when kept) -> warehouse table.
+    assert graph.get(ORDERS).parent_keys == {dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"])}
+    assert graph.get(dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"])).parent_keys == {
+        dg.AssetKey(["cloudflare_kv", "ORDERS_KV"])}
+    assert graph.get(VENDORS).parent_keys == {dg.AssetKey(["cloudflare_kv", "VENDOR_KV"])}
+
+    specs = {spec.key: spec for spec in definitions.resolve_all_asset_specs()}
+    orders = specs[ORDERS]
+    assert orders.group_name == "source_cloudflare"
+    assert orders.kinds == {"dlt", "duckdb", "cloudflare"}
+    assert orders.owners == ["team:data"]
+    assert orders.metadata["namespace_id"] == "ORDERS_KV_NAMESPACE_ID"
+    assert orders.metadata["write_disposition"] == "replace"
+    assert orders.metadata["schedule"] == "0 * * * *"
+    assert orders.metadata["snapshot_prefix"] == "cloudflare_kv/orders"
+    assert "storefront" in orders.description
+    assert specs[LEADS].metadata["write_disposition"] == "merge"
+
+    # The op of each asset is named after its source: the Worker's run config addresses ops.<source_id>.
+    repository = definitions.get_repository_def()
+    asset_job = repository.get_job("__ASSET_JOB")
+    assert {node.name for node in asset_job.graph.node_defs} >= {
+        "cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors"}
+    config_fields = asset_job.graph.node_named("cloudflare_kv_orders").definition.config_schema.config_type.fields
+    assert set(config_fields) == {"limit", "keys", "full_refresh", "from_snapshot"}
+    assert not any(field.is_required for field in config_fields.values())
+
+    # Partitions: only the incremental source, daily from its start, the window in progress included.
+    partitions = graph.get(LEADS).partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    assert partitions.get_first_partition_key() == "2026-01-01"
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    assert partitions.get_last_partition_key() == today
+    assert graph.get(ORDERS).partitions_def is None
+
+    schedules = {schedule.name: schedule for schedule in repository.schedule_defs}
+    assert {name: (s.cron_schedule, s.execution_timezone, s.default_status) for name, s in schedules.items()} == {
+        "cloudflare_kv_orders_schedule": ("0 * * * *", "UTC", dg.DefaultScheduleStatus.RUNNING),
+        "cloudflare_kv_leads_schedule": ("15 * * * *", "UTC", dg.DefaultScheduleStatus.RUNNING),
+        # Disabled sources stay in the graph, without a running schedule.
+        "cloudflare_kv_vendors_schedule": ("30 3 * * *", "UTC", dg.DefaultScheduleStatus.STOPPED),
+    }
+    assert schedules["cloudflare_kv_orders_schedule"].job_name == "load_cloudflare_kv_orders"
+
+    checks = {(key.asset_key, key.name) for key in graph.asset_check_keys}
+    for table in (ORDERS, LEADS, VENDORS):
+        assert {(table, "row_count"), (table, "column_schema_unchanged")} <= checks
+    assert (ORDERS, "freshness_check") in checks and (LEADS, "freshness_check") in checks
+    assert (VENDORS, "freshness_check") not in checks  # disabled: no freshness expectation
+
+    sensors = {sensor.name for sensor in repository.sensor_defs}
+    assert sensors == {"freshness_checks_sensor"}  # no run mirroring without an orchestrator URL
+
+
+def test_run_mirror_sensor_exists_when_the_worker_is_configured(platform_env, worker_api, monkeypatch):
+    worker_api.ledger.sources_document = json.loads(platform_env.config_path.read_text())
+    monkeypatch.setenv("DLT_ORCHESTRATOR_URL", worker_api.base_url)
+    monkeypatch.setenv("DLT_INTERNAL_TOKEN", "internal-test-token")
+    repository = defs().get_repository_def()
+    sensor = repository.get_sensor_def("mirror_runs_to_worker")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert ("GET", "/internal/sources", None) in worker_api.ledger.requests
+
+
+def test_hundred_sources_load_and_graph(settings, hundred_definitions, capsys):
+    started = time.perf_counter()
+    definitions = build_platform_definitions(hundred_definitions, settings)
+    graph = asset_graph(definitions)
+    repository = definitions.get_repository_def()
+    seconds = time.perf_counter() - started
+    with capsys.disabled():
+        print(f"\n100-source code location built and resolved in {seconds:.1f}s")
+    assert seconds < 90
+    assert len(graph.materializable_asset_keys) == 100
+    # 10 shared namespaces and 50 raw snapshot prefixes upstream.
+    assert len(graph.external_asset_keys) == 10 + 50
+    assert {graph.get(key).group_name for key in graph.materializable_asset_keys} == {
+        "dataset_0", "dataset_1", "dataset_2", "dataset_3"}
+    hourly = graph.get(dg.AssetKey(["dataset_0", "table_000"])).partitions_def
+    assert isinstance(hourly, dg.HourlyPartitionsDefinition)
+    assert isinstance(graph.get(dg.AssetKey(["dataset_3", "table_003"])).partitions_def, dg.DailyPartitionsDefinition)
+    assert graph.get(dg.AssetKey(["dataset_1", "table_001"])).partitions_def is None
+    schedules = repository.schedule_defs
+    scheduled = [d for d in hundred_definitions if d.schedule]
+    assert len(schedules) == len(scheduled)
+    assert sum(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules) == sum(
+        d.enabled for d in scheduled)
+    assert len({key for key in graph.asset_check_keys if key.name == "row_count"}) == 100
+    assert len({key for key in graph.asset_check_keys if key.name == "freshness_check"}) == sum(
+        1 for d in hundred_definitions if freshness_hours(d) is not None)
+
+
+def test_freshness_defaults_to_twice_the_schedule_interval(hundred_definitions):
+    document = generated_sources_document(1)
+    hourly = parse_sources_document(document)[0]
+    assert freshness_hours(hourly) == 2.0
+    daily = hourly.model_copy(update={"schedule": "30 3 * * *"})
+    assert freshness_hours(daily) == 48.0
+    assert freshness_hours(daily.model_copy(update={"freshness_hours": 5.0})) == 5.0
+    assert freshness_hours(daily.model_copy(update={"schedule": None})) is None
+    assert freshness_hours(daily.model_copy(update={"enabled": False})) is None
+
+
+@pytest.mark.parametrize(("now", "expected"), [
+    (dt.datetime(2026, 3, 10, 7, 15, tzinfo=dt.timezone.utc), ("2026-03-08", "2026-03-10")),
+    (dt.datetime(2026, 1, 1, 0, 15, tzinfo=dt.timezone.utc), ("2026-01-01", "2026-01-01")),  # clamped to start
+    (dt.datetime(2025, 12, 31, 23, 0, tzinfo=dt.timezone.utc), None),
+])
+def test_lookback_partition_range(sample_definitions, now, expected):
+    leads = next(d for d in sample_definitions if d.source_id == "cloudflare_kv_leads")
+    assert lookback_partition_range(leads, now) == expected
