@@ -20,6 +20,7 @@ from rich.table import Table
 
 from dlt_platform.config import DefinitionError, SourceDefinition, render_json_schema
 from dlt_platform.loads import LoadResult, key_batches, run_load
+from dlt_platform.local.stack import run_local
 from dlt_platform.profiling import profile_records
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import PROJECT_ROOT, Settings
@@ -255,6 +256,20 @@ def _load_batches(definition: SourceDefinition, settings: Settings, keys_list: l
         result = load_with_progress(definition, settings, RunRequest(keys=tuple(batch)), total=len(batch),
                                     write_disposition="merge", label=f"batch {number + 1}/{total}")
         _print_result(result)
+
+
+@app.command()
+def up() -> None:
+    """Run the platform offline on this machine: sample KV data loaded into the local DuckDB warehouse."""
+    with one_line_errors():
+        settings = _settings()
+        results = run_local(settings, lambda d, s, r: load_with_progress(d, s, r))
+        summary = Table("source", "status", "rows per table", "seconds", title="local run")
+        for definition, result, seconds in results:
+            rows = ", ".join(f"{table} {count}" for table, count in sorted(result.rows_by_table.items())) or "0"
+            summary.add_row(definition.source_id, "succeeded", rows, f"{seconds:.1f}")
+        console.print(summary)
+        console.print(f"warehouse: {settings.duckdb_path}", markup=False, highlight=False)
 
 
 @app.command()

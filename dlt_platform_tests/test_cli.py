@@ -1,0 +1,122 @@
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlt_platform.cli import app
+
+from .conftest import ACCOUNT_ID, API_TOKEN, NAMESPACE_ID, make_definition, query
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, kv_state, kv_api, monkeypatch):
+    """A sources file with one REST source against the loopback API, and the env the CLI reads."""
+    definition = make_definition(staging={"raw_snapshot": True, "r2_prefix": "cloudflare_kv/orders"})
+    sources = tmp_path / "sources.json"
+    sources.write_text(json.dumps({"sources": [definition.model_dump(mode="json"),
+                                               make_definition(source_id="off", enabled=False).model_dump(mode="json")]}))
+    monkeypatch.chdir(tmp_path)
+    env = {"DLT_PLATFORM_CONFIG": str(sources), "DLT_PLATFORM_DATA_DIR": str(tmp_path / "data"),
+           "DLT_PLATFORM_DESTINATION": "duckdb", "DLT_PLATFORM_KV_TRANSPORT": "rest",
+           "CLOUDFLARE_API_BASE_URL": kv_api.base_url, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID,
+           "CLOUDFLARE_API_TOKEN": API_TOKEN, "COLUMNS": "200"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    namespace = kv_state.namespaces[NAMESPACE_ID]
+    for number in range(30):
+        namespace.put(f"order:{number:03d}", json.dumps({"order_id": number, "status": "paid", "items": [{"sku": "A"}]}))
+    namespace.put("note", "plain text")
+    return tmp_path
+
+
+def run(*args):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_sources_and_keys(cli_env):
+    result = run("sources")
+    assert result.exit_code == 0 and "test_orders" in result.output and "off" in result.output
+    result = run("keys", "--source-id", "test_orders", "--limit", "3")
+    assert result.exit_code == 0
+    assert result.output.split() == ["note", "order:000", "order:001"]
+
+
+def test_profile_reports_presence_types_and_non_json_share(cli_env):
+    result = run("profile", "--source-id", "test_orders", "--limit", "100")
+    assert result.exit_code == 0, result.output
+    assert "31 records sampled" in result.output
+    assert "30/31" in result.output and "int 30" in result.output and "array 30" in result.output
+    assert "non-JSON values: 1/31 (3.2%)" in result.output
+
+
+def test_sample_prints_rows_without_loading(cli_env):
+    result = run("sample", "--source-id", "test_orders", "--limit", "2")
+    assert result.exit_code == 0
+    assert '"cf_kv_key": "note"' in result.output and '"cf_kv_value_is_json": false' in result.output
+    assert not (cli_env / "data" / "warehouse.duckdb").exists()
+
+
+def test_load_prints_rows_per_table_and_snapshot(cli_env):
+    result = run("load", "--source-id", "test_orders")
+    assert result.exit_code == 0, result.output
+    assert "orders_kv__items" in result.output and "│ 30" in result.output and "│ 31" in result.output
+    assert "raw snapshot:" in result.output
+
+
+def test_load_in_key_batches_and_replay_a_snapshot(cli_env, kv_state):
+    keys_file = cli_env / "keys.txt"
+    keys_file.write_text("\n".join(f"order:{n:03d}" for n in range(25)) + "\n")
+    result = run("load", "--source-id", "test_orders", "--keys-file", str(keys_file), "--batch-size", "10",
+                 "--skip-batches", "1")
+    assert result.exit_code == 0, result.output
+    assert "25 keys in 3 batches of 10; loading 2 (skipping 1)" in result.output
+    settings = dataclasses.replace(make_settings(cli_env))
+    assert query(settings, "select count(*) from source_test.orders_kv") == [(15,)]
+    snapshots = sorted((cli_env / "data" / "raw_staging").rglob("*.ndjson.gz"))
+    kv_state.namespaces[NAMESPACE_ID].entries.clear()
+    result = run("load", "--source-id", "test_orders", "--from-snapshot", str(snapshots[-1]))
+    assert result.exit_code == 0, result.output
+    assert query(settings, "select count(*) from source_test.orders_kv") == [(5,)]
+
+
+def make_settings(root: Path):
+    from dlt_platform.settings import Settings
+
+    return Settings(data_dir=root / "data")
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["load", "--source-id", "nope"], {}, "error: source_id: unknown source 'nope'"),
+        (["keys", "--source-id", "test_orders"], {"CLOUDFLARE_API_TOKEN": ""}, "error: CLOUDFLARE_API_TOKEN is not set"),
+        (["keys", "--source-id", "test_orders"], {"CLOUDFLARE_API_TOKEN": "bad-token-123"},
+         "error: Cloudflare API HTTP 403: Authentication error (code 10000)"),
+        (["load"], {}, "error: give exactly one of --source-id or --all"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_1(cli_env, monkeypatch, args, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == message or result.output.strip().startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "bad-token-123" not in result.output
+
+
+def test_up_loads_the_sample_sources_offline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_PLATFORM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    for name in ("DLT_PLATFORM_CONFIG", "DLT_PLATFORM_DESTINATION", "CLOUDFLARE_API_TOKEN", "DLT_PLATFORM_KV_TRANSPORT"):
+        monkeypatch.delenv(name, raising=False)
+    result = run("up")
+    assert result.exit_code == 0, result.output
+    settings = make_settings(tmp_path)
+    assert query(settings, "select count(*) from source_cloudflare.orders_kv") == [(2000,)]
+    # 1,500 leads spread over 10 days; the 3-day lookback finds 450 of them.
+    assert query(settings, "select count(*) from source_cloudflare.leads_kv") == [(450,)]
+    assert "cloudflare_kv_vendors" not in result.output, "disabled sources are not loaded"
