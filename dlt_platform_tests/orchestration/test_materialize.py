@@ -35,10 +35,8 @@ def test_materialize_sources_into_duckdb_records_loads_and_passes_checks(platfor
 
     assert read_table(settings, "source_cloudflare", "orders_kv") == [(SAMPLE_COUNTS["ORDERS_KV"],)]
     assert read_table(settings, "source_cloudflare", "vendor_kv") == [(SAMPLE_COUNTS["VENDOR_KV"],)]
-    first_order = kv_entries["ORDERS_KV"][0]
-    assert read_table(settings, "source_cloudflare", "orders_kv", "cf_kv_namespace_title, order_id",
-                      ) and (("ORDERS_KV", first_order.key.removeprefix("order:")) in read_table(
-        settings, "source_cloudflare", "orders_kv", "cf_kv_namespace_title, order_id"))
+    rows = read_table(settings, "source_cloudflare", "orders_kv", "cf_kv_key, cf_kv_namespace_title, order_id")
+    assert sorted(rows) == sorted((e.key, "ORDERS_KV", e.key.removeprefix("order:")) for e in kv_entries["ORDERS_KV"])
 
     orders = latest_metadata(instance, ORDERS)
     assert orders["rows_by_table"]["orders_kv"] == SAMPLE_COUNTS["ORDERS_KV"]
@@ -57,7 +55,7 @@ def test_materialize_sources_into_duckdb_records_loads_and_passes_checks(platfor
     assert checks[(ORDERS, "column_schema_unchanged")].passed
 
 
-def test_run_config_limit_and_a_schema_change_warns(platform, settings):
+def test_run_config_limit_is_passed_to_the_source(platform, settings):
     instance = dg.DagsterInstance.ephemeral()
     job = asset_job(platform).get_subset(asset_selection={VENDORS})
     limited = job.execute_in_process(instance=instance, run_config={
@@ -66,12 +64,25 @@ def test_run_config_limit_and_a_schema_change_warns(platform, settings):
     assert read_table(settings, "source_cloudflare", "vendor_kv") == [(5,)]
     assert latest_metadata(instance, VENDORS)["rows_loaded"] == 5
 
-    # Explicit keys of a non-JSON value add no columns; a snapshot replay of the full load does not change them
-    # either: the check compares each load with the one before.
-    again = job.execute_in_process(instance=instance)
-    assert again.success
-    schema_check = next(e for e in again.get_asset_check_evaluations() if e.check_name == "column_schema_unchanged")
-    assert schema_check.passed, schema_check.metadata
+
+def test_a_new_column_fails_the_schema_check_with_a_warning(settings, kv_server, sample_definitions):
+    namespace = kv_server.state.add_namespace("SCHEMA_KV_NAMESPACE_ID", "SCHEMA_KV")
+    namespace.put("item:1", '{"name": "first"}')
+    definition = sample_definitions[2].model_copy(deep=True, update={"source_id": "schema_probe", "enabled": True})
+    definition.extract.namespace_id, definition.extract.namespace_title = "SCHEMA_KV_NAMESPACE_ID", "SCHEMA_KV"
+    definition.destination.table = "schema_probe"
+    key = dg.AssetKey(["source_cloudflare", "schema_probe"])
+    job = asset_job(build_platform_definitions([definition], settings)).get_subset(asset_selection={key})
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = job.execute_in_process(instance=instance)
+    assert next(e for e in first.get_asset_check_evaluations() if e.check_name == "column_schema_unchanged").passed
+    namespace.put("item:2", '{"name": "second", "color": "red"}')
+    second = job.execute_in_process(instance=instance)
+    assert second.success
+    check = next(e for e in second.get_asset_check_evaluations() if e.check_name == "column_schema_unchanged")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["added"].value == ["color"]
 
 
 def test_a_partition_loads_exactly_its_window(platform, settings, kv_entries):
@@ -82,7 +93,7 @@ def test_a_partition_loads_exactly_its_window(platform, settings, kv_entries):
     result = asset_job(platform).get_subset(asset_selection={LEADS}).execute_in_process(
         instance=instance, partition_key=f"{day:%Y-%m-%d}")
     assert result.success
-    keys = [row[0] for row in read_table(settings, "source_cloudflare", "leads_kv", "cf_kv_key order by 1")]
+    keys = sorted(row[0] for row in read_table(settings, "source_cloudflare", "leads_kv", "cf_kv_key"))
     assert keys == expected
     metadata = latest_metadata(instance, LEADS)
     assert metadata["rows_loaded"] == len(expected)
@@ -118,7 +129,7 @@ def test_schedule_and_backfill_load_their_partition_ranges(platform, settings, k
     assert result.success
     days = {f"{first + dt.timedelta(days=n):%Y%m%d}" for n in range(3)}
     expected = sorted(e.key for e in kv_entries["LEADS_KV"] if e.key.split(":")[1] in days)
-    keys = [row[0] for row in read_table(settings, "source_cloudflare", "leads_kv", "cf_kv_key order by 1")]
+    keys = sorted(row[0] for row in read_table(settings, "source_cloudflare", "leads_kv", "cf_kv_key"))
     assert keys == expected
     materialized = instance.get_materialized_partitions(LEADS)
     assert materialized == {f"{first + dt.timedelta(days=n):%Y-%m-%d}" for n in range(3)}
