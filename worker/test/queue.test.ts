@@ -154,6 +154,26 @@ describe("queue consumer", () => {
   });
 });
 
+describe("cancel during launch", () => {
+  it("terminates the Dagster run when the run was canceled while launching", async () => {
+    const { env } = testEnv();
+    const { runId } = await queuedRun(env);
+    const dagster = dagsterDouble(async ({ query }) => {
+      if (query.includes("terminateRun")) return { terminateRun: { __typename: "TerminateRunSuccess", run: null } };
+      // The operator cancels while Dagster is still answering launchRun.
+      const cancel = await call(env, "POST", `/runs/${runId}/cancel`);
+      expect(cancel.status).toBe(200);
+      return launchSuccess(`dg-race-${runId}`);
+    });
+    const { message, state } = fakeMessage({ run_id: runId });
+    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    expect(state.acked).toBe(true);
+    expect(dagster.calls.map((c) => c.query.includes("terminateRun"))).toEqual([false, true]);
+    expect(dagster.calls[1].variables).toEqual({ runId: `dg-race-${runId}` });
+    expect((await json(await call(env, "GET", `/runs/${runId}`))).status).toBe("canceled");
+  });
+});
+
 describe("dead letter consumer", () => {
   it("marks a launching run dead_lettered with the last error", async () => {
     const { env } = testEnv();
