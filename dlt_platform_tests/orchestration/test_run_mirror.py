@@ -1,0 +1,155 @@
+"""The run-mirroring sensor against a real HTTP stand-in of the Worker's internal API on loopback.
+
+Runs go through Dagster's own machinery: created in a SQLite instance, submitted to the queued run
+coordinator (QUEUED), launched (STARTING) and executed by the instance's run launcher (STARTED, SUCCESS/FAILURE).
+"""
+
+import dagster as dg
+import pytest
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+from dagster._core.run_coordinator import SubmitRunContext
+from dagster._core.test_utils import in_process_test_workspace
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from dlt_platform.orchestration.assets import table_key
+from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
+from dlt_platform.orchestration.worker_client import WorkerClient
+from dlt_platform_tests.orchestration.conftest import (
+    INTERNAL_TOKEN, LEDGER_ORDER, SAMPLE_COUNTS, TODAY, WorkerApiServer)
+
+ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
+LEADS = dg.AssetKey(["source_cloudflare", "leads_kv"])
+VENDORS = dg.AssetKey(["source_cloudflare", "vendor_kv"])
+
+
+@pytest.fixture
+def instance(tmp_path, platform_env):
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
+        # Executes the launched run synchronously in this process (the daemon would start a run worker).
+        "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
+                         "class": "SyncInMemoryRunLauncher"},
+    }) as instance:
+        yield instance
+
+
+@pytest.fixture
+def workspace(instance):
+    origin = LoadableTargetOrigin(module_name="dlt_platform.definitions", attribute="defs")
+    with in_process_test_workspace(instance, origin) as workspace:
+        yield workspace
+
+
+def launch(instance, workspace, key: dg.AssetKey, tags: dict, run_config: dict | None = None) -> dg.DagsterRun:
+    """Create, enqueue and launch a run of one asset the way the webserver and the run queue daemon do."""
+    location = workspace.get_code_location(next(iter(workspace.get_code_location_entries())))
+    remote_job = next(iter(location.get_repositories().values())).get_full_job("__ASSET_JOB")
+    job = ReconstructableJob(ReconstructableRepository.for_module("dlt_platform.definitions", "defs"),
+                             "__ASSET_JOB").get_subset(asset_selection={key})
+    run = instance.create_run_for_job(job_def=job.get_definition(), run_config=run_config or {}, tags=tags,
+                                      asset_selection=frozenset({key}), job_code_origin=job.get_python_origin(),
+                                      remote_job_origin=remote_job.get_remote_origin())
+    instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=workspace))
+    instance.launch_run(run.run_id, workspace=workspace)
+    return instance.get_run_by_id(run.run_id)
+
+
+def tick(sensor: dg.SensorDefinition, instance, cursor: str | None):
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+        data = sensor.evaluate_tick(context)
+    return data.cursor, (data.skip_message or "")
+
+
+@pytest.fixture
+def mirror(platform_env, worker_api, sample_definitions):
+    settings = platform_env.__class__(**{**platform_env.__dict__, "orchestrator_url": worker_api.base_url,
+                                         "internal_token": INTERNAL_TOKEN})
+    return build_run_mirror_sensor(settings, {table_key(d): d.source_id for d in sample_definitions})
+
+
+def ledger_run(ledger, dagster_run_id: str) -> dict:
+    return next(run for run in ledger.runs.values() if run["dagster_run_id"] == dagster_run_id)
+
+
+def posted_statuses(ledger, dagster_run_id: str) -> list[str]:
+    return [body["status"] for method, path, body in ledger.requests
+            if method == "POST" and body and body.get("dagster_run_id") == dagster_run_id and "status" in body]
+
+
+def test_mirrors_every_transition_of_worker_and_other_runs(instance, workspace, mirror, worker_api):
+    ledger = worker_api.ledger
+    ledger.add_run("run_from_worker", "cloudflare_kv_orders")
+    worker_run = launch(instance, workspace, ORDERS, {"dlt_platform/run_id": "run_from_worker", "dlt_platform/trigger": "api",
+                                           "dlt_platform/source_id": "cloudflare_kv_orders"})
+    partition = f"{TODAY:%Y-%m-%d}"
+    scheduled_run = launch(instance, workspace, LEADS, {"dagster/schedule_name": "cloudflare_kv_leads_schedule",
+                                             "dagster/partition": partition})
+    failed_run = launch(instance, workspace, VENDORS, {}, {"ops": {"cloudflare_kv_vendors": {"config": {
+        "from_snapshot": "/nonexistent/snapshot.ndjson.gz"}}}})
+    assert [worker_run.status, scheduled_run.status, failed_run.status] == [
+        dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+
+    cursor, message = tick(mirror, instance, None)
+    assert "reported 12 status change(s)" in message, message
+
+    launched_by_worker = ledger.runs["run_from_worker"]
+    assert launched_by_worker["history"] == ["queued", "launched", "running", "succeeded"]
+    assert launched_by_worker["dagster_run_id"] == worker_run.run_id
+    assert launched_by_worker["tables"]["orders_kv"] == SAMPLE_COUNTS["ORDERS_KV"]
+    assert launched_by_worker["rows_loaded"] == sum(launched_by_worker["tables"].values())
+
+    scheduled = ledger_run(ledger, scheduled_run.run_id)
+    assert (scheduled["source_id"], scheduled["trigger"], scheduled["partition"]) == (
+        "cloudflare_kv_leads", "schedule", partition)
+    assert scheduled["history"] == ["queued", "launched", "running", "succeeded"]
+    assert scheduled["rows_loaded"] == sum(1 for _ in range(SAMPLE_COUNTS["LEADS_KV"]) if _ % 10 == 0)
+
+    failed = ledger_run(ledger, failed_run.run_id)
+    assert (failed["trigger"], failed["status"]) == ("ui", "failed")
+    assert failed["history"] == ["queued", "launched", "running", "failed"] and failed["message"]
+
+    # Sent in order: every run's posted statuses move forward only.
+    for run in (worker_run, scheduled_run, failed_run):
+        statuses = posted_statuses(ledger, run.run_id)
+        assert statuses == sorted(statuses, key=LEDGER_ORDER.index), statuses
+
+    # Idempotent: nothing new to send from the cursor; a lost cursor resends everything, and nothing changes.
+    requests_before = len(ledger.requests)
+    assert tick(mirror, instance, cursor)[0] == cursor and len(ledger.requests) == requests_before
+    snapshot = {run_id: dict(run) for run_id, run in ledger.runs.items()}
+    assert tick(mirror, instance, None)[0] == cursor
+    assert {run_id: dict(run) for run_id, run in ledger.runs.items()} == snapshot
+
+
+def test_catches_up_after_the_worker_was_down(instance, workspace, mirror, worker_api):
+    ledger = worker_api.ledger
+    first = launch(instance, workspace, VENDORS, {"dlt_platform/source_id": "cloudflare_kv_vendors"})
+    cursor, _ = tick(mirror, instance, None)
+    assert ledger_run(ledger, first.run_id)["status"] == "succeeded"
+
+    port = worker_api.server_address[1]
+    worker_api.stop()
+    while_down = launch(instance, workspace, ORDERS, {"dagster/backfill": "abcdefgh"},
+                        {"ops": {"cloudflare_kv_orders": {"config": {"limit": 3}}}})
+    for _ in range(2):  # the Worker stays down for several ticks: the cursor does not move
+        down_cursor, message = tick(mirror, instance, cursor)
+        assert down_cursor == cursor and "Worker unavailable" in message
+
+    restarted = WorkerApiServer(ledger, port=port)
+    try:
+        caught_up_cursor, message = tick(mirror, instance, cursor)
+        assert "reported 4 status change(s)" in message, message
+        run = ledger_run(ledger, while_down.run_id)
+        assert (run["trigger"], run["history"]) == ("backfill", ["queued", "launched", "running", "succeeded"])
+        assert run["tables"]["orders_kv"] == 3
+        assert int(caught_up_cursor) > int(cursor)
+    finally:
+        restarted.stop()
+
+
+def test_worker_client_never_puts_the_token_in_errors(worker_api):
+    worker_api.stop()
+    with WorkerClient(worker_api.base_url, INTERNAL_TOKEN) as client:
+        with pytest.raises(Exception) as raised:
+            client.post_status("run_x", "running")
+        assert INTERNAL_TOKEN not in str(raised.value) and INTERNAL_TOKEN not in repr(client)
