@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import bisect
 import json
+
+import orjson
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: dict | bytes, headers: dict | None = None) -> None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json")
         self.send_header("Content-Length", str(len(data)))

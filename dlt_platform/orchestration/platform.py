@@ -42,4 +42,7 @@ def build_platform_definitions(definitions: list[SourceDefinition], settings: Se
         schedules=schedules,
         sensors=sensors,
         resources={"dlt": DagsterDltResource()},
+        # A run loads one source and then checks it, step after step: a process per step would only re-import
+        # dlt and rebuild every source's asset again for each check.
+        executor=dg.in_process_executor,
     )

@@ -19,7 +19,13 @@ from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, read_snapshot
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, shape_row
-from dlt_platform.sources.cloudflare_kv.transports import KVRecord, KVTransport, RestTransport, WorkerTransport
+from dlt_platform.sources.cloudflare_kv.transports import (
+    KVRecord,
+    KVTransport,
+    RestTransport,
+    WorkerTransport,
+    prefetched,
+)
 from dlt_platform.sources.cloudflare_kv.windows import lookback_prefixes, window_prefixes
 from dlt_platform.http import RateBudget
 
@@ -68,7 +74,7 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: RunReq
             pages = transport.records_for_keys(keys)
         else:
             pages = (page for prefix in planned_prefixes(definition, request) for page in transport.pages(prefix))
-        for records in pages:
+        for records in prefetched(pages):
             fetched_at = dt.datetime.now(dt.timezone.utc).isoformat()
             yield [{**record, "fetched_at": fetched_at} for record in records]
     finally:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from dlt_platform.http import RateBudget, RetryPolicy, send_with_retries
 
@@ -28,7 +29,7 @@ class CloudflareAPIError(RuntimeError):
 
 def _errors_text(response: httpx.Response) -> str:
     try:
-        body = response.json()
+        body = orjson.loads(response.content)
         errors = body.get("errors") or []
         text = "; ".join(f"{e.get('message')} (code {e.get('code')})" for e in errors if isinstance(e, dict))
         return text or response.reason_phrase
@@ -79,7 +80,7 @@ class CloudflareKVClient:
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             raise CloudflareAPIError(response.status_code, _errors_text(response))
-        body = response.json()
+        body = orjson.loads(response.content)
         if not body.get("success", False):
             raise CloudflareAPIError(response.status_code, _errors_text(response))
         return body
@@ -123,7 +124,7 @@ class CloudflareKVClient:
             return None
         if response.status_code >= 400:
             raise CloudflareAPIError(response.status_code, _errors_text(response))
-        body = response.json()
+        body = orjson.loads(response.content)
         if not body.get("success", False):
             raise CloudflareAPIError(response.status_code, _errors_text(response))
         return body["result"]["values"]

@@ -10,7 +10,10 @@ binary values are not expanded; their text (or base64) stays in cf_kv_value_raw.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+
+import orjson
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
@@ -27,6 +30,7 @@ AUDIT_COLUMNS = (
     "cf_kv_value_raw",
     "cf_kv_value_encoding",
 )
+AUDIT_SET = frozenset(AUDIT_COLUMNS)
 COLLISION_PREFIX = "value_"
 
 # Column hints: metadata stays one JSON column instead of being flattened; the key is the merge key.
@@ -43,14 +47,12 @@ AUDIT_COLUMN_HINTS = {
 }
 
 _naming = NamingConvention()
-_normalized_names: dict[str, str] = {}
 
 
+@functools.lru_cache(maxsize=65536)
 def _column_name(field: str) -> str:
-    name = _normalized_names.get(field)
-    if name is None:
-        name = _normalized_names[field] = _naming.normalize_identifier(field)
-    return name
+    """The column dlt will make of a field name (bounded cache: values may use ids as field names)."""
+    return _naming.normalize_identifier(field)
 
 
 def shape_row(record: KVRecord, namespace_id: str, namespace_title: str, fetched_at: dt.datetime) -> dict:
@@ -59,17 +61,27 @@ def shape_row(record: KVRecord, namespace_id: str, namespace_title: str, fetched
     is_json = False
     if record["value_encoding"] == "text":
         try:
-            parsed = json.loads(raw)
+            parsed = orjson.loads(raw)
             is_json = True
-        except ValueError:
-            pass
+        except orjson.JSONDecodeError:
+            # orjson refuses what the json module accepts (integers past 64 bits, NaN): ask it too.
+            try:
+                parsed = json.loads(raw)
+                is_json = True
+            except ValueError:
+                pass
     row: dict = {}
     if isinstance(parsed, dict):
-        audit = set(AUDIT_COLUMNS)
+        taken: set[str] | None = None
         for field, value in parsed.items():
             name = field
-            while _column_name(name) in audit or (name != field and name in parsed):
-                name = COLLISION_PREFIX + name
+            if _column_name(field) in AUDIT_SET:
+                # Rare: computed only when a field collides. Skip names the value itself already uses.
+                taken = taken or {_column_name(other) for other in parsed}
+                name = COLLISION_PREFIX + field
+                while _column_name(name) in AUDIT_SET or _column_name(name) in taken:
+                    name = COLLISION_PREFIX + name
+                taken.add(_column_name(name))
             row[name] = value
     row.update(
         cf_kv_key=record["key"],

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypedDict
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from dlt_platform.http import RetryPolicy, send_with_retries
 from dlt_platform.sources.cloudflare_kv.rest_client import BULK_GET_SIZE, CloudflareAPIError, CloudflareKVClient
@@ -50,10 +54,15 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 
 class RestTransport:
-    def __init__(self, client: CloudflareKVClient, namespace_id: str) -> None:
+    """Listing pages of 1,000 keys, their values by bulk get in 10 requests sent concurrently: against the real
+    API each request takes tens of milliseconds, so a page's reads overlap instead of adding up."""
+
+    def __init__(self, client: CloudflareKVClient, namespace_id: str, concurrency: int = 4) -> None:
         self.client, self.namespace_id = client, namespace_id
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kv-bulk-get")
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self.client.close()
 
     def pages(self, prefix: str | None) -> Iterator[list[KVRecord]]:
@@ -70,9 +79,11 @@ class RestTransport:
             yield self._read([{"name": key} for key in chunk])
 
     def _read(self, listed: list[dict]) -> list[KVRecord]:
+        chunks = list(_chunks(listed, BULK_GET_SIZE))
+        results = self._pool.map(lambda chunk: self.client.bulk_get(self.namespace_id, [e["name"] for e in chunk]),
+                                 chunks)
         records: list[KVRecord] = []
-        for chunk in _chunks(listed, BULK_GET_SIZE):
-            values = self.client.bulk_get(self.namespace_id, [entry["name"] for entry in chunk])
+        for chunk, values in zip(chunks, results):
             for entry in chunk:
                 record = self._record(entry, None if values is None else values.get(entry["name"]), values is None)
                 if record is not None:
@@ -144,7 +155,7 @@ class WorkerTransport:
             except (ValueError, KeyError, TypeError):
                 message = response.reason_phrase
             raise CloudflareAPIError(response.status_code, f"orchestrator: {message}")
-        return response.json()
+        return orjson.loads(response.content)
 
     def pages(self, prefix: str | None) -> Iterator[list[KVRecord]]:
         cursor = None
@@ -177,3 +188,45 @@ def _common_prefix(keys: Iterable[str]) -> str | None:
     while length < min(len(first), len(last)) and first[length] == last[length]:
         length += 1
     return first[:length] or None
+
+
+_DONE = object()
+
+
+def prefetched(pages: Iterator[list[KVRecord]], depth: int = 2) -> Iterator[list[KVRecord]]:
+    """Read up to `depth` pages ahead in a thread, so fetching overlaps with shaping and writing rows.
+
+    Memory stays bounded by `depth` pages; an error in the reader is raised to the consumer; a consumer that
+    stops early (a --limit) stops the reader.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        buffer.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_DONE)
+        except BaseException as error:  # handed to the consumer
+            buffer.put(error)
+
+    thread = threading.Thread(target=reader, name="kv-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
