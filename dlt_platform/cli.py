@@ -273,6 +273,15 @@ def up() -> None:
 
 
 @app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface the Dagster webserver binds.")] = "0.0.0.0",
+          port: Annotated[int, typer.Option(help="Port of the Dagster webserver (UI under /dagster).")] = 3000) -> None:
+    """Run Dagster (webserver + daemon) as the container does: supervised, stopped cleanly by SIGTERM."""
+    from dlt_platform.serve import serve as run_serve
+
+    raise typer.Exit(run_serve(host, port))
+
+
+@app.command()
 def schema(check: Annotated[bool, typer.Option(help="Only check that the committed file is current.")] = False) -> None:
     """Regenerate config/source.schema.json from the pydantic model."""
     rendered = render_json_schema()

@@ -1,0 +1,24 @@
+# The Dagster container: webserver (UI under /dagster, port 3000) and daemon, run by `dlt-platform serve`.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    DAGSTER_HOME=/app/.dagster
+
+RUN pip install --no-cache-dir "uv>=0.9" \
+    && useradd --create-home --uid 10001 dlt
+
+WORKDIR /app
+# Dependencies first (cached while only the code changes), exactly as locked.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-install-project
+COPY dlt_platform ./dlt_platform
+COPY config ./config
+COPY workspace.yaml dagster.yaml ./
+RUN uv sync --frozen && mkdir -p /app/.dagster /app/.data && chown -R dlt /app/.dagster /app/.data
+
+USER dlt
+EXPOSE 3000
+# Container disk is ephemeral: run history goes to Postgres when DAGSTER_PG_URL is set, data to BigQuery and R2.
+ENTRYPOINT ["/app/.venv/bin/dlt-platform", "serve", "--host", "0.0.0.0", "--port", "3000"]
