@@ -21,11 +21,14 @@ export interface Env {
   DAGSTER_URL?: string;
   STUCK_RUN_MINUTES?: string;
   QUEUED_RESEND_MINUTES?: string;
+  /** First delay between launch retries, in seconds (default 30). */
+  LAUNCH_RETRY_BASE_SECONDS?: string;
 }
 
 export type AppEnv = { Bindings: Env };
 
-export function minutesVar(value: string | undefined, fallback: number): number {
+/** A positive number from a string var (minutes or seconds), or the fallback. */
+export function positiveNumberVar(value: string | undefined, fallback: number): number {
   const n = Number(value);
   return Number.isFinite(n) && n > 0 ? n : fallback;
 }

@@ -1,13 +1,14 @@
 /** Consumers of dlt-jobs-v2 (launch runs in Dagster) and dlt-jobs-v2-dlq (dead-letter them). */
 import { launchRun, terminateRun } from "./dagster";
-import type { Env, JobMessage } from "./env";
+import { type Env, type JobMessage, positiveNumberVar } from "./env";
 import { applyStatus, claimForLaunch, findRun, findSource, recordLaunchFailure } from "./ledger";
 
 export const DLQ_NAME = "dlt-jobs-v2-dlq";
 
-/** Growing delay between launch attempts: 30 s, 60 s, 120 s ... at most 10 minutes. */
-export function retryDelaySeconds(attempts: number): number {
-  return Math.min(30 * 2 ** Math.max(0, attempts - 1), 600);
+/** Growing delay between launch attempts: base, 2x base, 4x base ... at most 10 minutes (base 30 s by default;
+ * the local stack sets LAUNCH_RETRY_BASE_SECONDS low so a dead Dagster dead-letters in seconds). */
+export function retryDelaySeconds(attempts: number, baseSeconds = 30): number {
+  return Math.min(baseSeconds * 2 ** Math.max(0, attempts - 1), 600);
 }
 
 function errorText(err: unknown): string {
@@ -43,7 +44,7 @@ export async function launchMessage(env: Env, message: Message<unknown>): Promis
   try {
     dagsterRunId = await launchRun(env, run, source.definition);
   } catch (err) {
-    const delaySeconds = retryDelaySeconds(message.attempts);
+    const delaySeconds = retryDelaySeconds(message.attempts, positiveNumberVar(env.LAUNCH_RETRY_BASE_SECONDS, 30));
     await recordLaunchFailure(env.DB, runId, errorText(err), delaySeconds);
     message.retry({ delaySeconds });
     return;
@@ -89,7 +90,7 @@ export async function handleBatch(batch: MessageBatch<unknown>, env: Env): Promi
     try {
       await handler(env, message);
     } catch (err) {
-      const delaySeconds = retryDelaySeconds(message.attempts);
+      const delaySeconds = retryDelaySeconds(message.attempts, positiveNumberVar(env.LAUNCH_RETRY_BASE_SECONDS, 30));
       console.error(`queue ${batch.queue}: message ${message.id} failed: ${errorText(err)}`);
       message.retry({ delaySeconds });
     }

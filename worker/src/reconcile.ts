@@ -1,6 +1,6 @@
 /** Cron: wake the container and reconcile the ledger with Dagster and the queue. */
 import { dagsterRunStatus, wakeContainer } from "./dagster";
-import { minutesVar, type Env } from "./env";
+import { positiveNumberVar, type Env } from "./env";
 import { addEvent, applyStatus, staleRuns } from "./ledger";
 
 export interface ReconcileReport {
@@ -27,7 +27,7 @@ export async function reconcile(env: Env, nowMs = Date.now()): Promise<Reconcile
     }
   }
 
-  const stuckBefore = minutesAgo(minutesVar(env.STUCK_RUN_MINUTES, 15), nowMs);
+  const stuckBefore = minutesAgo(positiveNumberVar(env.STUCK_RUN_MINUTES, 15), nowMs);
   // Launched or running runs that heard nothing lately: ask Dagster where they are.
   for (const run of await staleRuns(env.DB, ["launched", "running"], stuckBefore)) {
     if (!run.dagster_run_id) continue;
@@ -47,7 +47,7 @@ export async function reconcile(env: Env, nowMs = Date.now()): Promise<Reconcile
   }
 
   // Queued runs whose message was lost, and launches interrupted mid-way, go back on the queue.
-  const queuedBefore = minutesAgo(minutesVar(env.QUEUED_RESEND_MINUTES, 10), nowMs);
+  const queuedBefore = minutesAgo(positiveNumberVar(env.QUEUED_RESEND_MINUTES, 10), nowMs);
   const resend = [
     ...(await staleRuns(env.DB, ["queued"], queuedBefore)),
     ...(await staleRuns(env.DB, ["launching"], stuckBefore)),

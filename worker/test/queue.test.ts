@@ -150,7 +150,8 @@ describe("queue consumer", () => {
   });
 
   it("computes growing, capped delays", () => {
-    expect([1, 2, 3, 4, 5, 6, 10].map(retryDelaySeconds)).toEqual([30, 60, 120, 240, 480, 600, 600]);
+    expect([1, 2, 3, 4, 5, 6, 10].map((attempts) => retryDelaySeconds(attempts))).toEqual([30, 60, 120, 240, 480, 600, 600]);
+    expect([1, 2, 3].map((attempts) => retryDelaySeconds(attempts, 2))).toEqual([2, 4, 8]);
   });
 });
 
