@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,7 +21,8 @@ from rich.table import Table
 
 from dlt_platform.config import DefinitionError, SourceDefinition, render_json_schema
 from dlt_platform.loads import LoadResult, key_batches, run_load
-from dlt_platform.local.stack import run_local
+from dlt_platform.local.stack import LocalStack, StackError, StackPaths
+from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 from dlt_platform.profiling import profile_records
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import PROJECT_ROOT, Settings
@@ -55,7 +57,7 @@ def main(config: ConfigOption = None) -> None:
 def _root_cause(error: BaseException) -> BaseException:
     while error.__cause__ is not None or error.__context__ is not None:
         cause = error.__cause__ or error.__context__
-        if isinstance(error, (DefinitionError, CloudflareAPIError)):
+        if isinstance(error, (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError)):
             return error
         error = cause
     return error
@@ -70,7 +72,8 @@ def one_line_errors():
         raise
     except Exception as error:  # noqa: BLE001 - reduced to its root cause below
         cause = _root_cause(error)
-        if isinstance(cause, (DefinitionError, CloudflareAPIError, ValueError, httpx.HTTPError, OSError)):
+        if isinstance(cause, (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError, ValueError,
+                              httpx.HTTPError, OSError)):
             errors.print(f"error: {cause}", markup=False, highlight=False)
             raise typer.Exit(1) from None
         raise
@@ -259,17 +262,68 @@ def _load_batches(definition: SourceDefinition, settings: Settings, keys_list: l
 
 
 @app.command()
-def up() -> None:
-    """Run the platform offline on this machine: sample KV data loaded into the local DuckDB warehouse."""
+def up(
+    once: Annotated[bool, typer.Option(help="Stop the stack after the summary instead of waiting for Ctrl-C.")] = False,
+    worker_port: Annotated[int, typer.Option(help="Port of wrangler dev.")] = 8787,
+    dagster_port: Annotated[int, typer.Option(help="Port of the Dagster webserver.")] = 3000,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the runs.")] = 900,
+) -> None:
+    """Run the whole platform offline: Worker (wrangler dev), Dagster, a run of every enabled source."""
     with one_line_errors():
         settings = _settings()
-        results = run_local(settings, lambda d, s, r: load_with_progress(d, s, r))
-        summary = Table("source", "status", "rows per table", "seconds", title="local run")
-        for definition, result, seconds in results:
-            rows = ", ".join(f"{table} {count}" for table, count in sorted(result.rows_by_table.items())) or "0"
-            summary.add_row(definition.source_id, "succeeded", rows, f"{seconds:.1f}")
-        console.print(summary)
-        console.print(f"warehouse: {settings.duckdb_path}", markup=False, highlight=False)
+        stack = LocalStack(paths=StackPaths(data_dir=settings.data_dir), worker_port=worker_port,
+                           dagster_port=dagster_port, config_path=settings.config_path)
+        try:
+            stack.start(say=lambda text: console.print(text, markup=False, highlight=False))
+            enabled = [d.source_id for d in settings.load_sources() if d.enabled]
+            with stack.operator() as client:
+                runs = run_through_worker(client, enabled, timeout)
+            _print_runs(runs)
+            console.print(f"Dagster UI:  {stack.dagster_url}/dagster", markup=False, highlight=False)
+            console.print(f"Admin page:  {stack.worker_url}/admin?token=<DLT_OPERATOR_TOKEN from "
+                          f"{stack.paths.worker_env}>", markup=False, highlight=False)
+            console.print(f"Warehouse:   {settings.data_dir / 'warehouse.duckdb'}", markup=False, highlight=False)
+            failed = [run for run in runs.values() if run["status"] != "succeeded"]
+            if not once and stack.processes:
+                console.print("The stack keeps running; Ctrl-C stops it.")
+                _wait_for_interrupt()
+            if failed:
+                raise typer.Exit(1)
+        finally:
+            stack.stop_all()
+
+
+def run_through_worker(client: OperatorClient, source_ids: list[str], timeout: float) -> dict[str, dict]:
+    """Request a run of each source through the operator API and follow them to the end with live status."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+        tasks, run_ids = {}, []
+        for source_id in source_ids:
+            run_id = client.request_run(source_id)
+            run_ids.append(run_id)
+            tasks[run_id] = progress.add_task(f"{source_id}: queued", total=None)
+
+        def show(run: dict) -> None:
+            rows = f" ({run['rows_loaded']} rows)" if run.get("rows_loaded") is not None else ""
+            progress.update(tasks[run["run_id"]], description=f"{run['source_id']}: {run['status']}{rows}")
+
+        return client.wait_for_runs(run_ids, timeout=timeout, on_update=show)
+
+
+def _print_runs(runs: dict[str, dict]) -> None:
+    table = Table("source", "run", "status", "rows per table", "trigger")
+    for run in runs.values():
+        tables = run.get("tables") or {}
+        rows = ", ".join(f"{name} {count}" for name, count in sorted(tables.items())) or "-"
+        table.add_row(run["source_id"], run["run_id"], run["status"], rows, run["trigger"])
+    console.print(table)
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
 
 
 @app.command()

@@ -1,61 +1,265 @@
-"""The offline local run: sample KV data served on loopback, every enabled source loaded into DuckDB.
+"""The whole platform on one machine, offline: wrangler dev (Worker, local D1, queues, R2, KV) + Dagster.
 
-This is what `dlt-platform up` runs on one machine with no cloud credentials: the sample namespaces are served
-by the loopback KV API (dlt_platform.local.kv_api_server) and read through the production REST transport, and
-the warehouse is the DuckDB file under the data folder.
+`dlt-platform up` and the end-to-end tests start it the same way:
+1. tokens are generated once into `.local/worker.env` (git-ignored) and reused;
+2. the local D1 is migrated and the local KV namespaces are seeded with sample data (once a day: lead keys
+   are dated relative to today);
+3. `wrangler dev` serves the Worker (a running one on the port is reused);
+4. the sample definitions are synced into D1 through the operator API;
+5. Dagster (webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`, reading its
+   definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import json
+import os
 import secrets
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from dlt_platform.config import SourceDefinition
-from dlt_platform.loads import LoadResult
-from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+import httpx
+
 from dlt_platform.local.sample_data import sample_namespaces
-from dlt_platform.run_request import RunRequest
-from dlt_platform.settings import Settings
-
-LOCAL_ACCOUNT_ID = "local0000000000000000000000000000"
+from dlt_platform.operator_client import OperatorClient, sync_sources
+from dlt_platform.settings import PROJECT_ROOT, Settings
 
 
-def seed_local_kv(definitions: list[SourceDefinition], today: dt.date) -> KVApiState:
-    """A KV API state holding the sample data of every namespace the definitions name."""
-    state = KVApiState(LOCAL_ACCOUNT_ID, secrets.token_urlsafe(24))
-    samples = sample_namespaces(today)
-    for definition in definitions:
-        extract = definition.extract
-        if extract.namespace_id in state.namespaces:
-            continue
-        namespace = state.add_namespace(extract.namespace_id, extract.namespace_title)
-        for entry in samples.get(extract.namespace_title, []):
-            namespace.put(entry.key, entry.value, entry.metadata, entry.expiration)
-    return state
+class StackError(RuntimeError):
+    """A part of the local stack that did not come up; the message says which and where its log is."""
 
 
-def run_local(settings: Settings, load: Callable[[SourceDefinition, Settings, RunRequest], LoadResult]
-              ) -> list[tuple[SourceDefinition, LoadResult, float]]:
-    """Load every enabled source from the local sample KV into DuckDB; returns (definition, result, seconds)."""
-    definitions = settings.load_sources()
-    state = seed_local_kv(definitions, dt.datetime.now(dt.timezone.utc).date())
-    results = []
-    with KVApiServer(state) as server:
-        local = dataclasses.replace(
-            settings,
-            destination_override="duckdb",
-            kv_transport_override="rest",
-            cloudflare_api_base_url=server.base_url,
-            cloudflare_account_id=state.account_id,
-            cloudflare_api_token=state.token,
-        )
-        for definition in definitions:
-            if not definition.enabled:
-                continue
-            started = time.perf_counter()
-            result = load(definition, local, RunRequest())
-            results.append((definition, result, time.perf_counter() - started))
-    return results
+@dataclass
+class StackPaths:
+    state_dir: Path = PROJECT_ROOT / ".local"
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    @property
+    def worker_env(self) -> Path:
+        return self.state_dir / "worker.env"
+
+    @property
+    def wrangler_state(self) -> Path:
+        return self.state_dir / "wrangler"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state_dir / "dagster"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def seed_marker(self) -> Path:
+        return self.state_dir / "kv_seeded.json"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@dataclass
+class LocalStack:
+    paths: StackPaths = field(default_factory=StackPaths)
+    worker_port: int = 8787
+    dagster_port: int = 3000
+    config_path: Path = PROJECT_ROOT / "config" / "sources.json"
+    # Local launch retries start at 2 s so a run requested while Dagster is down dead-letters in seconds.
+    launch_retry_base_seconds: int = 2
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def worker_url(self) -> str:
+        return f"http://127.0.0.1:{self.worker_port}"
+
+    @property
+    def dagster_url(self) -> str:
+        return f"http://127.0.0.1:{self.dagster_port}"
+
+    # --- tokens and env files ---------------------------------------------------------------------------
+
+    def tokens(self) -> dict[str, str]:
+        """Operator and internal tokens, generated on first use and kept in the git-ignored state folder."""
+        values = read_env_file(self.paths.worker_env)
+        changed = False
+        for name in ("DLT_OPERATOR_TOKEN", "DLT_INTERNAL_TOKEN"):
+            if not values.get(name):
+                values[name] = secrets.token_urlsafe(32)
+                changed = True
+        wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds)}
+        if any(values.get(name) != value for name, value in wanted.items()):
+            values.update(wanted)
+            changed = True
+        if changed:
+            self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+            self.paths.worker_env.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+            self.paths.worker_env.chmod(0o600)
+        return values
+
+    def operator(self) -> OperatorClient:
+        return OperatorClient(self.worker_url, self.tokens()["DLT_OPERATOR_TOKEN"])
+
+    def dagster_env(self) -> dict[str, str]:
+        tokens = self.tokens()
+        return {
+            **os.environ,
+            "DAGSTER_HOME": str(self.paths.dagster_home),
+            "DLT_ORCHESTRATOR_URL": self.worker_url,
+            "DLT_INTERNAL_TOKEN": tokens["DLT_INTERNAL_TOKEN"],
+            "DLT_PLATFORM_DESTINATION": "duckdb",
+            "DLT_PLATFORM_KV_TRANSPORT": "worker",
+            "DLT_PLATFORM_DATA_DIR": str(self.paths.data_dir),
+            "DLT_PLATFORM_CONFIG": str(self.config_path),
+        }
+
+    # --- processes --------------------------------------------------------------------------------------
+
+    def _wrangler(self, *args: str) -> list[str]:
+        binary = PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"
+        if not binary.exists():
+            raise StackError("wrangler is not installed: run `npm ci` (or `make up`) first")
+        return [str(binary), *args]
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.paths.logs / f"{name}.log", "ab")
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def _run(self, name: str, command: list[str]) -> None:
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.paths.logs / f"{name}.log", "ab") as log:
+            result = subprocess.run(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise StackError(f"{name} failed (exit {result.returncode}); see {self.paths.logs / f'{name}.log'}")
+
+    def _wait(self, name: str, ready, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is not None:
+                raise StackError(f"{name} exited with {process.returncode}; see {self.paths.logs / f'{name}.log'}")
+            if ready():
+                return
+            time.sleep(0.5)
+        raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.paths.logs / f'{name}.log'}")
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    # --- the Worker ---------------------------------------------------------------------------------------
+
+    def worker_healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.worker_url}/health", timeout=2).json().get("d1") == "ok"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def prepare_worker_state(self, today: dt.date) -> None:
+        """Migrate the local D1 and seed the local KV namespaces (KV once a day)."""
+        persist = str(self.paths.wrangler_state)
+        self._run("d1-migrations", self._wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to",
+                                                  persist))
+        marker = json.loads(self.paths.seed_marker.read_text()) if self.paths.seed_marker.is_file() else {}
+        if marker.get("date") == today.isoformat():
+            return
+        seed_dir = self.paths.state_dir / "kv_seed"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        seeding = []
+        for title, entries in sample_namespaces(today).items():
+            path = seed_dir / f"{title}.json"
+            path.write_text(json.dumps([
+                {"key": e.key, "value": e.value, **({"metadata": e.metadata} if e.metadata else {})} for e in entries
+            ]))
+            seeding.append((title, self._spawn(f"kv-seed-{title}", self._wrangler(
+                "kv", "bulk", "put", str(path), "--binding", title, "--local", "--persist-to", persist))))
+        for title, process in seeding:
+            if process.wait() != 0:
+                raise StackError(f"seeding {title} failed; see {self.paths.logs / f'kv-seed-{title}.log'}")
+            self.processes.pop(f"kv-seed-{title}", None)
+        self.paths.seed_marker.write_text(json.dumps({"date": today.isoformat()}))
+
+    def start_worker(self) -> bool:
+        """Start wrangler dev unless a healthy Worker already answers on the port; True when started here."""
+        self.tokens()
+        if self.worker_healthy():
+            return False
+        if not port_is_free(self.worker_port):
+            raise StackError(f"port {self.worker_port} is taken by something that is not the Worker")
+        self.prepare_worker_state(dt.datetime.now(dt.timezone.utc).date())
+        self._spawn("worker", self._wrangler(
+            "dev", "--ip", "127.0.0.1", "--port", str(self.worker_port), "--persist-to", str(self.paths.wrangler_state),
+            "--env-file", str(self.paths.worker_env), "--show-interactive-dev-session=false"))
+        self._wait("worker", self.worker_healthy, timeout=120)
+        return True
+
+    def sync_sources(self) -> dict[str, str]:
+        definitions = [d.model_dump(mode="json") for d in Settings(config_path=self.config_path).load_sources()]
+        with self.operator() as client:
+            return sync_sources(client, definitions)
+
+    # --- Dagster ------------------------------------------------------------------------------------------
+
+    def dagster_graphql(self, query: str, variables: dict | None = None, timeout: float = 10) -> dict:
+        response = httpx.post(f"{self.dagster_url}/dagster/graphql", json={"query": query, "variables": variables or {}},
+                              timeout=timeout)
+        response.raise_for_status()
+        return response.json()
+
+    def dagster_ready(self) -> bool:
+        query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus " \
+                "locationOrLoadError { __typename } } } } }"
+        try:
+            entries = self.dagster_graphql(query, timeout=5)["data"]["workspaceOrError"]["locationEntries"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False
+        return any(entry["name"] == "dlt_platform" and entry["loadStatus"] == "LOADED"
+                   and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation" for entry in entries)
+
+    def start_dagster(self) -> bool:
+        """Start `dlt-platform serve` unless Dagster already answers on the port; True when started here."""
+        if self.dagster_ready():
+            return False
+        if not port_is_free(self.dagster_port):
+            raise StackError(f"port {self.dagster_port} is taken by something that is not Dagster")
+        cli = Path(sys.executable).parent / "dlt-platform"
+        self._spawn("dagster", [str(cli), "serve", "--host", "127.0.0.1", "--port", str(self.dagster_port)],
+                    env=self.dagster_env())
+        self._wait("dagster", self.dagster_ready, timeout=240)
+        return True
+
+    def start(self, say=print) -> None:
+        say(f"Worker: {'started' if self.start_worker() else 'reused'} at {self.worker_url}")
+        synced = self.sync_sources()
+        say("sources in D1: " + ", ".join(f"{source_id} {what}" for source_id, what in synced.items()))
+        say(f"Dagster: {'started' if self.start_dagster() else 'reused'} at {self.dagster_url}/dagster")
