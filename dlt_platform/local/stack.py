@@ -81,6 +81,7 @@ class LocalStack:
     config_path: Path = PROJECT_ROOT / "config" / "sources.json"
     # Local launch retries start at 2 s so a run requested while Dagster is down dead-letters in seconds.
     launch_retry_base_seconds: int = 2
+    extra_worker_vars: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -101,7 +102,8 @@ class LocalStack:
             if not values.get(name):
                 values[name] = secrets.token_urlsafe(32)
                 changed = True
-        wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds)}
+        wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds),
+                  **self.extra_worker_vars}
         if any(values.get(name) != value for name, value in wanted.items()):
             values.update(wanted)
             changed = True

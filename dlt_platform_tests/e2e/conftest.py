@@ -1,0 +1,35 @@
+"""The local stack as `dlt-platform up` starts it (wrangler dev + Dagster), once for the e2e session."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from dlt_platform.local.stack import LocalStack, StackPaths
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
+    local = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
+                       worker_port=free_port(), dagster_port=free_port(),
+                       # Lets the test trigger a re-send of a still-queued run through the cron handler.
+                       extra_worker_vars={"QUEUED_RESEND_MINUTES": "0.001"})
+    try:
+        local.start(say=lambda _text: None)
+        yield local
+    finally:
+        local.stop_all()
+
+
+@pytest.fixture(scope="session")
+def operator(stack):
+    with stack.operator() as client:
+        yield client
