@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -267,11 +268,13 @@ def up(
     worker_port: Annotated[int, typer.Option(help="Port of wrangler dev.")] = 8787,
     dagster_port: Annotated[int, typer.Option(help="Port of the Dagster webserver.")] = 3000,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runs.")] = 900,
+    state_dir: Annotated[Path, typer.Option(help="Tokens, local D1/KV/queues, Dagster home and logs.")] = (
+        PROJECT_ROOT / ".local"),
 ) -> None:
     """Run the whole platform offline: Worker (wrangler dev), Dagster, a run of every enabled source."""
     with one_line_errors():
         settings = _settings()
-        stack = LocalStack(paths=StackPaths(data_dir=settings.data_dir), worker_port=worker_port,
+        stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=settings.data_dir), worker_port=worker_port,
                            dagster_port=dagster_port, config_path=settings.config_path)
         try:
             stack.start(say=lambda text: console.print(text, markup=False, highlight=False))
@@ -324,6 +327,93 @@ def _wait_for_interrupt() -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         console.print("stopping")
+
+
+UrlOption = Annotated[Optional[str], typer.Option("--url", help="Orchestrator URL (default: DLT_ORCHESTRATOR_URL).")]
+
+
+def _operator_client(url: str | None) -> OperatorClient:
+    url = url or os.environ.get("DLT_ORCHESTRATOR_URL")
+    if not url:
+        raise DefinitionError("--url: no orchestrator URL given and DLT_ORCHESTRATOR_URL is not set")
+    return OperatorClient(url, os.environ.get("DLT_OPERATOR_TOKEN"))
+
+
+@app.command("check-deployment")
+def check_deployment(url: UrlOption = None, runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10) -> None:
+    """Status only: health, sources, recent runs and the launch backlog. Changes nothing."""
+    with one_line_errors():
+        _settings()  # reads .env
+        with _operator_client(url) as client:
+            health = client.health()
+            console.print(f"health: {'ok' if health.get('ok') else 'FAILING'} (D1 {health.get('d1')}, "
+                          f"version {health.get('version')}) at {client.base_url}", markup=False, highlight=False)
+            sources_table = Table("source_id", "version", "enabled", "schedule", "last run")
+            for source in client.sources():
+                last = source.get("last_run") or {}
+                sources_table.add_row(source["source_id"], str(source["version"]), "yes" if source["enabled"] else "no",
+                                      source["definition"].get("schedule") or "-",
+                                      f"{last.get('status', '-')} {last.get('created_at', '')}".strip())
+            console.print(sources_table)
+            recent = client.runs(limit=runs)
+            _print_runs({run["run_id"]: run for run in recent})
+            backlog = [r for status in ("queued", "launching") for r in client.runs(status=status, limit=200)]
+            oldest = min((r["created_at"] for r in backlog), default=None)
+            console.print(f"launch backlog: {len(backlog)} runs queued or launching"
+                          + (f", oldest from {oldest}" if oldest else ""), markup=False, highlight=False)
+            if not health.get("ok"):
+                raise typer.Exit(1)
+
+
+@app.command("verify-deployment")
+def verify_deployment(
+    url: UrlOption = None,
+    source_id: Annotated[str, typer.Option("--source-id")] = "cloudflare_kv_orders",
+    limit: Annotated[int, typer.Option(min=1, help="Records the verification run loads.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 600,
+) -> None:
+    """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows."""
+    with one_line_errors():
+        _settings()
+        with _operator_client(url) as client:
+            health = client.health()
+            if not health.get("ok"):
+                raise DefinitionError(f"orchestrator unhealthy: {health}")
+            run_id = client.request_run(source_id, limit=limit)
+            console.print(f"requested {run_id} ({source_id}, limit {limit})", markup=False, highlight=False)
+            run = run_through_worker_wait(client, run_id, timeout)
+            problems = []
+            if run["status"] != "succeeded":
+                problems.append(f"status is {run['status']}: {run.get('message') or ''}".strip())
+            seen = [event["status"] for event in run.get("events", [])]
+            for status in ("queued", "launched", "succeeded"):
+                if status not in seen:
+                    problems.append(f"ledger has no {status} event")
+            rows = run.get("rows_loaded")
+            if run["status"] == "succeeded" and not (rows and rows > 0):
+                problems.append("no rows loaded")
+            main_table = _main_table_rows(run)
+            if main_table is not None and main_table > limit:
+                problems.append(f"main table got {main_table} rows, more than the limit {limit}")
+            _print_runs({run_id: run})
+            if problems:
+                raise DefinitionError("verification failed: " + "; ".join(problems))
+            console.print(f"verified: {run_id} succeeded with {rows} rows", markup=False, highlight=False)
+
+
+def run_through_worker_wait(client: OperatorClient, run_id: str, timeout: float) -> dict:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"{run_id}: queued", total=None)
+        client.wait_for_runs([run_id], timeout=timeout, on_update=lambda run: progress.update(
+            task, description=f"{run_id}: {run['status']}"))
+    return client.run(run_id)
+
+
+def _main_table_rows(run: dict) -> int | None:
+    """Rows of the source's main table in a run (child tables such as `__items` may hold more)."""
+    tables = run.get("tables") or {}
+    main = [count for name, count in tables.items() if "__" not in name]
+    return main[0] if len(main) == 1 else None
 
 
 @app.command()

@@ -105,18 +105,3 @@ def test_errors_are_one_line_with_exit_code_1(cli_env, monkeypatch, args, env, m
     assert result.output.strip() == message or result.output.strip().startswith(message), result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "bad-token-123" not in result.output
-
-
-def test_up_loads_the_sample_sources_offline(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DLT_PLATFORM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "200")
-    for name in ("DLT_PLATFORM_CONFIG", "DLT_PLATFORM_DESTINATION", "CLOUDFLARE_API_TOKEN", "DLT_PLATFORM_KV_TRANSPORT"):
-        monkeypatch.delenv(name, raising=False)
-    result = run("up")
-    assert result.exit_code == 0, result.output
-    settings = make_settings(tmp_path)
-    assert query(settings, "select count(*) from source_cloudflare.orders_kv") == [(2000,)]
-    # 1,500 leads spread over 10 days; the 3-day lookback finds 450 of them.
-    assert query(settings, "select count(*) from source_cloudflare.leads_kv") == [(450,)]
-    assert "cloudflare_kv_vendors" not in result.output, "disabled sources are not loaded"

@@ -100,3 +100,45 @@ def test_with_dagster_down_a_run_is_dead_lettered_and_a_new_one_succeeds_once_it
         stack.start_dagster()
     again = operator.request_run("cloudflare_kv_orders")
     assert operator.wait_for_runs([again], timeout=300)[again]["status"] == "succeeded", operator.run(again)
+
+
+def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dlt_platform.cli import app
+
+    monkeypatch.setenv("DLT_PLATFORM_DATA_DIR", str(stack.paths.data_dir))
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["up", "--once", "--state-dir", str(stack.paths.state_dir),
+                                      "--worker-port", str(stack.worker_port), "--dagster-port", str(stack.dagster_port)])
+    assert result.exit_code == 0, result.output
+    assert f"Worker: reused at {stack.worker_url}" in result.output
+    assert "Dagster: reused" in result.output and "unchanged" in result.output
+    assert "orders_kv 2000" in result.output and "leads_kv 450" in result.output
+    run_lines = [line for line in result.output.splitlines() if " api " in line or "│ api" in line]
+    assert len(run_lines) == 2 and all("succeeded" in line for line in run_lines), result.output
+    assert not any("cloudflare_kv_vendors" in line for line in run_lines), "disabled sources are not run"
+    assert f"{stack.dagster_url}/dagster" in result.output and f"{stack.worker_url}/admin" in result.output
+    assert stack.tokens()["DLT_OPERATOR_TOKEN"] not in result.output
+
+
+def test_operator_commands_against_the_local_orchestrator(stack, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dlt_platform.cli import app
+
+    monkeypatch.setenv("DLT_ORCHESTRATOR_URL", stack.worker_url)
+    monkeypatch.setenv("DLT_OPERATOR_TOKEN", stack.tokens()["DLT_OPERATOR_TOKEN"])
+    monkeypatch.setenv("COLUMNS", "200")
+    status = CliRunner().invoke(app, ["check-deployment"])
+    assert status.exit_code == 0, status.output
+    assert "health: ok (D1 ok" in status.output and "cloudflare_kv_vendors" in status.output
+    assert "launch backlog: 0 runs queued or launching" in status.output
+
+    verified = CliRunner().invoke(app, ["verify-deployment", "--source-id", "cloudflare_kv_orders", "--limit", "15"])
+    assert verified.exit_code == 0, verified.output
+    assert "verified: run_" in verified.output and "orders_kv 15" in verified.output
+
+    monkeypatch.setenv("DLT_OPERATOR_TOKEN", "wrong-token")
+    refused = CliRunner().invoke(app, ["check-deployment"])
+    assert refused.exit_code == 1 and "HTTP 401" in refused.output and "wrong-token" not in refused.output
