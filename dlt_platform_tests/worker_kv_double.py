@@ -7,31 +7,18 @@ with the same namespaces the REST double serves, so both transports can be held 
 from __future__ import annotations
 
 import base64
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dlt_platform.local.kv_api_server import KVApiState
+from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes; avoid 40 ms delayed-ACK stalls
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class _Handler(JSONHandler):
+    server: LoopbackServer
+    _send = JSONHandler.send_body
 
     def do_GET(self) -> None:
-        server: WorkerKVDouble = self.server.double  # type: ignore[attr-defined]
+        server: WorkerKVDouble = self.server.owner
         server.requests.append(self.path)
         if self.headers.get("Authorization") != f"Bearer {server.token}":
             return self._send(401, {"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}})
@@ -66,20 +53,15 @@ class WorkerKVDouble:
     def __init__(self, state: KVApiState, token: str) -> None:
         self.state, self.token = state, token
         self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.double = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LoopbackServer(_Handler, self)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def __enter__(self) -> WorkerKVDouble:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

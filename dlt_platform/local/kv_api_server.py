@@ -1,4 +1,4 @@
-"""A loopback stand-in for Cloudflare's KV REST API (client/v4), for the offline demo, tests and benchmarks.
+"""A loopback stand-in for Cloudflare's KV REST API (client/v4), for the tests and the load benchmark.
 
 It follows the documented shapes and limits: the {success, errors, messages, result, result_info} envelope;
 bearer-token auth (403, code 10000); namespaces paged with page/per_page; keys listed in byte order, 10..1,000
@@ -13,12 +13,11 @@ from __future__ import annotations
 import base64
 import bisect
 import json
-
-import orjson
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 
 AUTH_ERROR = {"code": 10000, "message": "Authentication error"}
 
@@ -84,23 +83,9 @@ def _envelope(result, result_info=None, success=True, errors=None) -> dict:
     return body
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes; avoid 40 ms delayed-ACK stalls
-
-    def log_message(self, *args) -> None:  # quiet: tests read state.requests instead
-        pass
-
-    def _send(self, status: int, body: dict | bytes, headers: dict | None = None) -> None:
-        data = body if isinstance(body, bytes) else orjson.dumps(body)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+class _Handler(JSONHandler):
+    server: LoopbackServer
+    _send = JSONHandler.send_body
 
     def _error(self, status: int, code: int, message: str, headers: dict | None = None) -> None:
         self._send(status, _envelope(None, success=False, errors=[{"code": code, "message": message}]), headers)
@@ -112,9 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        state = self.server.state
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        state: KVApiState = self.server.owner
+        body = self.read_body()
         state.requests.append((method, self.path))
         fault = state.take_fault(self.path)
         if fault is not None:
@@ -162,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         page = int(query.get("page", ["1"])[0])
         per_page = min(int(query.get("per_page", ["20"])[0]), 1000)
         items = [{"id": ns_id, "title": ns.title, "supports_url_encoding": True}
-                 for ns_id, ns in self.server.state.namespaces.items()]
+                 for ns_id, ns in self.server.owner.namespaces.items()]
         chunk = items[(page - 1) * per_page : page * per_page]
         self._send(200, _envelope(chunk, {"page": page, "per_page": per_page, "count": len(chunk),
                                           "total_count": len(items)}))
@@ -231,29 +215,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, _envelope({"values": values}))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: KVApiState
-
-
 class KVApiServer:
     """Serve `state` on 127.0.0.1 in a background thread; `base_url` is what CLOUDFLARE_API_BASE_URL takes."""
 
     def __init__(self, state: KVApiState, port: int = 0) -> None:
         self.state = state
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.state = state
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LoopbackServer(_Handler, state, port)
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/client/v4"
+        return f"{self._server.url}/client/v4"
 
     def __enter__(self) -> KVApiServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

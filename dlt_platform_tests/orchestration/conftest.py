@@ -4,12 +4,12 @@ internal API, settings pointing at both, and source definitions (the sample file
 import datetime as dt
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from dlt_platform.config import load_sources_file, parse_sources_document
 from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.settings import PROJECT_ROOT, Settings
 
@@ -137,25 +137,14 @@ class WorkerLedger:
         return 200, {"run_id": run_id, "status": run["status"], "applied": forward}
 
 
-class _WorkerHandler(BaseHTTPRequestHandler):
+class _WorkerHandler(JSONHandler):
     server: "WorkerApiServer"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    _send = JSONHandler.send_body
 
     def _handle(self, method: str) -> None:
         ledger = self.server.ledger
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        raw = self.read_body()
+        body = json.loads(raw) if raw else None
         if self.headers.get("Authorization") != f"Bearer {INTERNAL_TOKEN}":
             return self._send(401, {"error": {"code": "unauthorized", "message": "bad token"}})
         with ledger.lock:
@@ -176,25 +165,20 @@ class _WorkerHandler(BaseHTTPRequestHandler):
         self._handle("POST")
 
 
-class WorkerApiServer(ThreadingHTTPServer):
-    """A real HTTP server on loopback; stop() and start() again on the same port simulate the Worker being down."""
-
-    daemon_threads = True
-    allow_reuse_address = True
+class WorkerApiServer(LoopbackServer):
+    """A real HTTP server on loopback; stop() and a new server on the same port simulate the Worker being down."""
 
     def __init__(self, ledger: WorkerLedger, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _WorkerHandler)
-        self.ledger = ledger
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(_WorkerHandler, ledger, port)
+        self.start()
+
+    @property
+    def ledger(self) -> WorkerLedger:
+        return self.owner
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        return self.url
 
 
 @pytest.fixture
