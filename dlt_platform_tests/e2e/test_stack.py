@@ -76,12 +76,14 @@ def test_one_idempotency_key_gives_one_run_and_a_duplicate_delivery_launches_onc
     first = operator.request_run("cloudflare_kv_leads", idempotency_key=key)
     # The run is still queued (the consumer batches for a few seconds): the cron handler re-sends it, so the
     # queue delivers two messages for one run.
+    time.sleep(0.2)
     resent = httpx.get(f"{stack.worker_url}/cdn-cgi/handler/scheduled", timeout=30)
     assert resent.status_code == 200
     second = operator.request_run("cloudflare_kv_leads", idempotency_key=key)
     assert second == first
     final = operator.wait_for_runs([first], timeout=300)[first]
     assert final["status"] == "succeeded", operator.run(first)
+    assert "re-sent to the queue by reconciliation" in [e["message"] for e in operator.run(first)["events"]]
     time.sleep(8)  # leave the second delivery time to be consumed
     assert len(dagster_runs_tagged(stack, first)) == 1
     assert [r["run_id"] for r in operator.runs(source_id="cloudflare_kv_leads")].count(first) == 1
