@@ -77,7 +77,8 @@ def test_serve_runs_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigter
         env.pop(name, None)
     log = open(tmp_path / "serve.log", "wb")
     serve = subprocess.Popen([str(Path(sys.executable).parent / "dlt-platform"), "serve", "--host", "127.0.0.1",
-                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
     try:
         def ui_up():
             try:
@@ -106,5 +107,8 @@ def test_serve_runs_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigter
         output = (tmp_path / "serve.log").read_text()
         assert "dagster-daemon exited with" in output and "serve: stopped" in output
     finally:
-        if serve.poll() is None:
-            serve.kill()
+        # A failed assertion must not leave the webserver and daemon behind: end the whole process group.
+        try:
+            os.killpg(serve.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -197,18 +197,14 @@ class LocalStack:
             return
         seed_dir = self.paths.state_dir / "kv_seed"
         seed_dir.mkdir(parents=True, exist_ok=True)
-        seeding = []
+        # One namespace after another: parallel `wrangler kv bulk put`s on one persist folder lock its SQLite.
         for title, entries in sample_namespaces(today).items():
             path = seed_dir / f"{title}.json"
             path.write_text(json.dumps([
                 {"key": e.key, "value": e.value, **({"metadata": e.metadata} if e.metadata else {})} for e in entries
             ]))
-            seeding.append((title, self._spawn(f"kv-seed-{title}", self._wrangler(
-                "kv", "bulk", "put", str(path), "--binding", title, "--local", "--persist-to", persist))))
-        for title, process in seeding:
-            if process.wait() != 0:
-                raise StackError(f"seeding {title} failed; see {self.paths.logs / f'kv-seed-{title}.log'}")
-            self.processes.pop(f"kv-seed-{title}", None)
+            self._run(f"kv-seed-{title}", self._wrangler(
+                "kv", "bulk", "put", str(path), "--binding", title, "--local", "--persist-to", persist))
         self.paths.seed_marker.write_text(json.dumps({"date": today.isoformat()}))
 
     def start_worker(self) -> bool:
