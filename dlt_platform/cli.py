@@ -5,9 +5,9 @@ Every failure is one line on stderr and exit code 1; tracebacks are for bugs, no
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -198,7 +198,7 @@ def load_with_progress(definition: SourceDefinition, settings: Settings, request
                        total: int | None = None, write_disposition: str | None = None, label: str = "") -> LoadResult:
     with _progress() as progress:
         task = progress.add_task(label or definition.source_id, total=total)
-        request = RunRequest(**{**request.__dict__, "on_page": lambda count: progress.advance(task, count)})
+        request = dataclasses.replace(request, on_page=lambda count: progress.advance(task, count))
         return run_load(definition, settings, request, write_disposition)
 
 
@@ -333,17 +333,17 @@ UrlOption = Annotated[Optional[str], typer.Option("--url", help="Orchestrator UR
 
 
 def _operator_client(url: str | None) -> OperatorClient:
-    url = url or os.environ.get("DLT_ORCHESTRATOR_URL")
+    settings = _settings()
+    url = url or settings.orchestrator_url
     if not url:
         raise DefinitionError("--url: no orchestrator URL given and DLT_ORCHESTRATOR_URL is not set")
-    return OperatorClient(url, os.environ.get("DLT_OPERATOR_TOKEN"))
+    return OperatorClient(url, settings.operator_token)
 
 
 @app.command("check-deployment")
 def check_deployment(url: UrlOption = None, runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10) -> None:
     """Status only: health, sources, recent runs and the launch backlog. Changes nothing."""
     with one_line_errors():
-        _settings()  # reads .env
         with _operator_client(url) as client:
             health = client.health()
             console.print(f"health: {'ok' if health.get('ok') else 'FAILING'} (D1 {health.get('d1')}, "
@@ -374,7 +374,6 @@ def verify_deployment(
 ) -> None:
     """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows."""
     with one_line_errors():
-        _settings()
         with _operator_client(url) as client:
             health = client.health()
             if not health.get("ok"):

@@ -65,10 +65,6 @@ class LoadResult:
     rows_by_table: dict[str, int] = field(default_factory=dict)
     snapshot_url: str | None = None
 
-    @property
-    def rows_loaded(self) -> int:
-        return sum(self.rows_by_table.values())
-
 
 def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
     """Rows per data table of the pipeline's last normalize step (dlt's own tables left out)."""

@@ -10,24 +10,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlt_platform.http import RetryPolicy
+from dotenv import load_dotenv
+
 from dlt_platform.config import DefinitionError, SourceDefinition, load_sources_file
+from dlt_platform.http import RetryPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "sources.json"
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
-
-
-def _load_dotenv(path: Path) -> None:
-    """`.env` fills variables the environment does not already set (the environment wins)."""
-    if not path.is_file():
-        return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, value = line.split("=", 1)
-        os.environ.setdefault(name.strip(), value.strip().strip('"').strip("'"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +31,7 @@ class Settings:
     cloudflare_api_token: str | None = field(default=None, repr=False)
     orchestrator_url: str | None = None
     internal_token: str | None = field(default=None, repr=False)
+    operator_token: str | None = field(default=None, repr=False)
     # Raw snapshots: a local folder by default, R2 (S3 API) when a bucket is configured.
     r2_bucket: str | None = None
     r2_endpoint_url: str | None = None
@@ -53,7 +44,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None) -> Settings:
-        _load_dotenv(Path.cwd() / ".env")
+        load_dotenv(Path.cwd() / ".env", override=False)  # the environment wins over .env
         env = os.environ
         path = config_path or env.get("DLT_PLATFORM_CONFIG") or DEFAULT_CONFIG
         destination = env.get("DLT_PLATFORM_DESTINATION") or None
@@ -72,6 +63,7 @@ class Settings:
             cloudflare_api_token=env.get("CLOUDFLARE_API_TOKEN") or None,
             orchestrator_url=(env.get("DLT_ORCHESTRATOR_URL") or "").rstrip("/") or None,
             internal_token=env.get("DLT_INTERNAL_TOKEN") or None,
+            operator_token=env.get("DLT_OPERATOR_TOKEN") or None,
             r2_bucket=env.get("DLT_R2_BUCKET") or None,
             r2_endpoint_url=env.get("DLT_R2_ENDPOINT_URL") or None,
             r2_access_key_id=env.get("DLT_R2_ACCESS_KEY_ID") or None,
