@@ -55,12 +55,13 @@ def main(config: ConfigOption = None) -> None:
     state.config = config
 
 
+# The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
+PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError)
+
+
 def _root_cause(error: BaseException) -> BaseException:
-    while error.__cause__ is not None or error.__context__ is not None:
-        cause = error.__cause__ or error.__context__
-        if isinstance(error, (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError)):
-            return error
-        error = cause
+    while not isinstance(error, PLATFORM_ERRORS) and (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
     return error
 
 
@@ -73,8 +74,7 @@ def one_line_errors():
         raise
     except Exception as error:  # noqa: BLE001 - reduced to its root cause below
         cause = _root_cause(error)
-        if isinstance(cause, (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError, ValueError,
-                              httpx.HTTPError, OSError)):
+        if isinstance(cause, (*PLATFORM_ERRORS, ValueError, httpx.HTTPError, OSError)):
             errors.print(f"error: {cause}", markup=False, highlight=False)
             raise typer.Exit(1) from None
         raise
@@ -82,10 +82,6 @@ def one_line_errors():
 
 def _settings() -> Settings:
     return Settings.from_env(state.config)
-
-
-def _source(settings: Settings, source_id: str) -> SourceDefinition:
-    return settings.get_source(source_id)
 
 
 def _records(definition: SourceDefinition, settings: Settings, limit: int) -> list[dict]:
@@ -131,7 +127,7 @@ def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 2
     """List keys of a source's namespace."""
     with one_line_errors():
         settings = _settings()
-        definition = _source(settings, source_id)
+        definition = settings.get_source(source_id)
         transport = open_transport(definition, settings)
         shown = 0
         try:
@@ -150,7 +146,7 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
     """Print the warehouse rows the first records would become (nothing is loaded)."""
     with one_line_errors():
         settings = _settings()
-        definition = _source(settings, source_id)
+        definition = settings.get_source(source_id)
         extract = definition.extract
         for record in _records(definition, settings, limit):
             kv = KVRecord(key=record["key"], value=record["value"], value_encoding=record["value_encoding"],
@@ -165,7 +161,7 @@ def profile(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] 
     """Per field of the sampled values: presence, types seen, an example; and the share of non-JSON values."""
     with one_line_errors():
         settings = _settings()
-        result = profile_records(_records(_source(settings, source_id), settings, limit))
+        result = profile_records(_records(settings.get_source(source_id), settings, limit))
         table = Table("field", "present", "types", "example", title=f"{source_id}: {result.records} records sampled")
         for entry in sorted(result.fields.values(), key=lambda f: (-f.present, f.name)):
             share = f"{entry.present}/{result.records} ({entry.present / result.records:.0%})"
@@ -224,7 +220,7 @@ def load(
                 if definition.enabled:
                     _print_result(load_with_progress(definition, settings, RunRequest(limit=limit)))
             return
-        definition = _source(settings, source_id)
+        definition = settings.get_source(source_id)
         keys_list = _read_keys(keys_file) if keys_file else None
         if batch_size is None:
             request = RunRequest(limit=limit, keys=tuple(keys_list) if keys_list else None,
