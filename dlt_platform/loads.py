@@ -7,6 +7,7 @@ pipelines and sources here, so there is one code path to production.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +20,10 @@ from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import cloudflare_kv
 
 LOADER_FILE_FORMAT = "parquet"
+# dlt gzips its intermediate extract files by default; they are local and short-lived, and compressing them
+# costs about a third of extraction (1.2 s per 100k records here). Parquet load files keep their own
+# compression, so this changes no file that leaves the machine. The environment can still override it.
+os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
 
 
 def destination_for(definition: SourceDefinition, settings: Settings):
