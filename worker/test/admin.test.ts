@@ -41,6 +41,21 @@ describe("admin", () => {
     expect(cookie).not.toContain(OPERATOR);
   });
 
+  it("refreshes every 5 seconds while a run is in flight and stops refreshing a finished run", async () => {
+    const { env } = testEnv();
+    const sourceId = await createSource(env, uniqueId());
+    const { run_id } = await json(await call(env, "POST", `/sources/${sourceId}/runs`));
+    const cookie = await signIn(env);
+    const list = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
+    expect(list).toContain('<meta http-equiv="refresh" content="5" />');
+    const open = await (await call(env, "GET", `/admin/runs/${run_id}`, { token: null, headers: { Cookie: cookie } })).text();
+    expect(open).toContain('http-equiv="refresh"');
+    const done = await call(env, "POST", `/internal/runs/${run_id}/status`, { token: INTERNAL, body: { status: "succeeded" } });
+    expect(done.status).toBe(200);
+    const finished = await (await call(env, "GET", `/admin/runs/${run_id}`, { token: null, headers: { Cookie: cookie } })).text();
+    expect(finished).not.toContain('http-equiv="refresh"');
+  });
+
   it("refuses a wrong token, a forged cookie and an expired session", async () => {
     const { env } = testEnv();
     expect((await call(env, "GET", "/admin?token=wrong", { token: null })).status).toBe(401);

@@ -16,7 +16,7 @@ import { dagsterFetch } from "../dagster";
 import type { AppEnv } from "../env";
 import { ApiError, unauthorized } from "../errors";
 import { background } from "../http";
-import { getRun, listEvents, listRuns, listSources, setSourceEnabled, type RunRow } from "../ledger";
+import { getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
 import { reloadLocation } from "../dagster";
 import { startRun } from "../runs";
 
@@ -87,6 +87,8 @@ admin.get("/admin", async (c) => {
   const session = await requireSession(c);
   const csrf = await csrfToken(c.env, session);
   const [sources, runs] = await Promise.all([listSources(c.env.DB), listRuns(c.env.DB, { limit: 50 })]);
+  // Live status while something is in flight; a quiet page refreshes rarely.
+  const refreshSeconds = runs.runs.some((run) => !TERMINAL.has(run.status)) ? 5 : 30;
   const body = html`
     <h2>Sources</h2>
     <table>
@@ -116,15 +118,15 @@ admin.get("/admin", async (c) => {
       <tr><th>run</th><th>source</th><th>status</th><th>trigger</th><th>rows</th><th>created</th><th>started</th><th>finished</th></tr>
       ${runs.runs.map(runRow)}
     </table>
-    <p class="muted">Refreshes every 30 seconds.</p>`;
-  return c.html(page("dlt-orchestrator", body, 30));
+    <p class="muted">Refreshes every ${refreshSeconds} seconds.</p>`;
+  return c.html(page("dlt-orchestrator", body, refreshSeconds));
 });
 
 admin.get("/admin/runs/:run_id", async (c) => {
   await requireSession(c);
   const run = await getRun(c.env.DB, c.req.param("run_id"));
   const events = await listEvents(c.env.DB, run.run_id);
-  const terminal = ["succeeded", "failed", "canceled", "dead_lettered"].includes(run.status);
+  const terminal = TERMINAL.has(run.status);
   const body = html`
     <table>
       <tr><th>source</th><td>${run.source_id}</td></tr>
@@ -148,7 +150,7 @@ admin.get("/admin/runs/:run_id", async (c) => {
           <td><code>${e.data ? JSON.stringify(e.data) : ""}</code></td></tr>`,
       )}
     </table>`;
-  return c.html(page(`Run ${run.run_id}`, body, terminal ? undefined : 10));
+  return c.html(page(`Run ${run.run_id}`, body, terminal ? undefined : 5));
 });
 
 /** A form post: a valid session and the CSRF token derived from it. */
