@@ -6,7 +6,6 @@ Every failure is one line on stderr and exit code 1; tracebacks are for bugs, no
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import sys
 import time
@@ -27,10 +26,8 @@ from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 from dlt_platform.profiling import profile_records
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import PROJECT_ROOT, Settings
-from dlt_platform.sources.cloudflare_kv import open_transport, read_pages
+from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
-from dlt_platform.sources.cloudflare_kv.rows import shape_row
-from dlt_platform.sources.cloudflare_kv.transports import KVRecord
 
 app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -147,13 +144,8 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
     with one_line_errors():
         settings = _settings()
         definition = settings.get_source(source_id)
-        extract = definition.extract
         for record in _records(definition, settings, limit):
-            kv = KVRecord(key=record["key"], value=record["value"], value_encoding=record["value_encoding"],
-                          metadata=record.get("metadata"), expiration=record.get("expiration"))
-            row = shape_row(kv, extract.namespace_id, extract.namespace_title,
-                            dt.datetime.fromisoformat(record["fetched_at"]))
-            console.print_json(json.dumps(row, default=str))
+            console.print_json(json.dumps(row_of(record, definition), default=str))
 
 
 @app.command()

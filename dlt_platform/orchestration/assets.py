@@ -9,7 +9,6 @@ config and partition window, because dagster-dlt passes neither to the source by
 
 
 import datetime as dt
-import json
 import re
 
 import dagster as dg

@@ -8,6 +8,7 @@ definition's prefix. Every record read is written to the raw snapshot when the s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 
 import dlt
@@ -81,8 +82,21 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: RunReq
         transport.close()
 
 
-def kv_rows(definition: SourceDefinition, settings: Settings, request: RunRequest) -> Iterator[list[dict]]:
+@functools.lru_cache(maxsize=16)
+def _fetched_at(text: str) -> dt.datetime:
+    # Every record of a page shares one fetched_at: parse it once, not once a row.
+    return dt.datetime.fromisoformat(text)
+
+
+def row_of(record: dict, definition: SourceDefinition) -> dict:
+    """The warehouse row of an extracted record (as read_pages yields it, or as a snapshot holds it)."""
+    kv_record = KVRecord(key=record["key"], value=record["value"], value_encoding=record["value_encoding"],
+                         metadata=record.get("metadata"), expiration=record.get("expiration"))
     extract = definition.extract
+    return shape_row(kv_record, extract.namespace_id, extract.namespace_title, _fetched_at(record["fetched_at"]))
+
+
+def kv_rows(definition: SourceDefinition, settings: Settings, request: RunRequest) -> Iterator[list[dict]]:
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
     snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
     remaining = request.limit
@@ -95,10 +109,7 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: RunReques
             for record in page:
                 if snapshot is not None:
                     snapshot.write(record)
-                fetched_at = dt.datetime.fromisoformat(record["fetched_at"])
-                kv_record = KVRecord(key=record["key"], value=record["value"], value_encoding=record["value_encoding"],
-                                     metadata=record.get("metadata"), expiration=record.get("expiration"))
-                rows.append(shape_row(kv_record, extract.namespace_id, extract.namespace_title, fetched_at))
+                rows.append(row_of(record, definition))
             if request.on_page is not None:
                 request.on_page(len(rows))
             if rows:
