@@ -117,8 +117,22 @@ const STATUS_MAP: Record<string, RunStatus> = {
   CANCELED: "canceled",
 };
 
-/** The ledger status of a Dagster run, or null when Dagster does not know the run. */
-export async function dagsterRunStatus(env: Env, dagsterRunId: string): Promise<RunStatus | null> {
+/** Dagster statuses of runs that are over (DagsterRun.is_finished); CANCELING is not one of them. */
+export const DAGSTER_FINISHED: Readonly<Record<string, RunStatus>> = {
+  SUCCESS: "succeeded",
+  FAILURE: "failed",
+  CANCELED: "canceled",
+};
+
+export interface DagsterRunState {
+  /** The ledger status it maps to. */
+  status: RunStatus;
+  /** Dagster's own status (STARTING, STARTED, ...), for events and messages. */
+  dagster_status: string;
+}
+
+/** Where Dagster has a run, or null when Dagster does not know the run. */
+export async function dagsterRunStatus(env: Env, dagsterRunId: string): Promise<DagsterRunState | null> {
   const data = await graphql<{ runOrError: ResultUnion & { status?: string } }>(env, RUN_STATUS_QUERY, {
     runId: dagsterRunId,
   });
@@ -126,26 +140,57 @@ export async function dagsterRunStatus(env: Env, dagsterRunId: string): Promise<
   if (result?.__typename === "Run" && result.status) {
     const status = STATUS_MAP[result.status];
     if (!status) throw new DagsterError(`unknown Dagster run status ${result.status}`);
-    return status;
+    return { status, dagster_status: result.status };
   }
   if (result?.__typename === "RunNotFoundError") return null;
   throw new DagsterError(describe(result));
 }
 
-export const TERMINATE_RUN = `mutation TerminateRun($runId: String!) {
-  terminateRun(runId: $runId) {
+export const TERMINATE_RUN = `mutation TerminateRun($runId: String!, $terminatePolicy: TerminateRunPolicy) {
+  terminateRun(runId: $runId, terminatePolicy: $terminatePolicy) {
     __typename
     ... on TerminateRunSuccess { run { runId status } }
+    ... on TerminateRunFailure { message run { runId status } }
     ... on Error { message }
   }
 }`;
 
-/** Asks Dagster to terminate a run; "not found" counts as done. */
-export async function terminateRun(env: Env, dagsterRunId: string): Promise<void> {
-  const data = await graphql<{ terminateRun: ResultUnion }>(env, TERMINATE_RUN, { runId: dagsterRunId });
+/**
+ * SAFE_TERMINATE stops the run's process and lets the run end itself; MARK_AS_CANCELED_IMMEDIATELY marks it
+ * canceled in Dagster whether or not a process could be reached (the way out for a run whose process is gone).
+ */
+export type TerminatePolicy = "SAFE_TERMINATE" | "MARK_AS_CANCELED_IMMEDIATELY";
+
+export interface TerminateResult {
+  outcome: "terminated" | "not_found" | "refused";
+  /** Dagster's status of the run when it answered, when it said. */
+  dagster_status: string | null;
+  message: string | null;
+}
+
+/** Asks Dagster to terminate a run. A refusal (TerminateRunFailure) is an answer; other errors throw DagsterError. */
+export async function requestTermination(
+  env: Env,
+  dagsterRunId: string,
+  terminatePolicy: TerminatePolicy,
+): Promise<TerminateResult> {
+  const data = await graphql<{ terminateRun: ResultUnion & { run?: { status?: string } | null } }>(env, TERMINATE_RUN, {
+    runId: dagsterRunId,
+    terminatePolicy,
+  });
   const result = data.terminateRun;
-  if (result?.__typename === "TerminateRunSuccess" || result?.__typename === "RunNotFoundError") return;
+  const dagster_status = result?.run?.status ?? null;
+  const message = result?.message ?? null;
+  if (result?.__typename === "TerminateRunSuccess") return { outcome: "terminated", dagster_status, message };
+  if (result?.__typename === "RunNotFoundError") return { outcome: "not_found", dagster_status, message };
+  if (result?.__typename === "TerminateRunFailure") return { outcome: "refused", dagster_status, message };
   throw new DagsterError(describe(result));
+}
+
+/** Asks Dagster to terminate a run; "not found" counts as done, a refusal throws. */
+export async function terminateRun(env: Env, dagsterRunId: string): Promise<void> {
+  const result = await requestTermination(env, dagsterRunId, "SAFE_TERMINATE");
+  if (result.outcome === "refused") throw new DagsterError(`TerminateRunFailure: ${result.message ?? "refused"}`);
 }
 
 export const RELOAD_LOCATION = `mutation ReloadLocation($name: String!) {

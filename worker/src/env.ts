@@ -19,8 +19,17 @@ export interface Env {
   DLT_INTERNAL_TOKEN?: string;
   /** When non-empty, Dagster is reached at this URL instead of the container. */
   DAGSTER_URL?: string;
+  /** Secret: Slack-compatible incoming webhook that gets one alert per failed or dead-lettered run. */
+  ALERT_WEBHOOK_URL?: string;
+  /** The Worker's public origin (https://...), for links in alerts; without it alerts carry no links. */
+  PUBLIC_URL?: string;
+  /** Launching runs older than this (minutes) are re-sent to the queue. */
   STUCK_RUN_MINUTES?: string;
   QUEUED_RESEND_MINUTES?: string;
+  /** A run still launched (not started) this many seconds after its launch is failed by the cron (default 900). */
+  RUN_STALE_AFTER_SECONDS?: string;
+  /** A run still running this many seconds after it started is failed by the cron (default 21600). */
+  RUN_MAX_RUNTIME_SECONDS?: string;
   /** First delay between launch retries, in seconds (default 30). */
   LAUNCH_RETRY_BASE_SECONDS?: string;
 }

@@ -1,6 +1,7 @@
 /** dlt-orchestrator: operator API, internal API for Dagster, admin page, queue consumers, cron. */
 import { app } from "./app";
 import type { Env } from "./env";
+import { deliverNotifications } from "./notify";
 import { handleBatch } from "./queue";
 import { reconcile } from "./reconcile";
 
@@ -9,8 +10,13 @@ export { DagsterContainer } from "./container";
 
 export default {
   fetch: app.fetch,
-  async queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  async queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void> {
     await handleBatch(batch, env);
+    // Runs the batch failed or dead-lettered: their alerts go out after the ledger writes, off the batch's path
+    // (awaited only when called without a context, as the tests do).
+    const delivery = deliverNotifications(env);
+    if (ctx) ctx.waitUntil(delivery);
+    else await delivery;
   },
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
     ctx.waitUntil(reconcile(env).then((report) => console.log(`reconcile: ${JSON.stringify(report)}`)));

@@ -18,6 +18,9 @@ const RANK: Record<RunStatus, number> = {
 
 export const TERMINAL: ReadonlySet<RunStatus> = new Set(["succeeded", "failed", "canceled", "dead_lettered"]);
 
+/** Endings operators are alerted about (see notify.ts); the alert is owed in the same batch as the change. */
+export const ALERTING: ReadonlySet<RunStatus> = new Set(["failed", "dead_lettered"]);
+
 /** Forward only; dead_lettered only from queued|launching; canceled from any non-terminal status. */
 export function canTransition(from: RunStatus, to: RunStatus): boolean {
   if (TERMINAL.has(from)) return false;
@@ -411,11 +414,15 @@ export interface StatusChange {
   rows_loaded?: number | null;
   tables?: Record<string, number> | null;
   data?: Record<string, unknown>;
+  /** queued -> launching by a queue consumer: takes the launch lease and counts the attempt. */
+  claim_launch?: boolean;
 }
 
 /**
- * Moves a run to `change.status` if the status machine allows it. The event insert and the run update are
- * one batch, both conditioned on the status read before, so a concurrent change makes both no-ops.
+ * The one writer of run statuses: every status change (queue consumers, Dagster's status reports, cron
+ * reconciliation, cancel) comes through here. Moves a run to `change.status` if the status machine allows it.
+ * The event insert, the alert owed for a bad ending and the run update are one batch, all conditioned on the
+ * status read before, so a concurrent change makes them all no-ops.
  */
 export async function applyStatus(
   db: D1Database,
@@ -433,7 +440,7 @@ export async function applyStatus(
       ...(change.tables ? { tables: change.tables } : {}),
       ...(change.data ?? {}),
     };
-    const [, update] = await db.batch([
+    const statements = [
       db
         .prepare(
           `INSERT INTO run_events (run_id, status, message, at, data)
@@ -447,6 +454,18 @@ export async function applyStatus(
           runId,
           run.status,
         ),
+    ];
+    if (ALERTING.has(change.status)) {
+      statements.push(
+        db
+          .prepare(
+            `INSERT OR IGNORE INTO run_notifications (run_id, status, reason, created_at)
+             SELECT run_id, ?, ?, ? FROM runs WHERE run_id = ? AND status = ?`,
+          )
+          .bind(change.status, change.message ?? null, now, runId, run.status),
+      );
+    }
+    statements.push(
       db
         .prepare(
           `UPDATE runs SET status = ?, updated_at = ?,
@@ -456,7 +475,8 @@ export async function applyStatus(
              tables = COALESCE(?, tables),
              started_at = CASE WHEN ? THEN COALESCE(started_at, ?) ELSE started_at END,
              finished_at = CASE WHEN ? THEN COALESCE(finished_at, ?) ELSE finished_at END,
-             launch_claimed_at = NULL
+             launch_claimed_at = CASE WHEN ? THEN ? ELSE NULL END,
+             launch_attempts = launch_attempts + ?
            WHERE run_id = ? AND status = ?`,
         )
         .bind(
@@ -470,11 +490,15 @@ export async function applyStatus(
           at,
           TERMINAL.has(change.status) ? 1 : 0,
           at,
+          change.claim_launch ? 1 : 0,
+          now,
+          change.claim_launch ? 1 : 0,
           runId,
           run.status,
         ),
-    ]);
-    if (update.meta.changes) return { run: await getRun(db, runId), applied: true };
+    );
+    const results = await db.batch(statements);
+    if (results[results.length - 1].meta.changes) return { run: await getRun(db, runId), applied: true };
     // The status moved under us: read again and re-decide.
   }
   return { run: await getRun(db, runId), applied: false };
@@ -504,25 +528,12 @@ const LAUNCH_LEASE_MS = 2 * 60 * 1000;
 export async function claimForLaunch(db: D1Database, runId: string): Promise<RunRow | null> {
   const run = await findRun(db, runId);
   if (!run) return null;
-  const now = nowIso();
   if (run.status === "queued") {
-    const [, update] = await db.batch([
-      db
-        .prepare(
-          `INSERT INTO run_events (run_id, status, message, at, data)
-           SELECT run_id, 'launching', 'launching in Dagster', ?, NULL FROM runs WHERE run_id = ? AND status = 'queued'`,
-        )
-        .bind(now, runId),
-      db
-        .prepare(
-          `UPDATE runs SET status = 'launching', launch_claimed_at = ?, launch_attempts = launch_attempts + 1, updated_at = ?
-           WHERE run_id = ? AND status = 'queued'`,
-        )
-        .bind(now, now, runId),
-    ]);
-    return update.meta.changes ? getRun(db, runId) : null;
+    const claimed = await applyStatus(db, runId, { status: "launching", message: "launching in Dagster", claim_launch: true });
+    return claimed.applied ? claimed.run : null;
   }
   if (run.status === "launching") {
+    const now = nowIso();
     const leaseCutoff = new Date(Date.now() - LAUNCH_LEASE_MS).toISOString();
     const update = await db
       .prepare(
@@ -552,6 +563,25 @@ export async function recordLaunchFailure(db: D1Database, runId: string, error: 
       )
       .bind(error, at, runId),
   ]);
+}
+
+/** A launched or running run with the time it entered that status (its event's `at`, else created_at). */
+export interface InFlightRun extends RunRow {
+  status_since: string;
+}
+
+/** Launched and running runs, least recently updated first (cron reconciliation asks Dagster about each). */
+export async function inFlightRuns(db: D1Database, limit = 100): Promise<InFlightRun[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT r.*, COALESCE(
+         (SELECT MIN(e.at) FROM run_events e WHERE e.run_id = r.run_id AND e.status = r.status), r.created_at
+       ) AS status_since
+       FROM runs r WHERE r.status IN ('launched', 'running') ORDER BY r.updated_at LIMIT ?`,
+    )
+    .bind(limit)
+    .all<InFlightRun>();
+  return results;
 }
 
 /** Runs in `statuses` not updated since `olderThan` (for cron reconciliation). */

@@ -1,52 +1,143 @@
-/** Cron: wake the container and reconcile the ledger with Dagster and the queue. */
-import { dagsterRunStatus, wakeContainer } from "./dagster";
+/** Cron: wake the container and reconcile the ledger with Dagster, the queue and the clock. */
+import { dagsterRunStatus, requestTermination, wakeContainer, type DagsterRunState } from "./dagster";
 import { positiveNumberVar, type Env } from "./env";
-import { addEvent, applyStatus, staleRuns } from "./ledger";
+import { addEvent, applyStatus, inFlightRuns, staleRuns, type InFlightRun } from "./ledger";
+import { deliverNotifications } from "./notify";
 
 export interface ReconcileReport {
   woke_container: boolean;
+  /** Launched and running runs Dagster was asked about. */
   checked: number;
+  /** Of those, runs whose status changed (Dagster's answer or a limit). */
   updated: number;
+  /** Of those, runs failed because they were past their limit. */
+  stuck: number;
   resent: number;
+  notified: number;
   errors: number;
+}
+
+/** How long a run may stay in flight before the cron fails it (Dagster's run monitoring should act first). */
+export interface RunLimits {
+  staleAfterSeconds: number;
+  maxRuntimeSeconds: number;
+}
+
+export function runLimits(env: Env): RunLimits {
+  return {
+    staleAfterSeconds: positiveNumberVar(env.RUN_STALE_AFTER_SECONDS, 900),
+    maxRuntimeSeconds: positiveNumberVar(env.RUN_MAX_RUNTIME_SECONDS, 6 * 3600),
+  };
 }
 
 function minutesAgo(minutes: number, nowMs: number): string {
   return new Date(nowMs - minutes * 60_000).toISOString();
 }
 
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Why a run is past its limit, or null: launched counts from its launch, running from its start. */
+export function overdue(run: InFlightRun, limits: RunLimits, nowMs: number) {
+  const launched = run.status === "launched";
+  const since = launched ? run.status_since : (run.started_at ?? run.status_since);
+  const ageSeconds = Math.floor((nowMs - Date.parse(since)) / 1000);
+  const limit = launched ? limits.staleAfterSeconds : limits.maxRuntimeSeconds;
+  if (!(ageSeconds > limit)) return null;
+  return launched
+    ? { reason: "stale", variable: "RUN_STALE_AFTER_SECONDS", limit, ageSeconds, what: "launched but not started" }
+    : { reason: "max_runtime", variable: "RUN_MAX_RUNTIME_SECONDS", limit, ageSeconds, what: "running" };
+}
+
+/** One in-flight run: take Dagster's status when it moved on, then fail it if it is past its limit. */
+async function reconcileRun(env: Env, run: InFlightRun, limits: RunLimits, nowMs: number, report: ReconcileReport) {
+  let dagster: DagsterRunState | null = null;
+  if (run.dagster_run_id) {
+    try {
+      dagster = await dagsterRunStatus(env, run.dagster_run_id);
+    } catch (err) {
+      report.errors += 1;
+      console.error(`reconcile ${run.run_id}: ${errorText(err)}`);
+    }
+  }
+  if (dagster && dagster.status !== run.status) {
+    const { run: updated, applied } = await applyStatus(env.DB, run.run_id, {
+      status: dagster.status,
+      message: `reconciled from Dagster (${dagster.dagster_status})`,
+    });
+    if (applied) report.updated += 1;
+    // Ended, or launched -> running (the runtime limit counts from now on).
+    if (updated.status !== run.status) return;
+  }
+
+  const late = overdue(run, limits, nowMs);
+  if (!late) return;
+  const dagsterSays = dagster
+    ? `Dagster says ${dagster.dagster_status}`
+    : run.dagster_run_id
+      ? "Dagster did not answer or does not know the run"
+      : "no Dagster run";
+  const { applied } = await applyStatus(env.DB, run.run_id, {
+    status: "failed",
+    message: `stuck: ${late.what} for ${late.ageSeconds} s, past ${late.variable}=${late.limit}; ${dagsterSays}`,
+    data: {
+      reason: late.reason,
+      limit_seconds: late.limit,
+      age_seconds: late.ageSeconds,
+      dagster_status: dagster?.dagster_status ?? null,
+    },
+  });
+  if (!applied) return;
+  report.updated += 1;
+  report.stuck += 1;
+  // The ledger is settled first; then Dagster, so its own queue stops waiting behind a run whose process is gone.
+  if (run.dagster_run_id && dagster) {
+    try {
+      const result = await requestTermination(env, run.dagster_run_id, "MARK_AS_CANCELED_IMMEDIATELY");
+      if (result.outcome === "terminated") await addEvent(env.DB, run.run_id, "marked canceled in Dagster");
+      else console.warn(`reconcile ${run.run_id}: Dagster did not mark the run canceled (${result.outcome}: ${result.message})`);
+    } catch (err) {
+      report.errors += 1;
+      console.error(`reconcile ${run.run_id}: marking the Dagster run canceled failed: ${errorText(err)}`);
+    }
+  }
+}
+
 export async function reconcile(env: Env, nowMs = Date.now()): Promise<ReconcileReport> {
-  const report: ReconcileReport = { woke_container: false, checked: 0, updated: 0, resent: 0, errors: 0 };
+  const report: ReconcileReport = {
+    woke_container: false,
+    checked: 0,
+    updated: 0,
+    stuck: 0,
+    resent: 0,
+    notified: 0,
+    errors: 0,
+  };
   if (!(env.DAGSTER_URL ?? "").trim()) {
     try {
       await wakeContainer(env);
       report.woke_container = true;
     } catch (err) {
       report.errors += 1;
-      console.error(`waking the Dagster container failed: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(`waking the Dagster container failed: ${errorText(err)}`);
     }
   }
 
-  const stuckBefore = minutesAgo(positiveNumberVar(env.STUCK_RUN_MINUTES, 15), nowMs);
-  // Launched or running runs that heard nothing lately: ask Dagster where they are.
-  for (const run of await staleRuns(env.DB, ["launched", "running"], stuckBefore)) {
-    if (!run.dagster_run_id) continue;
+  // Every launched or running run: Dagster's status reports may have been lost, or Dagster may have lost the run.
+  const limits = runLimits(env);
+  for (const run of await inFlightRuns(env.DB)) {
     report.checked += 1;
     try {
-      const status = await dagsterRunStatus(env, run.dagster_run_id);
-      if (!status) continue;
-      const { applied } = await applyStatus(env.DB, run.run_id, {
-        status,
-        message: `reconciled from Dagster (${status})`,
-      });
-      if (applied) report.updated += 1;
+      await reconcileRun(env, run, limits, nowMs, report);
     } catch (err) {
       report.errors += 1;
-      console.error(`reconcile ${run.run_id}: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(`reconcile ${run.run_id}: ${errorText(err)}`);
     }
   }
 
   // Queued runs whose message was lost, and launches interrupted mid-way, go back on the queue.
+  const stuckBefore = minutesAgo(positiveNumberVar(env.STUCK_RUN_MINUTES, 15), nowMs);
   const queuedBefore = minutesAgo(positiveNumberVar(env.QUEUED_RESEND_MINUTES, 10), nowMs);
   const resend = [
     ...(await staleRuns(env.DB, ["queued"], queuedBefore)),
@@ -59,8 +150,13 @@ export async function reconcile(env: Env, nowMs = Date.now()): Promise<Reconcile
       report.resent = resend.length;
     } catch (err) {
       report.errors += 1;
-      console.error(`re-sending runs failed: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(`re-sending runs failed: ${errorText(err)}`);
     }
   }
+
+  // Alerts of this pass, and earlier ones whose delivery failed.
+  const delivery = await deliverNotifications(env, { nowMs });
+  report.notified = delivery.sent;
+  report.errors += delivery.failed;
   return report;
 }

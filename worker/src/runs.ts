@@ -1,9 +1,9 @@
 /** Starting, retrying and canceling runs: shared by the operator API and the admin page. */
-import { DagsterError, terminateRun } from "./dagster";
+import { DAGSTER_FINISHED, DagsterError, requestTermination } from "./dagster";
 import type { Env } from "./env";
 import { ApiError, conflict } from "./errors";
 import { applyStatus, createQueuedRun, getRun, getSource, TERMINAL, type RunRow } from "./ledger";
-import type { RunRequest, Trigger } from "./validation";
+import type { RunRequest, RunStatus, Trigger } from "./validation";
 
 export interface StartRun {
   source_id: string;
@@ -50,22 +50,73 @@ export async function retryRun(env: Env, runId: string, idempotencyKey?: string 
   });
 }
 
-/** Cancels a run: a launched/running one is terminated in Dagster first; a queued one is just marked. */
-export async function cancelRun(env: Env, runId: string, actor: string) {
+/** What a cancel did in Dagster: nothing to do there, terminated, unknown to Dagster, or force-marked canceled. */
+export type DagsterCancel = "not_launched" | "terminated" | "not_found" | "marked_canceled" | "already_canceled";
+
+interface Stopped {
+  dagster: DagsterCancel;
+  dagster_status: string | null;
+  /** Set when Dagster had already finished the run: the ledger records that ending instead. */
+  ended?: RunStatus;
+}
+
+/**
+ * Stops a run in Dagster. A run whose process is gone cannot be terminated (TerminateRunFailure): unless it has
+ * already finished there, it is marked canceled in Dagster (MARK_AS_CANCELED_IMMEDIATELY) so it stops holding
+ * its source's place. Throws DagsterError when Dagster cannot be asked.
+ */
+async function stopInDagster(env: Env, dagsterRunId: string): Promise<Stopped> {
+  const first = await requestTermination(env, dagsterRunId, "SAFE_TERMINATE");
+  if (first.outcome !== "refused") return { dagster: first.outcome, dagster_status: first.dagster_status };
+  let refusal = first;
+  if (!(refusal.dagster_status && DAGSTER_FINISHED[refusal.dagster_status])) {
+    const forced = await requestTermination(env, dagsterRunId, "MARK_AS_CANCELED_IMMEDIATELY");
+    if (forced.outcome !== "refused") return { dagster: "marked_canceled", dagster_status: first.dagster_status };
+    refusal = forced;
+  }
+  const ended = refusal.dagster_status ? DAGSTER_FINISHED[refusal.dagster_status] : undefined;
+  if (!ended) throw new DagsterError(`TerminateRunFailure: ${refusal.message ?? "refused"}`);
+  return { dagster: "already_canceled", dagster_status: refusal.dagster_status, ended };
+}
+
+/**
+ * Cancels a run: a launched/running one is stopped in Dagster first (see stopInDagster); a queued or launching
+ * one is just marked (the launch consumer terminates what it launched for a canceled run). A run Dagster had
+ * already finished keeps Dagster's ending: 409 when that is not `canceled`.
+ */
+export async function cancelRun(env: Env, runId: string, actor: string): Promise<{ run: RunRow; dagster: DagsterCancel }> {
   const run = await getRun(env.DB, runId);
   if (TERMINAL.has(run.status)) throw conflict(`run ${runId} is already ${run.status}`);
+  let stopped: Stopped = { dagster: "not_launched", dagster_status: null };
   if (run.dagster_run_id && (run.status === "launched" || run.status === "running")) {
     try {
-      await terminateRun(env, run.dagster_run_id);
+      stopped = await stopInDagster(env, run.dagster_run_id);
     } catch (err) {
       const reason = err instanceof DagsterError ? err.message : "Dagster call failed";
       throw new ApiError(502, "dagster_unavailable", `could not terminate the Dagster run: ${reason}`);
     }
   }
+  const data = { dagster: stopped.dagster, ...(stopped.dagster_status ? { dagster_status: stopped.dagster_status } : {}) };
+  if (stopped.ended && stopped.ended !== "canceled") {
+    const { run: updated } = await applyStatus(env.DB, runId, {
+      status: stopped.ended,
+      message: `cancel by ${actor} came too late: Dagster had already ended the run (${stopped.dagster_status})`,
+      data,
+    });
+    throw conflict(`run ${runId} already ${stopped.ended} in Dagster; the ledger now says ${updated.status}`);
+  }
+  const how: Record<DagsterCancel, string> = {
+    not_launched: "",
+    terminated: "; terminated in Dagster",
+    not_found: "; Dagster does not know the run",
+    marked_canceled: `; Dagster could not terminate it (${stopped.dagster_status ?? "unknown status"}), marked canceled there`,
+    already_canceled: "; already canceled in Dagster",
+  };
   const { run: updated, applied } = await applyStatus(env.DB, runId, {
     status: "canceled",
-    message: `canceled by ${actor}`,
+    message: `canceled by ${actor}${how[stopped.dagster]}`,
+    data,
   });
   if (!applied) throw conflict(`run ${runId} is already ${updated.status}`);
-  return updated;
+  return { run: updated, dagster: stopped.dagster };
 }

@@ -44,6 +44,7 @@ describe("cron reconciliation", () => {
       [stuckDone.dagsterRunId]: "SUCCESS",
       [stuckRunning.dagsterRunId]: "FAILURE",
       [stuckStarted.dagsterRunId]: "STARTED",
+      [fresh.dagsterRunId]: "STARTING",
     };
     const dagster = dagsterDouble(({ query, variables }) => {
       expect(query).toContain("runOrError(runId: $runId)");
@@ -54,8 +55,9 @@ describe("cron reconciliation", () => {
     await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env, ctx);
     await waitOnExecutionContext(ctx);
 
+    // Every launched or running run is checked, however recently it was updated.
     expect(dagster.calls.map((c) => c.variables.runId).sort()).toEqual(
-      [stuckDone.dagsterRunId, stuckRunning.dagsterRunId, stuckStarted.dagsterRunId].sort(),
+      [stuckDone.dagsterRunId, stuckRunning.dagsterRunId, stuckStarted.dagsterRunId, fresh.dagsterRunId].sort(),
     );
     const statusOf = async (runId: string) => (await json(await call(env, "GET", `/runs/${runId}`))).status;
     expect(await statusOf(stuckDone.runId)).toBe("succeeded");

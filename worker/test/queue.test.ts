@@ -170,7 +170,7 @@ describe("cancel during launch", () => {
     await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
     expect(state.acked).toBe(true);
     expect(dagster.calls.map((c) => c.query.includes("terminateRun"))).toEqual([false, true]);
-    expect(dagster.calls[1].variables).toEqual({ runId: `dg-race-${runId}` });
+    expect(dagster.calls[1].variables).toEqual({ runId: `dg-race-${runId}`, terminatePolicy: "SAFE_TERMINATE" });
     expect((await json(await call(env, "GET", `/runs/${runId}`))).status).toBe("canceled");
   });
 });
@@ -219,7 +219,7 @@ describe("cancel of a launched run", () => {
     expect(response.status).toBe(200);
     expect((await json(response)).status).toBe("canceled");
     const terminate = dagster.calls.find((c) => c.query.includes("terminateRun"));
-    expect(terminate?.variables).toEqual({ runId: `dg-cancel-${runId}` });
+    expect(terminate?.variables).toEqual({ runId: `dg-cancel-${runId}`, terminatePolicy: "SAFE_TERMINATE" });
   });
 
   it("answers 502 and keeps the run when Dagster cannot terminate it", async () => {

@@ -3,9 +3,10 @@ import { Hono } from "hono";
 import { requireInternal } from "../auth";
 import type { AppEnv } from "../env";
 import { notFound, validationFailed } from "../errors";
-import { readJson } from "../http";
+import { background, readJson } from "../http";
 import { kvNamespace, readKvPage } from "../kv";
-import { applyStatus, findRun, listDefinitions, registerDagsterRun } from "../ledger";
+import { ALERTING, applyStatus, findRun, listDefinitions, registerDagsterRun } from "../ledger";
+import { deliverNotifications } from "../notify";
 import { parseInternalRun, parseStatusUpdate } from "../validation";
 
 export const internal = new Hono<AppEnv>();
@@ -33,6 +34,7 @@ internal.post("/internal/runs/:run_id/status", requireInternal, async (c) => {
   const update = parseStatusUpdate(await readJson(c));
   if (!(await findRun(c.env.DB, runId))) throw notFound(`run ${runId}`);
   const { run, applied } = await applyStatus(c.env.DB, runId, update);
+  if (applied && ALERTING.has(run.status)) background(c, deliverNotifications(c.env, { runId }));
   return c.json({ run_id: run.run_id, status: run.status, applied });
 });
 

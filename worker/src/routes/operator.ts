@@ -131,6 +131,6 @@ operator.post("/runs/:run_id/retry", requireOperator, async (c) => {
 });
 
 operator.post("/runs/:run_id/cancel", requireOperator, async (c) => {
-  const run = await cancelRun(c.env, c.req.param("run_id"), actorOf(c));
-  return c.json(runView(run));
+  const { run, dagster } = await cancelRun(c.env, c.req.param("run_id"), actorOf(c));
+  return c.json({ ...runView(run), dagster });
 });
