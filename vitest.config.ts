@@ -35,5 +35,7 @@ export default defineConfig({
   test: {
     include: ["worker/test/**/*.test.ts"],
     setupFiles: ["./worker/test/setup.ts"],
+    // A loopback webhook receiver for the alert tests.
+    globalSetup: ["./worker/test/alert-receiver.global.mjs"],
   },
 });
