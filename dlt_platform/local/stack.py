@@ -103,7 +103,7 @@ class LocalStack:
                 values[name] = secrets.token_urlsafe(32)
                 changed = True
         wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds),
-                  **self.extra_worker_vars}
+                  "PUBLIC_URL": self.worker_url, **self.extra_worker_vars}
         if any(values.get(name) != value for name, value in wanted.items()):
             values.update(wanted)
             changed = True

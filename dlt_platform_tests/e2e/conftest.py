@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from dlt_platform.local.stack import LocalStack, StackPaths
+from dlt_platform_tests.e2e.alert_fixtures import alert_receiver  # noqa: F401  (fixture)
 
 
 def free_port() -> int:
@@ -16,12 +17,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, alert_receiver):  # noqa: F811  (fixture)
     root = tmp_path_factory.mktemp("stack")
     local = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
                        worker_port=free_port(), dagster_port=free_port(),
                        # Lets the test trigger a re-send of a still-queued run through the cron handler.
-                       extra_worker_vars={"QUEUED_RESEND_MINUTES": "0.001"})
+                       extra_worker_vars={"QUEUED_RESEND_MINUTES": "0.001",
+                                          "ALERT_WEBHOOK_URL": alert_receiver.url})
     try:
         local.start(say=lambda _text: None)
         yield local

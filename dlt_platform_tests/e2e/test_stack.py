@@ -89,7 +89,8 @@ def test_one_idempotency_key_gives_one_run_and_a_duplicate_delivery_launches_onc
     assert [r["run_id"] for r in operator.runs(source_id="cloudflare_kv_leads")].count(first) == 1
 
 
-def test_with_dagster_down_a_run_is_dead_lettered_and_a_new_one_succeeds_once_it_is_back(stack, operator):
+def test_with_dagster_down_a_run_is_dead_lettered_and_a_new_one_succeeds_once_it_is_back(stack, operator,
+                                                                                          alert_receiver):
     stack.stop("dagster")
     try:
         run_id = operator.request_run("cloudflare_kv_orders")
@@ -98,10 +99,20 @@ def test_with_dagster_down_a_run_is_dead_lettered_and_a_new_one_succeeds_once_it
         assert final["status"] == "dead_lettered", run
         failures = [e for e in run["events"] if e["message"] and e["message"].startswith("launch failed")]
         assert len(failures) >= 3, run["events"]
+        # Operators find out: one alert, to the webhook, naming source, run, reason and the admin page.
+        alerts = alert_receiver.wait_for(run_id, timeout=30)
+        assert len(alerts) == 1, alert_receiver.received
+        text = alerts[0]["text"]
+        assert "of source cloudflare_kv_orders dead_lettered: dead-lettered after" in text, text
+        assert f"{stack.worker_url}/admin/runs/{run_id}" in text, text
+        secrets = [stack.tokens()[name] for name in ("DLT_OPERATOR_TOKEN", "DLT_INTERNAL_TOKEN", "ALERT_WEBHOOK_URL")]
+        assert not any(secret in str(alerts[0]) for secret in secrets)
     finally:
         stack.start_dagster()
     again = operator.request_run("cloudflare_kv_orders")
     assert operator.wait_for_runs([again], timeout=300)[again]["status"] == "succeeded", operator.run(again)
+    assert len(alert_receiver.about(run_id)) == 1, "the alert was sent again"
+    assert not alert_receiver.about(again), "a run that succeeded raised an alert"
 
 
 def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, monkeypatch):

@@ -355,6 +355,14 @@ export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow> {
     db
       .prepare("INSERT INTO run_events (run_id, status, message, at, data) VALUES (?, ?, ?, ?, ?)")
       .bind(runId, status, run.message ?? `run created (${run.trigger})`, at, JSON.stringify(eventData)),
+    // Dagster may register a run it has already seen fail: that ending owes an alert too.
+    ...(ALERTING.has(status)
+      ? [
+          db
+            .prepare("INSERT INTO run_notifications (run_id, status, reason, created_at) VALUES (?, ?, ?, ?)")
+            .bind(runId, status, run.message ?? null, now),
+        ]
+      : []),
   ]);
   return getRun(db, runId);
 }

@@ -117,6 +117,22 @@ describe("alerts", () => {
     expect(received.bodies[0].text).not.toContain("http");
   });
 
+  it("alerts on a run Dagster registers after it already failed", async () => {
+    const box = alertBox();
+    const { env } = testEnv({ ALERT_WEBHOOK_URL: box.url });
+    const sourceId = await createSource(env);
+    passReceiverThrough();
+    const { run_id: runId } = await json(
+      await call(env, "POST", "/internal/runs", {
+        token: INTERNAL,
+        body: { dagster_run_id: uniqueId("dg"), source_id: sourceId, trigger: "ui", status: "failed" },
+      }),
+    );
+    const received = await box.read();
+    expect(received.bodies).toHaveLength(1);
+    expect(received.bodies[0].text).toContain(`Run ${runId} of source ${sourceId} failed`);
+  });
+
   it("sends nothing and spends no attempt without ALERT_WEBHOOK_URL", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);

@@ -26,6 +26,7 @@ internal.post("/internal/runs", requireInternal, async (c) => {
     at: body.at,
     message: `registered by Dagster (${body.trigger})`,
   });
+  if (created && ALERTING.has(run.status)) background(c, deliverNotifications(c.env, { runId: run.run_id }));
   return c.json({ run_id: run.run_id, created });
 });
 
