@@ -168,7 +168,11 @@ export interface TerminateResult {
   message: string | null;
 }
 
-/** Asks Dagster to terminate a run. A refusal (TerminateRunFailure) is an answer; other errors throw DagsterError. */
+/**
+ * Asks Dagster to terminate a run. Any answer of Dagster's is a result: a TerminateRunFailure, or an error it
+ * raised while trying (a PythonError when the code server that started the run is gone), is `refused`. Only
+ * when Dagster cannot be asked (unreachable, HTTP or GraphQL errors) does it throw DagsterError.
+ */
 export async function requestTermination(
   env: Env,
   dagsterRunId: string,
@@ -183,14 +187,13 @@ export async function requestTermination(
   const message = result?.message ?? null;
   if (result?.__typename === "TerminateRunSuccess") return { outcome: "terminated", dagster_status, message };
   if (result?.__typename === "RunNotFoundError") return { outcome: "not_found", dagster_status, message };
-  if (result?.__typename === "TerminateRunFailure") return { outcome: "refused", dagster_status, message };
-  throw new DagsterError(describe(result));
+  return { outcome: "refused", dagster_status, message: describe(result) };
 }
 
 /** Asks Dagster to terminate a run; "not found" counts as done, a refusal throws. */
 export async function terminateRun(env: Env, dagsterRunId: string): Promise<void> {
   const result = await requestTermination(env, dagsterRunId, "SAFE_TERMINATE");
-  if (result.outcome === "refused") throw new DagsterError(`TerminateRunFailure: ${result.message ?? "refused"}`);
+  if (result.outcome === "refused") throw new DagsterError(result.message ?? "termination refused");
 }
 
 export const RELOAD_LOCATION = `mutation ReloadLocation($name: String!) {

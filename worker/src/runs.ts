@@ -61,8 +61,8 @@ interface Stopped {
 }
 
 /**
- * Stops a run in Dagster. A run whose process is gone cannot be terminated (TerminateRunFailure): unless it has
- * already finished there, it is marked canceled in Dagster (MARK_AS_CANCELED_IMMEDIATELY) so it stops holding
+ * Stops a run in Dagster. A run whose process is gone cannot be terminated (TerminateRunFailure, or a PythonError
+ * when the code server that started it is gone too): unless it has already finished there, it is marked canceled in Dagster (MARK_AS_CANCELED_IMMEDIATELY) so it stops holding
  * its source's place. Throws DagsterError when Dagster cannot be asked.
  */
 async function stopInDagster(env: Env, dagsterRunId: string): Promise<Stopped> {
@@ -75,7 +75,7 @@ async function stopInDagster(env: Env, dagsterRunId: string): Promise<Stopped> {
     refusal = forced;
   }
   const ended = refusal.dagster_status ? DAGSTER_FINISHED[refusal.dagster_status] : undefined;
-  if (!ended) throw new DagsterError(`TerminateRunFailure: ${refusal.message ?? "refused"}`);
+  if (!ended) throw new DagsterError(refusal.message ?? "termination refused");
   return { dagster: "already_canceled", dagster_status: refusal.dagster_status, ended };
 }
 

@@ -130,6 +130,20 @@ describe("cancel of an orphaned run", () => {
     expect(run.events.at(-1).data).toMatchObject({ dagster: "marked_canceled", dagster_status: "STARTING" });
   });
 
+  it("force-marks the run canceled when Dagster raised an error terminating it (its code server is gone)", async () => {
+    const { env } = testEnv();
+    const sourceId = await createSource(env);
+    const orphan = await registeredRun(env, sourceId, "running");
+    dagsterDouble(({ variables }) =>
+      variables.terminatePolicy === "MARK_AS_CANCELED_IMMEDIATELY"
+        ? { terminateRun: { __typename: "TerminateRunSuccess", run: { runId: variables.runId, status: "CANCELED" } } }
+        : { terminateRun: { __typename: "PythonError", message: "DagsterUserCodeUnreachableError: could not reach" } },
+    );
+    const response = await call(env, "POST", `/runs/${orphan.runId}/cancel`);
+    expect(response.status).toBe(200);
+    expect(await json(response)).toMatchObject({ status: "canceled", dagster: "marked_canceled" });
+  });
+
   it("marks a run Dagster does not know canceled", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
