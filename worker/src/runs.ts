@@ -62,8 +62,9 @@ interface Stopped {
 
 /**
  * Stops a run in Dagster. A run whose process is gone cannot be terminated (TerminateRunFailure, or a PythonError
- * when the code server that started it is gone too): unless it has already finished there, it is marked canceled in Dagster (MARK_AS_CANCELED_IMMEDIATELY) so it stops holding
- * its source's place. Throws DagsterError when Dagster cannot be asked.
+ * when the code server that started it is gone too): unless it has already finished there, it is then marked
+ * canceled in Dagster (MARK_AS_CANCELED_IMMEDIATELY) so it stops holding its source's place in Dagster's queue.
+ * Throws DagsterError when Dagster cannot be asked, or refuses both.
  */
 async function stopInDagster(env: Env, dagsterRunId: string): Promise<Stopped> {
   const first = await requestTermination(env, dagsterRunId, "SAFE_TERMINATE");

@@ -1,0 +1,72 @@
+"""A run whose Dagster processes were SIGKILLed mid-run: after the restart Dagster still calls it STARTED and
+nothing of Dagster's will end it. Cancel through the Worker ends it in Dagster and in the ledger, and the next
+run of its source is no longer held behind it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import psutil
+
+SOURCE = "cloudflare_kv_orders"
+
+
+def dagster_status(stack, dagster_run_id: str) -> str | None:
+    query = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
+    result = stack.dagster_graphql(query, {"id": dagster_run_id})["data"]["runOrError"]
+    return result.get("status")
+
+
+def wait_until(check, timeout: float, poll: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def sigkill_dagster(stack) -> int:
+    """SIGKILL every process of the local Dagster (webserver, daemon, code servers, run workers) at once."""
+    process = stack.processes.pop("dagster")
+    root = psutil.Process(process.pid)
+    tree = [root, *root.children(recursive=True)]
+    for member in tree:
+        try:
+            os.kill(member.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait(timeout=30)
+    psutil.wait_procs(tree, timeout=30)
+    return len(tree)
+
+
+def test_cancel_ends_a_run_orphaned_by_sigkill_and_frees_its_source(stack, operator):
+    run_id = operator.request_run(SOURCE)
+    dagster_run_id = wait_until(lambda: operator.run(run_id)["dagster_run_id"], 120, 0.2, "the launch")
+    # Kill while the run executes: its run worker and the code server that would report its death go together.
+    wait_until(lambda: dagster_status(stack, dagster_run_id) == "STARTED", 120, 0.05, "the run to start")
+    try:
+        assert sigkill_dagster(stack) >= 3
+    finally:
+        stack.start_dagster()
+    assert dagster_status(stack, dagster_run_id) == "STARTED", "not orphaned: Dagster ended the run itself"
+    assert operator.run(run_id)["status"] in ("launched", "running")
+
+    tokens = stack.tokens()
+    response = httpx.post(f"{stack.worker_url}/runs/{run_id}/cancel", timeout=60,
+                          headers={"Authorization": f"Bearer {tokens['DLT_OPERATOR_TOKEN']}", "X-Actor": "e2e"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "canceled"
+    assert response.json()["dagster"] == "marked_canceled", response.json()
+    assert dagster_status(stack, dagster_run_id) == "CANCELED"
+    events = operator.run(run_id)["events"]
+    assert "marked canceled there" in events[-1]["message"], events
+    # Dagster's per-source limit no longer waits behind the dead run.
+    again = operator.request_run(SOURCE)
+    assert operator.wait_for_runs([again], timeout=300)[again]["status"] == "succeeded", operator.run(again)
