@@ -29,13 +29,16 @@ export async function graphql<T>(env: Env, query: string, variables: Record<stri
   } catch (err) {
     throw new DagsterError(`Dagster unreachable: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (!response.ok) throw new DagsterError(`Dagster GraphQL answered HTTP ${response.status}`);
   let body: { data?: T; errors?: { message: string }[] };
   try {
     body = await response.json();
   } catch {
+    if (!response.ok) throw new DagsterError(`Dagster GraphQL answered HTTP ${response.status}`);
     throw new DagsterError("Dagster GraphQL answered with a body that is not JSON");
   }
+  // Dagster answers HTTP 500 with a normal GraphQL body when a resolver caught an error and returned it as a
+  // result (e.g. terminateRun -> PythonError): that result is Dagster's answer, so it is read like any other.
+  if (!response.ok && !body?.data) throw new DagsterError(`Dagster GraphQL answered HTTP ${response.status}`);
   if (body.errors?.length) throw new DagsterError(`GraphQL error: ${body.errors.map((e) => e.message).join("; ")}`);
   if (!body.data) throw new DagsterError("Dagster GraphQL answered without data");
   return body.data;

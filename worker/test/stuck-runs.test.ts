@@ -134,10 +134,14 @@ describe("cancel of an orphaned run", () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
     const orphan = await registeredRun(env, sourceId, "running");
+    // What the real Dagster answers then: HTTP 500 around a GraphQL body whose result is a PythonError.
     dagsterDouble(({ variables }) =>
       variables.terminatePolicy === "MARK_AS_CANCELED_IMMEDIATELY"
         ? { terminateRun: { __typename: "TerminateRunSuccess", run: { runId: variables.runId, status: "CANCELED" } } }
-        : { terminateRun: { __typename: "PythonError", message: "DagsterUserCodeUnreachableError: could not reach" } },
+        : Response.json(
+            { data: { terminateRun: { __typename: "PythonError", message: "DagsterUserCodeUnreachableError: gone" } } },
+            { status: 500 },
+          ),
     );
     const response = await call(env, "POST", `/runs/${orphan.runId}/cancel`);
     expect(response.status).toBe(200);
