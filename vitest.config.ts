@@ -24,9 +24,12 @@ export default defineConfig({
         bindings: {
           DLT_OPERATOR_TOKEN: "test-operator-token",
           DLT_INTERNAL_TOKEN: "test-internal-token",
+          ADMIN_SESSION_KEY: "test-admin-session-key",
           DAGSTER_URL: "http://dagster.test",
           STUCK_RUN_MINUTES: "15",
           QUEUED_RESEND_MINUTES: "10",
+          // High so tests that queue many runs of one source are not refused; the limit has its own test.
+          MAX_PENDING_RUNS_PER_SOURCE: "100",
           TEST_MIGRATIONS: await readD1Migrations(`${root}/worker/migrations`),
         },
       },

@@ -1,7 +1,8 @@
 /** The Hono application: routes of every module, JSON errors. */
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import pkg from "../../package.json";
-import type { AppEnv } from "./env";
+import { positiveNumberVar, type AppEnv } from "./env";
 import { errorBody, errorResponse } from "./errors";
 import { admin } from "./routes/admin";
 import { internal } from "./routes/internal";
@@ -10,6 +11,16 @@ import { operator } from "./routes/operator";
 export const VERSION: string = pkg.version;
 
 export const app = new Hono<AppEnv>();
+
+// Every body is bounded before any route reads it (a D1 row holds 2 MB; a definition or run request is far smaller).
+app.use("*", async (c, next) => {
+  const maxKb = Math.floor(positiveNumberVar(c.env.MAX_BODY_KB, 256));
+  const limit = bodyLimit({
+    maxSize: maxKb * 1024,
+    onError: (c) => c.json(errorBody("payload_too_large", `request body is larger than ${maxKb} KB (MAX_BODY_KB)`), 413),
+  });
+  return limit(c, next);
+});
 
 app.get("/health", async (c) => {
   try {

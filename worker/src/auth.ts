@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppEnv, Env } from "./env";
-import { unauthorized } from "./errors";
+import { ApiError, unauthorized } from "./errors";
 
 const encoder = new TextEncoder();
 
@@ -50,24 +50,46 @@ async function hmacHex(key: string, message: string): Promise<string> {
   return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Session value `<expiry>.<hmac(operator token, label+expiry)>`: opaque, expiring, never the token. */
-export async function createSession(env: Env, nowMs = Date.now()): Promise<string> {
-  const expires = Math.floor(nowMs / 1000) + SESSION_SECONDS;
-  return `${expires}.${await hmacHex(env.DLT_OPERATOR_TOKEN ?? "", `dlt-admin-session:${expires}`)}`;
+/** Clock difference tolerated between the Worker instances that issue and check a session. */
+const CLOCK_SKEW_SECONDS = 60;
+
+/** The session signing key; sessions are off (sign-in answers 503) until the secret is set. */
+function sessionKey(env: Env): string | null {
+  return env.ADMIN_SESSION_KEY?.trim() || null;
 }
 
+/** What a session signs: its expiry and the operator token it was issued for (rotating the token ends it too). */
+async function sessionMessage(env: Env, expires: string): Promise<string> {
+  const token = [...new Uint8Array(await sha256(env.DLT_OPERATOR_TOKEN ?? ""))].map((b) => b.toString(16).padStart(2, "0"));
+  return `dlt-admin-session:${expires}:${token.join("")}`;
+}
+
+/**
+ * Session value `<expiry>.<hmac(ADMIN_SESSION_KEY, expiry + operator token hash)>`: opaque, expiring, never the
+ * token. Rotating ADMIN_SESSION_KEY signs every operator out without touching the API token.
+ */
+export async function createSession(env: Env, nowMs = Date.now()): Promise<string> {
+  const key = sessionKey(env);
+  if (!key) throw new ApiError(503, "admin_sessions_off", "admin sign-in needs the ADMIN_SESSION_KEY secret");
+  const expires = String(Math.floor(nowMs / 1000) + SESSION_SECONDS);
+  return `${expires}.${await hmacHex(key, await sessionMessage(env, expires))}`;
+}
+
+/** A session signed with the current key whose expiry lies in the next SESSION_SECONDS, whatever it claims. */
 export async function verifySession(env: Env, value: string | undefined, nowMs = Date.now()): Promise<boolean> {
-  if (!value || !env.DLT_OPERATOR_TOKEN) return false;
+  const key = sessionKey(env);
+  if (!value || !key || !env.DLT_OPERATOR_TOKEN) return false;
   const match = /^(\d{1,12})\.([0-9a-f]{64})$/.exec(value);
   if (!match) return false;
-  if (Number(match[1]) * 1000 < nowMs) return false;
-  const expected = await hmacHex(env.DLT_OPERATOR_TOKEN, `dlt-admin-session:${match[1]}`);
+  const expiresMs = Number(match[1]) * 1000;
+  if (expiresMs < nowMs || expiresMs > nowMs + (SESSION_SECONDS + CLOCK_SKEW_SECONDS) * 1000) return false;
+  const expected = await hmacHex(key, await sessionMessage(env, match[1]));
   return safeEqual(match[2], expected);
 }
 
 /** CSRF token bound to the session: a form is only accepted with the token of the cookie that posts it. */
 export async function csrfToken(env: Env, session: string): Promise<string> {
-  return hmacHex(env.DLT_OPERATOR_TOKEN ?? "", `dlt-admin-csrf:${session}`);
+  return hmacHex(sessionKey(env) ?? "", `dlt-admin-csrf:${session}`);
 }
 
 export async function sessionFrom(c: Context<AppEnv>): Promise<string | null> {

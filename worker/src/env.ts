@@ -17,6 +17,8 @@ export interface Env {
   /** Secrets. */
   DLT_OPERATOR_TOKEN?: string;
   DLT_INTERNAL_TOKEN?: string;
+  /** Signs admin session cookies and their CSRF tokens; rotating it signs every operator out. */
+  ADMIN_SESSION_KEY?: string;
   /** When non-empty, Dagster is reached at this URL instead of the container. */
   DAGSTER_URL?: string;
   /** Secret: Slack-compatible incoming webhook that gets one alert per failed or dead-lettered run. */
@@ -32,6 +34,10 @@ export interface Env {
   RUN_MAX_RUNTIME_SECONDS?: string;
   /** First delay between launch retries, in seconds (default 30). */
   LAUNCH_RETRY_BASE_SECONDS?: string;
+  /** Runs of one source that may wait (queued, launching, launched) before new requests get 429 (default 3). */
+  MAX_PENDING_RUNS_PER_SOURCE?: string;
+  /** Largest request body, in KB (default 256); larger ones get 413. */
+  MAX_BODY_KB?: string;
 }
 
 export type AppEnv = { Bindings: Env };

@@ -13,6 +13,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly fields?: FieldError[],
+    /** Extra response headers (e.g. Retry-After). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
@@ -32,7 +34,7 @@ export function errorBody(code: string, message: string, fields?: FieldError[]) 
 
 export function errorResponse(c: Context, err: unknown): Response {
   if (err instanceof ApiError) {
-    return c.json(errorBody(err.code, err.message, err.fields), err.status);
+    return c.json(errorBody(err.code, err.message, err.fields), err.status, err.headers);
   }
   console.error("unhandled error", err instanceof Error ? err.message : String(err));
   return c.json(errorBody("internal_error", "internal error"), 500);

@@ -17,6 +17,21 @@ export async function readJson(c: Context<AppEnv>, optional = false): Promise<un
   }
 }
 
+/** Longest Idempotency-Key accepted; a longer one is refused rather than cut (two keys must never collide). */
+export const MAX_IDEMPOTENCY_KEY = 200;
+
+/** The Idempotency-Key header, trimmed; null when absent or blank, 400 when longer than the limit. */
+export function idempotencyKey(c: Context<AppEnv>): string | null {
+  const key = c.req.header("Idempotency-Key")?.trim() ?? "";
+  if (key.length > MAX_IDEMPOTENCY_KEY) {
+    throw validationFailed(
+      [{ field: "Idempotency-Key", message: `must be at most ${MAX_IDEMPOTENCY_KEY} characters (got ${key.length})` }],
+      "request header is not valid",
+    );
+  }
+  return key || null;
+}
+
 /** Who made a change: the X-Actor header, default "operator". */
 export function actorOf(c: Context<AppEnv>, fallback = "operator"): string {
   const actor = (c.req.header("X-Actor") ?? "").trim().slice(0, 100);

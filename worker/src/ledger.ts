@@ -1,5 +1,5 @@
 /** D1 access for sources, versions, runs and run events, and the run status machine. */
-import { conflict, notFound } from "./errors";
+import { ApiError, conflict, notFound } from "./errors";
 import { newRunId, nowIso } from "./ids";
 import type { RunRequest, RunStatus, SourceDefinition, Trigger } from "./validation";
 
@@ -30,7 +30,7 @@ export function canTransition(from: RunStatus, to: RunStatus): boolean {
 
 // --- sources -------------------------------------------------------------------------------
 
-export type SourceChange = "create" | "update" | "enable" | "disable";
+export type SourceChange = "create" | "update" | "enable" | "disable" | "retire";
 
 export interface SourceRecord {
   source_id: string;
@@ -39,6 +39,8 @@ export interface SourceRecord {
   definition: SourceDefinition;
   updated_at: string;
   updated_by: string;
+  /** Set once the source is retired (DELETE /sources/:id): disabled for good, hidden from Dagster. */
+  retired_at: string | null;
   last_run: { run_id: string; status: RunStatus; created_at: string } | null;
 }
 
@@ -50,13 +52,14 @@ interface SourceRow {
   definition: string;
   updated_at: string;
   updated_by: string;
+  retired_at: string | null;
   last_run_id: string | null;
   last_run_status: RunStatus | null;
   last_run_created_at: string | null;
 }
 
 const SOURCE_SELECT = `
-  SELECT s.source_id, s.version, s.enabled, s.schedule, s.definition, s.updated_at, s.updated_by,
+  SELECT s.source_id, s.version, s.enabled, s.schedule, s.definition, s.updated_at, s.updated_by, s.retired_at,
          r.run_id AS last_run_id, r.status AS last_run_status, r.created_at AS last_run_created_at
   FROM sources s
   LEFT JOIN runs r ON r.run_id = (
@@ -70,14 +73,17 @@ function toSource(row: SourceRow): SourceRecord {
     definition: JSON.parse(row.definition),
     updated_at: row.updated_at,
     updated_by: row.updated_by,
+    retired_at: row.retired_at,
     last_run: row.last_run_id
       ? { run_id: row.last_run_id, status: row.last_run_status as RunStatus, created_at: row.last_run_created_at as string }
       : null,
   };
 }
 
-export async function listSources(db: D1Database): Promise<SourceRecord[]> {
-  const { results } = await db.prepare(`${SOURCE_SELECT} ORDER BY s.source_id`).all<SourceRow>();
+/** Sources by id; retired ones only when asked for. */
+export async function listSources(db: D1Database, options: { includeRetired?: boolean } = {}): Promise<SourceRecord[]> {
+  const where = options.includeRetired ? "" : "WHERE s.retired_at IS NULL";
+  const { results } = await db.prepare(`${SOURCE_SELECT} ${where} ORDER BY s.source_id`).all<SourceRow>();
   return results.map(toSource);
 }
 
@@ -92,9 +98,10 @@ export async function getSource(db: D1Database, sourceId: string): Promise<Sourc
   return source;
 }
 
+/** The definitions Dagster builds assets from: every source but the retired ones. */
 export async function listDefinitions(db: D1Database): Promise<SourceDefinition[]> {
   const { results } = await db
-    .prepare("SELECT definition FROM sources ORDER BY source_id")
+    .prepare("SELECT definition FROM sources WHERE retired_at IS NULL ORDER BY source_id")
     .all<{ definition: string }>();
   return results.map((row) => JSON.parse(row.definition));
 }
@@ -143,6 +150,7 @@ export async function updateSource(
   change?: SourceChange,
 ): Promise<SourceRecord> {
   const current = await getSource(db, sourceId);
+  if (current.retired_at) throw sourceRetired(sourceId);
   if (current.version !== expectedVersion) {
     throw conflict(`source ${sourceId} is at version ${current.version}, not ${expectedVersion}`);
   }
@@ -187,6 +195,55 @@ export async function setSourceEnabled(
   const definition = { ...current.definition, enabled };
   const source = await updateSource(db, sourceId, current.version, definition, actor, enabled ? "enable" : "disable");
   return { source, changed: true };
+}
+
+export const sourceRetired = (sourceId: string) =>
+  new ApiError(409, "source_retired", `source ${sourceId} is retired; its history is kept but it cannot change or run`);
+
+/**
+ * Retires a source: a last version (change "retire", disabled) and `retired_at`, in one batch conditioned on the
+ * version read, like updateSource. Versions and runs stay. Refused while runs are in flight, so nothing is left
+ * launching a source Dagster no longer has. Retiring a retired source changes nothing.
+ */
+export async function retireSource(
+  db: D1Database,
+  sourceId: string,
+  actor: string,
+): Promise<{ source: SourceRecord; changed: boolean }> {
+  const current = await getSource(db, sourceId);
+  if (current.retired_at) return { source: current, changed: false };
+  const { results: inFlight } = await db
+    .prepare(
+      `SELECT run_id FROM runs WHERE source_id = ? AND status IN ('queued', 'launching', 'launched', 'running')
+       ORDER BY created_at LIMIT 5`,
+    )
+    .bind(sourceId)
+    .all<{ run_id: string }>();
+  if (inFlight.length) {
+    throw new ApiError(
+      409,
+      "source_busy",
+      `source ${sourceId} has runs in flight (${inFlight.map((r) => r.run_id).join(", ")}): cancel them or let them finish first`,
+    );
+  }
+  const at = nowIso();
+  const json = JSON.stringify({ ...current.definition, enabled: false });
+  const [, update] = await db.batch([
+    db
+      .prepare(
+        `INSERT INTO source_versions (source_id, version, definition, change, changed_at, changed_by)
+         SELECT source_id, version + 1, ?, 'retire', ?, ? FROM sources WHERE source_id = ? AND version = ?`,
+      )
+      .bind(json, at, actor, sourceId, current.version),
+    db
+      .prepare(
+        `UPDATE sources SET version = version + 1, enabled = 0, definition = ?, retired_at = ?, updated_at = ?, updated_by = ?
+         WHERE source_id = ? AND version = ?`,
+      )
+      .bind(json, at, at, actor, sourceId, current.version),
+  ]);
+  if (!update.meta.changes) throw conflict(`source ${sourceId} changed while it was being retired`);
+  return { source: await getSource(db, sourceId), changed: true };
 }
 
 export async function listVersions(db: D1Database, sourceId: string) {
@@ -315,10 +372,18 @@ export interface NewRun {
   dagster_run_id?: string | null;
   at?: string;
   message?: string;
+  /** Insert only while the source has fewer than this many pending runs (the count and the insert are atomic). */
+  max_pending?: number;
 }
 
-/** Inserts a run and its first event in one batch. Unique violations (idempotency, dagster id) propagate. */
-export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow> {
+/** Runs that wait for Dagster to start them: the backlog MAX_PENDING_RUNS_PER_SOURCE bounds. */
+export const PENDING: readonly RunStatus[] = ["queued", "launching", "launched"];
+
+/**
+ * Inserts a run and its first event in one batch; null when `max_pending` refused it. Unique violations
+ * (idempotency, dagster id) propagate.
+ */
+export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow | null> {
   const runId = newRunId();
   const now = nowIso();
   const at = run.at ?? now;
@@ -330,12 +395,14 @@ export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow> {
     ...(run.retry_of ? { retry_of: run.retry_of } : {}),
     ...(run.dagster_run_id ? { dagster_run_id: run.dagster_run_id } : {}),
   };
-  await db.batch([
+  const bounded = run.max_pending !== undefined;
+  const [inserted] = await db.batch([
     db
       .prepare(
         `INSERT INTO runs (run_id, source_id, status, trigger, dagster_run_id, retry_of, request, partition_key,
                            idempotency_key, created_at, updated_at, started_at, finished_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+         ${bounded ? `WHERE (SELECT COUNT(*) FROM runs WHERE source_id = ? AND status IN (${PENDING.map((p) => `'${p}'`).join(", ")})) < ?` : ""}`,
       )
       .bind(
         runId,
@@ -351,19 +418,21 @@ export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow> {
         now,
         started,
         finished,
+        ...(bounded ? [run.source_id, run.max_pending] : []),
       ),
     db
-      .prepare("INSERT INTO run_events (run_id, status, message, at, data) VALUES (?, ?, ?, ?, ?)")
-      .bind(runId, status, run.message ?? `run created (${run.trigger})`, at, JSON.stringify(eventData)),
+      .prepare("INSERT INTO run_events (run_id, status, message, at, data) SELECT run_id, ?, ?, ?, ? FROM runs WHERE run_id = ?")
+      .bind(status, run.message ?? `run created (${run.trigger})`, at, JSON.stringify(eventData), runId),
     // Dagster may register a run it has already seen fail: that ending owes an alert too.
     ...(ALERTING.has(status)
       ? [
           db
-            .prepare("INSERT INTO run_notifications (run_id, status, reason, created_at) VALUES (?, ?, ?, ?)")
-            .bind(runId, status, run.message ?? null, now),
+            .prepare("INSERT INTO run_notifications (run_id, status, reason, created_at) SELECT run_id, ?, ?, ? FROM runs WHERE run_id = ?")
+            .bind(status, run.message ?? null, now, runId),
         ]
       : []),
   ]);
+  if (!inserted.meta.changes) return null;
   return getRun(db, runId);
 }
 
@@ -378,25 +447,55 @@ export async function findRunByDagsterId(db: D1Database, dagsterRunId: string): 
   return db.prepare("SELECT * FROM runs WHERE dagster_run_id = ?").bind(dagsterRunId).first<RunRow>();
 }
 
-/** Creates a queued run, or returns the run an earlier request with the same Idempotency-Key created. */
+/** Seconds a client refused for too many pending runs is asked to wait (about one launch-and-run cycle). */
+export const PENDING_RETRY_AFTER_SECONDS = 60;
+
+/** The run an earlier request with the same Idempotency-Key made, if it asked for the same thing; 422 if not. */
+function sameRequest(existing: RunRow, run: NewRun): RunRow {
+  if (existing.request !== JSON.stringify(run.request ?? {}) || existing.retry_of !== (run.retry_of ?? null)) {
+    throw new ApiError(
+      422,
+      "idempotency_key_reused",
+      `Idempotency-Key was already used for run ${existing.run_id} with a different request`,
+    );
+  }
+  return existing;
+}
+
+/**
+ * Creates a queued run, or returns the run an earlier request with the same Idempotency-Key created (422 when
+ * that request differed). With `max_pending`, a source already holding that many pending runs answers 429.
+ */
 export async function createQueuedRun(
   db: D1Database,
   run: NewRun & { idempotency_key?: string | null },
 ): Promise<{ run: RunRow; created: boolean }> {
   if (run.idempotency_key) {
     const existing = await findRunByIdempotencyKey(db, run.source_id, run.idempotency_key);
-    if (existing) return { run: existing, created: false };
+    if (existing) return { run: sameRequest(existing, run), created: false };
   }
+  let created: RunRow | null;
   try {
-    return { run: await insertRun(db, { ...run, status: "queued" }), created: true };
+    created = await insertRun(db, { ...run, status: "queued" });
   } catch (err) {
     // A concurrent request with the same key won the insert.
     if (run.idempotency_key && isUniqueViolation(err)) {
       const existing = await findRunByIdempotencyKey(db, run.source_id, run.idempotency_key);
-      if (existing) return { run: existing, created: false };
+      if (existing) return { run: sameRequest(existing, run), created: false };
     }
     throw err;
   }
+  if (!created) {
+    throw new ApiError(
+      429,
+      "too_many_pending_runs",
+      `source ${run.source_id} already has ${run.max_pending} pending runs (queued, launching or launched; ` +
+        `MAX_PENDING_RUNS_PER_SOURCE=${run.max_pending}): retry after ${PENDING_RETRY_AFTER_SECONDS} s`,
+      undefined,
+      { "Retry-After": String(PENDING_RETRY_AFTER_SECONDS) },
+    );
+  }
+  return { run: created, created: true };
 }
 
 /** Registers a run Dagster started itself; idempotent on dagster_run_id. */
@@ -404,7 +503,7 @@ export async function registerDagsterRun(db: D1Database, run: NewRun & { dagster
   const existing = await findRunByDagsterId(db, run.dagster_run_id);
   if (existing) return { run: existing, created: false };
   try {
-    return { run: await insertRun(db, run), created: true };
+    return { run: (await insertRun(db, run)) as RunRow, created: true };
   } catch (err) {
     if (isUniqueViolation(err)) {
       const raced = await findRunByDagsterId(db, run.dagster_run_id);

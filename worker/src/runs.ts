@@ -1,8 +1,9 @@
 /** Starting, retrying and canceling runs: shared by the operator API and the admin page. */
 import { DAGSTER_FINISHED, DagsterError, requestTermination } from "./dagster";
-import type { Env } from "./env";
-import { ApiError, conflict } from "./errors";
-import { applyStatus, createQueuedRun, getRun, getSource, TERMINAL, type RunRow } from "./ledger";
+import { positiveNumberVar, type Env } from "./env";
+import { ApiError, conflict, validationFailed } from "./errors";
+import { applyStatus, createQueuedRun, getRun, getSource, sourceRetired, TERMINAL, type RunRow } from "./ledger";
+import { partitionProblem } from "./partitions";
 import type { RunRequest, RunStatus, Trigger } from "./validation";
 
 export interface StartRun {
@@ -13,10 +14,18 @@ export interface StartRun {
   retry_of?: string | null;
 }
 
-/** Creates a queued run (or finds the idempotent one) and sends `{run_id}` to the queue. */
+/**
+ * Creates a queued run (or finds the idempotent one) and sends `{run_id}` to the queue. The partition must be
+ * one of the source's, and the source may hold at most MAX_PENDING_RUNS_PER_SOURCE pending runs (429 beyond).
+ */
 export async function startRun(env: Env, start: StartRun): Promise<{ run: RunRow; created: boolean }> {
   const source = await getSource(env.DB, start.source_id);
+  if (source.retired_at) throw sourceRetired(start.source_id);
   if (!source.enabled) throw new ApiError(409, "source_disabled", `source ${start.source_id} is disabled`);
+  if (start.request.partition !== undefined) {
+    const problem = partitionProblem(source.definition, start.request.partition);
+    if (problem) throw validationFailed([{ field: "partition", message: problem }], "run request is not valid");
+  }
   const result = await createQueuedRun(env.DB, {
     source_id: start.source_id,
     trigger: start.trigger,
@@ -25,6 +34,7 @@ export async function startRun(env: Env, start: StartRun): Promise<{ run: RunRow
     idempotency_key: start.idempotency_key,
     retry_of: start.retry_of,
     message: start.retry_of ? `queued as a retry of ${start.retry_of}` : `queued (${start.trigger})`,
+    max_pending: Math.max(1, Math.floor(positiveNumberVar(env.MAX_PENDING_RUNS_PER_SOURCE, 3))),
   });
   // A failed send leaves the run queued; the cron re-sends queued runs after QUEUED_RESEND_MINUTES.
   if (result.created) {

@@ -149,6 +149,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 const RUN_REQUEST_FIELDS = new Set(["limit", "keys", "partition", "full_refresh"]);
 const MAX_KEYS = 10_000;
+/** Largest `limit` a run may ask for: far above any namespace here, far below what JSON numbers allow. */
+export const MAX_RUN_LIMIT = 10_000_000;
 const MAX_REQUEST_BYTES = 1_500_000; // a D1 row holds 2 MB
 
 /** Validates the optional body of POST /sources/:id/runs. */
@@ -161,8 +163,8 @@ export function parseRunRequest(body: unknown): RunRequest {
   }
   const request: RunRequest = {};
   if (body.limit !== undefined) {
-    if (!Number.isInteger(body.limit) || (body.limit as number) < 1) {
-      fields.push({ field: "limit", message: "must be an integer >= 1" });
+    if (!Number.isSafeInteger(body.limit) || (body.limit as number) < 1 || (body.limit as number) > MAX_RUN_LIMIT) {
+      fields.push({ field: "limit", message: `must be an integer from 1 to ${MAX_RUN_LIMIT}` });
     } else request.limit = body.limit as number;
   }
   if (body.keys !== undefined) {

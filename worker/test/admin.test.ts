@@ -1,30 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { createSession, verifySession } from "../src/auth";
+import { csrfFrom, form, signIn } from "./admin_helpers";
 import { call, createSource, INTERNAL, json, OPERATOR, testEnv, uniqueId } from "./helpers";
-
-type TestEnv = ReturnType<typeof testEnv>["env"];
-
-async function signIn(env: TestEnv): Promise<string> {
-  const response = await call(env, "GET", `/admin?token=${OPERATOR}`, { token: null });
-  expect(response.status).toBe(303);
-  const cookie = response.headers.get("Set-Cookie") ?? "";
-  return cookie.split(";")[0];
-}
-
-async function csrfFrom(env: TestEnv, cookie: string): Promise<string> {
-  const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
-  const match = /name="csrf" value="([0-9a-f]+)"/.exec(page);
-  if (!match) throw new Error("no CSRF token on the page");
-  return match[1];
-}
-
-function form(env: TestEnv, path: string, cookie: string, csrf?: string) {
-  return call(env, "POST", path, {
-    token: null,
-    headers: { Cookie: cookie, "content-type": "application/x-www-form-urlencoded" },
-    body: csrf === undefined ? "" : `csrf=${encodeURIComponent(csrf)}`,
-  });
-}
 
 describe("admin", () => {
   it("turns ?token= into a secure session cookie and drops the token from the URL", async () => {

@@ -6,6 +6,7 @@ const OPERATOR_ROUTES: [string, string][] = [
   ["POST", "/sources"],
   ["GET", "/sources/some_source"],
   ["PUT", "/sources/some_source"],
+  ["DELETE", "/sources/some_source"],
   ["GET", "/sources/some_source/versions"],
   ["POST", "/sources/some_source/enable"],
   ["POST", "/sources/some_source/disable"],
@@ -30,6 +31,7 @@ const ADMIN_ROUTES: [string, string][] = [
   ["POST", "/admin/sources/some_source/runs"],
   ["POST", "/admin/sources/some_source/enable"],
   ["POST", "/admin/sources/some_source/disable"],
+  ["POST", "/admin/logout"],
 ];
 
 async function expectUnauthorized(method: string, path: string, token: string | null) {

@@ -72,6 +72,17 @@ export function definition(sourceId: string, overrides: Record<string, unknown> 
   };
 }
 
+/** The extract of an incremental (partitioned) source: daily or hourly windows from `start`. */
+export function incrementalExtract(step: "day" | "hour" = "day", start = "2026-01-01") {
+  return {
+    namespace_id: "NS_ID",
+    namespace_title: "LEADS_KV",
+    prefix: null,
+    transport: "worker",
+    incremental: { enabled: true, key_prefix: "lead:{date:%Y%m%d}", step, lookback: 3, start },
+  };
+}
+
 export async function createSource(e: Env, sourceId = uniqueId(), overrides: Record<string, unknown> = {}) {
   const response = await call(e, "POST", "/sources", { body: definition(sourceId, overrides) });
   if (response.status !== 201) throw new Error(`create failed: ${response.status} ${await response.text()}`);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { call, createSource, dagsterDouble, definition, json, testEnv, uniqueId } from "./helpers";
+import { call, createSource, dagsterDouble, definition, incrementalExtract, json, testEnv, uniqueId } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -141,7 +141,7 @@ describe("sources", () => {
 describe("runs", () => {
   it("queues a run, sends only its id, and records the first event", async () => {
     const { env, jobs } = testEnv();
-    const id = await createSource(env);
+    const id = await createSource(env, uniqueId(), { extract: incrementalExtract() });
     const response = await call(env, "POST", `/sources/${id}/runs`, {
       body: { limit: 5, keys: ["a", "b"], partition: "2026-01-01", full_refresh: true },
     });

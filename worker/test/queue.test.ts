@@ -2,7 +2,7 @@ import { env as bindings } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { retryDelaySeconds } from "../src/queue";
-import { batchOf, call, createSource, dagsterDouble, fakeMessage, json, testEnv, uniqueId } from "./helpers";
+import { batchOf, call, createSource, dagsterDouble, fakeMessage, incrementalExtract, json, testEnv, uniqueId } from "./helpers";
 
 async function queuedRun(e: ReturnType<typeof testEnv>["env"], body?: unknown, sourceOverrides = {}) {
   const sourceId = await createSource(e, uniqueId(), sourceOverrides);
@@ -17,7 +17,11 @@ function launchSuccess(runId = "dagster-run-1") {
 describe("queue consumer", () => {
   it("launches a queued run with the contract's executionParams and records launched", async () => {
     const { env } = testEnv();
-    const { sourceId, runId } = await queuedRun(env, { limit: 10, keys: ["k1"], partition: "2026-01-02", full_refresh: true });
+    const { sourceId, runId } = await queuedRun(
+      env,
+      { limit: 10, keys: ["k1"], partition: "2026-01-02", full_refresh: true },
+      { extract: incrementalExtract() },
+    );
     const dagster = dagsterDouble(() => launchSuccess("dg-abc"));
     const { message, state } = fakeMessage({ run_id: runId });
     await worker.queue(batchOf("dlt-jobs-v2", [message]), env);

@@ -1,7 +1,8 @@
 /** Admin page: server-rendered, cookie session from ?token=, CSRF-protected forms; /dagster/* proxy. */
 import { Hono, type Context } from "hono";
-import { setCookie } from "hono/cookie";
+import { deleteCookie, setCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
+import { secureHeaders } from "hono/secure-headers";
 import type { HtmlEscapedString } from "hono/utils/html";
 import {
   createSession,
@@ -18,16 +19,32 @@ import { ApiError, unauthorized } from "../errors";
 import { background } from "../http";
 import { getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
 import { reloadLocation } from "../dagster";
+import { assertProxyAllowed } from "../proxy_guard";
 import { startRun } from "../runs";
 
 export const admin = new Hono<AppEnv>();
+
+// The admin pages run no script, load nothing from elsewhere, post only to themselves and are never framed.
+const adminHeaders = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'none'"],
+    styleSrc: ["'unsafe-inline'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+  },
+  xFrameOptions: "DENY",
+  referrerPolicy: "no-referrer",
+});
+admin.use("/admin", adminHeaders);
+admin.use("/admin/*", adminHeaders);
 
 const STYLE = `body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
 td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}
 form{display:inline}button{cursor:pointer}.s-succeeded{color:#176c2e}.s-failed,.s-dead_lettered{color:#b3261e}
 .s-running,.s-launched,.s-launching{color:#1d4ed8}.muted{color:#777}nav a{margin-right:1rem}`;
 
-function page(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString>, refreshSeconds?: number) {
+function page(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString>, csrf: string, refreshSeconds?: number) {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -39,7 +56,12 @@ function page(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString
         </style>
       </head>
       <body>
-        <nav><a href="/admin">Sources and runs</a><a href="/dagster/">Dagster UI</a></nav>
+        <nav>
+          <a href="/admin">Sources and runs</a><a href="/dagster/">Dagster UI</a>
+          <form method="post" action="/admin/logout">
+            <input type="hidden" name="csrf" value="${csrf}" /><button>Sign out</button>
+          </form>
+        </nav>
         <h1>${title}</h1>
         ${body}
       </body>
@@ -119,11 +141,11 @@ admin.get("/admin", async (c) => {
       ${runs.runs.map(runRow)}
     </table>
     <p class="muted">Refreshes every ${refreshSeconds} seconds.</p>`;
-  return c.html(page("dlt-orchestrator", body, refreshSeconds));
+  return c.html(page("dlt-orchestrator", body, csrf, refreshSeconds));
 });
 
 admin.get("/admin/runs/:run_id", async (c) => {
-  await requireSession(c);
+  const session = await requireSession(c);
   const run = await getRun(c.env.DB, c.req.param("run_id"));
   const events = await listEvents(c.env.DB, run.run_id);
   const terminal = TERMINAL.has(run.status);
@@ -150,7 +172,7 @@ admin.get("/admin/runs/:run_id", async (c) => {
           <td><code>${e.data ? JSON.stringify(e.data) : ""}</code></td></tr>`,
       )}
     </table>`;
-  return c.html(page(`Run ${run.run_id}`, body, terminal ? undefined : 5));
+  return c.html(page(`Run ${run.run_id}`, body, await csrfToken(c.env, session), terminal ? undefined : 5));
 });
 
 /** A form post: a valid session and the CSRF token derived from it. */
@@ -162,6 +184,19 @@ async function requireForm(c: Context<AppEnv>): Promise<void> {
     throw new ApiError(403, "csrf_failed", "missing or invalid CSRF token");
   }
 }
+
+/** Signs out: the cookie is cleared. Every session at once ends by rotating ADMIN_SESSION_KEY (docs/worker.md). */
+admin.post("/admin/logout", async (c) => {
+  await requireForm(c);
+  deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true, httpOnly: true, sameSite: "Strict" });
+  return c.html(
+    html`<!doctype html>
+      <html lang="en">
+        <head><meta charset="utf-8" /><title>Signed out · dlt-orchestrator</title></head>
+        <body><p>Signed out. Open <code>/admin?token=…</code> to sign in again.</p></body>
+      </html>`,
+  );
+});
 
 admin.post("/admin/sources/:source_id/runs", async (c) => {
   await requireForm(c);
@@ -181,11 +216,11 @@ for (const [action, enabled] of [
   });
 }
 
-/** The Dagster UI and its GraphQL/WebSocket traffic, for signed-in operators only. */
+/** The Dagster UI and its GraphQL/WebSocket traffic, for signed-in operators only, never driven cross-site. */
 admin.all("/dagster/*", async (c) => {
-  const signedIn =
-    (await sessionFrom(c)) !== null || (await hasBearer(c.req.header("Authorization"), c.env.DLT_OPERATOR_TOKEN));
-  if (!signedIn) throw unauthorized();
+  const viaBearer = await hasBearer(c.req.header("Authorization"), c.env.DLT_OPERATOR_TOKEN);
+  if (!viaBearer && (await sessionFrom(c)) === null) throw unauthorized();
+  assertProxyAllowed(c.req.raw, viaBearer);
   const url = new URL(c.req.url);
   const headers = new Headers(c.req.raw.headers);
   // Operator credentials stay at the edge.

@@ -4,7 +4,7 @@ import { requireOperator } from "../auth";
 import { reloadLocation } from "../dagster";
 import type { AppEnv } from "../env";
 import { validationFailed } from "../errors";
-import { actorOf, background, readJson } from "../http";
+import { actorOf, background, idempotencyKey, readJson } from "../http";
 import {
   createSource,
   getRun,
@@ -13,6 +13,7 @@ import {
   listRuns,
   listSources,
   listVersions,
+  retireSource,
   runView,
   setSourceEnabled,
   updateSource,
@@ -22,7 +23,14 @@ import { assertDefinition, parseRunRequest, RUN_STATUSES, type RunStatus } from 
 
 export const operator = new Hono<AppEnv>();
 
-operator.get("/sources", requireOperator, async (c) => c.json({ sources: await listSources(c.env.DB) }));
+operator.get("/sources", requireOperator, async (c) => {
+  const flag = c.req.query("include_retired");
+  if (flag !== undefined && !["0", "1", "true", "false"].includes(flag)) {
+    throw validationFailed([{ field: "include_retired", message: "must be 1 or 0" }]);
+  }
+  const includeRetired = flag === "1" || flag === "true";
+  return c.json({ sources: await listSources(c.env.DB, { includeRetired }) });
+});
 
 operator.post("/sources", requireOperator, async (c) => {
   const definition = assertDefinition(await readJson(c));
@@ -69,6 +77,13 @@ for (const [action, enabled] of [
   });
 }
 
+/** Retires a source: disabled for good, gone from Dagster's definitions, its versions and runs kept. */
+operator.delete("/sources/:source_id", requireOperator, async (c) => {
+  const { source, changed } = await retireSource(c.env.DB, c.req.param("source_id"), actorOf(c));
+  if (changed) background(c, reloadLocation(c.env));
+  return c.json(source);
+});
+
 operator.get("/sources/:source_id/versions", requireOperator, async (c) =>
   c.json({ versions: await listVersions(c.env.DB, c.req.param("source_id")) }),
 );
@@ -79,7 +94,7 @@ operator.post("/sources/:source_id/runs", requireOperator, async (c) => {
     source_id: c.req.param("source_id"),
     trigger: "api",
     request,
-    idempotency_key: c.req.header("Idempotency-Key")?.trim().slice(0, 200) || null,
+    idempotency_key: idempotencyKey(c),
   });
   return c.json({ run_id: run.run_id, status: run.status }, 202);
 });
@@ -126,7 +141,7 @@ operator.get("/runs/:run_id", requireOperator, async (c) => {
 });
 
 operator.post("/runs/:run_id/retry", requireOperator, async (c) => {
-  const { run } = await retryRun(c.env, c.req.param("run_id"), c.req.header("Idempotency-Key")?.trim() || null);
+  const { run } = await retryRun(c.env, c.req.param("run_id"), idempotencyKey(c));
   return c.json({ run_id: run.run_id, status: run.status, retry_of: run.retry_of }, 202);
 });
 

@@ -1,0 +1,61 @@
+/** Admin sessions: the server bounds their life, operators can sign out, rotating ADMIN_SESSION_KEY ends them all. */
+import { describe, expect, it } from "vitest";
+import { createSession, SESSION_SECONDS, verifySession } from "../src/auth";
+import { csrfFrom, form, signIn } from "./admin_helpers";
+import { call, OPERATOR, testEnv } from "./helpers";
+
+const HOUR_MS = 3600 * 1000;
+
+describe("admin sessions", () => {
+  it("refuses a validly signed session whose expiry lies beyond 12 hours", async () => {
+    const { env } = testEnv();
+    expect(SESSION_SECONDS).toBe(12 * 3600);
+    // Signed as if issued ten years from now: the signature holds, the expiry is not believable.
+    const longLived = await createSession(env, Date.now() + 10 * 365 * 24 * HOUR_MS);
+    expect(await verifySession(env, longLived)).toBe(false);
+    const page = await call(env, "GET", "/admin", { token: null, headers: { Cookie: `dlt_admin=${longLived}` } });
+    expect(page.status).toBe(401);
+    // Issued an hour ago: still good for eleven hours; thirteen hours ago: over.
+    expect(await verifySession(env, await createSession(env, Date.now() - HOUR_MS))).toBe(true);
+    expect(await verifySession(env, await createSession(env, Date.now() - 13 * HOUR_MS))).toBe(false);
+  });
+
+  it("signs out with a CSRF-checked POST /admin/logout that clears the cookie", async () => {
+    const { env } = testEnv();
+    const cookie = await signIn(env);
+    const csrf = await csrfFrom(env, cookie);
+    const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
+    expect(page).toContain('action="/admin/logout"');
+
+    expect((await form(env, "/admin/logout", cookie)).status).toBe(403);
+    expect((await form(env, "/admin/logout", cookie, "0".repeat(64))).status).toBe(403);
+    const out = await form(env, "/admin/logout", cookie, csrf);
+    expect(out.status).toBe(200);
+    const cleared = out.headers.get("Set-Cookie") ?? "";
+    expect(cleared).toMatch(/^dlt_admin=;/);
+    expect(cleared).toMatch(/Max-Age=0/);
+    expect(cleared).toContain("Path=/");
+    expect(await out.text()).toContain("Signed out");
+  });
+
+  it("ends every session when ADMIN_SESSION_KEY is rotated, while the operator token keeps working", async () => {
+    const { env } = testEnv();
+    const cookie = await signIn(env);
+    expect((await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).status).toBe(200);
+    const rotated = { ...env, ADMIN_SESSION_KEY: "a-new-session-key" };
+    expect((await call(rotated, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).status).toBe(401);
+    expect((await call(rotated, "GET", "/dagster/", { token: null, headers: { Cookie: cookie } })).status).toBe(401);
+    expect((await call(rotated, "GET", "/sources")).status).toBe(200);
+    // A session is signed with the session key, not the operator token.
+    const withTokenAsKey = { ...env, ADMIN_SESSION_KEY: OPERATOR };
+    expect(await verifySession(withTokenAsKey, cookie.split("=")[1])).toBe(false);
+  });
+
+  it("turns sign-in off, with a clear error, until ADMIN_SESSION_KEY is set", async () => {
+    const { env } = testEnv({ ADMIN_SESSION_KEY: "" });
+    const response = await call(env, "GET", `/admin?token=${OPERATOR}`, { token: null });
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as any).error.message).toContain("ADMIN_SESSION_KEY");
+    expect(response.headers.get("Set-Cookie")).toBeNull();
+  });
+});
