@@ -16,13 +16,11 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dlt_platform.config import SourceDefinition
+from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG  # noqa: F401 (re-exported)
 from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import Settings
 
-SOURCE_ID_TAG = "dlt_platform/source_id"
-RUN_ID_TAG = "dlt_platform/run_id"
-TRIGGER_TAG = "dlt_platform/trigger"
 SOURCE_SYSTEM_KINDS = {"cloudflare_kv": "cloudflare"}
 SOURCE_SYSTEM_GROUP = "source_systems"
 RAW_STAGING_GROUP = "raw_staging"

@@ -12,17 +12,7 @@ from typing import Any
 
 import httpx
 
-# Statuses the run ledger knows (D1 `runs.status`), and how Dagster run statuses map onto them.
-DAGSTER_TO_LEDGER_STATUS = {
-    "QUEUED": "launched",
-    "NOT_STARTED": "launched",
-    "STARTING": "launched",
-    "STARTED": "running",
-    "SUCCESS": "succeeded",
-    "FAILURE": "failed",
-    "CANCELING": "canceled",
-    "CANCELED": "canceled",
-}
+from dlt_platform.contract import DAGSTER_TO_LEDGER_STATUS  # noqa: F401 (re-exported)
 
 
 class WorkerError(Exception):

@@ -1,10 +1,18 @@
 /** Dagster GraphQL client: DAGSTER_URL when set (local dev), else the container's Durable Object. */
 import { getContainer } from "@cloudflare/containers";
+import {
+  DAGSTER_TO_LEDGER_STATUS,
+  PARTITION_TAG,
+  REPOSITORY_LOCATION,
+  RUN_ID_TAG,
+  SOURCE_ID_TAG,
+  TRIGGER_TAG,
+} from "./contract";
 import type { Env } from "./env";
 import type { RunRow } from "./ledger";
 import type { RunRequest, RunStatus, SourceDefinition } from "./validation";
 
-export const REPOSITORY_LOCATION = "dlt_platform";
+export { REPOSITORY_LOCATION };
 const TIMEOUT_MS = 30_000;
 
 export class DagsterError extends Error {}
@@ -70,12 +78,12 @@ export function executionParams(run: RunRow, definition: SourceDefinition) {
   if (request.keys !== undefined) config.keys = request.keys;
   if (request.full_refresh !== undefined) config.full_refresh = request.full_refresh;
   const tags = [
-    { key: "dlt_platform/run_id", value: run.run_id },
-    { key: "dlt_platform/source_id", value: run.source_id },
-    { key: "dlt_platform/trigger", value: run.trigger },
+    { key: RUN_ID_TAG, value: run.run_id },
+    { key: SOURCE_ID_TAG, value: run.source_id },
+    { key: TRIGGER_TAG, value: run.trigger },
   ];
   const partition = run.partition_key ?? request.partition;
-  if (partition) tags.push({ key: "dagster/partition", value: partition });
+  if (partition) tags.push({ key: PARTITION_TAG, value: partition });
   return {
     selector: {
       repositoryLocationName: REPOSITORY_LOCATION,
@@ -105,17 +113,6 @@ export const RUN_STATUS_QUERY = `query RunStatus($runId: ID!) {
   }
 }`;
 
-const STATUS_MAP: Record<string, RunStatus> = {
-  QUEUED: "launched",
-  NOT_STARTED: "launched",
-  STARTING: "launched",
-  MANAGED: "launched",
-  STARTED: "running",
-  SUCCESS: "succeeded",
-  FAILURE: "failed",
-  CANCELING: "canceled",
-  CANCELED: "canceled",
-};
 
 /** The ledger status of a Dagster run, or null when Dagster does not know the run. */
 export async function dagsterRunStatus(env: Env, dagsterRunId: string): Promise<RunStatus | null> {
@@ -124,7 +121,7 @@ export async function dagsterRunStatus(env: Env, dagsterRunId: string): Promise<
   });
   const result = data.runOrError;
   if (result?.__typename === "Run" && result.status) {
-    const status = STATUS_MAP[result.status];
+    const status = DAGSTER_TO_LEDGER_STATUS[result.status];
     if (!status) throw new DagsterError(`unknown Dagster run status ${result.status}`);
     return status;
   }

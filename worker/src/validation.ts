@@ -4,20 +4,10 @@ import sourceSchema from "../../config/source.schema.json";
 import { cronProblem } from "./cron";
 import { validationFailed, type FieldError } from "./errors";
 
-export const RUN_STATUSES = [
-  "queued",
-  "launching",
-  "launched",
-  "running",
-  "succeeded",
-  "failed",
-  "canceled",
-  "dead_lettered",
-] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
+import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
 
-export const TRIGGERS = ["api", "admin", "schedule", "sensor", "backfill", "ui", "retry"] as const;
-export type Trigger = (typeof TRIGGERS)[number];
+// Defined once in dlt_platform/contract.py; re-exported where the Worker's modules have always found them.
+export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
 
 export interface SourceDefinition {
   source_id: string;
