@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -218,34 +219,58 @@ def parse_definition(data: object, where: str = "") -> SourceDefinition:
         raise DefinitionError(describe_validation_error(error, where)) from None
 
 
-def parse_sources_document(document: object) -> list[SourceDefinition]:
-    """A sources document is {"sources": [definition, ...]}; source ids are unique."""
+@dataclass(frozen=True)
+class DefinitionProblem:
+    """One entry of a sources document that cannot be used; the others still can."""
+
+    index: int
+    source_id: str | None  # when the entry names one, even if it is itself invalid
+    message: str
+
+
+def sort_sources_document(document: object) -> tuple[list[SourceDefinition], list[DefinitionProblem]]:
+    """The usable definitions of {"sources": [definition, ...]} and what is wrong with the others (a later
+    duplicate of a source id is a problem, the first one stays)."""
     if not isinstance(document, dict) or not isinstance(document.get("sources"), list):
         raise DefinitionError('sources: expected a JSON object {"sources": [...]}')
     definitions: list[SourceDefinition] = []
-    problems: list[str] = []
-    for index, item in enumerate(document["sources"]):
-        try:
-            definitions.append(parse_definition(item, f"sources[{index}]."))
-        except DefinitionError as error:
-            problems.append(str(error))
+    problems: list[DefinitionProblem] = []
     seen: set[str] = set()
-    for index, definition in enumerate(definitions):
+    for index, item in enumerate(document["sources"]):
+        named = item.get("source_id") if isinstance(item, dict) else None
+        named = named if isinstance(named, str) else None
+        try:
+            definition = parse_definition(item, f"sources[{index}].")
+        except DefinitionError as error:
+            problems.append(DefinitionProblem(index, named, str(error)))
+            continue
         if definition.source_id in seen:
-            problems.append(f"sources[{index}].source_id: duplicate '{definition.source_id}'")
+            problems.append(DefinitionProblem(index, named, f"sources[{index}].source_id: duplicate '{named}'"))
+            continue
         seen.add(definition.source_id)
+        definitions.append(definition)
+    return definitions, problems
+
+
+def parse_sources_document(document: object) -> list[SourceDefinition]:
+    """A sources document is {"sources": [definition, ...]}; source ids are unique."""
+    definitions, problems = sort_sources_document(document)
     if problems:
-        raise DefinitionError("; ".join(problems))
+        raise DefinitionError("; ".join(problem.message for problem in problems))
     return definitions
 
 
-def load_sources_file(path: Path) -> list[SourceDefinition]:
+def read_sources_document(path: Path) -> object:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DefinitionError(f"sources file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise DefinitionError(f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+
+
+def load_sources_file(path: Path) -> list[SourceDefinition]:
+    document = read_sources_document(path)
     try:
         return parse_sources_document(document)
     except DefinitionError as error:

@@ -98,3 +98,8 @@ class WorkerClient:
             if value is not None:
                 body[name] = value
         return bool(self._request("POST", f"/internal/runs/{run_id}/status", body).get("applied"))
+
+    def report_load_errors(self, errors: list[dict]) -> None:
+        """POST /internal/sources/load-errors: the definitions the code location could not load, replacing the
+        previous report ([] clears it)."""
+        self._request("POST", "/internal/sources/load-errors", {"errors": errors})

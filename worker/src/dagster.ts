@@ -6,6 +6,7 @@ import {
   REPOSITORY_LOCATION,
   RUN_ID_TAG,
   SOURCE_ID_TAG,
+  SOURCE_VERSION_METADATA,
   TRIGGER_TAG,
 } from "./contract";
 import type { Env } from "./env";
@@ -164,6 +165,29 @@ export async function reloadLocation(env: Env): Promise<boolean> {
     console.warn(`reloadRepositoryLocation failed: ${err instanceof Error ? err.message : String(err)}`);
   }
   return false;
+}
+
+export const ASSET_SOURCE_VERSION = `query AssetSourceVersion($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode { metadataEntries { label ... on IntMetadataEntry { intValue } } }
+    ... on Error { message }
+  }
+}`;
+
+/**
+ * The source version Dagster's loaded code location labels an asset with (SOURCE_VERSION_METADATA): null when
+ * Dagster does not have the asset, 0 when it has it without a label (definitions read from a file).
+ */
+export async function loadedSourceVersion(env: Env, assetPath: string[]): Promise<number | null> {
+  const data = await graphql<{
+    assetNodeOrError: ResultUnion & { metadataEntries?: { label: string; intValue?: number | null }[] };
+  }>(env, ASSET_SOURCE_VERSION, { assetKey: { path: assetPath } });
+  const result = data.assetNodeOrError;
+  if (result?.__typename === "AssetNotFoundError") return null;
+  if (result?.__typename !== "AssetNode") throw new DagsterError(describe(result));
+  const entry = result.metadataEntries?.find((e) => e.label === SOURCE_VERSION_METADATA);
+  return entry?.intValue ?? 0;
 }
 
 /** Starts the container (production cron): the daemon must run for schedules and sensors. */

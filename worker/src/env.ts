@@ -23,6 +23,8 @@ export interface Env {
   QUEUED_RESEND_MINUTES?: string;
   /** First delay between launch retries, in seconds (default 30). */
   LAUNCH_RETRY_BASE_SECONDS?: string;
+  /** How long a launch waits for Dagster to load a new or changed source, in seconds (default 60). */
+  LOAD_WAIT_SECONDS?: string;
 }
 
 export type AppEnv = { Bindings: Env };

@@ -17,12 +17,15 @@ import {
   setSourceEnabled,
   updateSource,
 } from "../ledger";
+import { withLoadErrors } from "../load_errors";
 import { cancelRun, retryRun, startRun } from "../runs";
 import { assertDefinition, parseRunRequest, RUN_STATUSES, type RunStatus } from "../validation";
 
 export const operator = new Hono<AppEnv>();
 
-operator.get("/sources", requireOperator, async (c) => c.json({ sources: await listSources(c.env.DB) }));
+operator.get("/sources", requireOperator, async (c) =>
+  c.json({ sources: await withLoadErrors(c.env.DB, await listSources(c.env.DB)) }),
+);
 
 operator.post("/sources", requireOperator, async (c) => {
   const definition = assertDefinition(await readJson(c));
@@ -31,9 +34,10 @@ operator.post("/sources", requireOperator, async (c) => {
   return c.json(source, 201);
 });
 
-operator.get("/sources/:source_id", requireOperator, async (c) =>
-  c.json(await getSource(c.env.DB, c.req.param("source_id"))),
-);
+operator.get("/sources/:source_id", requireOperator, async (c) => {
+  const [source] = await withLoadErrors(c.env.DB, [await getSource(c.env.DB, c.req.param("source_id"))]);
+  return c.json(source);
+});
 
 operator.put("/sources/:source_id", requireOperator, async (c) => {
   const sourceId = c.req.param("source_id");
