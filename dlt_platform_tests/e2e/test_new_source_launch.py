@@ -42,5 +42,7 @@ def test_a_run_requested_right_after_post_sources_starts_without_a_failed_launch
     with duckdb.connect(str(stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
         (rows,) = connection.execute(f"select count(*) from source_fresh.{source_id}_t").fetchone()
     assert rows == run["tables"][f"{source_id}_t"] and rows > 0
+    for event in run["events"]:
+        print(f"  +{(parse_time(event['at']) - created_at).total_seconds():5.1f} s {event['status']}: {event['message']}")
     print(f"POST /sources -> first run started: {(started - created_at).total_seconds():.1f} s "
           f"(run requested {requested_after:.2f} s after the source was created)")
