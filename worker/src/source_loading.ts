@@ -9,8 +9,9 @@ import { type Env, positiveNumberVar } from "./env";
 import { findLoadError, type LoadError } from "./load_errors";
 import type { SourceRecord } from "./ledger";
 
-/** Time for the reload the source change started, before the launch asks for one itself. */
-const MAX_GRACE_MS = 5_000;
+/** Time for the reload the source change started (5-15 s on a busy container), before the launch asks for one
+ * itself: a second reload restarts the code server and throws the first one's work away. */
+const MAX_GRACE_MS = 20_000;
 const POLL_MS = 500;
 
 /** Dagster could not build this definition (reported by the code location): waiting cannot help. */
@@ -39,7 +40,7 @@ async function isLoaded(env: Env, source: SourceRecord): Promise<boolean> {
 export async function waitUntilLoaded(env: Env, source: SourceRecord): Promise<void> {
   const waitMs = positiveNumberVar(env.LOAD_WAIT_SECONDS, 60) * 1000;
   const deadline = Date.now() + waitMs;
-  const graceEnd = Date.now() + Math.min(MAX_GRACE_MS, waitMs / 4);
+  const graceEnd = Date.now() + Math.min(MAX_GRACE_MS, waitMs / 3);
   let reloaded = false;
   for (;;) {
     const loadError = await findLoadError(env.DB, source.source_id, source.version);

@@ -58,7 +58,7 @@ describe("launching a new or changed source", () => {
   });
 
   it("asks Dagster to reload itself when the source has not arrived after a grace period", async () => {
-    const { env } = testEnv({ LOAD_WAIT_SECONDS: "4" }); // grace: a quarter of the wait
+    const { env } = testEnv({ LOAD_WAIT_SECONDS: "3" }); // grace: a third of the wait
     const sourceId = await createSource(env);
     const runId = await requestRun(env, sourceId);
     let reloads = 0;
