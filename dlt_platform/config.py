@@ -49,9 +49,8 @@ def _whole_number(value: object) -> object:
 
 
 def _iso_date(value: object) -> object:
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("must be a date YYYY-MM-DD")
-    if isinstance(value, str) or isinstance(value, dt.date):
+    # What the schema's "format": "date" accepts; pydantic alone would also take timestamps and datetimes.
+    if isinstance(value, dt.date) or (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
         return value
     raise ValueError("must be a date YYYY-MM-DD")
 

@@ -23,7 +23,7 @@ export interface Env {
   QUEUED_RESEND_MINUTES?: string;
   /** First delay between launch retries, in seconds (default 30). */
   LAUNCH_RETRY_BASE_SECONDS?: string;
-  /** How long a launch waits for Dagster to load a new or changed source, in seconds (default 60). */
+  /** How long a launch waits for Dagster to load a new or changed source, in seconds (default 90). */
   LOAD_WAIT_SECONDS?: string;
 }
 

@@ -9,9 +9,9 @@ import { type Env, positiveNumberVar } from "./env";
 import { findLoadError, type LoadError } from "./load_errors";
 import type { SourceRecord } from "./ledger";
 
-/** Time for the reload the source change started (5-15 s on a busy container), before the launch asks for one
- * itself: a second reload restarts the code server and throws the first one's work away. */
-const MAX_GRACE_MS = 20_000;
+/** Time after a source change for the reload it started (a new code server process: seconds in the container,
+ * up to half a minute on a busy laptop) before a launch asks for one itself. */
+const MAX_GRACE_MS = 30_000;
 const POLL_MS = 500;
 
 /** Dagster could not build this definition (reported by the code location): waiting cannot help. */
@@ -35,13 +35,14 @@ async function isLoaded(env: Env, source: SourceRecord): Promise<boolean> {
 
 /**
  * Returns once Dagster has `source` at its current version; throws SourceNotLoadable when the code location
- * reported it cannot build it, DagsterError when it is still not there after LOAD_WAIT_SECONDS (default 60).
+ * reported it cannot build it, DagsterError when it is still not there after LOAD_WAIT_SECONDS (default 90).
  */
 export async function waitUntilLoaded(env: Env, source: SourceRecord): Promise<void> {
-  const waitMs = positiveNumberVar(env.LOAD_WAIT_SECONDS, 60) * 1000;
+  const waitMs = positiveNumberVar(env.LOAD_WAIT_SECONDS, 90) * 1000;
   const deadline = Date.now() + waitMs;
-  const graceEnd = Date.now() + Math.min(MAX_GRACE_MS, waitMs / 3);
-  let reloaded = false;
+  // Counted from the change: a run requested long after it (the reload was lost) asks for a reload at once.
+  const graceEnd = Math.min(Date.parse(source.updated_at) || 0, Date.now()) + Math.min(MAX_GRACE_MS, waitMs / 3);
+  let reloading = false;
   for (;;) {
     const loadError = await findLoadError(env.DB, source.source_id, source.version);
     if (loadError) throw new SourceNotLoadable(source.source_id, loadError);
@@ -51,10 +52,11 @@ export async function waitUntilLoaded(env: Env, source: SourceRecord): Promise<v
         `Dagster has not loaded version ${source.version} of ${source.source_id} after ${waitMs / 1000} s`,
       );
     }
-    if (!reloaded && Date.now() >= graceEnd) {
-      reloaded = true;
-      await reloadLocation(env); // returns once the location is loaded again
-      continue;
+    if (!reloading && Date.now() >= graceEnd) {
+      reloading = true;
+      // Not awaited: it answers once its own code server has loaded, while the reload the change started may
+      // land first; polling sees whichever does. It logs its own failures.
+      void reloadLocation(env);
     }
     await sleep(POLL_MS);
   }

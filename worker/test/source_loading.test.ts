@@ -50,6 +50,7 @@ describe("launching a new or changed source", () => {
     const state = await deliver(env, runId);
 
     expect(state).toMatchObject({ acked: true, retried: false });
+    // The reload POST /sources started is the one waited for: the consumer asks for none itself.
     expect(dagster.calls.map((c) => c.query.match(/^\w+ (\w+)/)?.[1])).toEqual(["LaunchRun"]);
     expect(dagster.assetQueries).toHaveLength(3);
     expect(dagster.assetQueries[0].variables).toEqual({ assetKey: { path: ["source_cloudflare", `${sourceId}_t`] } });
@@ -57,7 +58,7 @@ describe("launching a new or changed source", () => {
     expect(events(run)).toEqual([`queued: queued (api)`, `launching: launching in Dagster`, `launched: launched in Dagster`]);
   });
 
-  it("asks Dagster to reload itself when the source has not arrived after a grace period", async () => {
+  it("asks Dagster to reload itself when the source has not arrived a grace period after the change", async () => {
     const { env } = testEnv({ LOAD_WAIT_SECONDS: "3" }); // grace: a third of the wait
     const sourceId = await createSource(env);
     const runId = await requestRun(env, sourceId);
