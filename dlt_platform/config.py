@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from croniter import croniter
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, cron_problem
+from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, CRON_SYNTAX_MESSAGE, cron_problem
 
 SOURCE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -28,6 +28,9 @@ NAMESPACE_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 R2_PREFIX_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*$"
 # Exactly one {date:FORMAT} placeholder and no other braces.
 KEY_PREFIX_PATTERN = r"^[^{}]*\{date:[^{}]+\}[^{}]*$"
+KEY_PREFIX_MESSAGE = "must contain exactly one {date:FORMAT} placeholder and no other braces, e.g. 'lead:{date:%Y%m%d}'"
+R2_PREFIX_MESSAGE = ("must be a relative path: segments of letters, digits, '_', '-', '.' joined by '/', none empty "
+                     "or starting with '.', no leading '/'")
 MAX_DESCRIPTION_CHARS = 2000
 MAX_KEY_CHARS = 512  # Cloudflare's limit on a KV key
 MAX_OWNERS, MAX_OWNER_CHARS = 20, 200
@@ -73,6 +76,8 @@ class Incremental(StrictModel):
         Field(
             max_length=MAX_KEY_CHARS,
             pattern=KEY_PREFIX_PATTERN,
+            # The Worker words a schema failure with "x-message", as Python does below.
+            json_schema_extra={"x-message": KEY_PREFIX_MESSAGE},
             description="Key prefix template with one {date:FORMAT} placeholder (strftime), e.g. 'lead:{date:%Y%m%d}'.",
         ),
     ]
@@ -89,7 +94,7 @@ class Incremental(StrictModel):
     def _one_date_placeholder(cls, value: object) -> object:
         # The pattern says the same; this names the rule instead of quoting the regex.
         if isinstance(value, str) and not re.fullmatch(KEY_PREFIX_PATTERN, value):
-            raise ValueError("must contain exactly one {date:FORMAT} placeholder and no other braces, e.g. 'lead:{date:%Y%m%d}'")
+            raise ValueError(KEY_PREFIX_MESSAGE)
         return value
 
 
@@ -140,7 +145,9 @@ class Staging(StrictModel):
     model_config = ConfigDict(json_schema_extra=_PREFIX_WHEN_SNAPSHOTTING)
 
     raw_snapshot: bool = Field(False, description="Keep compressed NDJSON of every extraction in R2 (or the local folder).")
-    r2_prefix: Annotated[str, Field(max_length=512, pattern=R2_PREFIX_PATTERN)] | None = Field(
+    r2_prefix: Annotated[
+        str, Field(max_length=512, pattern=R2_PREFIX_PATTERN, json_schema_extra={"x-message": R2_PREFIX_MESSAGE})
+    ] | None = Field(
         None,
         validate_default=True,
         description="Object key prefix of the snapshots, relative ('a/b', no '..' or leading '/'); required when "
@@ -153,8 +160,7 @@ class Staging(StrictModel):
         if value is None and info.data.get("raw_snapshot"):
             raise ValueError("r2_prefix is required when raw_snapshot is true")
         if isinstance(value, str) and not re.fullmatch(R2_PREFIX_PATTERN, value):
-            raise ValueError("must be a relative path of letters, digits, '_', '-', '.' segments joined by '/', "
-                             "without '..', '.', empty segments or a leading '/'")
+            raise ValueError(R2_PREFIX_MESSAGE)
         return value
 
 
@@ -171,7 +177,9 @@ class SourceDefinition(StrictModel):
     source_type: Literal["cloudflare_kv"]
     enabled: bool = True
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)] | None = None
-    schedule: Annotated[str, Field(pattern=CRON_PATTERN, description=CRON_DESCRIPTION)] | None = None
+    schedule: Annotated[
+        str, Field(pattern=CRON_PATTERN, description=CRON_DESCRIPTION, json_schema_extra={"x-message": CRON_SYNTAX_MESSAGE})
+    ] | None = None
     freshness_hours: Annotated[float, Field(gt=0, le=24 * 366)] | None = Field(
         None, description="Data older than this is stale; default derived from the schedule."
     )

@@ -30,6 +30,8 @@ _MONTH = r"0?[1-9]|1[0-2]|" + "|".join(_any_case(m) for m in MONTHS)
 _WEEKDAY = r"0?[0-7]|" + "|".join(_any_case(d) for d in WEEKDAYS)
 
 CRON_PATTERN = "^" + " +".join(f"({_field(v)})" for v in (_MINUTE, _HOUR, _DAY, _MONTH, _WEEKDAY)) + "$"
+CRON_SYNTAX_MESSAGE = ("not a valid five-field cron expression: expected minute hour day month weekday of numbers, "
+                       "JAN-DEC / SUN-SAT, '*', ranges a-b, lists and /steps, separated by spaces")
 CRON_DESCRIPTION = ("Cron in UTC: five fields (minute hour day month weekday) of numbers, JAN-DEC / SUN-SAT, '*', "
                     "ascending ranges a-b, lists and /steps.")
 
@@ -60,7 +62,7 @@ def _expand(part: str, low: int, high: int, names: list[str] | None) -> set[int]
 def cron_problem(expression: str) -> str | None:
     """Why `expression` is not a schedule of this platform, or None when it is one."""
     if not re.fullmatch(CRON_PATTERN, expression):
-        return "expected five fields (minute hour day month weekday) of numbers, names, '*', ranges, lists, /steps"
+        return CRON_SYNTAX_MESSAGE.removeprefix("not a valid five-field cron expression: ")
     parts = expression.split()
     for part, (low, high, names) in zip(parts, _FIELDS):
         for item in part.split(","):

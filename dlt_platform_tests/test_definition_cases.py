@@ -45,8 +45,8 @@ def build(case: dict) -> dict:
     return definition
 
 
-def named_fields(message: str) -> list[str]:
-    return [problem.split(":", 1)[0] for problem in message.split("; ")]
+def problems_of(message: str) -> list[tuple[str, str]]:
+    return [tuple(problem.split(": ", 1)) for problem in message.split("; ")]
 
 
 @pytest.mark.parametrize("case", DOCUMENT["cases"], ids=[case["name"] for case in DOCUMENT["cases"]])
@@ -57,8 +57,10 @@ def test_definition_case(case):
         return
     with pytest.raises(DefinitionError) as error:
         parse_definition(definition)
-    fields = named_fields(str(error.value))
-    assert any(field == case["field"] or field.startswith(case["field"] + ".") for field in fields), str(error.value)
+    named = [(field, text) for field, text in problems_of(str(error.value))
+             if field == case["field"] or field.startswith(case["field"] + ".")]
+    assert named, str(error.value)
+    assert case.get("says", "") in " ".join(text for _, text in named), str(error.value)
 
 
 def test_the_cases_cover_both_outcomes_and_name_unique_cases():

@@ -1,10 +1,9 @@
 import { Validator, type OutputUnit } from "@cfworker/json-schema";
 // The one schema the Python model generates; the Worker and Python validate with the same file.
 import sourceSchema from "../../config/source.schema.json";
+import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
 import { cronProblem } from "./cron";
 import { validationFailed, type FieldError } from "./errors";
-
-import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
 
 // Defined once in dlt_platform/contract.py; re-exported where the Worker's modules have always found them.
 export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
@@ -42,21 +41,27 @@ const WRAPPER_KEYWORDS = new Set([
 
 type SchemaNode = Record<string, unknown>;
 
-/** The schema object holding the keyword at `keywordLocation` ("#/properties/extract/$ref/then/required"). */
-function schemaNodeAt(keywordLocation: string): SchemaNode | undefined {
-  const parts = keywordLocation.replace(/^#\/?/, "").split("/").slice(0, -1);
-  let node: unknown = sourceSchema;
-  for (const raw of parts) {
+/** The schema object at a JSON pointer; "$ref" steps (keyword locations pass through them) jump to the target. */
+function schemaAt(pointer: string): SchemaNode | undefined {
+  let node = sourceSchema as unknown as SchemaNode | undefined;
+  for (const raw of pointer.replace(/^#\/?/, "").split("/").filter(Boolean)) {
     const part = raw.replace(/~1/g, "/").replace(/~0/g, "~");
-    if (part === "$ref" && node && typeof (node as SchemaNode).$ref === "string") {
-      node = schemaNodeAt(`${(node as SchemaNode).$ref as string}/$ref`);
-    } else node = (node as SchemaNode | undefined)?.[part];
+    node = part === "$ref" && typeof node?.$ref === "string" ? schemaAt(node.$ref) : (node?.[part] as SchemaNode);
   }
-  return node as SchemaNode | undefined;
+  return node;
 }
 
-/** Cross-field rules carry their message in the schema ("x-message"), as Python words it. */
+/** The schema object holding the keyword at `keywordLocation` ("#/properties/extract/$ref/then/required"). */
+function schemaNodeAt(keywordLocation: string): SchemaNode | undefined {
+  return schemaAt(keywordLocation.slice(0, keywordLocation.lastIndexOf("/")));
+}
+
+// Keywords whose failure an "x-message" words (length and count limits keep the validator's own message).
+const WORDED_KEYWORDS = new Set(["pattern", "required", "type", "const"]);
+
+/** Patterns and cross-field rules carry their message in the schema ("x-message"), as Python words it. */
 function customMessage(unit: OutputUnit): string | undefined {
+  if (!WORDED_KEYWORDS.has(unit.keyword)) return undefined;
   const message = schemaNodeAt(unit.keywordLocation)?.["x-message"];
   return typeof message === "string" ? message : undefined;
 }
@@ -127,7 +132,9 @@ export function definitionErrors(definition: unknown): FieldError[] {
   // The pattern was checked by the schema; what a pattern cannot say is checked as Python does.
   const schedule = (definition as { schedule?: unknown } | null)?.schedule;
   const problem = typeof schedule === "string" && !errors.some((e) => e.field === "schedule") && cronProblem(schedule);
-  if (problem) errors.push({ field: "schedule", message: `'${schedule}' is not a valid five-field cron expression: ${problem}` });
+  if (problem) {
+    errors.push({ field: "schedule", message: `'${schedule}' is not a valid five-field cron expression: ${problem}` });
+  }
   return errors;
 }
 

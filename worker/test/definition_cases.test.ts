@@ -10,6 +10,7 @@ interface Case {
   delete?: string[];
   valid: boolean;
   field?: string;
+  says?: string;
 }
 
 /** {"$repeat": s, "times": n} -> s repeated n times; {"$concat": [...]} -> the joined parts. */
@@ -53,7 +54,9 @@ describe("shared definition cases", () => {
         return;
       }
       const field = testCase.field as string;
-      expect(errors.some((e) => e.field === field || e.field.startsWith(`${field}.`)), JSON.stringify(errors)).toBe(true);
+      const named = errors.filter((e) => e.field === field || e.field.startsWith(`${field}.`));
+      expect(named.length, JSON.stringify(errors)).toBeGreaterThan(0);
+      expect(named.map((e) => e.message).join(" "), JSON.stringify(errors)).toContain(testCase.says ?? "");
     });
   }
 });
