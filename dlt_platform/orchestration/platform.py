@@ -37,6 +37,8 @@ def _table_clash(definition: SourceDefinition, owners: dict[dg.AssetKey, str],
         return f"table {'.'.join(key.path)} is already loaded by source {owners[key]}"
     if key in lineage:
         return f"table {'.'.join(key.path)} has the key of a source system or raw snapshot node"
+    if key.path[0] == INVALID_GROUP:
+        return f"dataset {INVALID_GROUP} is where Dagster shows definitions it cannot load"
     return None
 
 

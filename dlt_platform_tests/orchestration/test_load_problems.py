@@ -37,7 +37,10 @@ def test_bad_definitions_are_left_out_shown_and_reported_while_the_rest_loads(pl
                   "staging": {"raw_snapshot": True, "r2_prefix": "../../../../tmp/x"}}
     same_table = {**copy.deepcopy(orders), "source_id": "orders_again", "staging": {"raw_snapshot": False}}
     nameless = {"source_type": "cloudflare_kv"}
-    document["sources"] += [traversing, same_table, nameless]
+    # Would land on the placeholder key of orders_again.
+    reserved = {**copy.deepcopy(orders), "source_id": "reserved_dataset", "staging": {"raw_snapshot": False},
+                "destination": {**orders["destination"], "dataset": INVALID_GROUP, "table": "orders_again"}}
+    document["sources"] += [traversing, same_table, nameless, reserved]
     document["versions"].update(escaping_prefix=2, orders_again=5)
     use_worker(monkeypatch, worker_api, document)
 
@@ -51,7 +54,7 @@ def test_bad_definitions_are_left_out_shown_and_reported_while_the_rest_loads(pl
     specs = {spec.key: spec for spec in definitions.resolve_all_asset_specs()}
     placeholders = {key: spec for key, spec in specs.items() if spec.group_name == INVALID_GROUP}
     assert set(placeholders) == {dg.AssetKey([INVALID_GROUP, name]) for name in ("escaping_prefix", "orders_again",
-                                                                                  "entry_5")}
+                                                                                  "entry_5", "reserved_dataset")}
     escaping = placeholders[dg.AssetKey([INVALID_GROUP, "escaping_prefix"])]
     assert "staging.r2_prefix" in escaping.description and escaping.metadata["source_version"] == 2
     assert "already loaded by source cloudflare_kv_orders" in placeholders[
@@ -59,7 +62,8 @@ def test_bad_definitions_are_left_out_shown_and_reported_while_the_rest_loads(pl
     assert specs[ORDERS].metadata[SOURCE_VERSION_METADATA] == dg.MetadataValue.int(3)
 
     reported = {error["source_id"]: error for error in worker_api.ledger.load_errors}
-    assert set(reported) == {"escaping_prefix", "orders_again"}  # the nameless entry belongs to no source
+    # the nameless entry belongs to no source
+    assert set(reported) == {"escaping_prefix", "orders_again", "reserved_dataset"}
     assert reported["escaping_prefix"]["version"] == 2
     assert reported["escaping_prefix"]["message"].startswith("sources[3].staging.r2_prefix: must be a relative path")
     assert reported["orders_again"]["message"] == ("ValueError: table source_cloudflare.orders_kv is already loaded "
