@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from dlt_platform.config import DefinitionError, SourceDefinition, render_json_schema
+from dlt_platform.contract import render_contract
 from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.local.stack import LocalStack, StackError, StackPaths
 from dlt_platform.operator_client import OperatorAPIError, OperatorClient
@@ -34,6 +35,7 @@ app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or l
 console = Console()
 errors = Console(stderr=True)
 SCHEMA_PATH = PROJECT_ROOT / "config" / "source.schema.json"
+CONTRACT_PATH = PROJECT_ROOT / "worker" / "src" / "contract.ts"
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Sources file (default: DLT_PLATFORM_CONFIG "
                                                                        "or config/sources.json).")]
@@ -413,18 +415,21 @@ def serve(host: Annotated[str, typer.Option(help="Interface the Dagster webserve
 
 
 @app.command()
-def schema(check: Annotated[bool, typer.Option(help="Only check that the committed file is current.")] = False) -> None:
-    """Regenerate config/source.schema.json from the pydantic model."""
-    rendered = render_json_schema()
+def schema(check: Annotated[bool, typer.Option(help="Only check that the committed files are current.")] = False) -> None:
+    """Regenerate config/source.schema.json (the definition model) and worker/src/contract.ts (run statuses,
+    triggers, Dagster tags): what the Worker reads from the Python side."""
+    generated = {SCHEMA_PATH: render_json_schema(), CONTRACT_PATH: render_contract()}
     if check:
-        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
-        if current != rendered:
-            errors.print("error: config/source.schema.json is stale; run `dlt-platform schema`")
+        stale = [path.name for path, rendered in generated.items()
+                 if not path.exists() or path.read_text(encoding="utf-8") != rendered]
+        if stale:
+            errors.print(f"error: {', '.join(stale)} stale; run `dlt-platform schema`")
             raise typer.Exit(1)
-        console.print("config/source.schema.json is current")
+        console.print("config/source.schema.json and worker/src/contract.ts are current")
         return
-    SCHEMA_PATH.write_text(rendered, encoding="utf-8")
-    console.print(f"wrote {SCHEMA_PATH}")
+    for path, rendered in generated.items():
+        path.write_text(rendered, encoding="utf-8")
+        console.print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -9,21 +9,53 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, CRON_SYNTAX_MESSAGE, cron_problem
 
 SOURCE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-# Five-field cron; the Worker only has the schema, so the pattern is a first filter and croniter the real check.
-CRON_PATTERN = r"^\s*\S+\s+\S+\s+\S+\s+\S+\s+\S+\s*$"
-DATE_PLACEHOLDER = re.compile(r"\{date:([^{}]+)\}")
+# Ids and names that end up in URL paths (KV REST API, /internal/kv/<title>/page): no separators, no dots.
+NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,128}$"
+NAMESPACE_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+# An object key prefix that stays under the snapshot root: relative, '/'-separated segments of a safe charset,
+# no empty segment and no segment starting with a dot (so no '.' or '..').
+R2_PREFIX_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*$"
+# Exactly one {date:FORMAT} placeholder and no other braces.
+KEY_PREFIX_PATTERN = r"^[^{}]*\{date:[^{}]+\}[^{}]*$"
+KEY_PREFIX_MESSAGE = "must contain exactly one {date:FORMAT} placeholder and no other braces, e.g. 'lead:{date:%Y%m%d}'"
+R2_PREFIX_MESSAGE = ("must be a relative path: segments of letters, digits, '_', '-', '.' joined by '/', none empty "
+                     "or starting with '.', no leading '/'")
+MAX_DESCRIPTION_CHARS = 2000
+MAX_KEY_CHARS = 512  # Cloudflare's limit on a KV key
+MAX_OWNERS, MAX_OWNER_CHARS = 20, 200
+MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS = 50, 128, 256
+
+# Every rule lives in the generated JSON Schema so the Worker refuses what Python refuses (config/
+# definition_cases.json is checked by both). Python additionally asks croniter, which the shared cases pin
+# down to what `cron.cron_problem` (and the Worker's copy of it) already refuse.
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: no coercion the JSON Schema would not allow ("yes" for a bool, "3" for an int).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _whole_number(value: object) -> object:
+    # JSON cannot tell 3.0 from 3 in JavaScript, so the schema's "integer" accepts both: Python does too.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _iso_date(value: object) -> object:
+    # What the schema's "format": "date" accepts; pydantic alone would also take timestamps and datetimes.
+    if isinstance(value, dt.date) or (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+        return value
+    raise ValueError("must be a date YYYY-MM-DD")
 
 
 class Destination(StrictModel):
@@ -42,62 +74,100 @@ class Incremental(StrictModel):
     key_prefix: Annotated[
         str,
         Field(
-            min_length=1,
+            max_length=MAX_KEY_CHARS,
+            pattern=KEY_PREFIX_PATTERN,
+            # The Worker words a schema failure with "x-message", as Python does below.
+            json_schema_extra={"x-message": KEY_PREFIX_MESSAGE},
             description="Key prefix template with one {date:FORMAT} placeholder (strftime), e.g. 'lead:{date:%Y%m%d}'.",
         ),
     ]
     step: Literal["day", "hour"] = Field("day", description="Width of one window (and of one Dagster partition).")
-    lookback: Annotated[int, Field(ge=1, le=744, description="How many windows back from now a normal run loads.")] = 3
-    start: dt.date = Field(..., description="First window that exists (first Dagster partition).")
+    lookback: Annotated[
+        int, Field(ge=1, le=744, description="How many windows back from now a normal run loads."), BeforeValidator(_whole_number)
+    ] = 3
+    start: Annotated[dt.date, BeforeValidator(_iso_date)] = Field(
+        ..., strict=False, description="First window that exists (first Dagster partition)."
+    )
 
-    @field_validator("key_prefix")
+    @field_validator("key_prefix", mode="before")
     @classmethod
-    def _one_date_placeholder(cls, value: str) -> str:
-        if len(DATE_PLACEHOLDER.findall(value)) != 1:
-            raise ValueError("must contain exactly one {date:FORMAT} placeholder, e.g. 'lead:{date:%Y%m%d}'")
+    def _one_date_placeholder(cls, value: object) -> object:
+        # The pattern says the same; this names the rule instead of quoting the regex.
+        if isinstance(value, str) and not re.fullmatch(KEY_PREFIX_PATTERN, value):
+            raise ValueError(KEY_PREFIX_MESSAGE)
         return value
 
 
+# Explicit keys replace the listing, so they cannot be combined with enabled key-prefix windows.
+_KEYS_WITHOUT_WINDOWS = {
+    "if": {
+        "required": ["incremental"],
+        "properties": {"incremental": {"type": "object", "properties": {"enabled": {"const": True}}}},
+    },
+    "then": {"properties": {"keys": {"type": "null", "x-message": "keys and incremental cannot both be set: explicit keys replace the listing"}}},
+}
+
+
 class KVExtract(StrictModel):
-    namespace_id: Annotated[str, Field(min_length=1, description="Cloudflare KV namespace id (REST transport).")]
-    namespace_title: Annotated[
-        str, Field(pattern=r"^[A-Za-z0-9_\-]{1,128}$", description="Namespace title; the Worker's KV binding name.")
-    ]
-    prefix: str | None = Field(None, description="Only keys starting with this prefix.")
+    model_config = ConfigDict(json_schema_extra=_KEYS_WITHOUT_WINDOWS)
+
+    namespace_id: Annotated[str, Field(pattern=NAMESPACE_ID_PATTERN, description="Cloudflare KV namespace id (REST transport).")]
+    namespace_title: Annotated[str, Field(pattern=NAME_PATTERN, description="Namespace title; the Worker's KV binding name.")]
+    prefix: Annotated[str, Field(max_length=MAX_KEY_CHARS)] | None = Field(None, description="Only keys starting with this prefix.")
     transport: Literal["rest", "worker"] = Field(
         "rest", description="rest: Cloudflare API with an API token; worker: the orchestrator's /internal/kv pages."
     )
     incremental: Incremental | None = None
-    keys: list[Annotated[str, Field(min_length=1, max_length=512)]] | None = Field(
-        None, description="Explicit keys to load instead of a listing (full backfills in batches)."
+    keys: list[Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]] | None = Field(
+        None, validate_default=True, description="Explicit keys to load instead of a listing (full backfills in batches)."
     )
 
-    @model_validator(mode="after")
-    def _keys_or_windows(self) -> KVExtract:
-        if self.keys is not None and self.incremental is not None and self.incremental.enabled:
+    @field_validator("keys")
+    @classmethod
+    def _keys_or_windows(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        incremental = info.data.get("incremental")
+        if value is not None and incremental is not None and incremental.enabled:
             raise ValueError("keys and incremental cannot both be set: explicit keys replace the listing")
-        return self
+        return value
+
+
+_PREFIX_WHEN_SNAPSHOTTING = {
+    "if": {"required": ["raw_snapshot"], "properties": {"raw_snapshot": {"const": True}}},
+    "then": {
+        "required": ["r2_prefix"],
+        "x-message": "r2_prefix is required when raw_snapshot is true",
+        "properties": {"r2_prefix": {"type": "string", "x-message": "r2_prefix is required when raw_snapshot is true"}},
+    },
+}
 
 
 class Staging(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_PREFIX_WHEN_SNAPSHOTTING)
+
     raw_snapshot: bool = Field(False, description="Keep compressed NDJSON of every extraction in R2 (or the local folder).")
-    r2_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./]{1,512}$")] | None = Field(
-        None, description="Object key prefix of the snapshots; required when raw_snapshot is true."
+    r2_prefix: Annotated[
+        str, Field(max_length=512, pattern=R2_PREFIX_PATTERN, json_schema_extra={"x-message": R2_PREFIX_MESSAGE})
+    ] | None = Field(
+        None,
+        validate_default=True,
+        description="Object key prefix of the snapshots, relative ('a/b', no '..' or leading '/'); required when "
+                    "raw_snapshot is true.",
     )
 
-    @model_validator(mode="after")
-    def _prefix_when_snapshotting(self) -> Staging:
-        if self.raw_snapshot and not self.r2_prefix:
+    @field_validator("r2_prefix", mode="before")
+    @classmethod
+    def _safe_prefix(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.data.get("raw_snapshot"):
             raise ValueError("r2_prefix is required when raw_snapshot is true")
-        return self
+        if isinstance(value, str) and not re.fullmatch(R2_PREFIX_PATTERN, value):
+            raise ValueError(R2_PREFIX_MESSAGE)
+        return value
 
 
 class SourceDefinition(StrictModel):
     """One configured source: where the data is, where it goes, when it runs."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
         json_schema_extra={"$id": "https://dlt-platform/config/source.schema.json", "title": "SourceDefinition"},
     )
 
@@ -106,22 +176,33 @@ class SourceDefinition(StrictModel):
     # its own extract model.
     source_type: Literal["cloudflare_kv"]
     enabled: bool = True
-    description: str | None = None
-    schedule: Annotated[str, Field(pattern=CRON_PATTERN, description="Cron (UTC).")] | None = None
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)] | None = None
+    schedule: Annotated[
+        str, Field(pattern=CRON_PATTERN, description=CRON_DESCRIPTION, json_schema_extra={"x-message": CRON_SYNTAX_MESSAGE})
+    ] | None = None
     freshness_hours: Annotated[float, Field(gt=0, le=24 * 366)] | None = Field(
         None, description="Data older than this is stale; default derived from the schedule."
     )
-    owners: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    tags: dict[str, str] = Field(default_factory=dict)
+    owners: list[Annotated[str, Field(min_length=1, max_length=MAX_OWNER_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_OWNERS
+    )
+    tags: dict[
+        Annotated[str, Field(min_length=1, max_length=MAX_TAG_KEY_CHARS)],
+        Annotated[str, Field(max_length=MAX_TAG_VALUE_CHARS)],
+    ] = Field(default_factory=dict, max_length=MAX_TAGS)
     destination: Destination
     extract: KVExtract
     staging: Staging = Field(default_factory=Staging)
 
-    @field_validator("schedule")
+    @field_validator("schedule", mode="before")
     @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None and not croniter.is_valid(value):
-            raise ValueError(f"'{value}' is not a valid five-field cron expression")
+    def _valid_cron(cls, value: object) -> object:
+        if isinstance(value, str):
+            problem = cron_problem(value)
+            if problem is None and not croniter.is_valid(value):
+                problem = "croniter does not accept it"
+            if problem:
+                raise ValueError(f"'{value}' is not a valid five-field cron expression: {problem}")
         return value
 
 
@@ -145,34 +226,58 @@ def parse_definition(data: object, where: str = "") -> SourceDefinition:
         raise DefinitionError(describe_validation_error(error, where)) from None
 
 
-def parse_sources_document(document: object) -> list[SourceDefinition]:
-    """A sources document is {"sources": [definition, ...]}; source ids are unique."""
+@dataclass(frozen=True)
+class DefinitionProblem:
+    """One entry of a sources document that cannot be used; the others still can."""
+
+    index: int
+    source_id: str | None  # when the entry names one, even if it is itself invalid
+    message: str
+
+
+def sort_sources_document(document: object) -> tuple[list[SourceDefinition], list[DefinitionProblem]]:
+    """The usable definitions of {"sources": [definition, ...]} and what is wrong with the others (a later
+    duplicate of a source id is a problem, the first one stays)."""
     if not isinstance(document, dict) or not isinstance(document.get("sources"), list):
         raise DefinitionError('sources: expected a JSON object {"sources": [...]}')
     definitions: list[SourceDefinition] = []
-    problems: list[str] = []
-    for index, item in enumerate(document["sources"]):
-        try:
-            definitions.append(parse_definition(item, f"sources[{index}]."))
-        except DefinitionError as error:
-            problems.append(str(error))
+    problems: list[DefinitionProblem] = []
     seen: set[str] = set()
-    for index, definition in enumerate(definitions):
+    for index, item in enumerate(document["sources"]):
+        named = item.get("source_id") if isinstance(item, dict) else None
+        named = named if isinstance(named, str) else None
+        try:
+            definition = parse_definition(item, f"sources[{index}].")
+        except DefinitionError as error:
+            problems.append(DefinitionProblem(index, named, str(error)))
+            continue
         if definition.source_id in seen:
-            problems.append(f"sources[{index}].source_id: duplicate '{definition.source_id}'")
+            problems.append(DefinitionProblem(index, named, f"sources[{index}].source_id: duplicate '{named}'"))
+            continue
         seen.add(definition.source_id)
+        definitions.append(definition)
+    return definitions, problems
+
+
+def parse_sources_document(document: object) -> list[SourceDefinition]:
+    """A sources document is {"sources": [definition, ...]}; source ids are unique."""
+    definitions, problems = sort_sources_document(document)
     if problems:
-        raise DefinitionError("; ".join(problems))
+        raise DefinitionError("; ".join(problem.message for problem in problems))
     return definitions
 
 
-def load_sources_file(path: Path) -> list[SourceDefinition]:
+def read_sources_document(path: Path) -> object:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DefinitionError(f"sources file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise DefinitionError(f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+
+
+def load_sources_file(path: Path) -> list[SourceDefinition]:
+    document = read_sources_document(path)
     try:
         return parse_sources_document(document)
     except DefinitionError as error:

@@ -2,7 +2,8 @@
 
 On initialization (code server for the webserver and daemon) the source definitions are read from the sources
 file or the Worker and stored in the reconstruction metadata; run workers rebuild the same assets from that
-copy instead of reading again.
+copy instead of reading again. Definitions that cannot be built are shown in Dagster and, on initialization,
+reported to the Worker (`GET /sources/:id` and the admin page show them).
 """
 
 import warnings
@@ -11,9 +12,13 @@ import dagster as dg
 # Not exported at the top level in 1.13; reconstruction metadata is how Dagster hands state to run workers.
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 
-from dlt_platform.orchestration.platform import build_platform_definitions
-from dlt_platform.orchestration.source_catalog import RECONSTRUCTION_KEY, SourceCatalog, read_catalog
+from dlt_platform.orchestration.platform import build_code_location
+from dlt_platform.orchestration.source_catalog import RECONSTRUCTION_KEY, SourceCatalog, read_catalog, report_problems
 from dlt_platform.settings import Settings
+
+
+def initializing() -> bool:
+    return DefinitionsLoadContext.get().load_type != DefinitionsLoadType.RECONSTRUCTION
 
 
 def load_catalog(settings: Settings) -> SourceCatalog:
@@ -29,7 +34,9 @@ def load_catalog(settings: Settings) -> SourceCatalog:
 def defs() -> dg.Definitions:
     settings = Settings.from_env()
     catalog = load_catalog(settings)
+    location, problems = build_code_location(catalog.definitions, settings, catalog.problems, catalog.versions)
+    if catalog.from_worker and initializing():
+        report_problems(settings, problems, catalog.versions)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)  # reconstruction metadata is preview in 1.13
-        return build_platform_definitions(catalog.definitions, settings).with_reconstruction_metadata(
-            {RECONSTRUCTION_KEY: catalog.to_json()})
+        return location.with_reconstruction_metadata({RECONSTRUCTION_KEY: catalog.to_json()})

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "dead_lettered"})
+from dlt_platform.contract import TERMINAL_STATUSES  # noqa: F401 (re-exported)
 
 
 class OperatorAPIError(RuntimeError):

@@ -16,13 +16,11 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dlt_platform.config import SourceDefinition
+from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
 from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import Settings
 
-SOURCE_ID_TAG = "dlt_platform/source_id"
-RUN_ID_TAG = "dlt_platform/run_id"
-TRIGGER_TAG = "dlt_platform/trigger"
 SOURCE_SYSTEM_KINDS = {"cloudflare_kv": "cloudflare"}
 SOURCE_SYSTEM_GROUP = "source_systems"
 RAW_STAGING_GROUP = "raw_staging"
@@ -111,8 +109,8 @@ def definition_metadata(definition: SourceDefinition) -> dict:
 class PlatformTranslator(DagsterDltTranslator):
     """Names and describes the dlt resource of one source definition."""
 
-    def __init__(self, definition: SourceDefinition, destination_type: str) -> None:
-        self.definition, self.destination_type = definition, destination_type
+    def __init__(self, definition: SourceDefinition, destination_type: str, version: int | None = None) -> None:
+        self.definition, self.destination_type, self.version = definition, destination_type, version
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         definition = self.definition
@@ -123,7 +121,9 @@ class PlatformTranslator(DagsterDltTranslator):
             group_name=definition.destination.dataset,
             description=definition.description or f"{definition.source_type} source {definition.source_id}",
             kinds={"dlt", self.destination_type, SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)},
-            metadata={**definition_metadata(definition), "dagster/storage_kind": self.destination_type},
+            metadata={**definition_metadata(definition), "dagster/storage_kind": self.destination_type,
+                      # The Worker launches a run once Dagster shows the version the run was requested against.
+                      **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
             owners=owners_of(definition),
             tags=tags,
         )
@@ -209,7 +209,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
                 asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
 
 
-def build_source_asset(definition: SourceDefinition, settings: Settings) -> dg.AssetsDefinition:
+def build_source_asset(definition: SourceDefinition, settings: Settings, version: int | None = None) -> dg.AssetsDefinition:
     """The warehouse-table asset of one definition; its op is named after the source (the Worker's run config
     addresses ops.<source_id>)."""
 
@@ -217,7 +217,7 @@ def build_source_asset(definition: SourceDefinition, settings: Settings) -> dg.A
         dlt_source=build_source(definition, settings),
         dlt_pipeline=build_pipeline(definition, settings),
         name=definition.source_id,
-        dagster_dlt_translator=PlatformTranslator(definition, settings.destination_type(definition)),
+        dagster_dlt_translator=PlatformTranslator(definition, settings.destination_type(definition), version),
         partitions_def=partitions_for(definition),
         pool=pool_name(definition),
     )

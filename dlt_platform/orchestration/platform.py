@@ -1,31 +1,94 @@
-"""Assemble the code location from source definitions: assets, lineage, checks, jobs, schedules, sensors."""
+"""Assemble the code location from source definitions: assets, lineage, checks, jobs, schedules, sensors.
 
+A source that cannot be built (its definition is invalid, its table is another source's, building raised) is
+left out and shown instead as an asset in the `invalid_definitions` group whose description says why, so one
+bad definition never keeps the others from loading.
+"""
+
+from __future__ import annotations
+
+import re
 import warnings
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
-from dlt_platform.config import SourceDefinition
-from dlt_platform.orchestration.assets import build_source_asset, lineage_specs, table_key
+from dlt_platform.config import DefinitionProblem, SourceDefinition
+from dlt_platform.orchestration.assets import (
+    build_source_asset,
+    lineage_specs,
+    raw_snapshot_key,
+    source_system_key,
+    table_key,
+)
 from dlt_platform.orchestration.checks import build_table_checks, freshness_checks
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
 from dlt_platform.orchestration.schedules import build_source_job, build_source_schedule
 from dlt_platform.settings import Settings
 
 FRESHNESS_SENSOR = "freshness_checks_sensor"
+INVALID_GROUP = "invalid_definitions"
 
 
-def build_platform_definitions(definitions: list[SourceDefinition], settings: Settings) -> dg.Definitions:
+def _table_clash(definition: SourceDefinition, owners: dict[dg.AssetKey, str],
+                 lineage: set[dg.AssetKey]) -> str | None:
+    key = table_key(definition)
+    if key in owners:
+        return f"table {'.'.join(key.path)} is already loaded by source {owners[key]}"
+    if key in lineage:
+        return f"table {'.'.join(key.path)} has the key of a source system or raw snapshot node"
+    if key.path[0] == INVALID_GROUP:
+        return f"dataset {INVALID_GROUP} is where Dagster shows definitions it cannot load"
+    return None
+
+
+def problem_specs(problems: list[DefinitionProblem], versions: dict[str, int]) -> list[dg.AssetSpec]:
+    """One visible placeholder per definition Dagster could not load."""
+    specs: dict[dg.AssetKey, dg.AssetSpec] = {}
+    for problem in problems:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", problem.source_id or f"entry_{problem.index}")[:100] or "unnamed"
+        key = dg.AssetKey([INVALID_GROUP, name])
+        while key in specs:
+            key = dg.AssetKey([INVALID_GROUP, f"{key.path[-1]}_"])
+        metadata = {"source_id": problem.source_id or "", "load_error": dg.MetadataValue.md(problem.message)}
+        if problem.source_id in versions:
+            metadata["source_version"] = versions[problem.source_id]
+        specs[key] = dg.AssetSpec(
+            key, group_name=INVALID_GROUP, kinds={"error"}, metadata=metadata,
+            description=f"Not loaded: the definition of {problem.source_id or f'entry {problem.index}'} cannot be "
+                        f"built. {problem.message}")
+    return list(specs.values())
+
+
+def build_code_location(definitions: list[SourceDefinition], settings: Settings,
+                        problems: list[DefinitionProblem] | None = None,
+                        versions: dict[str, int] | None = None) -> tuple[dg.Definitions, list[DefinitionProblem]]:
+    """The code location of every buildable definition, and every definition that was not (with why)."""
+    problems, versions = list(problems or []), versions or {}
+    lineage = {source_system_key(d) for d in definitions} | {k for d in definitions if (k := raw_snapshot_key(d))}
+    owners: dict[dg.AssetKey, str] = {}
+    built: list[SourceDefinition] = []
     assets, checks, jobs, schedules = [], [], [], []
-    for definition in definitions:
-        assets.append(build_source_asset(definition, settings))
-        checks.extend(build_table_checks(definition, settings))
-        job = build_source_job(definition)
+    for index, definition in enumerate(definitions):
+        try:
+            clash = _table_clash(definition, owners, lineage)
+            if clash:
+                raise ValueError(clash)
+            asset = build_source_asset(definition, settings, versions.get(definition.source_id))
+            table_checks = build_table_checks(definition, settings)
+            job = build_source_job(definition)
+            schedule = build_source_schedule(definition, job)
+        except Exception as error:  # noqa: BLE001 - any failure of one source must leave the others loadable
+            problems.append(DefinitionProblem(index, definition.source_id, f"{type(error).__name__}: {error}"))
+            continue
+        owners[table_key(definition)] = definition.source_id
+        built.append(definition)
+        assets.append(asset)
+        checks.extend(table_checks)
         jobs.append(job)
-        schedule = build_source_schedule(definition, job)
         if schedule is not None:
             schedules.append(schedule)
-    freshness = freshness_checks(definitions)
+    freshness = freshness_checks(built)
     sensors = []
     if freshness:
         with warnings.catch_warnings():
@@ -33,10 +96,10 @@ def build_platform_definitions(definitions: list[SourceDefinition], settings: Se
             sensors.append(dg.build_sensor_for_freshness_checks(
                 freshness_checks=freshness, name=FRESHNESS_SENSOR, default_status=dg.DefaultSensorStatus.RUNNING))
     if settings.orchestrator_url:
-        source_by_key = {table_key(definition): definition.source_id for definition in definitions}
+        source_by_key = {table_key(definition): definition.source_id for definition in built}
         sensors.append(build_run_mirror_sensor(settings, source_by_key))
-    return dg.Definitions(
-        assets=[*lineage_specs(definitions), *assets],
+    location = dg.Definitions(
+        assets=[*lineage_specs(built), *assets, *problem_specs(problems, versions)],
         asset_checks=[*checks, *freshness],
         jobs=jobs,
         schedules=schedules,
@@ -46,3 +109,8 @@ def build_platform_definitions(definitions: list[SourceDefinition], settings: Se
         # dlt and rebuild every source's asset again for each check.
         executor=dg.in_process_executor,
     )
+    return location, problems
+
+
+def build_platform_definitions(definitions: list[SourceDefinition], settings: Settings) -> dg.Definitions:
+    return build_code_location(definitions, settings)[0]

@@ -15,7 +15,7 @@ import dagster as dg
 from dagster import DagsterEventType
 from dagster._core.event_api import RunStatusChangeRecordsFilter
 
-from dlt_platform.orchestration.assets import RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG
+from dlt_platform.contract import PARTITION_TAG, RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG, TRIGGERS
 from dlt_platform.orchestration.worker_client import WorkerClient, WorkerRejected, WorkerUnavailable
 from dlt_platform.settings import Settings
 
@@ -29,7 +29,6 @@ LEDGER_STATUS_BY_EVENT = {
     DagsterEventType.RUN_CANCELING: "canceled",
     DagsterEventType.RUN_CANCELED: "canceled",
 }
-TRIGGERS = {"api", "admin", "schedule", "sensor", "backfill", "ui", "retry"}
 MAX_MESSAGE_CHARS = 2000
 
 
@@ -66,8 +65,8 @@ def trigger_of(run: dg.DagsterRun) -> str:
 
 def partition_of(run: dg.DagsterRun) -> str | None:
     tags = run.tags
-    if "dagster/partition" in tags:
-        return tags["dagster/partition"]
+    if PARTITION_TAG in tags:
+        return tags[PARTITION_TAG]
     start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
     if start and end:
         return start if start == end else f"{start}...{end}"

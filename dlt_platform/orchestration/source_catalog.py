@@ -4,9 +4,12 @@ The sources file (DLT_PLATFORM_CONFIG, default config/sources.json) by default; 
 `GET /internal/sources` when DLT_ORCHESTRATOR_URL and DLT_INTERNAL_TOKEN are set. The last document fetched
 from the Worker is kept on disk, so the code location still loads while the Worker is briefly unreachable.
 
+A definition Python cannot use (an older Worker accepted it, or D1 was edited by hand) does not stop the
+others: it becomes a `DefinitionProblem` of the catalog, shown in Dagster and reported to the Worker.
+
 The definitions read when the code location initializes are serialized into Dagster's reconstruction
-metadata: the daemon and the webserver share that code server, and each run worker rebuilds the location from
-the metadata instead of reading again, so a run executes exactly the definition its launcher saw.
+metadata: each run worker rebuilds the location from the metadata instead of reading again, so a run executes
+exactly the definition its launcher saw.
 """
 
 from __future__ import annotations
@@ -14,10 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dlt_platform.config import DefinitionError, SourceDefinition, parse_sources_document
+from dlt_platform.config import (
+    DefinitionError,
+    DefinitionProblem,
+    SourceDefinition,
+    parse_sources_document,
+    read_sources_document,
+    sort_sources_document,
+)
 from dlt_platform.orchestration.worker_client import WorkerClient, WorkerRejected, WorkerUnavailable
 from dlt_platform.settings import Settings
 
@@ -30,15 +40,37 @@ RECONSTRUCTION_KEY = "dlt_platform/sources"
 class SourceCatalog:
     definitions: list[SourceDefinition]
     origin: str  # "file:<path>", "worker:<url>" or "worker-cache:<path>": shown in the UI, useful in incidents
+    # The Worker's version of each source (D1 `sources.version`); Dagster shows it and the Worker waits for it.
+    versions: dict[str, int] = field(default_factory=dict)
+    problems: list[DefinitionProblem] = field(default_factory=list)
+
+    @property
+    def from_worker(self) -> bool:
+        return self.origin.startswith("worker")
 
     def to_json(self) -> str:
-        return json.dumps({"origin": self.origin,
+        return json.dumps({"origin": self.origin, "versions": self.versions,
+                           "problems": [asdict(problem) for problem in self.problems],
                            "sources": [d.model_dump(mode="json") for d in self.definitions]}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> SourceCatalog:
         document = json.loads(text)
-        return cls(parse_sources_document(document), document.get("origin", "reconstruction"))
+        return cls(parse_sources_document(document), document.get("origin", "reconstruction"),
+                   document.get("versions") or {},
+                   [DefinitionProblem(**problem) for problem in document.get("problems") or []])
+
+    @classmethod
+    def from_document(cls, document: object, origin: str) -> SourceCatalog:
+        """Every usable definition of a sources document; the others become problems."""
+        definitions, problems = sort_sources_document(document)
+        raw_versions = document.get("versions") if isinstance(document, dict) else None
+        versions = {key: value for key, value in (raw_versions or {}).items()
+                    if isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)}
+        for problem in problems:
+            log.error("source definition %s cannot be loaded: %s", problem.source_id or f"#{problem.index}",
+                      problem.message)
+        return cls(definitions, origin, versions, problems)
 
 
 def worker_cache_path(settings: Settings) -> Path:
@@ -63,19 +95,37 @@ def fetch_from_worker(settings: Settings, client: WorkerClient | None = None) ->
         if not cache.is_file():
             raise DefinitionError(f"Worker sources unavailable ({error}) and no cached copy at {cache}") from None
         log.warning("Worker sources unavailable (%s); using the cached copy %s", error, cache)
-        return SourceCatalog(parse_sources_document(json.loads(cache.read_text(encoding="utf-8"))),
-                             f"worker-cache:{cache}")
+        return SourceCatalog.from_document(json.loads(cache.read_text(encoding="utf-8")), f"worker-cache:{cache}")
     finally:
         if own_client:
             client.close()
-    # Validate before caching: a bad document must never replace the last good one.
-    definitions = parse_sources_document(document)
+    # Read before caching: a document that is not a sources document must never replace the last good one.
+    catalog = SourceCatalog.from_document(document, f"worker:{settings.orchestrator_url}")
     _write_atomically(cache, json.dumps(document, sort_keys=True))
-    return SourceCatalog(definitions, f"worker:{settings.orchestrator_url}")
+    return catalog
 
 
 def read_catalog(settings: Settings) -> SourceCatalog:
     """Definitions as the code location reads them on initialization."""
     if settings.orchestrator_url and settings.internal_token:
         return fetch_from_worker(settings)
-    return SourceCatalog(settings.load_sources(), f"file:{settings.config_path}")
+    return SourceCatalog.from_document(read_sources_document(settings.config_path), f"file:{settings.config_path}")
+
+
+def report_problems(settings: Settings, problems: list[DefinitionProblem], versions: dict[str, int],
+                    client: WorkerClient | None = None) -> bool:
+    """Tells the Worker which sources Dagster could not load (the whole current set, so fixed ones clear);
+    best effort: the code location loads whether or not the Worker hears about it."""
+    errors = [{"source_id": problem.source_id, "version": versions.get(problem.source_id), "message": problem.message}
+              for problem in problems if problem.source_id]
+    own_client = client is None
+    client = client or WorkerClient(settings.orchestrator_url, settings.internal_token or "", timeout_seconds=5.0)
+    try:
+        client.report_load_errors(errors)
+        return True
+    except (WorkerUnavailable, WorkerRejected) as error:
+        log.warning("could not report %d source load error(s) to the Worker: %s", len(errors), error)
+        return False
+    finally:
+        if own_client:
+            client.close()

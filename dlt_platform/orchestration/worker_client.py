@@ -12,17 +12,7 @@ from typing import Any
 
 import httpx
 
-# Statuses the run ledger knows (D1 `runs.status`), and how Dagster run statuses map onto them.
-DAGSTER_TO_LEDGER_STATUS = {
-    "QUEUED": "launched",
-    "NOT_STARTED": "launched",
-    "STARTING": "launched",
-    "STARTED": "running",
-    "SUCCESS": "succeeded",
-    "FAILURE": "failed",
-    "CANCELING": "canceled",
-    "CANCELED": "canceled",
-}
+from dlt_platform.contract import DAGSTER_TO_LEDGER_STATUS  # noqa: F401 (re-exported)
 
 
 class WorkerError(Exception):
@@ -108,3 +98,8 @@ class WorkerClient:
             if value is not None:
                 body[name] = value
         return bool(self._request("POST", f"/internal/runs/{run_id}/status", body).get("applied"))
+
+    def report_load_errors(self, errors: list[dict]) -> None:
+        """POST /internal/sources/load-errors: the definitions the code location could not load, replacing the
+        previous report ([] clears it)."""
+        self._request("POST", "/internal/sources/load-errors", {"errors": errors})

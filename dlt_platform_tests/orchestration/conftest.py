@@ -103,6 +103,7 @@ class WorkerLedger:
         self.runs: dict[str, dict] = {}
         self.by_dagster_id: dict[str, str] = {}
         self.requests: list[tuple[str, str, dict | None]] = []
+        self.load_errors: list[dict] | None = None  # the code location's last report
         self.lock = threading.Lock()
 
     def add_run(self, run_id: str, source_id: str, trigger: str = "api") -> None:
@@ -153,6 +154,9 @@ class _WorkerHandler(JSONHandler):
                 return self._send(200, ledger.sources_document)
             if method == "POST" and self.path == "/internal/runs":
                 return self._send(*ledger.register(body))
+            if method == "POST" and self.path == "/internal/sources/load-errors":
+                ledger.load_errors = body["errors"]
+                return self._send(200, {"recorded": len(body["errors"])})
             parts = self.path.strip("/").split("/")
             if method == "POST" and len(parts) == 4 and parts[:2] == ["internal", "runs"] and parts[3] == "status":
                 return self._send(*ledger.apply(parts[2], body))

@@ -1,10 +1,19 @@
 /** Dagster GraphQL client: DAGSTER_URL when set (local dev), else the container's Durable Object. */
 import { getContainer } from "@cloudflare/containers";
+import {
+  DAGSTER_TO_LEDGER_STATUS,
+  PARTITION_TAG,
+  REPOSITORY_LOCATION,
+  RUN_ID_TAG,
+  SOURCE_ID_TAG,
+  SOURCE_VERSION_METADATA,
+  TRIGGER_TAG,
+} from "./contract";
 import type { Env } from "./env";
 import type { RunRow } from "./ledger";
 import type { RunRequest, RunStatus, SourceDefinition } from "./validation";
 
-export const REPOSITORY_LOCATION = "dlt_platform";
+export { REPOSITORY_LOCATION };
 const TIMEOUT_MS = 30_000;
 
 export class DagsterError extends Error {}
@@ -73,12 +82,12 @@ export function executionParams(run: RunRow, definition: SourceDefinition) {
   if (request.keys !== undefined) config.keys = request.keys;
   if (request.full_refresh !== undefined) config.full_refresh = request.full_refresh;
   const tags = [
-    { key: "dlt_platform/run_id", value: run.run_id },
-    { key: "dlt_platform/source_id", value: run.source_id },
-    { key: "dlt_platform/trigger", value: run.trigger },
+    { key: RUN_ID_TAG, value: run.run_id },
+    { key: SOURCE_ID_TAG, value: run.source_id },
+    { key: TRIGGER_TAG, value: run.trigger },
   ];
   const partition = run.partition_key ?? request.partition;
-  if (partition) tags.push({ key: "dagster/partition", value: partition });
+  if (partition) tags.push({ key: PARTITION_TAG, value: partition });
   return {
     selector: {
       repositoryLocationName: REPOSITORY_LOCATION,
@@ -108,17 +117,6 @@ export const RUN_STATUS_QUERY = `query RunStatus($runId: ID!) {
   }
 }`;
 
-const STATUS_MAP: Record<string, RunStatus> = {
-  QUEUED: "launched",
-  NOT_STARTED: "launched",
-  STARTING: "launched",
-  MANAGED: "launched",
-  STARTED: "running",
-  SUCCESS: "succeeded",
-  FAILURE: "failed",
-  CANCELING: "canceled",
-  CANCELED: "canceled",
-};
 
 /** Dagster statuses of runs that are over (DagsterRun.is_finished); CANCELING is not one of them. */
 export const DAGSTER_FINISHED: Readonly<Record<string, RunStatus>> = {
@@ -141,7 +139,7 @@ export async function dagsterRunStatus(env: Env, dagsterRunId: string): Promise<
   });
   const result = data.runOrError;
   if (result?.__typename === "Run" && result.status) {
-    const status = STATUS_MAP[result.status];
+    const status = DAGSTER_TO_LEDGER_STATUS[result.status];
     if (!status) throw new DagsterError(`unknown Dagster run status ${result.status}`);
     return { status, dagster_status: result.status };
   }
@@ -218,6 +216,29 @@ export async function reloadLocation(env: Env): Promise<boolean> {
     console.warn(`reloadRepositoryLocation failed: ${err instanceof Error ? err.message : String(err)}`);
   }
   return false;
+}
+
+export const ASSET_SOURCE_VERSION = `query AssetSourceVersion($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode { metadataEntries { label ... on IntMetadataEntry { intValue } } }
+    ... on Error { message }
+  }
+}`;
+
+/**
+ * The source version Dagster's loaded code location labels an asset with (SOURCE_VERSION_METADATA): null when
+ * Dagster does not have the asset, 0 when it has it without a label (definitions read from a file).
+ */
+export async function loadedSourceVersion(env: Env, assetPath: string[]): Promise<number | null> {
+  const data = await graphql<{
+    assetNodeOrError: ResultUnion & { metadataEntries?: { label: string; intValue?: number | null }[] };
+  }>(env, ASSET_SOURCE_VERSION, { assetKey: { path: assetPath } });
+  const result = data.assetNodeOrError;
+  if (result?.__typename === "AssetNotFoundError") return null;
+  if (result?.__typename !== "AssetNode") throw new DagsterError(describe(result));
+  const entry = result.metadataEntries?.find((e) => e.label === SOURCE_VERSION_METADATA);
+  return entry?.intValue ?? 0;
 }
 
 /** Starts the container (production cron): the daemon must run for schedules and sensors. */

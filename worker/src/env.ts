@@ -38,6 +38,8 @@ export interface Env {
   MAX_PENDING_RUNS_PER_SOURCE?: string;
   /** Largest request body, in KB (default 256); larger ones get 413. */
   MAX_BODY_KB?: string;
+  /** How long a launch waits for Dagster to load a new or changed source, in seconds (default 90). */
+  LOAD_WAIT_SECONDS?: string;
 }
 
 export type AppEnv = { Bindings: Env };

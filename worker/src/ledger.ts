@@ -1,5 +1,6 @@
 /** D1 access for sources, versions, runs and run events, and the run status machine. */
 import { ApiError, conflict, notFound } from "./errors";
+import { TERMINAL_STATUSES } from "./contract";
 import { newRunId, nowIso } from "./ids";
 import type { RunRequest, RunStatus, SourceDefinition, Trigger } from "./validation";
 
@@ -16,7 +17,7 @@ const RANK: Record<RunStatus, number> = {
   dead_lettered: 4,
 };
 
-export const TERMINAL: ReadonlySet<RunStatus> = new Set(["succeeded", "failed", "canceled", "dead_lettered"]);
+export const TERMINAL: ReadonlySet<RunStatus> = new Set(TERMINAL_STATUSES);
 
 /** Endings operators are alerted about (see notify.ts); the alert is owed in the same batch as the change. */
 export const ALERTING: ReadonlySet<RunStatus> = new Set(["failed", "dead_lettered"]);

@@ -2,6 +2,7 @@
 import { launchRun, terminateRun } from "./dagster";
 import { type Env, type JobMessage, positiveNumberVar } from "./env";
 import { applyStatus, claimForLaunch, findRun, findSource, recordLaunchFailure } from "./ledger";
+import { SourceNotLoadable, waitUntilLoaded } from "./source_loading";
 
 export const DLQ_NAME = "dlt-jobs-v2-dlq";
 
@@ -42,8 +43,14 @@ export async function launchMessage(env: Env, message: Message<unknown>): Promis
   }
   let dagsterRunId: string;
   try {
+    await waitUntilLoaded(env, source);
     dagsterRunId = await launchRun(env, run, source.definition);
   } catch (err) {
+    if (err instanceof SourceNotLoadable) {
+      await applyStatus(env.DB, runId, { status: "failed", message: err.message, data: { load_error: err.loadError } });
+      message.ack();
+      return;
+    }
     const delaySeconds = retryDelaySeconds(message.attempts, positiveNumberVar(env.LAUNCH_RETRY_BASE_SECONDS, 30));
     await recordLaunchFailure(env.DB, runId, errorText(err), delaySeconds);
     message.retry({ delaySeconds });

@@ -1,22 +1,12 @@
 import { Validator, type OutputUnit } from "@cfworker/json-schema";
 // The one schema the Python model generates; the Worker and Python validate with the same file.
 import sourceSchema from "../../config/source.schema.json";
+import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
+import { cronProblem } from "./cron";
 import { validationFailed, type FieldError } from "./errors";
 
-export const RUN_STATUSES = [
-  "queued",
-  "launching",
-  "launched",
-  "running",
-  "succeeded",
-  "failed",
-  "canceled",
-  "dead_lettered",
-] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-
-export const TRIGGERS = ["api", "admin", "schedule", "sensor", "backfill", "ui", "retry"] as const;
-export type Trigger = (typeof TRIGGERS)[number];
+// Defined once in dlt_platform/contract.py; re-exported where the Worker's modules have always found them.
+export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
 
 export interface SourceDefinition {
   source_id: string;
@@ -38,7 +28,43 @@ export interface RunRequest {
 
 const definitionValidator = new Validator(sourceSchema as never, "2020-12", false);
 
-const WRAPPER_KEYWORDS = new Set(["properties", "$ref", "allOf", "items", "prefixItems", "additionalProperties"]);
+const WRAPPER_KEYWORDS = new Set([
+  "properties",
+  "$ref",
+  "allOf",
+  "items",
+  "prefixItems",
+  "additionalProperties",
+  "propertyNames",
+  "if",
+]);
+
+type SchemaNode = Record<string, unknown>;
+
+/** The schema object at a JSON pointer; "$ref" steps (keyword locations pass through them) jump to the target. */
+function schemaAt(pointer: string): SchemaNode | undefined {
+  let node = sourceSchema as unknown as SchemaNode | undefined;
+  for (const raw of pointer.replace(/^#\/?/, "").split("/").filter(Boolean)) {
+    const part = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    node = part === "$ref" && typeof node?.$ref === "string" ? schemaAt(node.$ref) : (node?.[part] as SchemaNode);
+  }
+  return node;
+}
+
+/** The schema object holding the keyword at `keywordLocation` ("#/properties/extract/$ref/then/required"). */
+function schemaNodeAt(keywordLocation: string): SchemaNode | undefined {
+  return schemaAt(keywordLocation.slice(0, keywordLocation.lastIndexOf("/")));
+}
+
+// Keywords whose failure an "x-message" words (length and count limits keep the validator's own message).
+const WORDED_KEYWORDS = new Set(["pattern", "required", "type", "const"]);
+
+/** Patterns and cross-field rules carry their message in the schema ("x-message"), as Python words it. */
+function customMessage(unit: OutputUnit): string | undefined {
+  if (!WORDED_KEYWORDS.has(unit.keyword)) return undefined;
+  const message = schemaNodeAt(unit.keywordLocation)?.["x-message"];
+  return typeof message === "string" ? message : undefined;
+}
 
 /** "#/destination/table" -> "destination.table"; "#" -> "" */
 function fieldPath(instanceLocation: string): string {
@@ -60,6 +86,12 @@ function toFieldErrors(units: OutputUnit[]): FieldError[] {
   for (const unit of units) {
     const field = fieldPath(unit.instanceLocation);
     if (WRAPPER_KEYWORDS.has(unit.keyword)) continue;
+    const custom = customMessage(unit);
+    if (custom) {
+      const missing = unit.keyword === "required" ? /"([^"]+)"/.exec(unit.error)?.[1] : undefined;
+      leaves.push({ field: missing ? join(field, missing) : field, message: custom, nullBranch: false });
+      continue;
+    }
     if (unit.keyword === "false") {
       leaves.push({ field, message: "unknown field", nullBranch: false });
       continue;
@@ -93,46 +125,15 @@ function toFieldErrors(units: OutputUnit[]): FieldError[] {
   return [...byField].map(([field, messages]) => ({ field: field || "(root)", message: messages.join("; ") }));
 }
 
-const CRON_FIELDS: { min: number; max: number; names?: string[] }[] = [
-  { min: 0, max: 59 },
-  { min: 0, max: 23 },
-  { min: 1, max: 31 },
-  { min: 1, max: 12, names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"] },
-  { min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] },
-];
-
-/** A cheap check of the five cron fields (numbers, names, ranges, lists, steps and their bounds). */
-export function isValidCron(expression: string): boolean {
-  const parts = expression.trim().split(/\s+/);
-  if (parts.length !== 5) return false;
-  return parts.every((part, index) => {
-    const spec = CRON_FIELDS[index];
-    const value = (token: string): number | null => {
-      if (/^\d+$/.test(token)) return Number(token);
-      const named = spec.names?.indexOf(token.toUpperCase()) ?? -1;
-      return named >= 0 ? named + spec.min : null;
-    };
-    const inRange = (n: number | null) => n !== null && n >= spec.min && n <= spec.max;
-    return part.split(",").every((item) => {
-      const match = /^(\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:\/(\d+))?$/.exec(item);
-      if (!match) return false;
-      if (match[2] !== undefined && Number(match[2]) < 1) return false;
-      if (match[1] === "*") return true;
-      const [start, end] = match[1].split("-").map(value);
-      if (!inRange(start)) return false;
-      if (end === undefined) return true;
-      return inRange(end) && (end as number) >= (start as number);
-    });
-  });
-}
-
 /** Validates a source definition against config/source.schema.json; returns the offending fields. */
 export function definitionErrors(definition: unknown): FieldError[] {
   const result = definitionValidator.validate(definition);
   const errors = result.valid ? [] : toFieldErrors(result.errors);
+  // The pattern was checked by the schema; what a pattern cannot say is checked as Python does.
   const schedule = (definition as { schedule?: unknown } | null)?.schedule;
-  if (typeof schedule === "string" && !errors.some((e) => e.field === "schedule") && !isValidCron(schedule)) {
-    errors.push({ field: "schedule", message: "not a valid five-field cron expression" });
+  const problem = typeof schedule === "string" && !errors.some((e) => e.field === "schedule") && cronProblem(schedule);
+  if (problem) {
+    errors.push({ field: "schedule", message: `'${schedule}' is not a valid five-field cron expression: ${problem}` });
   }
   return errors;
 }

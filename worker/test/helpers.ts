@@ -95,12 +95,21 @@ export interface GraphqlCall {
   variables: Record<string, any>;
 }
 
+/** What Dagster answers when it has loaded an asset from a file (no source version label). */
+export const UNVERSIONED_ASSET = { assetNodeOrError: { __typename: "AssetNode", metadataEntries: [] } };
+
 /**
  * Replaces fetch with a Dagster GraphQL double. `answer` gets each parsed request and returns the GraphQL
  * `data` (or a Response / thrown error to simulate failures). Non-GraphQL requests fail the test.
+ * The launch's "is the source loaded" queries go to `assetNode` (default: loaded) and are recorded in
+ * `assetQueries`, apart from `calls`.
  */
-export function dagsterDouble(answer: (call: GraphqlCall) => unknown) {
+export function dagsterDouble(
+  answer: (call: GraphqlCall) => unknown,
+  options: { assetNode?: (call: GraphqlCall) => unknown } = {},
+) {
   const calls: GraphqlCall[] = [];
+  const assetQueries: GraphqlCall[] = [];
   const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = new Request(input as RequestInfo, init);
     if (request.url !== "http://dagster.test/dagster/graphql" || request.method !== "POST") {
@@ -109,12 +118,13 @@ export function dagsterDouble(answer: (call: GraphqlCall) => unknown) {
     if (request.headers.get("content-type") !== "application/json") throw new Error("GraphQL without JSON content type");
     const payload = (await request.json()) as { query: string; variables: Record<string, any> };
     const call = { url: request.url, query: payload.query, variables: payload.variables };
-    calls.push(call);
-    const result = await answer(call);
+    const isAssetQuery = payload.query.includes("query AssetSourceVersion");
+    (isAssetQuery ? assetQueries : calls).push(call);
+    const result = isAssetQuery ? await (options.assetNode ?? (() => UNVERSIONED_ASSET))(call) : await answer(call);
     if (result instanceof Response) return result;
     return Response.json({ data: result });
   });
-  return { calls, spy };
+  return { calls, assetQueries, spy };
 }
 
 /** A fake queue message that records ack/retry. */

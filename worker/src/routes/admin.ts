@@ -20,6 +20,7 @@ import { background } from "../http";
 import { getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
 import { reloadLocation } from "../dagster";
 import { assertProxyAllowed } from "../proxy_guard";
+import { withLoadErrors } from "../load_errors";
 import { startRun } from "../runs";
 
 export const admin = new Hono<AppEnv>();
@@ -42,7 +43,7 @@ admin.use("/admin/*", adminHeaders);
 const STYLE = `body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
 td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}
 form{display:inline}button{cursor:pointer}.s-succeeded{color:#176c2e}.s-failed,.s-dead_lettered{color:#b3261e}
-.s-running,.s-launched,.s-launching{color:#1d4ed8}.muted{color:#777}nav a{margin-right:1rem}`;
+.s-running,.s-launched,.s-launching{color:#1d4ed8}.load-error{color:#b3261e;max-width:50rem}.muted{color:#777}nav a{margin-right:1rem}`;
 
 function page(title: string, body: HtmlEscapedString | Promise<HtmlEscapedString>, csrf: string, refreshSeconds?: number) {
   return html`<!doctype html>
@@ -108,7 +109,10 @@ admin.get("/admin", async (c) => {
   }
   const session = await requireSession(c);
   const csrf = await csrfToken(c.env, session);
-  const [sources, runs] = await Promise.all([listSources(c.env.DB), listRuns(c.env.DB, { limit: 50 })]);
+  const [sources, runs] = await Promise.all([
+    listSources(c.env.DB).then((all) => withLoadErrors(c.env.DB, all)),
+    listRuns(c.env.DB, { limit: 50 }),
+  ]);
   // Live status while something is in flight; a quiet page refreshes rarely.
   const refreshSeconds = runs.runs.some((run) => !TERMINAL.has(run.status)) ? 5 : 30;
   const body = html`
@@ -117,7 +121,10 @@ admin.get("/admin", async (c) => {
       <tr><th>source</th><th>enabled</th><th>schedule</th><th>last run</th><th></th></tr>
       ${sources.map(
         (s) => html`<tr>
-          <td>${s.source_id}<div class="muted">${s.definition.description ?? ""}</div></td>
+          <td>${s.source_id}<div class="muted">${s.definition.description ?? ""}</div>
+            ${s.load_error
+              ? html`<div class="load-error">Dagster could not load this definition: ${s.load_error.message}</div>`
+              : ""}</td>
           <td>${s.enabled ? "yes" : "no"}</td>
           <td>${s.definition.schedule ?? ""}</td>
           <td>${s.last_run

@@ -5,6 +5,7 @@ import type { AppEnv } from "../env";
 import { notFound, validationFailed } from "../errors";
 import { background, readJson } from "../http";
 import { kvNamespace, readKvPage } from "../kv";
+import { parseLoadErrorReport, replaceLoadErrors, sourceVersions } from "../load_errors";
 import { ALERTING, applyStatus, findRun, listDefinitions, registerDagsterRun } from "../ledger";
 import { deliverNotifications } from "../notify";
 import { parseInternalRun, parseStatusUpdate } from "../validation";
@@ -12,8 +13,15 @@ import { parseInternalRun, parseStatusUpdate } from "../validation";
 export const internal = new Hono<AppEnv>();
 
 internal.get("/internal/sources", requireInternal, async (c) =>
-  c.json({ sources: await listDefinitions(c.env.DB) }),
+  c.json({ sources: await listDefinitions(c.env.DB), versions: await sourceVersions(c.env.DB) }),
 );
+
+/** The code location reports the definitions it could not build (the whole set; [] clears). */
+internal.post("/internal/sources/load-errors", requireInternal, async (c) => {
+  const errors = parseLoadErrorReport(await readJson(c));
+  await replaceLoadErrors(c.env.DB, errors);
+  return c.json({ recorded: errors.length });
+});
 
 internal.post("/internal/runs", requireInternal, async (c) => {
   const body = parseInternalRun(await readJson(c));

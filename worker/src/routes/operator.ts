@@ -18,6 +18,7 @@ import {
   setSourceEnabled,
   updateSource,
 } from "../ledger";
+import { withLoadErrors } from "../load_errors";
 import { cancelRun, retryRun, startRun } from "../runs";
 import { assertDefinition, parseRunRequest, RUN_STATUSES, type RunStatus } from "../validation";
 
@@ -29,7 +30,7 @@ operator.get("/sources", requireOperator, async (c) => {
     throw validationFailed([{ field: "include_retired", message: "must be 1 or 0" }]);
   }
   const includeRetired = flag === "1" || flag === "true";
-  return c.json({ sources: await listSources(c.env.DB, { includeRetired }) });
+  return c.json({ sources: await withLoadErrors(c.env.DB, await listSources(c.env.DB, { includeRetired })) });
 });
 
 operator.post("/sources", requireOperator, async (c) => {
@@ -39,9 +40,10 @@ operator.post("/sources", requireOperator, async (c) => {
   return c.json(source, 201);
 });
 
-operator.get("/sources/:source_id", requireOperator, async (c) =>
-  c.json(await getSource(c.env.DB, c.req.param("source_id"))),
-);
+operator.get("/sources/:source_id", requireOperator, async (c) => {
+  const [source] = await withLoadErrors(c.env.DB, [await getSource(c.env.DB, c.req.param("source_id"))]);
+  return c.json(source);
+});
 
 operator.put("/sources/:source_id", requireOperator, async (c) => {
   const sourceId = c.req.param("source_id");
