@@ -24,7 +24,7 @@ from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.local.stack import LocalStack, StackError, StackPaths
 from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 from dlt_platform.profiling import profile_records
-from dlt_platform.run_request import RunRequest
+from dlt_platform.run_request import RunRequest, checked_request
 from dlt_platform.settings import PROJECT_ROOT, Settings
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
@@ -183,11 +183,11 @@ def _print_result(result: LoadResult) -> None:
 
 
 def load_with_progress(definition: SourceDefinition, settings: Settings, request: RunRequest,
-                       total: int | None = None, write_disposition: str | None = None, label: str = "") -> LoadResult:
+                       total: int | None = None, label: str = "") -> LoadResult:
     with _progress() as progress:
         task = progress.add_task(label or definition.source_id, total=total)
         request = dataclasses.replace(request, on_page=lambda count: progress.advance(task, count))
-        return run_load(definition, settings, request, write_disposition)
+        return run_load(definition, settings, request)
 
 
 @app.command()
@@ -199,7 +199,10 @@ def load(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Backfill in batches of this many keys.")] = None,
     skip_batches: Annotated[int, typer.Option(min=0, help="Batches to skip (continue a backfill).")] = 0,
     max_batches: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many batches.")] = None,
-    from_snapshot: Annotated[Optional[str], typer.Option(help="Replay a raw snapshot (URL or path) instead of KV.")] = None,
+    from_snapshot: Annotated[Optional[str], typer.Option(help="Replay a raw snapshot of this source instead of KV: "
+                                                              "its key in the snapshot store, e.g. <r2_prefix>/"
+                                                              "2026-11-26/<load_id>.ndjson.gz (or the URL a load "
+                                                              "printed).")] = None,
     full_refresh: Annotated[bool, typer.Option(help="Drop what the table holds and load everything.")] = False,
 ) -> None:
     """Load one source (or --all enabled sources) into its warehouse; prints rows per table."""
@@ -217,6 +220,7 @@ def load(
         if batch_size is None:
             request = RunRequest(limit=limit, keys=tuple(keys_list) if keys_list else None,
                                  from_snapshot=from_snapshot, full_refresh=full_refresh)
+            checked_request(definition, settings, request)  # refused before the progress display starts
             _print_result(load_with_progress(definition, settings, request, total=len(keys_list) if keys_list else None))
             return
         if from_snapshot or full_refresh:
@@ -233,7 +237,8 @@ def _read_keys(path: Path) -> list[str]:
 
 def _load_batches(definition: SourceDefinition, settings: Settings, keys_list: list[str] | None, batch_size: int,
                   skip_batches: int, max_batches: int | None) -> None:
-    """Explicit-key backfill: each batch is its own load, merged on cf_kv_key so overlap and retries are safe."""
+    """Explicit-key backfill: each batch is its own partial load, so it merges on cf_kv_key (overlap and retries
+    are safe) unless the source appends."""
     if keys_list is None:
         transport = open_transport(definition, settings)
         try:
@@ -246,7 +251,7 @@ def _load_batches(definition: SourceDefinition, settings: Settings, keys_list: l
                   f"(skipping {skip_batches})")
     for number, batch in batches:
         result = load_with_progress(definition, settings, RunRequest(keys=tuple(batch)), total=len(batch),
-                                    write_disposition="merge", label=f"batch {number + 1}/{total}")
+                                    label=f"batch {number + 1}/{total}")
         _print_result(result)
 
 
