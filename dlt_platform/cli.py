@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dlt_platform.config import DefinitionError, SourceDefinition, render_json_schema
+from dlt_platform.config import DefinitionError, SourceDefinition, parse_definition, render_json_schema
 from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.local.stack import LocalStack, StackError, StackPaths
 from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 from dlt_platform.profiling import profile_records
-from dlt_platform.run_request import RunRequest, checked_request
+from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import PROJECT_ROOT, Settings
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
@@ -365,12 +365,17 @@ def verify_deployment(
     limit: Annotated[int, typer.Option(min=1, help="Records the verification run loads.")] = 20,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 600,
 ) -> None:
-    """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows."""
+    """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows.
+
+    The run is partial, so it merges on cf_kv_key (run_request.write_disposition_for): the keys it reads are
+    refreshed with their current values and no row is removed. Sources that append are refused, since a
+    verification run would add rows to what users see."""
     with one_line_errors():
         with _operator_client(url) as client:
             health = client.health()
             if not health.get("ok"):
                 raise DefinitionError(f"orchestrator unhealthy: {health}")
+            console.print(_verification_plan(client, source_id, limit), markup=False, highlight=False, soft_wrap=True)
             run_id = client.request_run(source_id, limit=limit)
             console.print(f"requested {run_id} ({source_id}, limit {limit})", markup=False, highlight=False)
             run = run_through_worker_wait(client, run_id, timeout)
@@ -390,7 +395,24 @@ def verify_deployment(
             _print_runs({run_id: run})
             if problems:
                 raise DefinitionError("verification failed: " + "; ".join(problems))
-            console.print(f"verified: {run_id} succeeded with {rows} rows", markup=False, highlight=False)
+            console.print(f"verified: {run_id} succeeded with {rows} rows merged on cf_kv_key; no row was removed",
+                          markup=False, highlight=False, soft_wrap=True)
+
+
+def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> str:
+    """What the verification run will do to the source's table, from the definition the Worker holds."""
+    stored = client.source(source_id)
+    if stored is None:
+        raise DefinitionError(f"--source-id: unknown source '{source_id}' at {client.base_url}")
+    definition = parse_definition(stored["definition"], "definition.")
+    disposition = write_disposition_for(definition, RunRequest(limit=limit))
+    table = f"{definition.destination.dataset}.{definition.destination.table}"
+    if disposition != "merge":
+        raise DefinitionError(f"--source-id: {source_id} writes with {disposition}; a verification run would add "
+                              f"rows to {table}. Verify with a source that merges or replaces.")
+    return (f"verification run: the first {limit} records of {source_id} merged into {table} on cf_kv_key "
+            f"(definition: {definition.destination.write_disposition}); keys already there are refreshed, "
+            f"no row is removed")
 
 
 def run_through_worker_wait(client: OperatorClient, run_id: str, timeout: float) -> dict:
