@@ -53,6 +53,8 @@ def checked_request(definition: SourceDefinition, settings: Settings, request: R
     ValueError naming the field. Checked before anything is read, so a refused request touches nothing."""
     if request.limit is not None and request.limit < 1:
         raise ValueError(f"limit: must be at least 1, got {request.limit}")
+    if request.keys is not None and not request.keys:
+        raise ValueError("keys: give at least one key, or leave keys out to load the whole source")
     if request.full_refresh and (request.limit is not None or request.keys):
         raise ValueError("full_refresh: cannot be combined with limit or keys (it would empty the table and load "
                          "only part of the source)")

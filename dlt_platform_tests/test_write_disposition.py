@@ -57,6 +57,9 @@ def test_a_partial_merge_into_a_replace_table_then_a_full_replace(kv_state, rest
     assert query(rest_settings, "select count(*) from source_test.orders_kv__items") == [(19,)]
     assert query(rest_settings, "select i.sku from source_test.orders_kv__items i join source_test.orders_kv o "
                                 "on i._dlt_root_id = o._dlt_id where o.cf_kv_key = 'order:00'") == [("NEW",)]
+    run_load(definition, rest_settings, RunRequest(keys=("order:05", "order:05", "order:06")))  # a key given twice
+    assert len(orders(rest_settings)) == 10
+    assert query(rest_settings, "select count(*) from source_test.orders_kv__items") == [(19,)]
     # A later full run still replaces: a key deleted from KV leaves the table, with its child rows.
     kv_state.namespaces[NAMESPACE_ID].delete("order:09")
     run_load(definition, rest_settings)
@@ -89,6 +92,7 @@ def test_a_partial_run_of_an_append_source_appends(kv_state, rest_settings):
     (RunRequest(full_refresh=True, limit=2), "full_refresh: cannot be combined with limit or keys"),
     (RunRequest(full_refresh=True, keys=("order:01",)), "full_refresh: cannot be combined with limit or keys"),
     (RunRequest(limit=0), "limit: must be at least 1"),
+    (RunRequest(keys=()), "keys: give at least one key"),
 ])
 def test_requests_that_would_lose_rows_are_refused_before_reading(kv_state, rest_settings, request_, message):
     put_orders(kv_state, range(5))

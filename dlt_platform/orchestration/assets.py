@@ -173,7 +173,7 @@ def partition_window(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt
 def run_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig) -> RunRequest:
     return RunRequest(
         limit=config.limit,
-        keys=tuple(config.keys) if config.keys else None,
+        keys=tuple(config.keys) if config.keys is not None else None,
         full_refresh=config.full_refresh,
         from_snapshot=config.from_snapshot,
         window=partition_window(context),
