@@ -64,6 +64,10 @@ def test_from_snapshot_refuses_anything_but_a_snapshot_of_the_source(loaded, res
         with pytest.raises(ValueError, match="from_snapshot") as error:
             run_load(definition, rest_settings, RunRequest(from_snapshot=value))
         assert reason in str(error.value), (value, str(error.value))
+    with pytest.raises(ValueError) as error:
+        run_load(definition, rest_settings, RunRequest(
+            from_snapshot=snapshot_http_server.url.replace("//", "//reader:s3cret-pass@") + "/x.ndjson.gz?sig=abc"))
+    assert "s3cret-pass" not in str(error.value) and "sig=abc" not in str(error.value)
     assert snapshot_http_server.requests == [], "a from_snapshot URL must never be fetched"
     assert keys_in_table(rest_settings) == ["order:0", "order:1", "order:2"]
 

@@ -12,9 +12,9 @@ import datetime as dt
 import re
 
 import dagster as dg
-from pydantic import Field
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
+from pydantic import Field
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
