@@ -172,7 +172,7 @@ def _progress() -> Progress:
 
 def _print_result(result: LoadResult) -> None:
     table = Table("table", "rows", title=f"{result.source_id}: load {result.load_id or '-'} into "
-                                          f"{result.destination}:{result.dataset}")
+                                          f"{result.destination}:{result.dataset} ({result.write_disposition})")
     for name, rows in sorted(result.rows_by_table.items()):
         table.add_row(name, str(rows))
     if not result.rows_by_table:

@@ -15,7 +15,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.run_request import RunRequest, checked_request
+from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import cloudflare_kv
 
@@ -70,6 +70,7 @@ class LoadResult:
     dataset: str
     rows_by_table: dict[str, int] = field(default_factory=dict)
     snapshot_url: str | None = None
+    write_disposition: str = ""  # how this run wrote the table (a partial run merges; see run_request.py)
 
 
 def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -97,6 +98,7 @@ def run_load(definition: SourceDefinition, settings: Settings, request: RunReque
         dataset=definition.destination.dataset,
         rows_by_table=rows,
         snapshot_url=last_snapshot_url(pipeline, definition) if definition.staging.raw_snapshot and rows else None,
+        write_disposition=write_disposition_for(definition, request),
     )
 
 

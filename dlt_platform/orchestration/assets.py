@@ -18,7 +18,7 @@ from pydantic import Field
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
-from dlt_platform.run_request import RunRequest, checked_request
+from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 
 SOURCE_ID_TAG = "dlt_platform/source_id"
@@ -203,6 +203,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
             "load_id": load_id,
             "destination_table": f"{definition.destination.dataset}.{definition.destination.table}",
             "destination": settings.destination_type(definition),
+            "write_disposition": write_disposition_for(definition, request),  # a partial run merges
         }
         if request.window is not None:
             metadata["window_start"] = request.window[0].isoformat()

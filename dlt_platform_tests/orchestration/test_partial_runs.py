@@ -67,7 +67,10 @@ def test_every_partial_path_keeps_every_row_of_a_replace_source(platform_env, sa
     cli("--keys-file", str(keys_file))
     cli("--keys-file", str(keys_file), "--batch-size", "5", "--skip-batches", "1", "--max-batches", "2")
     config = {"ops": {SOURCE_ID: {"config": {"limit": 3}}}}
-    assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config).success
+    limited = dg.DagsterInstance.ephemeral()
+    assert job.execute_in_process(instance=limited, run_config=config).success
+    metadata = limited.get_latest_materialization_event(ORDERS).asset_materialization.metadata
+    assert metadata["write_disposition"].value == "merge" and metadata["rows_by_table"].value["orders_kv"] == 3
     config = {"ops": {SOURCE_ID: {"config": {"keys": full["keys"][:4]}}}}
     assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=config).success
     # What the Worker launches for a run request (executionParams in worker/src/dagster.ts).
