@@ -38,8 +38,8 @@ class SourceRunConfig(dg.Config):
     """What one run may ask for (the Worker's run request, the launchpad, the CLI's flags). Checked by
     run_request.checked_request when the run starts; a partial run never replaces the table."""
 
-    limit: int | None = Field(None, description="Stop after this many records; the run merges on cf_kv_key.")
-    keys: list[str] | None = Field(None, description="Load these keys only; the run merges on cf_kv_key.")
+    limit: int | None = Field(None, description="Stop after this many records (a partial run: it never replaces).")
+    keys: list[str] | None = Field(None, description="Load these keys only (a partial run: it never replaces).")
     full_refresh: bool = Field(False, description="Empty the table and load the whole source (not with limit/keys).")
     from_snapshot: str | None = Field(None, description="Replay a raw snapshot of this source: its object key, "
                                                         "<r2_prefix>/YYYY-MM-DD/<load_id>.ndjson.gz.")
