@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dlt_platform.config import DefinitionError, SourceDefinition, render_json_schema
+from dlt_platform.config import DefinitionError, SourceDefinition, parse_definition, render_json_schema
 from dlt_platform.contract import render_contract
 from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.local.stack import LocalStack, StackError, StackPaths
 from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 from dlt_platform.profiling import profile_records
-from dlt_platform.run_request import RunRequest
+from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import PROJECT_ROOT, Settings
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
@@ -174,7 +174,7 @@ def _progress() -> Progress:
 
 def _print_result(result: LoadResult) -> None:
     table = Table("table", "rows", title=f"{result.source_id}: load {result.load_id or '-'} into "
-                                          f"{result.destination}:{result.dataset}")
+                                          f"{result.destination}:{result.dataset} ({result.write_disposition})")
     for name, rows in sorted(result.rows_by_table.items()):
         table.add_row(name, str(rows))
     if not result.rows_by_table:
@@ -185,11 +185,11 @@ def _print_result(result: LoadResult) -> None:
 
 
 def load_with_progress(definition: SourceDefinition, settings: Settings, request: RunRequest,
-                       total: int | None = None, write_disposition: str | None = None, label: str = "") -> LoadResult:
+                       total: int | None = None, label: str = "") -> LoadResult:
     with _progress() as progress:
         task = progress.add_task(label or definition.source_id, total=total)
         request = dataclasses.replace(request, on_page=lambda count: progress.advance(task, count))
-        return run_load(definition, settings, request, write_disposition)
+        return run_load(definition, settings, request)
 
 
 @app.command()
@@ -201,7 +201,10 @@ def load(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Backfill in batches of this many keys.")] = None,
     skip_batches: Annotated[int, typer.Option(min=0, help="Batches to skip (continue a backfill).")] = 0,
     max_batches: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many batches.")] = None,
-    from_snapshot: Annotated[Optional[str], typer.Option(help="Replay a raw snapshot (URL or path) instead of KV.")] = None,
+    from_snapshot: Annotated[Optional[str], typer.Option(help="Replay a raw snapshot of this source instead of KV: "
+                                                              "its key in the snapshot store, e.g. <r2_prefix>/"
+                                                              "2026-11-26/<load_id>.ndjson.gz (or the URL a load "
+                                                              "printed).")] = None,
     full_refresh: Annotated[bool, typer.Option(help="Drop what the table holds and load everything.")] = False,
 ) -> None:
     """Load one source (or --all enabled sources) into its warehouse; prints rows per table."""
@@ -219,6 +222,7 @@ def load(
         if batch_size is None:
             request = RunRequest(limit=limit, keys=tuple(keys_list) if keys_list else None,
                                  from_snapshot=from_snapshot, full_refresh=full_refresh)
+            checked_request(definition, settings, request)  # refused before the progress display starts
             _print_result(load_with_progress(definition, settings, request, total=len(keys_list) if keys_list else None))
             return
         if from_snapshot or full_refresh:
@@ -235,7 +239,8 @@ def _read_keys(path: Path) -> list[str]:
 
 def _load_batches(definition: SourceDefinition, settings: Settings, keys_list: list[str] | None, batch_size: int,
                   skip_batches: int, max_batches: int | None) -> None:
-    """Explicit-key backfill: each batch is its own load, merged on cf_kv_key so overlap and retries are safe."""
+    """Explicit-key backfill: each batch is its own partial load, so it merges on cf_kv_key (overlap and retries
+    are safe) unless the source appends."""
     if keys_list is None:
         transport = open_transport(definition, settings)
         try:
@@ -248,7 +253,7 @@ def _load_batches(definition: SourceDefinition, settings: Settings, keys_list: l
                   f"(skipping {skip_batches})")
     for number, batch in batches:
         result = load_with_progress(definition, settings, RunRequest(keys=tuple(batch)), total=len(batch),
-                                    write_disposition="merge", label=f"batch {number + 1}/{total}")
+                                    label=f"batch {number + 1}/{total}")
         _print_result(result)
 
 
@@ -362,12 +367,17 @@ def verify_deployment(
     limit: Annotated[int, typer.Option(min=1, help="Records the verification run loads.")] = 20,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 600,
 ) -> None:
-    """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows."""
+    """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows.
+
+    The run is partial, so it merges on cf_kv_key (run_request.write_disposition_for): the keys it reads are
+    refreshed with their current values and no row is removed. Sources that append are refused, since a
+    verification run would add rows to what users see."""
     with one_line_errors():
         with _operator_client(url) as client:
             health = client.health()
             if not health.get("ok"):
                 raise DefinitionError(f"orchestrator unhealthy: {health}")
+            console.print(_verification_plan(client, source_id, limit), markup=False, highlight=False, soft_wrap=True)
             run_id = client.request_run(source_id, limit=limit)
             console.print(f"requested {run_id} ({source_id}, limit {limit})", markup=False, highlight=False)
             run = run_through_worker_wait(client, run_id, timeout)
@@ -387,7 +397,24 @@ def verify_deployment(
             _print_runs({run_id: run})
             if problems:
                 raise DefinitionError("verification failed: " + "; ".join(problems))
-            console.print(f"verified: {run_id} succeeded with {rows} rows", markup=False, highlight=False)
+            console.print(f"verified: {run_id} succeeded with {rows} rows merged on cf_kv_key; no row was removed",
+                          markup=False, highlight=False, soft_wrap=True)
+
+
+def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> str:
+    """What the verification run will do to the source's table, from the definition the Worker holds."""
+    stored = client.source(source_id)
+    if stored is None:
+        raise DefinitionError(f"--source-id: unknown source '{source_id}' at {client.base_url}")
+    definition = parse_definition(stored["definition"], "definition.")
+    disposition = write_disposition_for(definition, RunRequest(limit=limit))
+    table = f"{definition.destination.dataset}.{definition.destination.table}"
+    if disposition != "merge":
+        raise DefinitionError(f"--source-id: {source_id} writes with {disposition}; a verification run would add "
+                              f"rows to {table}. Verify with a source that merges or replaces.")
+    return (f"verification run: the first {limit} records of {source_id} merged into {table} on cf_kv_key "
+            f"(definition: {definition.destination.write_disposition}); keys already there are refreshed, "
+            f"no row is removed")
 
 
 def run_through_worker_wait(client: OperatorClient, run_id: str, timeout: float) -> dict:

@@ -15,7 +15,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.run_request import RunRequest
+from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import cloudflare_kv
 
@@ -43,13 +43,14 @@ def build_pipeline(definition: SourceDefinition, settings: Settings) -> dlt.Pipe
     )
 
 
-def build_source(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
-                 write_disposition: str | None = None):
-    """The dlt source of a definition; its schema is named after the source so sources sharing a dataset never
-    share a schema."""
+def build_source(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()):
+    """The dlt source of a definition for one request; its schema is named after the source so sources sharing a
+    dataset never share a schema. The request is checked first (run_request.checked_request), and the source's
+    write disposition follows from it (run_request.write_disposition_for): a partial run never replaces."""
+    request = checked_request(definition, settings, request)
     if definition.source_type == "cloudflare_kv":
         factory = cloudflare_kv.clone(name=definition.source_id)
-        return factory(definition, settings, request, write_disposition)
+        return factory(definition, settings, request)
     raise ValueError(f"source_type: '{definition.source_type}' has no dlt source")
 
 
@@ -69,6 +70,7 @@ class LoadResult:
     dataset: str
     rows_by_table: dict[str, int] = field(default_factory=dict)
     snapshot_url: str | None = None
+    write_disposition: str = ""  # how this run wrote the table (a partial run merges; see run_request.py)
 
 
 def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -84,10 +86,10 @@ def last_snapshot_url(pipeline: dlt.Pipeline, definition: SourceDefinition) -> s
     return state.get("resources", {}).get(definition.destination.table, {}).get("last_snapshot")
 
 
-def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
-             write_disposition: str | None = None) -> LoadResult:
+def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()) -> LoadResult:
+    source = build_source(definition, settings, request)
     pipeline = build_pipeline(definition, settings)
-    info: LoadInfo = pipeline.run(build_source(definition, settings, request, write_disposition), **run_kwargs(request))
+    info: LoadInfo = pipeline.run(source, **run_kwargs(request))
     rows = loaded_row_counts(pipeline)
     return LoadResult(
         source_id=definition.source_id,
@@ -96,6 +98,7 @@ def run_load(definition: SourceDefinition, settings: Settings, request: RunReque
         dataset=definition.destination.dataset,
         rows_by_table=rows,
         snapshot_url=last_snapshot_url(pipeline, definition) if definition.staging.raw_snapshot and rows else None,
+        write_disposition=write_disposition_for(definition, request),
     )
 
 

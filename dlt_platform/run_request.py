@@ -1,10 +1,16 @@
-"""What one run is asked to do, whoever asks (CLI, Worker run request, Dagster run config or partition)."""
+"""What one run is asked to do, whoever asks (CLI, Worker run request, Dagster run config or partition), and the
+rules every request obeys wherever it came from: which write disposition it gets, and what it may combine."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from dlt_platform.config import SourceDefinition
+from dlt_platform.settings import Settings
+from dlt_platform.snapshots import replay_key
 
 
 @dataclass(frozen=True)
@@ -12,7 +18,47 @@ class RunRequest:
     limit: int | None = None  # stop after this many records (samples, smoke runs)
     keys: tuple[str, ...] | None = None  # explicit keys instead of a listing (backfill batches)
     full_refresh: bool = False  # drop what the table holds and load the whole namespace
-    from_snapshot: str | None = None  # replay a raw snapshot instead of reading KV
+    from_snapshot: str | None = None  # replay a raw snapshot (object key in the snapshot store) instead of reading KV
     window: tuple[dt.datetime, dt.datetime] | None = None  # incremental windows starting in [start, end)
     now: dt.datetime | None = None  # reference time of the lookback windows (tests pin it)
     on_page: Callable[[int], None] | None = None  # progress: called with each page's record count
+
+
+def reads_part_of_source(definition: SourceDefinition, request: RunRequest) -> bool:
+    """True when the run reads only part of what the source holds: a limit, explicit keys, a replayed snapshot
+    (which may be of a partial run), or key-prefix windows (a partition, or an incremental source's lookback)."""
+    if request.full_refresh:
+        return False
+    incremental = definition.extract.incremental
+    return bool(request.limit is not None or request.keys or request.from_snapshot or request.window
+                or (incremental is not None and incremental.enabled))
+
+
+def write_disposition_for(definition: SourceDefinition, request: RunRequest) -> str:
+    """The one place that decides how a run writes its table.
+
+    `replace` swaps the whole table for what the run read, so it only applies to a run that reads the whole
+    source; a partial run of a `replace` source merges on cf_kv_key instead (rows of the keys it read are
+    refreshed, child rows included; every other row stays). `merge` is always safe. `append` stays `append` for
+    partial runs too: it never deletes, and merging into an append table would collapse its history of each key.
+    """
+    configured = definition.destination.write_disposition
+    if configured == "replace" and reads_part_of_source(definition, request):
+        return "merge"
+    return configured
+
+
+def checked_request(definition: SourceDefinition, settings: Settings, request: RunRequest) -> RunRequest:
+    """The request if it is one the platform runs (`from_snapshot` normalized to its object key); otherwise a
+    ValueError naming the field. Checked before anything is read, so a refused request touches nothing."""
+    if request.limit is not None and request.limit < 1:
+        raise ValueError(f"limit: must be at least 1, got {request.limit}")
+    if request.keys is not None and not request.keys:
+        raise ValueError("keys: give at least one key, or leave keys out to load the whole source")
+    if request.full_refresh and (request.limit is not None or request.keys):
+        raise ValueError("full_refresh: cannot be combined with limit or keys (it would empty the table and load "
+                         "only part of the source)")
+    if request.from_snapshot:
+        key = replay_key(request.from_snapshot, definition.staging.r2_prefix, definition.source_id, settings)
+        request = dataclasses.replace(request, from_snapshot=key)
+    return request

@@ -1,8 +1,12 @@
 """Raw snapshots: gzip NDJSON of exactly what a run extracted, for audit and replay without touching KV.
 
-Written to a local temp file while records stream (memory stays flat), then published in one step to
-`{root}/{r2_prefix}/{YYYY-MM-DD}/{load_id}.ndjson.gz`: R2 through its S3 API when a bucket is configured,
-the local data folder otherwise. A failed extraction publishes nothing.
+Written to a local temp file while records stream (memory stays flat), then published in one step to the object
+key `{r2_prefix}/{YYYY-MM-DD}/{load_id}.ndjson.gz` of the snapshot store: R2 through its S3 API when a bucket is
+configured, the local data folder otherwise. A failed extraction publishes nothing.
+
+Keys come from definitions and run config, so they are checked here, where they become paths: a key is relative,
+has no `..`, and a local one resolves inside the snapshot folder (symlinks included). A replay reads only a
+snapshot of its own source, never a URL or a file elsewhere.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +24,55 @@ import fsspec
 
 from dlt_platform.settings import Settings
 
+_KEY_CHARACTERS = re.compile(r"^[A-Za-z0-9_\-./]+$")
+# What follows the prefix in a snapshot's key: the date folder and the dlt load id.
+_SNAPSHOT_NAME = r"/\d{4}-\d{2}-\d{2}/[A-Za-z0-9_.\-]+\.ndjson\.gz"
+
+
+def relative_key(value: str, field: str) -> str:
+    """`value` as an object key relative to the snapshot store, or a ValueError naming `field`."""
+    if "://" in value:  # not echoed: a URL may carry credentials or a signature
+        raise ValueError(f"{field}: must be an object key relative to the snapshot store, not a URL or an absolute "
+                         "path")
+    if value.startswith("/"):
+        raise ValueError(f"{field}: must be an object key relative to the snapshot store, not a URL or an absolute "
+                         f"path: '{value}'")
+    if not _KEY_CHARACTERS.match(value):
+        raise ValueError(f"{field}: only letters, digits and _ - . / are allowed: '{value}'")
+    if any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValueError(f"{field}: '..', '.' and empty path segments are not allowed: '{value}'")
+    return value
+
+
+def snapshot_location(settings: Settings, key: str, field: str) -> str:
+    """The fsspec URL (R2) or local path of an object key; a local one must resolve inside the snapshot folder."""
+    relative_key(key, field)
+    if settings.r2_bucket:
+        return f"{settings.snapshot_root}/{key}"
+    root = Path(settings.snapshot_root).resolve()
+    path = (root / key).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"{field}: '{key}' resolves outside the snapshot folder {root}")
+    return str(path)
+
+
+def replay_key(value: str, r2_prefix: str | None, source_id: str, settings: Settings) -> str:
+    """The object key a `from_snapshot` request names, accepted only for a snapshot of this source under its own
+    prefix. The URL a load printed (`{snapshot_root}/{key}`) names the same object and is accepted too."""
+    if not r2_prefix:
+        raise ValueError(f"from_snapshot: source {source_id} keeps no snapshots (staging.r2_prefix is not set)")
+    key = value.strip().removeprefix(f"{settings.snapshot_root}/")
+    relative_key(key, "from_snapshot")
+    prefix = r2_prefix.strip("/")
+    if not re.fullmatch(re.escape(prefix) + _SNAPSHOT_NAME, key):
+        raise ValueError(f"from_snapshot: expected a snapshot of {source_id}: '{prefix}/YYYY-MM-DD/<load_id>"
+                         f".ndjson.gz', got '{value}'")
+    return key
+
 
 class SnapshotWriter:
     def __init__(self, settings: Settings, r2_prefix: str) -> None:
-        self.settings, self.r2_prefix = settings, r2_prefix.strip("/")
+        self.settings, self.r2_prefix = settings, relative_key(r2_prefix.strip("/"), "staging.r2_prefix")
         tmp_dir = settings.data_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         handle, self._tmp_path = tempfile.mkstemp(suffix=".ndjson.gz", dir=tmp_dir)
@@ -36,17 +86,22 @@ class SnapshotWriter:
         self.records += 1
 
     def publish(self, load_id: str, when: dt.datetime) -> str:
+        """Moves the snapshot to its object key; returns its URL in the store (what `from_snapshot` accepts)."""
         self._file.close()
-        relative = f"{self.r2_prefix}/{when:%Y-%m-%d}/{load_id}.ndjson.gz"
-        url = f"{self.settings.snapshot_root}/{relative}"
+        key = f"{self.r2_prefix}/{when:%Y-%m-%d}/{load_id}.ndjson.gz"
+        try:
+            location = snapshot_location(self.settings, key, "staging.r2_prefix")
+        except ValueError:
+            self.discard()
+            raise
         if self.settings.r2_bucket:
-            fs, path = fsspec.core.url_to_fs(url, **self.settings.snapshot_storage_options())
+            fs, path = fsspec.core.url_to_fs(location, **self.settings.snapshot_storage_options())
             fs.put_file(self._tmp_path, path)
             os.remove(self._tmp_path)
         else:
-            Path(url).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp_path, url)
-        return url
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp_path, location)
+        return f"{self.settings.snapshot_root}/{key}"
 
     def discard(self) -> None:
         self._file.close()
@@ -54,10 +109,9 @@ class SnapshotWriter:
             os.remove(self._tmp_path)
 
 
-def read_snapshot(url: str, settings: Settings) -> Iterator[dict]:
-    """Records of a snapshot, by URL or by a path relative to the snapshot root."""
-    if "://" not in url and not Path(url).is_absolute() and not Path(url).exists():
-        url = f"{settings.snapshot_root}/{url}"
+def read_snapshot(key: str, settings: Settings) -> Iterator[dict]:
+    """Records of the snapshot at an object key of the store (see replay_key)."""
+    url = snapshot_location(settings, key, "from_snapshot")
     with fsspec.open(url, "rt", compression="gzip", encoding="utf-8", **settings.snapshot_storage_options()) as file:
         for line in file:
             if line.strip():

@@ -76,8 +76,18 @@ def test_load_in_key_batches_and_replay_a_snapshot(cli_env, kv_state):
     assert query(settings, "select count(*) from source_test.orders_kv") == [(15,)]
     snapshots = sorted((cli_env / "data" / "raw_staging").rglob("*.ndjson.gz"))
     kv_state.namespaces[NAMESPACE_ID].entries.clear()
+    # A replay is a partial run: it merges the snapshot's 5 records and keeps the other 10 rows...
     result = run("load", "--source-id", "test_orders", "--from-snapshot", str(snapshots[-1]))
     assert result.exit_code == 0, result.output
+    assert "(merge)" in result.output
+    assert query(settings, "select count(*), count(distinct cf_kv_key) from source_test.orders_kv") == [(15, 15)]
+    # ...unless asked to restore exactly the snapshot.
+    result = run("load", "--source-id", "test_orders", "--full-refresh", "--from-snapshot", str(snapshots[-1]))
+    assert result.exit_code == 0, result.output
+    assert "(replace)" in result.output
+    assert query(settings, "select count(*) from source_test.orders_kv") == [(5,)]
+    result = run("load", "--source-id", "test_orders", "--full-refresh", "--limit", "3")
+    assert result.exit_code == 1 and "error: full_refresh: cannot be combined with limit or keys" in result.output
     assert query(settings, "select count(*) from source_test.orders_kv") == [(5,)]
 
 

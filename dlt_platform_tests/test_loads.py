@@ -142,8 +142,8 @@ def test_explicit_key_batches_merge_into_one_table(kv_state, transport_settings)
     batches = list(key_batches(keys, batch_size=10, skip_batches=1, max_batches=5))
     assert [(n, len(b)) for n, b in batches] == [(1, 10), (2, 5)]
     for _, batch in batches:
-        run_load(make_definition(), transport_settings, RunRequest(keys=tuple(batch)), write_disposition="merge")
-    run_load(make_definition(), transport_settings, RunRequest(keys=tuple(keys[10:12])), write_disposition="merge")
+        run_load(make_definition(), transport_settings, RunRequest(keys=tuple(batch)))
+    run_load(make_definition(), transport_settings, RunRequest(keys=tuple(keys[10:12])))
     assert query(transport_settings, "select min(n), max(n), count(*) from source_test.orders_kv") == [(10, 24, 15)]
 
 

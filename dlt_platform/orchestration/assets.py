@@ -14,11 +14,12 @@ import re
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
+from pydantic import Field
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
 from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
-from dlt_platform.run_request import RunRequest
+from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 
 SOURCE_SYSTEM_KINDS = {"cloudflare_kv": "cloudflare"}
@@ -32,12 +33,14 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class SourceRunConfig(dg.Config):
-    """What one run may ask for (the Worker's run request, the launchpad, the CLI's flags)."""
+    """What one run may ask for (the Worker's run request, the launchpad, the CLI's flags). Checked by
+    run_request.checked_request when the run starts; a partial run never replaces the table."""
 
-    limit: int | None = None
-    keys: list[str] | None = None
-    full_refresh: bool = False
-    from_snapshot: str | None = None
+    limit: int | None = Field(None, description="Stop after this many records (a partial run: it never replaces).")
+    keys: list[str] | None = Field(None, description="Load these keys only (a partial run: it never replaces).")
+    full_refresh: bool = Field(False, description="Empty the table and load the whole source (not with limit/keys).")
+    from_snapshot: str | None = Field(None, description="Replay a raw snapshot of this source: its object key, "
+                                                        "<r2_prefix>/YYYY-MM-DD/<load_id>.ndjson.gz.")
 
 
 def table_key(definition: SourceDefinition) -> dg.AssetKey:
@@ -170,7 +173,7 @@ def partition_window(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt
 def run_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig) -> RunRequest:
     return RunRequest(
         limit=config.limit,
-        keys=tuple(config.keys) if config.keys else None,
+        keys=tuple(config.keys) if config.keys is not None else None,
         full_refresh=config.full_refresh,
         from_snapshot=config.from_snapshot,
         window=partition_window(context),
@@ -180,7 +183,10 @@ def run_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig) 
 def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig,
                 definition: SourceDefinition, settings: Settings):
     """Run the source's dlt pipeline for this run's request and record what it loaded."""
-    request = run_request_for(context, config)
+    try:
+        request = checked_request(definition, settings, run_request_for(context, config))
+    except ValueError as error:  # bad run config: the failure says which field, without a traceback
+        raise dg.Failure(description=str(error), allow_retries=False) from None
     if request.window is not None:
         context.log.info(f"Loading key-prefix windows starting in [{request.window[0]}, {request.window[1]})")
     pipeline = build_pipeline(definition, settings)
@@ -197,6 +203,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
             "load_id": load_id,
             "destination_table": f"{definition.destination.dataset}.{definition.destination.table}",
             "destination": settings.destination_type(definition),
+            "write_disposition": write_disposition_for(definition, request),  # a partial run merges
         }
         if request.window is not None:
             metadata["window_start"] = request.window[0].isoformat()

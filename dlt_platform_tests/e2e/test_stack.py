@@ -135,7 +135,7 @@ def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, m
     assert stack.tokens()["DLT_OPERATOR_TOKEN"] not in result.output
 
 
-def test_operator_commands_against_the_local_orchestrator(stack, monkeypatch):
+def test_operator_commands_against_the_local_orchestrator(stack, operator, monkeypatch):
     from typer.testing import CliRunner
 
     from dlt_platform.cli import app
@@ -148,9 +148,19 @@ def test_operator_commands_against_the_local_orchestrator(stack, monkeypatch):
     assert "health: ok (D1 ok" in status.output and "cloudflare_kv_vendors" in status.output
     assert "launch backlog: 0 runs queued or launching" in status.output
 
+    # verify-deployment against a loaded table leaves every row (its limited run merges, it never replaces).
+    full = operator.request_run("cloudflare_kv_orders")
+    assert operator.wait_for_runs([full], timeout=300)[full]["status"] == "succeeded"
+    before = warehouse(stack, "select cf_kv_key from source_cloudflare.orders_kv order by 1")
+    items_before = warehouse(stack, "select count(*) from source_cloudflare.orders_kv__items")
+    assert len(before) == 2000
     verified = CliRunner().invoke(app, ["verify-deployment", "--source-id", "cloudflare_kv_orders", "--limit", "15"])
     assert verified.exit_code == 0, verified.output
     assert "verified: run_" in verified.output and "orders_kv 15" in verified.output
+    assert "merged into source_cloudflare.orders_kv on cf_kv_key (definition: replace)" in verified.output
+    assert "no row was removed" in verified.output
+    assert warehouse(stack, "select cf_kv_key from source_cloudflare.orders_kv order by 1") == before
+    assert warehouse(stack, "select count(*) from source_cloudflare.orders_kv__items") == items_before
 
     monkeypatch.setenv("DLT_OPERATOR_TOKEN", "wrong-token")
     refused = CliRunner().invoke(app, ["check-deployment"])

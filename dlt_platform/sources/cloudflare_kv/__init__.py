@@ -15,9 +15,9 @@ import dlt
 from dlt.sources import DltResource
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.run_request import RunRequest
+from dlt_platform.run_request import RunRequest, write_disposition_for
 from dlt_platform.settings import Settings
-from dlt_platform.snapshots import SnapshotWriter, read_snapshot
+from dlt_platform.snapshots import SnapshotWriter, read_snapshot, replay_key
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, shape_row
 from dlt_platform.sources.cloudflare_kv.transports import (
@@ -60,7 +60,8 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: RunReq
     """Pages of records with their `fetched_at`, straight from KV (or from a snapshot being replayed)."""
     if request.from_snapshot:
         page: list[dict] = []
-        for record in read_snapshot(request.from_snapshot, settings):
+        key = replay_key(request.from_snapshot, definition.staging.r2_prefix, definition.source_id, settings)
+        for record in read_snapshot(key, settings):
             page.append(record)
             if len(page) == 1000:
                 yield page
@@ -124,11 +125,15 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: RunReques
         load_id = dlt.current.load_package_state()["load_id"]
         url = snapshot.publish(load_id, dt.datetime.now(dt.timezone.utc))
         dlt.current.resource_state()["last_snapshot"] = url
+    else:  # a replay writes no snapshot: nothing may report the previous run's as this run's
+        dlt.current.resource_state().pop("last_snapshot", None)
 
 
-def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRequest,
-                write_disposition: str | None = None) -> DltResource:
-    disposition = write_disposition or definition.destination.write_disposition
+def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRequest) -> DltResource:
+    # A partial run of a replace source merges (see write_disposition_for). Merge needs the key hint; it also
+    # works on a table an earlier replace created: dlt adds the hint to the stored schema, and root_key lets it
+    # replace the child rows (e.g. `__items`) of exactly the keys it merges.
+    disposition = write_disposition_for(definition, request)
     return dlt.resource(
         kv_rows(definition, settings, request),
         name=definition.destination.table,
@@ -139,6 +144,5 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRe
 
 
 @dlt.source(root_key=True)
-def cloudflare_kv(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
-                  write_disposition: str | None = None) -> DltResource:
-    return kv_resource(definition, settings, request, write_disposition)
+def cloudflare_kv(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()) -> DltResource:
+    return kv_resource(definition, settings, request)
