@@ -264,6 +264,7 @@ def up(
         settings = _settings()
         stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=settings.data_dir), worker_port=worker_port,
                            dagster_port=dagster_port, config_path=settings.config_path)
+        stack.stop_all_on_sigterm()
         try:
             stack.start(say=lambda text: console.print(text, markup=False, highlight=False))
             enabled = [d.source_id for d in settings.load_sources() if d.enabled]

@@ -22,7 +22,7 @@ from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -41,11 +41,14 @@ def create_app(upstream: str, hosts: list[str] | None = None) -> Starlette:
     """`upstream` is the webserver's base URL, e.g. http://127.0.0.1:3001."""
     client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(300, connect=10))
 
-    async def forward(request: Request) -> StreamingResponse:
+    async def forward(request: Request) -> StreamingResponse | PlainTextResponse:
         headers = [(name, value) for name, value in request.headers.raw if name.decode().lower() not in HOP_BY_HOP]
         outgoing = client.build_request(request.method, request.url.path, params=request.url.query, headers=headers,
                                         content=request.stream())
-        response = await client.send(outgoing, stream=True)
+        try:
+            response = await client.send(outgoing, stream=True)
+        except httpx.TransportError:
+            return PlainTextResponse("the Dagster webserver is not answering (starting or restarting)", 502)
         return StreamingResponse(
             response.aiter_raw(), status_code=response.status_code, background=BackgroundTask(response.aclose),
             headers={name: value for name, value in response.headers.multi_items() if name.lower() not in HOP_BY_HOP})
