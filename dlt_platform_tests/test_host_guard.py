@@ -1,0 +1,81 @@
+"""The guard in front of the Dagster webserver: foreign Host headers refused, everything else passed through."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from websockets.sync.client import connect
+from websockets.sync.server import serve as websocket_serve
+
+from dlt_platform.host_guard import create_app
+from dlt_platform.local.loopback import JSONHandler, LoopbackServer
+
+
+class Upstream(JSONHandler):
+    def do_POST(self) -> None:
+        self.send_body(201, {"path": self.path, "host": self.headers["Host"], "body": self.read_body().decode()},
+                       headers={"X-Upstream": "yes"})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def guard():
+    def echo(connection) -> None:
+        for message in connection:
+            connection.send(f"echo:{message}")
+
+    ws_upstream = websocket_serve(echo, "127.0.0.1", 0, subprotocols=["graphql-ws"])
+    ws_port = ws_upstream.socket.getsockname()[1]
+    threading.Thread(target=ws_upstream.serve_forever, daemon=True).start()
+    with LoopbackServer(Upstream, None) as http_upstream:
+        port = free_port()
+        # One upstream URL for both: HTTP to the loopback server, websockets to the echo server.
+        app = create_app(http_upstream.url)
+        ws_app = create_app(f"http://127.0.0.1:{ws_port}")
+        servers = [uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")),
+                   uvicorn.Server(uvicorn.Config(ws_app, host="127.0.0.1", port=(ws_guard := free_port()),
+                                                 log_level="warning"))]
+        for server in servers:
+            threading.Thread(target=server.run, daemon=True).start()
+        deadline = time.monotonic() + 20
+        while not all(server.started for server in servers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield {"http": f"http://127.0.0.1:{port}", "ws": f"ws://127.0.0.1:{ws_guard}"}
+        for server in servers:
+            server.should_exit = True
+    ws_upstream.shutdown()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:3000", "127.0.0.1.evil.example", "attacker"])
+def test_a_foreign_host_header_is_refused(guard, host):
+    response = httpx.post(f"{guard['http']}/dagster/graphql", headers={"Host": host}, content=b"{}")
+    assert response.status_code == 400 and "X-Upstream" not in response.headers
+
+
+@pytest.mark.parametrize("host", [None, "localhost:3000", "container"])
+def test_loopback_names_and_the_container_binding_pass_through(guard, host):
+    headers = {"Host": host} if host else {}
+    response = httpx.post(f"{guard['http']}/dagster/graphql?x=1", headers=headers, content=b'{"query": "{}"}')
+    assert response.status_code == 201 and response.headers["X-Upstream"] == "yes"
+    assert response.json()["path"] == "/dagster/graphql?x=1" and response.json()["body"] == '{"query": "{}"}'
+
+
+def test_websockets_pass_through_with_their_subprotocol(guard):
+    with connect(f"{guard['ws']}/dagster/graphql", subprotocols=["graphql-ws"]) as connection:
+        assert connection.subprotocol == "graphql-ws"
+        connection.send(json.dumps({"type": "connection_init"}))
+        assert connection.recv(timeout=10) == 'echo:{"type": "connection_init"}'
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        connect(f"{guard['ws']}/dagster/graphql", additional_headers={"Host": "evil.example"}).close()
