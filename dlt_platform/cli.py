@@ -405,7 +405,7 @@ def _main_table_rows(run: dict) -> int | None:
 
 
 @app.command()
-def serve(host: Annotated[str, typer.Option(help="Interface Dagster's UI binds (the container passes 0.0.0.0).")] = "127.0.0.1",
+def serve(host: Annotated[str, typer.Option(help="Interface the UI binds (the container passes 0.0.0.0).")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port of the Dagster webserver (UI under /dagster).")] = 3000) -> None:
     """Run Dagster (webserver + daemon) as the container does: supervised, stopped cleanly by SIGTERM."""
     from dlt_platform.serve import serve as run_serve

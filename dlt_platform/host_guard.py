@@ -54,7 +54,8 @@ def create_app(upstream: str, hosts: list[str] | None = None) -> Starlette:
             headers={name: value for name, value in response.headers.multi_items() if name.lower() not in HOP_BY_HOP})
 
     async def forward_websocket(browser: WebSocket) -> None:
-        target = upstream.replace("http", "ws", 1) + browser.url.path + (f"?{browser.url.query}" if browser.url.query else "")
+        query = f"?{browser.url.query}" if browser.url.query else ""
+        target = upstream.replace("http", "ws", 1) + browser.url.path + query
         async with websockets.connect(target, subprotocols=browser.scope.get("subprotocols") or None) as server:
             await browser.accept(subprotocol=server.subprotocol)
 
