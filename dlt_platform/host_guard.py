@@ -2,9 +2,10 @@
 
 The Dagster webserver answers whatever Host a request names, so a web page whose host name resolves to
 127.0.0.1 (DNS rebinding) could drive a local Dagster from a browser. `dlt-platform serve` binds the webserver
-to loopback on an internal port and puts this guard on the public port: only the loopback names and `container`
-(the host the Worker's container binding sends, see worker/src/dagster.ts) are accepted, plus any names in
-DAGSTER_ALLOWED_HOSTS (comma-separated). HTTP and the UI's websocket are passed through unchanged.
+to loopback on an internal port and puts this guard on the public port. Accepted: the loopback names,
+`container` (the host of the Worker's GraphQL calls through its container binding, worker/src/dagster.ts), the
+host of DLT_ORCHESTRATOR_URL (the Worker's own name, which its /dagster/* proxy passes on from the browser), and
+any names in DAGSTER_ALLOWED_HOSTS (comma-separated). HTTP and the UI's websocket pass through unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import sys
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -34,7 +36,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "
 
 def allowed_hosts() -> list[str]:
     extra = [name.strip() for name in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if name.strip()]
-    return [*DEFAULT_ALLOWED_HOSTS, *extra]
+    worker = urlsplit(os.environ.get("DLT_ORCHESTRATOR_URL") or "").hostname
+    return [*DEFAULT_ALLOWED_HOSTS, *([worker] if worker else []), *extra]
 
 
 def create_app(upstream: str, hosts: list[str] | None = None) -> Starlette:

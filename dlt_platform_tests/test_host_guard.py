@@ -14,7 +14,7 @@ import websockets
 from websockets.sync.client import connect
 from websockets.sync.server import serve as websocket_serve
 
-from dlt_platform.host_guard import create_app
+from dlt_platform.host_guard import allowed_hosts, create_app
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 
 
@@ -79,3 +79,13 @@ def test_websockets_pass_through_with_their_subprotocol(guard):
         assert connection.recv(timeout=10) == 'echo:{"type": "connection_init"}'
     with pytest.raises(websockets.exceptions.InvalidStatus):
         connect(f"{guard['ws']}/dagster/graphql", additional_headers={"Host": "evil.example"}).close()
+
+
+def test_the_workers_own_name_and_configured_names_are_allowed(monkeypatch):
+    monkeypatch.setenv("DLT_ORCHESTRATOR_URL", "https://dlt-orchestrator.example.workers.dev/")
+    monkeypatch.setenv("DAGSTER_ALLOWED_HOSTS", "dagster.internal, ops.example.com")
+    assert allowed_hosts() == ["127.0.0.1", "localhost", "container", "dlt-orchestrator.example.workers.dev",
+                               "dagster.internal", "ops.example.com"]
+    monkeypatch.delenv("DLT_ORCHESTRATOR_URL")
+    monkeypatch.delenv("DAGSTER_ALLOWED_HOSTS")
+    assert allowed_hosts() == ["127.0.0.1", "localhost", "container"]

@@ -10,6 +10,7 @@ import signal
 import time
 
 import duckdb
+import httpx
 import psutil
 import pytest
 
@@ -63,6 +64,15 @@ def test_runs_queue_schedules_and_sensor_cursor_are_recorded_in_postgres(pg_stac
     assert schedule_ticks >= 1
     home = pg_stack.paths.dagster_home
     assert not [path for path in home.rglob("*") if path.suffix in {".db", ".sqlite"}], "SQLite files in DAGSTER_HOME"
+
+
+def test_the_guard_lets_the_workers_proxy_through_and_refuses_foreign_hosts(pg_stack):
+    token = pg_stack.tokens()["DLT_OPERATOR_TOKEN"]
+    through_worker = httpx.get(f"{pg_stack.worker_url}/dagster/server_info", timeout=30,
+                               headers={"Authorization": f"Bearer {token}"})
+    assert through_worker.status_code == 200 and "dagster_webserver_version" in through_worker.text
+    rebinding = httpx.get(f"{pg_stack.dagster_url}/dagster/server_info", headers={"Host": "evil.example"}, timeout=30)
+    assert rebinding.status_code == 400
 
 
 def boot_processes(boot_id: str) -> list[psutil.Process]:
