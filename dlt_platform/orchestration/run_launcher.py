@@ -7,6 +7,9 @@ and this launcher tags each run with the id it was launched under. A run tagged 
 have a live worker: the container (and its disk and processes) was replaced, so the worker is reported FAILED
 and run monitoring marks the run failed. Runs without the tag, or launched outside `serve`, report RUNNING,
 which leaves them to Dagster's own checks (start and cancel timeouts).
+
+`dagster._core.launcher` is where Dagster's API reference ("Internals: run launchers") documents the
+RunLauncher interface that custom launchers implement; DefaultRunLauncher itself is a top-level export.
 """
 
 from __future__ import annotations
