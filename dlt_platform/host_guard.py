@@ -26,7 +26,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 ALLOWED_HOSTS_ENV = "DAGSTER_ALLOWED_HOSTS"
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "container")
@@ -59,28 +59,31 @@ def create_app(upstream: str, hosts: list[str] | None = None) -> Starlette:
     async def forward_websocket(browser: WebSocket) -> None:
         query = f"?{browser.url.query}" if browser.url.query else ""
         target = upstream.replace("http", "ws", 1) + browser.url.path + query
-        async with websockets.connect(target, subprotocols=browser.scope.get("subprotocols") or None) as server:
+        try:
+            server = await websockets.connect(target, subprotocols=browser.scope.get("subprotocols") or None)
+        except (OSError, websockets.exceptions.WebSocketException):
+            await browser.close(code=1011)  # before accept: the browser gets an HTTP error, not a socket
+            return
+        async with server:
             await browser.accept(subprotocol=server.subprotocol)
 
             async def to_server() -> None:
-                try:
-                    while True:
-                        message = await browser.receive()
-                        if message["type"] == "websocket.disconnect":
-                            return
-                        await server.send(message.get("text") if message.get("text") is not None else message["bytes"])
-                except WebSocketDisconnect:
-                    return
+                with contextlib.suppress(WebSocketDisconnect):
+                    while (message := await browser.receive())["type"] != "websocket.disconnect":
+                        await server.send(message["text"] if message.get("text") is not None else message["bytes"])
 
             async def to_browser() -> None:
-                async for message in server:
-                    await (browser.send_text(message) if isinstance(message, str) else browser.send_bytes(message))
+                with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                    async for message in server:
+                        await (browser.send_text(message) if isinstance(message, str) else browser.send_bytes(message))
 
             tasks = [asyncio.create_task(to_server()), asyncio.create_task(to_browser())]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in tasks:
                 task.cancel()
-        await browser.close()
+        if browser.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await browser.close()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

@@ -77,8 +77,21 @@ def test_websockets_pass_through_with_their_subprotocol(guard):
         assert connection.subprotocol == "graphql-ws"
         connection.send(json.dumps({"type": "connection_init"}))
         assert connection.recv(timeout=10) == 'echo:{"type": "connection_init"}'
-    with pytest.raises(websockets.exceptions.InvalidStatus):
-        connect(f"{guard['ws']}/dagster/graphql", additional_headers={"Host": "evil.example"}).close()
+    assert websocket_handshake_status(guard["ws"], "evil.example") == 400
+    assert websocket_handshake_status(guard["ws"], "127.0.0.1") == 101
+    # The upstream refuses a handshake without its subprotocol: the guard refuses it too, without crashing.
+    assert websocket_handshake_status(guard["ws"], "127.0.0.1", subprotocol=None) == 403
+
+
+def websocket_handshake_status(url: str, host: str, subprotocol: str | None = "graphql-ws") -> int:
+    """The status of a raw upgrade request with exactly one Host header (the websockets client adds its own)."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall((f"GET /dagster/graphql HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n"
+                            + (f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else "") + "\r\n").encode())
+        return int(connection.recv(1024).split(b" ", 2)[1])
 
 
 def test_the_workers_own_name_and_configured_names_are_allowed(monkeypatch):
