@@ -15,10 +15,11 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-install-project
 COPY dlt_platform ./dlt_platform
 COPY config ./config
-COPY workspace.yaml dagster.yaml ./
+COPY workspace.yaml dagster.yaml dagster.postgres.yaml ./
 RUN uv sync --frozen && mkdir -p /app/.dagster /app/.data && chown -R dlt /app/.dagster /app/.data
 
 USER dlt
 EXPOSE 3000
-# Container disk is ephemeral: run history goes to Postgres when DAGSTER_PG_URL is set, data to BigQuery and R2.
+# Container disk is ephemeral: run history goes to Postgres when DAGSTER_PG_URL is set (serve then uses
+# dagster.postgres.yaml), data to BigQuery and R2. Port 3000 is the Host-checking guard in front of the webserver.
 ENTRYPOINT ["/app/.venv/bin/dlt-platform", "serve", "--host", "0.0.0.0", "--port", "3000"]

@@ -4,7 +4,7 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: up test install install-python install-node install-browser
+.PHONY: up test install install-python install-node install-debian
 
 install: install-python install-node
 
@@ -15,15 +15,21 @@ install-python:
 install-node:
 	npm ci --no-audit --no-fund --loglevel=error
 
-# Browser tests drive Debian's chromium with Playwright (browser downloads are not used).
-install-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+# Debian packages the tests use, installed when missing (one apt-get update for all of them): chromium for the
+# browser tests (driven by Playwright; its browser downloads are not used), postgresql for the Dagster instance
+# tests (each test session starts a throw-away cluster of its own; the package's default cluster is not used).
+install-debian:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 up: install
 	.venv/bin/dlt-platform up
 
-test: install install-browser
+test: install install-debian
 	.venv/bin/pytest
 	npm test

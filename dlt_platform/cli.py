@@ -271,6 +271,7 @@ def up(
         settings = _settings()
         stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=settings.data_dir), worker_port=worker_port,
                            dagster_port=dagster_port, config_path=settings.config_path)
+        stack.stop_all_on_sigterm()
         try:
             stack.start(say=lambda text: console.print(text, markup=False, highlight=False))
             enabled = [d.source_id for d in settings.load_sources() if d.enabled]
@@ -433,7 +434,7 @@ def _main_table_rows(run: dict) -> int | None:
 
 
 @app.command()
-def serve(host: Annotated[str, typer.Option(help="Interface the Dagster webserver binds.")] = "0.0.0.0",
+def serve(host: Annotated[str, typer.Option(help="Interface the UI binds (the container passes 0.0.0.0).")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port of the Dagster webserver (UI under /dagster).")] = 3000) -> None:
     """Run Dagster (webserver + daemon) as the container does: supervised, stopped cleanly by SIGTERM."""
     from dlt_platform.serve import serve as run_serve

@@ -78,6 +78,10 @@ class OperatorClient:
     def run(self, run_id: str) -> dict:
         return self._call("GET", f"/runs/{run_id}")
 
+    def retry_run(self, run_id: str) -> dict:
+        """A new run of the same request that names `run_id` as the one it retries."""
+        return self._call("POST", f"/runs/{run_id}/retry")
+
     def runs(self, source_id: str | None = None, status: str | None = None, limit: int = 50) -> list[dict]:
         params = {key: value for key, value in {"source_id": source_id, "status": status, "limit": limit}.items()
                   if value is not None}

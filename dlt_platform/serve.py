@@ -1,36 +1,30 @@
 """The Dagster entrypoint of the container (and of the local stack): webserver + daemon, supervised.
 
-Both run as child processes logging to this process's stdout/stderr. A child that dies is restarted (with a
-growing pause if it keeps dying); SIGTERM or SIGINT stops both cleanly and exits 0.
+Before Dagster starts, $DAGSTER_HOME/dagster.yaml is written for this environment (Postgres when DAGSTER_PG_URL
+is set, else SQLite; see orchestration/instance.py) and this start gets an id that run monitoring uses to end
+runs whose worker died with a previous start (orchestration/run_launcher.py). The webserver listens on loopback
+on an internal port; the public port is served by a guard that refuses foreign Host headers (host_guard.py).
+All children log to this process's stdout/stderr. A child that dies is restarted (with a growing pause if it
+keeps dying); SIGTERM or SIGINT stops them all cleanly and exits 0.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlt_platform.orchestration.instance import prepare_dagster_home
+from dlt_platform.orchestration.run_launcher import BOOT_ID_ENV
 from dlt_platform.settings import PROJECT_ROOT
 
 STOP_TIMEOUT_SECONDS = 20.0
-
-
-def dagster_home() -> Path:
-    """DAGSTER_HOME (default .dagster/), holding the project's dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    instance_config = PROJECT_ROOT / "dagster.yaml"
-    target = home / "dagster.yaml"
-    if instance_config.resolve() != target and (
-        not target.exists() or target.read_bytes() != instance_config.read_bytes()
-    ):
-        shutil.copyfile(instance_config, target)
-    return home
 
 
 @dataclass
@@ -51,19 +45,28 @@ class Child:
         return 0.0 if len(self.restarts) < 3 else min(30.0, 2.0 ** (len(self.restarts) - 2))
 
 
-def children(host: str, port: int) -> list[Child]:
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def children(host: str, port: int, webserver_port: int) -> list[Child]:
     bin_dir = Path(sys.executable).parent
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     return [
-        Child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", host, "-p", str(port),
-                                    "--path-prefix", "/dagster"]),
+        Child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
+                                    "-p", str(webserver_port), "--path-prefix", "/dagster"]),
+        Child("host-guard", [sys.executable, "-m", "dlt_platform.host_guard", host, str(port),
+                             f"http://127.0.0.1:{webserver_port}"]),
         Child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]),
     ]
 
 
-def serve(host: str = "0.0.0.0", port: int = 3000) -> int:
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home())}
-    procs = children(host, port)
+def serve(host: str = "127.0.0.1", port: int = 3000) -> int:
+    env = prepare_dagster_home(dict(os.environ))
+    env[BOOT_ID_ENV] = uuid.uuid4().hex
+    procs = children(host, port, free_loopback_port())
     stopping = False
 
     def stop(signum, _frame) -> None:

@@ -87,6 +87,9 @@ def test_serve_runs_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigter
                 return False
 
         _wait(ui_up, 180, "the webserver under /dagster")
+        # The public port is the Host-checking guard: a rebinding page's Host is refused, the normal one served.
+        foreign = httpx.get(f"http://127.0.0.1:{port}/dagster/server_info", headers={"Host": "evil.example"}, timeout=5)
+        assert foreign.status_code == 400
         def both_children():
             children = _children(serve)
             return children if len(children) == 2 else None

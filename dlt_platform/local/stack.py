@@ -82,6 +82,8 @@ class LocalStack:
     # Local launch retries start at 2 s so a run requested while Dagster is down dead-letters in seconds.
     launch_retry_base_seconds: int = 2
     extra_worker_vars: dict[str, str] = field(default_factory=dict)
+    # Added to Dagster's environment, e.g. DAGSTER_PG_URL to keep its history in Postgres.
+    extra_dagster_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -128,6 +130,7 @@ class LocalStack:
             "DLT_PLATFORM_KV_TRANSPORT": "worker",
             "DLT_PLATFORM_DATA_DIR": str(self.paths.data_dir),
             "DLT_PLATFORM_CONFIG": str(self.config_path),
+            **self.extra_dagster_env,
         }
 
     # --- processes --------------------------------------------------------------------------------------
@@ -179,6 +182,15 @@ class LocalStack:
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)
+
+    def stop_all_on_sigterm(self) -> None:
+        """SIGTERM (a service manager, `kill`, a CI timeout) ends this process like Ctrl-C does: the caller's
+        `finally: stop_all()` runs. Without it Python dies at once and wrangler and Dagster, each in a session of
+        its own, keep running."""
+        def interrupt(signum, _frame) -> None:
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+        signal.signal(signal.SIGTERM, interrupt)
 
     # --- the Worker ---------------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from dagster._core.definitions.definitions_load_context import DefinitionsLoadCo
 from dlt_platform.config import DefinitionError
 from dlt_platform.definitions import load_catalog
 from dlt_platform.orchestration.source_catalog import SourceCatalog, read_catalog, worker_cache_path
-from dlt_platform.orchestration.storage import storage_choice
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN, generated_sources_document
 
 
@@ -40,11 +39,3 @@ def test_run_workers_rebuild_from_reconstruction_metadata_not_the_file(settings,
     with DefinitionsLoadContext.scoped(context):
         assert load_catalog(later_settings).definitions == stored.definitions
     assert len(load_catalog(later_settings).definitions) == 5  # initialization reads the file
-
-
-def test_storage_is_postgres_only_when_dagster_pg_url_is_set(monkeypatch, tmp_path):
-    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    assert storage_choice({}) == ("sqlite", str(tmp_path / "storage"))
-    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://dagster@db:5432/dagster")
-    assert storage_choice({}) == ("postgres", "postgresql://dagster@db:5432/dagster")

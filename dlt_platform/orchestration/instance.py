@@ -1,0 +1,61 @@
+"""Which Dagster instance file a process runs with, and the Postgres URL it gets.
+
+Dagster's instance file cannot branch on an environment variable, so the repository keeps one file per storage
+choice, both in Dagster's public configuration format and identical except for `storage`:
+- `dagster.yaml`: SQLite under $DAGSTER_HOME (the default, and what `dagster dev` reads);
+- `dagster.postgres.yaml`: `storage.postgres.postgres_url: {env: DAGSTER_PG_URL}` (the container).
+`dlt-platform serve` copies the chosen one to $DAGSTER_HOME/dagster.yaml before it starts Dagster, and hands
+its children the Postgres URL normalized to what dagster-postgres (SQLAlchemy + psycopg2) accepts.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from dlt_platform.config import DefinitionError
+from dlt_platform.settings import PROJECT_ROOT
+
+PG_URL_ENV = "DAGSTER_PG_URL"
+SQLITE_INSTANCE = PROJECT_ROOT / "dagster.yaml"
+POSTGRES_INSTANCE = PROJECT_ROOT / "dagster.postgres.yaml"
+# Schemes Postgres hosts and libraries hand out; every one means the same server protocol.
+POSTGRES_SCHEMES = {"postgres", "postgresql"}
+# SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; dagster-postgres installs psycopg2.
+DRIVER = "postgresql+psycopg2"
+
+
+def normalize_postgres_url(url: str) -> str:
+    """`postgres://`, `postgresql://` or `postgresql+<any driver>://` (query such as `sslmode=require` kept)
+    as `postgresql+psycopg2://`. The error never repeats the URL: it may hold a password."""
+    try:
+        parsed = make_url(url.strip())
+    except ArgumentError:
+        raise DefinitionError(f"{PG_URL_ENV}: not a URL; expected postgresql://user:password@host:5432/db") from None
+    backend = parsed.drivername.split("+", 1)[0]
+    if backend not in POSTGRES_SCHEMES:
+        raise DefinitionError(f"{PG_URL_ENV}: expected a postgresql:// URL, got scheme '{backend}'")
+    if not parsed.host and not parsed.query.get("host"):
+        raise DefinitionError(f"{PG_URL_ENV}: the URL names no host")
+    if not parsed.database:
+        raise DefinitionError(f"{PG_URL_ENV}: the URL names no database")
+    return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
+
+
+def prepare_dagster_home(env: dict[str, str]) -> dict[str, str]:
+    """Write $DAGSTER_HOME/dagster.yaml for this environment; return the environment Dagster's processes get
+    (DAGSTER_HOME absolute, DAGSTER_PG_URL normalized when set)."""
+    home = Path(env.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**env, "DAGSTER_HOME": str(home)}
+    source = SQLITE_INSTANCE
+    if env.get(PG_URL_ENV, "").strip():
+        env[PG_URL_ENV] = normalize_postgres_url(env[PG_URL_ENV])
+        source = POSTGRES_INSTANCE
+    target = home / "dagster.yaml"
+    if source.resolve() != target and (not target.exists() or target.read_bytes() != source.read_bytes()):
+        shutil.copyfile(source, target)
+    return env

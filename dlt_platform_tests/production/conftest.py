@@ -1,0 +1,51 @@
+"""The production shape on this machine: the local stack (wrangler dev + `dlt-platform serve`) with Dagster's
+history in a real Postgres, once per module, plus helpers to read Dagster's own tables."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from dlt_platform.local.stack import LocalStack, StackPaths
+from dlt_platform.settings import PROJECT_ROOT
+from dlt_platform_tests.postgres_fixtures import postgres  # noqa: F401  (session fixture)
+
+# Vendors every minute, so a schedule tick happens while the tests run; orders merged on cf_kv_key, so a retry
+# after a crash shows whether rows were duplicated.
+MINUTELY_SOURCE = "cloudflare_kv_vendors"
+MERGED_SOURCE = "cloudflare_kv_orders"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def production_config(folder) -> str:
+    document = json.loads((PROJECT_ROOT / "config" / "sources.json").read_text())
+    for source in document["sources"]:
+        if source["source_id"] == MINUTELY_SOURCE:
+            source.update(enabled=True, schedule="* * * * *")
+        if source["source_id"] == MERGED_SOURCE:
+            source["destination"]["write_disposition"] = "merge"
+    path = folder / "sources.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory, postgres):  # noqa: F811
+    root = tmp_path_factory.mktemp("pg_stack")
+    database = f"dagster_{root.name.replace('-', '_').lower()}"
+    stack = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
+                       worker_port=free_port(), dagster_port=free_port(), config_path=production_config(root),
+                       extra_dagster_env={"DAGSTER_PG_URL": postgres.create_database(database)})
+    stack.database = database
+    try:
+        stack.start(say=lambda _text: None)
+        yield stack
+    finally:
+        stack.stop_all()

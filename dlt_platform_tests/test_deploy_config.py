@@ -1,0 +1,73 @@
+"""The committed wrangler.toml deploys: `wrangler deploy --dry-run` validates and bundles it offline.
+
+There is no Docker engine here, so WRANGLER_DOCKER_BIN points at a stand-in that records what wrangler asks of
+Docker (and takes the Dockerfile it pipes in). The proxy variables point at a closed port and no Cloudflare
+credentials are set, so the check proves it needs neither network nor an account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlt_platform.settings import PROJECT_ROOT
+
+WRANGLER = PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"
+STAND_IN = """#!{python}
+import json, sys
+calls = {calls!r}
+record = {{"argv": sys.argv[1:]}}
+if "build" in sys.argv[1:2] and "-" in sys.argv:
+    record["dockerfile"] = sys.stdin.read()
+with open(calls, "a") as log:
+    log.write(json.dumps(record) + "\\n")
+"""
+
+
+def dry_run(tmp_path: Path, config: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    calls = tmp_path / "docker_calls.jsonl"
+    docker = tmp_path / "docker"
+    docker.write_text(STAND_IN.format(python=sys.executable, calls=str(calls)))
+    docker.chmod(0o755)
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("CLOUDFLARE_") and name.lower() not in {"http_proxy", "https_proxy", "no_proxy"}}
+    env.update(WRANGLER_DOCKER_BIN=str(docker), WRANGLER_SEND_METRICS="false", HTTP_PROXY="http://127.0.0.1:9",
+               HTTPS_PROXY="http://127.0.0.1:9", WRANGLER_LOG_PATH=str(tmp_path / "logs"))
+    result = subprocess.run([str(WRANGLER), "deploy", "--dry-run", "--config", str(config), "--outdir",
+                             str(tmp_path / "bundle")], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=180)
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+    return result, recorded
+
+
+def test_the_committed_wrangler_config_deploys(tmp_path):
+    result, docker_calls = dry_run(tmp_path, PROJECT_ROOT / "wrangler.toml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--dry-run: exiting now" in result.stdout
+    assert (tmp_path / "bundle" / "index.js").stat().st_size > 10_000
+    for binding in ("env.DB (dlt_control)", "env.JOBS (dlt-jobs-v2)", "env.RAW_STAGING (dlt-raw-staging)",
+                    "env.DAGSTER (DagsterContainer)"):
+        assert binding in result.stdout
+    builds = [call for call in docker_calls if call["argv"][:1] == ["build"]]
+    assert builds and builds[0]["dockerfile"] == (PROJECT_ROOT / "Dockerfile").read_text()
+    assert str(PROJECT_ROOT) in builds[0]["argv"]  # the build context is the repository
+
+
+@pytest.mark.parametrize("change, error", [
+    (('class_name = "DagsterContainer"', 'class_name = "MissingContainer"'), "not exported"),
+    (('main = "worker/src/index.ts"', 'main = "worker/src/missing.ts"'), "missing.ts"),
+])
+def test_a_config_that_would_not_deploy_fails_the_check(tmp_path, change, error):
+    broken = PROJECT_ROOT / f".wrangler-check-{tmp_path.name}.toml"  # beside the original: relative paths hold
+    broken.write_text((PROJECT_ROOT / "wrangler.toml").read_text().replace(*change))
+    try:
+        result, _calls = dry_run(tmp_path, broken)
+    finally:
+        broken.unlink()
+    assert result.returncode != 0
+    assert error in result.stdout + result.stderr
