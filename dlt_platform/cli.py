@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dlt_platform.bigquery import BigQueryCredentialsError
 from dlt_platform.config import DefinitionError, SourceDefinition, render_json_schema
 from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.local.stack import LocalStack, StackError, StackPaths
@@ -53,7 +54,7 @@ def main(config: ConfigOption = None) -> None:
 
 
 # The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
-PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError)
+PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError, BigQueryCredentialsError)
 
 
 def _root_cause(error: BaseException) -> BaseException:
