@@ -103,6 +103,13 @@ def definition_metadata(definition: SourceDefinition) -> dict:
     if extract.incremental is not None and extract.incremental.enabled:
         metadata["incremental_key_prefix"] = extract.incremental.key_prefix
         metadata["incremental_lookback"] = f"{extract.incremental.lookback} {extract.incremental.step}(s)"
+    destination = definition.destination
+    if destination.location:
+        metadata["bigquery_location"] = destination.location
+    if destination.partition_by is not None:
+        metadata["bigquery_partition_by"] = f"{destination.partition_by.column} ({destination.partition_by.granularity})"
+    if destination.cluster_by:
+        metadata["bigquery_cluster_by"] = ", ".join(destination.cluster_by)
     if definition.tags:
         metadata["definition_tags"] = dg.MetadataValue.json(definition.tags)
     return metadata
