@@ -259,12 +259,18 @@ def up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runs.")] = 900,
     state_dir: Annotated[Path, typer.Option(help="Tokens, local D1/KV/queues, Dagster home and logs.")] = (
         PROJECT_ROOT / ".local"),
+    warehouse: Annotated[str, typer.Option(
+        help="duckdb (a local file) or bigquery (the BigQuery emulator, the production destination offline).")] = "duckdb",
+    emulator_port: Annotated[int, typer.Option(help="Port of the BigQuery emulator (--warehouse bigquery).")] = 9050,
 ) -> None:
     """Run the whole platform offline: Worker (wrangler dev), Dagster, a run of every enabled source."""
     with one_line_errors():
         settings = _settings()
+        if warehouse not in ("duckdb", "bigquery"):
+            raise DefinitionError(f"--warehouse: expected duckdb or bigquery, got '{warehouse}'")
         stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=settings.data_dir), worker_port=worker_port,
-                           dagster_port=dagster_port, config_path=settings.config_path)
+                           dagster_port=dagster_port, config_path=settings.config_path, warehouse=warehouse,
+                           emulator_port=emulator_port)
         try:
             stack.start(say=lambda text: console.print(text, markup=False, highlight=False))
             enabled = [d.source_id for d in settings.load_sources() if d.enabled]
@@ -274,7 +280,9 @@ def up(
             console.print(f"Dagster UI:  {stack.dagster_url}/dagster", markup=False, highlight=False)
             console.print(f"Admin page:  {stack.worker_url}/admin?token=<DLT_OPERATOR_TOKEN from "
                           f"{stack.paths.worker_env}>", markup=False, highlight=False)
-            console.print(f"Warehouse:   {settings.data_dir / 'warehouse.duckdb'}", markup=False, highlight=False)
+            where = (f"BigQuery emulator {stack.emulator.url} (project {stack.emulator.project_id})"
+                     if warehouse == "bigquery" else settings.data_dir / "warehouse.duckdb")
+            console.print(f"Warehouse:   {where}", markup=False, highlight=False)
             failed = [run for run in runs.values() if run["status"] != "succeeded"]
             if not once and stack.processes:
                 console.print("The stack keeps running; Ctrl-C stops it.")
