@@ -161,3 +161,17 @@ def test_unusable_credentials_end_the_load_within_seconds_with_one_line_and_leav
     # Refused before extracting: no load package waits in the pipeline for the next run.
     pipeline_dir = Path(cli_env["DLT_PLATFORM_DATA_DIR"]) / "pipelines" / "bq_orders"
     assert not list(pipeline_dir.glob("**/normalized/*")) and not list(pipeline_dir.glob("**/new/*"))
+
+
+@pytest.mark.parametrize("destination, message", [
+    ({"partition_by": {"column": "cf_kv_fetched_at", "granularity": "week"}},
+     "destination.partition_by.granularity: Input should be 'hour', 'day', 'month' or 'year'"),
+    ({"cluster_by": ["a", "b", "c", "d", "e"]}, "destination.cluster_by: List should have at most 4 items"),
+    ({"cluster_by": ["a", "a"]}, "destination.cluster_by: cluster columns must be distinct"),
+    ({"location": "EU; DROP"}, "destination.location: String should match pattern"),
+])
+def test_bigquery_table_options_are_validated_naming_the_field(destination, message):
+    from dlt_platform.config import DefinitionError
+
+    with pytest.raises(DefinitionError, match=re.escape(message)):
+        make_definition(destination=destination)
