@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import dlt
+import httpx
 from dlt.common.configuration.specs import GcpServiceAccountCredentials
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.destinations.impl.bigquery.bigquery_adapter import PartitionTransformation
@@ -62,6 +63,11 @@ def jsonl_for_json_tables(preferred, supported, *, table_schema=None, **_):
 def emulator_credentials(settings: Settings) -> GcpServiceAccountCredentials:
     if not settings.bigquery_project_id:
         raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE} is set but no project id: set {PROJECT_VARIABLES}")
+    try:  # nothing answering would have dlt retry each request for a minute
+        httpx.get(settings.bigquery_emulator_host, timeout=5)
+    except httpx.HTTPError:
+        raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE}: nothing answers at "
+                                       f"{settings.bigquery_emulator_host}") from None
     # google-cloud-bigquery sends every request to this host when the variable is set; the emulator reads no
     # gzip, and dlt gzips JSON-lines load files unless told otherwise (intermediate files are set in loads.py).
     os.environ[EMULATOR_HOST_VARIABLE] = settings.bigquery_emulator_host

@@ -9,6 +9,7 @@ and the benchmark all build their pipelines and sources here, so there is one co
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -91,9 +92,23 @@ def last_snapshot_url(pipeline: dlt.Pipeline, definition: SourceDefinition) -> s
     return state.get("resources", {}).get(definition.destination.table, {}).get("last_snapshot")
 
 
+def finish_pending_loads(pipeline: dlt.Pipeline, say=print) -> list[str]:
+    """Load what an earlier, failed run left in the pipeline, and say so. dlt's run() would otherwise load only
+    those packages and silently skip the new extraction; a package that cannot load fails here, with dlt's
+    message on how to drop it."""
+    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
+    if pending:
+        say(f"{pipeline.pipeline_name}: loading {len(pending)} load package(s) left by an earlier failed run "
+            f"({', '.join(pending)}) before this run; `dlt pipeline --pipelines-dir {pipeline.pipelines_dir} "
+            f"{pipeline.pipeline_name} drop-pending-packages` discards them instead")
+        pipeline.run()
+    return pending
+
+
 def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
              write_disposition: str | None = None) -> LoadResult:
     pipeline = build_pipeline(definition, settings)
+    finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
     info: LoadInfo = pipeline.run(build_source(definition, settings, request, write_disposition), **run_kwargs(request))
     rows = loaded_row_counts(pipeline)
     return LoadResult(

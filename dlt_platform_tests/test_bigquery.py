@@ -55,7 +55,9 @@ def sent_sql(monkeypatch) -> list[str]:
 
 
 def create_table_sql(statements: list[str], dataset: str, table: str) -> str:
-    (sql,) = {s for s in statements if re.search(rf"CREATE TABLE\s+\S*`{dataset}`\.`{table}`\s*\(", s)}
+    """The one CREATE TABLE of dataset.table, out of dlt's DDL scripts."""
+    pattern = rf"CREATE TABLE\s+\S*`{dataset}`\.`{table}`\s*\(.*?(?:;|$)"
+    (sql,) = {match for statement in statements for match in re.findall(pattern, statement, re.S)}
     return sql
 
 
@@ -69,6 +71,7 @@ def test_audit_columns_get_their_bigquery_types_and_the_table_options_reach_crea
     ddl = create_table_sql(sent_sql, "source_test", "orders_kv")
     declared = dict(re.findall(r"`(\w+)` (\w+)", ddl))
     assert {name: declared[name] for name in AUDIT_COLUMN_TYPES} == AUDIT_COLUMN_TYPES
+    assert re.search(r"`cf_kv_key` STRING\s+NOT NULL", ddl) and not re.search(r"`cf_kv_metadata` JSON\s+NOT NULL", ddl)
     # bqemulator 1.4.0 keeps neither partitioning nor clustering in its table metadata: assert on what dlt sent
     # (and the emulator accepted: the load succeeded).
     assert "PARTITION BY TIMESTAMP_TRUNC(`cf_kv_fetched_at`, DAY)" in ddl
@@ -144,6 +147,8 @@ def credential_cases(tmp_path: Path) -> list[tuple[dict[str, str], str]]:
         ({"GOOGLE_APPLICATION_CREDENTIALS": str(no_key)}, f"{no_key} lacks private_key"),
         ({"GOOGLE_APPLICATION_CREDENTIALS": str(unreachable)}, "no token from http://127.0.0.1:"),
         ({"BIGQUERY_EMULATOR_HOST": "http://127.0.0.1:9"}, "BIGQUERY_EMULATOR_HOST is set but no project id"),
+        ({"BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}", "GOOGLE_CLOUD_PROJECT": "p"},
+         "BIGQUERY_EMULATOR_HOST: nothing answers at http://127.0.0.1:"),
     ]
 
 

@@ -205,3 +205,19 @@ def test_an_extraction_that_fails_publishes_no_snapshot_and_keeps_the_table(kv_s
     assert query(settings, "select count(*) from source_test.orders_kv") == [(1,)]
     snapshots = list((settings.data_dir / "raw_staging").rglob("*.ndjson.gz"))
     assert len(snapshots) == 1 and not list((settings.data_dir / "tmp").iterdir())
+
+
+def test_a_package_left_by_a_failed_run_is_loaded_first_and_the_new_extraction_still_lands(kv_state, settings,
+                                                                                           capsys):
+    from dlt_platform.loads import build_pipeline, build_source
+
+    definition = make_definition(destination={"write_disposition": "merge"})
+    put(kv_state, "a", {"n": 1})
+    pipeline = build_pipeline(definition, settings)
+    pipeline.extract(build_source(definition, settings))
+    pipeline.normalize()  # a run that died before its load step: its package waits in the pipeline
+    put(kv_state, "b", {"n": 2})
+    result = run_load(definition, settings)
+    assert "left by an earlier failed run" in capsys.readouterr().err
+    assert result.rows_by_table == {"orders_kv": 2}
+    assert query(settings, "select cf_kv_key, n from source_test.orders_kv order by 1") == [("a", 1), ("b", 2)]

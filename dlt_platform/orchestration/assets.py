@@ -16,7 +16,8 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
+from dlt_platform.loads import (build_pipeline, build_source, finish_pending_loads, last_snapshot_url,
+                                loaded_row_counts, run_kwargs)
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import Settings
 
@@ -191,6 +192,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
     if request.window is not None:
         context.log.info(f"Loading key-prefix windows starting in [{request.window[0]}, {request.window[1]})")
     pipeline = build_pipeline(definition, settings)
+    finish_pending_loads(pipeline, say=context.log.warning)
     source = build_source(definition, settings, request)
     # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.
     for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)):

@@ -56,7 +56,7 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, emulator_url: str 
                         cloudflare_api_base_url=base_url, cloudflare_account_id=ACCOUNT, cloudflare_api_token=TOKEN,
                         bigquery_emulator_host=emulator_url, bigquery_project_id="bench-project")
     started = time.perf_counter()
-    load_seconds = None
+    load_seconds, steps = None, {}
     if mode == "platform":
         from dlt_platform.loads import build_pipeline, run_load
 
@@ -87,7 +87,7 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, emulator_url: str 
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.put({"mode": mode, "seconds": seconds, "rows": rows, "peak_rss_mb": peak_kib / 1024,
-                "load_seconds": load_seconds})
+                "load_seconds": load_seconds, "steps": steps})
 
 
 def measure(mode: str, base_url: str, emulator_url: str | None = None) -> dict:
@@ -133,8 +133,9 @@ def main() -> int:
             print(f"{mode:9s} {args.destination:8s} {args.records:>8d} records  {r['seconds']:7.1f} s  "
                   f"{args.records / r['seconds']:>9.0f} records/s  peak RSS {r['peak_rss_mb']:7.0f} MB  rows {r['rows']}",
                   flush=True)
-            if r["load_seconds"] is not None:
-                print(f"          of which dlt's load step (the warehouse writing the files): {r['load_seconds']:.1f} s")
+            if r["steps"]:
+                print("          dlt steps: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in r["steps"].items()
+                                                          if name != "run") + " (load: the warehouse writing the files)")
         if emulator is not None:
             cpu = emulator_process.cpu_times()
             used = (cpu.user - cpu_before.user) + (cpu.system - cpu_before.system)
