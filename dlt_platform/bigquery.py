@@ -1,7 +1,7 @@
 """BigQuery as the warehouse: credentials checked before a load, the file format of each table, table options.
 
 - Credentials: against the emulator (BIGQUERY_EMULATOR_HOST + a project id) none at all; otherwise Google's,
-  checked before anything is extracted, so a missing file, a malformed key or an unreachable token endpoint ends
+  resolved by dlt and checked before anything is extracted, so a missing file, a malformed key or an unreachable token endpoint ends
   the load in seconds with one line naming what is wrong, and leaves no load package behind.
 - File formats: BigQuery cannot read a JSON column from parquet, so a table holding one (cf_kv_metadata) is
   written as JSON lines (its child tables with it, in the same pass) and becomes a native JSON column; every
@@ -39,11 +39,19 @@ class BigQueryCredentialsError(ValueError):
 
 
 def destination(options: Destination, settings: Settings, preferred_format: str = "parquet"):
-    """dlt's BigQuery destination for a definition: the emulator, or Google with checked credentials."""
+    """dlt's BigQuery destination for a definition. Builds no connection: Dagster builds one per asset when it
+    loads its definitions; `check_before_load` proves the credentials right before a load."""
+    credentials = None
     if settings.bigquery_emulator_host:
-        credentials = emulator_credentials(settings)
-    else:
-        credentials = google_credentials(settings)
+        # google-cloud-bigquery sends every request to this host when the variable is set; the emulator reads no
+        # gzip, and dlt gzips JSON-lines load files unless told otherwise (intermediate files: see loads.py).
+        os.environ[EMULATOR_HOST_VARIABLE] = settings.bigquery_emulator_host
+        os.environ["NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION"] = "true"
+        if settings.bigquery_project_id:
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = _credentials_of(AnonymousCredentials(), settings.bigquery_project_id)
+    # Otherwise dlt resolves Google's credentials (GOOGLE_APPLICATION_CREDENTIALS, DESTINATION__BIGQUERY__*) itself.
     return dlt.destinations.bigquery(
         credentials=credentials,
         location=options.location or None,
@@ -60,21 +68,29 @@ def jsonl_for_json_tables(preferred, supported, *, table_schema=None, **_):
     return preferred, supported
 
 
-def emulator_credentials(settings: Settings) -> GcpServiceAccountCredentials:
-    if not settings.bigquery_project_id:
-        raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE} is set but no project id: set {PROJECT_VARIABLES}")
-    try:  # nothing answering would have dlt retry each request for a minute
-        httpx.get(settings.bigquery_emulator_host, timeout=5)
-    except httpx.HTTPError:
-        raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE}: nothing answers at "
-                                       f"{settings.bigquery_emulator_host}") from None
-    # google-cloud-bigquery sends every request to this host when the variable is set; the emulator reads no
-    # gzip, and dlt gzips JSON-lines load files unless told otherwise (intermediate files are set in loads.py).
-    os.environ[EMULATOR_HOST_VARIABLE] = settings.bigquery_emulator_host
-    os.environ["NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION"] = "true"
-    from google.auth.credentials import AnonymousCredentials
-
-    return _credentials_of(AnonymousCredentials(), settings.bigquery_project_id)
+def check_before_load(settings: Settings) -> None:
+    """Refuse a load that cannot reach BigQuery before anything is extracted: no package is left behind, and the
+    error is one line naming the variable or file (dlt and google-auth would retry for minutes)."""
+    if settings.bigquery_emulator_host:
+        if not settings.bigquery_project_id:
+            raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE} is set but no project id: set {PROJECT_VARIABLES}")
+        try:
+            httpx.get(settings.bigquery_emulator_host, timeout=5)
+        except httpx.HTTPError:
+            raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE}: nothing answers at "
+                                           f"{settings.bigquery_emulator_host}") from None
+        return
+    path = os.environ.get(CREDENTIALS_FILE_VARIABLE)
+    if path:
+        native, project_id = _credentials_from_file(Path(path))
+        where = f"{CREDENTIALS_FILE_VARIABLE} ({path})"
+    else:
+        credentials = _credentials_from_dlt_config()
+        native, project_id = credentials.to_native_credentials(), credentials.project_id
+        where = "DESTINATION__BIGQUERY__CREDENTIALS__*"
+    if not (settings.bigquery_project_id or project_id):
+        raise BigQueryCredentialsError(f"BigQuery project id missing: set {PROJECT_VARIABLES}")
+    _fetch_token(native, where)
 
 
 def _credentials_of(native, project_id: str) -> GcpServiceAccountCredentials:
@@ -82,24 +98,6 @@ def _credentials_of(native, project_id: str) -> GcpServiceAccountCredentials:
     credentials.project_id = project_id
     credentials._set_default_credentials(native)  # dlt's way to carry ready google.auth credentials
     credentials.resolve()
-    return credentials
-
-
-def google_credentials(settings: Settings) -> GcpServiceAccountCredentials:
-    """Google credentials from GOOGLE_APPLICATION_CREDENTIALS or dlt's DESTINATION__BIGQUERY__CREDENTIALS__*,
-    with a token fetched once to prove they work."""
-    path = os.environ.get(CREDENTIALS_FILE_VARIABLE)
-    if path:
-        native, project_id = _credentials_from_file(Path(path))
-        where = f"{CREDENTIALS_FILE_VARIABLE} ({path})"
-        credentials = _credentials_of(native, settings.bigquery_project_id or project_id)
-    else:
-        credentials = _credentials_from_dlt_config()
-        native = credentials.to_native_credentials()
-        where = "DESTINATION__BIGQUERY__CREDENTIALS__*"
-    if not credentials.project_id:
-        raise BigQueryCredentialsError(f"BigQuery project id missing: set {PROJECT_VARIABLES}")
-    _fetch_token(native, where)
     return credentials
 
 

@@ -34,7 +34,6 @@ def destination_for(definition: SourceDefinition, settings: Settings):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return dlt.destinations.duckdb(credentials=str(settings.duckdb_path),
                                        preferred_loader_file_format=LOADER_FILE_FORMAT)
-    # The emulator, or Google credentials checked here: a load that cannot reach BigQuery fails before extracting.
     return bigquery.destination(definition.destination, settings, LOADER_FILE_FORMAT)
 
 
@@ -105,8 +104,15 @@ def finish_pending_loads(pipeline: dlt.Pipeline, say=print) -> list[str]:
     return pending
 
 
+def check_before_load(definition: SourceDefinition, settings: Settings) -> None:
+    """Fail in seconds, before extracting, when the warehouse cannot be reached (BigQuery credentials)."""
+    if settings.destination_type(definition) == "bigquery":
+        bigquery.check_before_load(settings)
+
+
 def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
              write_disposition: str | None = None) -> LoadResult:
+    check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
     finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
     info: LoadInfo = pipeline.run(build_source(definition, settings, request, write_disposition), **run_kwargs(request))

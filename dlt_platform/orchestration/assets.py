@@ -16,8 +16,8 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.loads import (build_pipeline, build_source, finish_pending_loads, last_snapshot_url,
-                                loaded_row_counts, run_kwargs)
+from dlt_platform.loads import (build_pipeline, build_source, check_before_load, finish_pending_loads,
+                                last_snapshot_url, loaded_row_counts, run_kwargs)
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import Settings
 
@@ -191,6 +191,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
     request = run_request_for(context, config)
     if request.window is not None:
         context.log.info(f"Loading key-prefix windows starting in [{request.window[0]}, {request.window[1]})")
+    check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
     finish_pending_loads(pipeline, say=context.log.warning)
     source = build_source(definition, settings, request)
