@@ -24,9 +24,11 @@ from dlt_platform.sources.cloudflare_kv import cloudflare_kv
 
 LOADER_FILE_FORMAT = "parquet"
 # dlt gzips its intermediate extract files by default; they are local and short-lived, and compressing them
-# costs about a third of extraction (1.2 s per 100k records here). Only the extract step's writers: load files
-# that leave the machine (BigQuery's JSON lines) stay compressed. The environment can still override it.
-os.environ.setdefault("EXTRACT__DATA_WRITER__DISABLE_COMPRESSION", "true")
+# costs about a third of extraction (1.2 s per 100k records here). Load files that leave the machine (BigQuery's
+# JSON lines) stay compressed: the normalize step's writers have their own setting. The environment can still
+# override both.
+os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
+os.environ.setdefault("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "false")
 
 
 def destination_for(definition: SourceDefinition, settings: Settings):

@@ -91,7 +91,10 @@ def bigquery_settings(settings: Settings, emulator: BigQueryEmulator) -> Setting
 
 
 @pytest.fixture
-def bigquery_warehouse(settings, bigquery_emulator):
+def bigquery_warehouse(settings, bigquery_emulator, monkeypatch):
+    # Loads set these process-wide (the BigQuery client reads its host from the environment): undone after.
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_emulator.url)
+    monkeypatch.setenv("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "true")
     warehouse = BigQueryWarehouse(bigquery_settings(settings, bigquery_emulator), bigquery_emulator)
     warehouse.drop_datasets()
     yield warehouse

@@ -3,6 +3,7 @@ only by environment variables, and credentials that cannot work refused in secon
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -180,3 +181,27 @@ def test_bigquery_table_options_are_validated_naming_the_field(destination, mess
 
     with pytest.raises(DefinitionError, match=re.escape(message)):
         make_definition(destination=destination)
+
+
+def test_json_lines_load_files_are_gzipped_for_google_and_plain_for_the_emulator(tmp_path, settings, kv_state,
+                                                                                monkeypatch):
+    from dlt_platform.loads import build_pipeline, build_source
+
+    put(kv_state, "order:o1", ORDER)
+    definition = make_definition(destination={"type": "bigquery"})
+    google = dataclasses.replace(settings, destination_override=None, data_dir=tmp_path / "google")
+    emulated = dataclasses.replace(google, data_dir=tmp_path / "emulated", bigquery_emulator_host="http://127.0.0.1:9",
+                                   bigquery_project_id="p")
+    # As loads.py sets it; the emulator's destination switches it on. Both restored after the test.
+    monkeypatch.setenv("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "false")
+    monkeypatch.delenv("BIGQUERY_EMULATOR_HOST", raising=False)
+    suffixes = {}
+    for name, where in (("google", google), ("emulator", emulated)):
+        pipeline = build_pipeline(definition, where)
+        pipeline.extract(build_source(definition, where))  # extract + normalize need no connection
+        intermediate = [p.name for p in (where.data_dir / "pipelines").rglob("normalize/extracted/*/new_jobs/*")]
+        assert intermediate and not [n for n in intermediate if n.endswith(".gz")]  # local files: never gzipped
+        pipeline.normalize()
+        suffixes[name] = {p.name.split(".", 1)[0]: "".join(p.suffixes[-2:]) for p in
+                          (where.data_dir / "pipelines").rglob("load/normalized/*/new_jobs/*") if "_dlt" not in p.name}
+    assert suffixes["google"]["orders_kv"].endswith(".jsonl.gz") and suffixes["emulator"]["orders_kv"].endswith(".jsonl")
