@@ -4,9 +4,9 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: up test install install-python install-node install-debian
+.PHONY: up test install install-python install-node install-debian install-bqemulator
 
-install: install-python install-node
+install: install-python install-node install-bqemulator
 
 install-python:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9"
@@ -26,6 +26,18 @@ install-debian:
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# The BigQuery emulator pins its own DuckDB, so it gets its own environment; DuckDB's spatial extension, which
+# it needs and cannot download offline, comes from a wheel into the emulator's HOME. Skipped when up to date.
+BQEMULATOR := .bqemulator
+install-bqemulator: $(BQEMULATOR)/.installed
+
+$(BQEMULATOR)/.installed: tools/bqemulator/requirements.txt tools/bqemulator/install_spatial.py
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9"
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(BQEMULATOR)
+	$(UV) pip sync --quiet --python $(BQEMULATOR)/bin/python tools/bqemulator/requirements.txt
+	mkdir -p $(BQEMULATOR)/home && HOME=$(CURDIR)/$(BQEMULATOR)/home $(BQEMULATOR)/bin/python tools/bqemulator/install_spatial.py
+	touch $@
 
 up: install
 	.venv/bin/dlt-platform up

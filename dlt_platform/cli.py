@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dlt_platform.bigquery import BigQueryCredentialsError
 from dlt_platform.config import DefinitionError, SourceDefinition, parse_definition, render_json_schema
 from dlt_platform.contract import render_contract
 from dlt_platform.loads import LoadResult, key_batches, run_load
@@ -55,7 +56,7 @@ def main(config: ConfigOption = None) -> None:
 
 
 # The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
-PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError)
+PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError, BigQueryCredentialsError)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -265,12 +266,18 @@ def up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runs.")] = 900,
     state_dir: Annotated[Path, typer.Option(help="Tokens, local D1/KV/queues, Dagster home and logs.")] = (
         PROJECT_ROOT / ".local"),
+    warehouse: Annotated[str, typer.Option(
+        help="duckdb (a local file) or bigquery (the BigQuery emulator, the production destination offline).")] = "duckdb",
+    emulator_port: Annotated[int, typer.Option(help="Port of the BigQuery emulator (--warehouse bigquery).")] = 9050,
 ) -> None:
     """Run the whole platform offline: Worker (wrangler dev), Dagster, a run of every enabled source."""
     with one_line_errors():
         settings = _settings()
+        if warehouse not in ("duckdb", "bigquery"):
+            raise DefinitionError(f"--warehouse: expected duckdb or bigquery, got '{warehouse}'")
         stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=settings.data_dir), worker_port=worker_port,
-                           dagster_port=dagster_port, config_path=settings.config_path)
+                           dagster_port=dagster_port, config_path=settings.config_path, warehouse=warehouse,
+                           emulator_port=emulator_port)
         stack.stop_all_on_sigterm()
         try:
             stack.start(say=lambda text: console.print(text, markup=False, highlight=False))
@@ -281,7 +288,9 @@ def up(
             console.print(f"Dagster UI:  {stack.dagster_url}/dagster", markup=False, highlight=False)
             console.print(f"Admin page:  {stack.worker_url}/admin?token=<DLT_OPERATOR_TOKEN from "
                           f"{stack.paths.worker_env}>", markup=False, highlight=False)
-            console.print(f"Warehouse:   {settings.data_dir / 'warehouse.duckdb'}", markup=False, highlight=False)
+            where = (f"BigQuery emulator {stack.emulator.url} (project {stack.emulator.project_id})"
+                     if warehouse == "bigquery" else settings.data_dir / "warehouse.duckdb")
+            console.print(f"Warehouse:   {where}", markup=False, highlight=False)
             failed = [run for run in runs.values() if run["status"] != "succeeded"]
             if not once and stack.processes:
                 console.print("The stack keeps running; Ctrl-C stops it.")

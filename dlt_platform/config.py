@@ -58,6 +58,13 @@ def _iso_date(value: object) -> object:
     raise ValueError("must be a date YYYY-MM-DD")
 
 
+class TimePartitioning(StrictModel):
+    """BigQuery time partitioning of the table: one partition per day (hour, month, year) of a TIMESTAMP column."""
+
+    column: Annotated[str, Field(pattern=IDENTIFIER_PATTERN, description="A TIMESTAMP column, e.g. cf_kv_fetched_at.")]
+    granularity: Literal["hour", "day", "month", "year"] = Field("day", description="Width of one partition.")
+
+
 class Destination(StrictModel):
     type: Literal["bigquery", "duckdb"] = Field("bigquery", description="Warehouse; DLT_PLATFORM_DESTINATION overrides it for local work.")
     dataset: Annotated[str, Field(pattern=IDENTIFIER_PATTERN, description="Warehouse dataset (BigQuery dataset, DuckDB schema).")]
@@ -65,6 +72,21 @@ class Destination(StrictModel):
     write_disposition: Literal["replace", "merge", "append"] = Field(
         "replace", description="replace: snapshot; merge: upsert on cf_kv_key; append: keep every load."
     )
+    # BigQuery table options (DuckDB ignores them). Applied when the table is created.
+    location: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9\-]{1,63}$")] | None = Field(
+        None, description="BigQuery location of the dataset, e.g. 'EU', 'US', 'europe-west3' (default US)."
+    )
+    partition_by: TimePartitioning | None = Field(None, description="BigQuery time partitioning of the table.")
+    cluster_by: Annotated[list[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]], Field(min_length=1, max_length=4, json_schema_extra={"uniqueItems": True})] | None = Field(
+        None, description="BigQuery clustering columns, in order (at most 4), e.g. ['cf_kv_key']."
+    )
+
+    @field_validator("cluster_by")
+    @classmethod
+    def _distinct_cluster_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("cluster columns must be distinct")
+        return value
 
 
 class Incremental(StrictModel):

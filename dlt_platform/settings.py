@@ -41,6 +41,9 @@ class Settings:
     cloudflare_requests_per_window: int = 1100
     cloudflare_window_seconds: float = 300.0
     retry_policy: RetryPolicy = RetryPolicy()
+    # BigQuery: the emulator's URL (no Google credentials then) and the project to load into.
+    bigquery_emulator_host: str | None = None
+    bigquery_project_id: str | None = None
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None) -> Settings:
@@ -53,6 +56,9 @@ class Settings:
         transport = env.get("DLT_PLATFORM_KV_TRANSPORT") or None
         if transport not in (None, "rest", "worker"):
             raise DefinitionError(f"DLT_PLATFORM_KV_TRANSPORT: expected rest or worker, got '{transport}'")
+        emulator = (env.get("BIGQUERY_EMULATOR_HOST") or "").rstrip("/") or None
+        if emulator and not emulator.startswith(("http://", "https://")):
+            raise DefinitionError(f"BIGQUERY_EMULATOR_HOST: expected a URL such as http://127.0.0.1:9050, got '{emulator}'")
         return cls(
             config_path=Path(path),
             kv_transport_override=transport,
@@ -69,6 +75,9 @@ class Settings:
             r2_access_key_id=env.get("DLT_R2_ACCESS_KEY_ID") or None,
             r2_secret_access_key=env.get("DLT_R2_SECRET_ACCESS_KEY") or None,
             cloudflare_requests_per_window=int(env.get("CLOUDFLARE_REQUESTS_PER_5_MIN") or 1100),
+            bigquery_emulator_host=emulator,
+            bigquery_project_id=(env.get("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID")
+                                 or env.get("GOOGLE_CLOUD_PROJECT") or None),
         )
 
     def load_sources(self) -> list[SourceDefinition]:

@@ -11,6 +11,9 @@ from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
 from dlt_platform.settings import Settings
 from dlt_platform_tests.worker_kv_double import WorkerKVDouble
 
+# The BigQuery emulator lane (session-scoped emulator, warehouse readers).
+pytest_plugins = ["dlt_platform_tests.bigquery_fixtures"]
+
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 API_TOKEN = "cf-test-token-not-a-real-secret"
 INTERNAL_TOKEN = "internal-test-token"

@@ -7,7 +7,8 @@
 3. `wrangler dev` serves the Worker (a running one on the port is reused);
 4. the sample definitions are synced into D1 through the operator API;
 5. Dagster (webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`, reading its
-   definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file.
+   definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file, or with
+   `warehouse="bigquery"` the BigQuery emulator, started first (the production destination, offline).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from dlt_platform.local.bigquery_emulator import BigQueryEmulator
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
 from dlt_platform.settings import PROJECT_ROOT, Settings
@@ -84,7 +86,13 @@ class LocalStack:
     extra_worker_vars: dict[str, str] = field(default_factory=dict)
     # Added to Dagster's environment, e.g. DAGSTER_PG_URL to keep its history in Postgres.
     extra_dagster_env: dict[str, str] = field(default_factory=dict)
+    warehouse: str = "duckdb"  # or "bigquery": the emulator on emulator_port
+    emulator_port: int = 9050
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def emulator(self) -> BigQueryEmulator:
+        return BigQueryEmulator(port=self.emulator_port, log_path=self.paths.logs / "bqemulator.log")
 
     @property
     def worker_url(self) -> str:
@@ -126,11 +134,12 @@ class LocalStack:
             "DAGSTER_HOME": str(self.paths.dagster_home),
             "DLT_ORCHESTRATOR_URL": self.worker_url,
             "DLT_INTERNAL_TOKEN": tokens["DLT_INTERNAL_TOKEN"],
-            "DLT_PLATFORM_DESTINATION": "duckdb",
+            "DLT_PLATFORM_DESTINATION": self.warehouse,
             "DLT_PLATFORM_KV_TRANSPORT": "worker",
             "DLT_PLATFORM_DATA_DIR": str(self.paths.data_dir),
             "DLT_PLATFORM_CONFIG": str(self.config_path),
             **self.extra_dagster_env,
+            **(self.emulator.client_env() if self.warehouse == "bigquery" else {}),
         }
 
     # --- processes --------------------------------------------------------------------------------------
@@ -269,7 +278,21 @@ class LocalStack:
         self._wait("dagster", self.dagster_ready, timeout=240)
         return True
 
+    # --- the BigQuery emulator ---------------------------------------------------------------------------
+
+    def start_emulator(self) -> bool:
+        """Start the BigQuery emulator unless one already answers on the port; True when started here."""
+        emulator = self.emulator
+        if emulator.ready():
+            return False
+        if not port_is_free(self.emulator_port):
+            raise StackError(f"port {self.emulator_port} is taken by something that is not the BigQuery emulator")
+        self.processes["bqemulator"] = emulator.start().process
+        return True
+
     def start(self, say=print) -> None:
+        if self.warehouse == "bigquery":
+            say(f"BigQuery emulator: {'started' if self.start_emulator() else 'reused'} at {self.emulator.url}")
         say(f"Worker: {'started' if self.start_worker() else 'reused'} at {self.worker_url}")
         synced = self.sync_sources()
         say("sources in D1: " + ", ".join(f"{source_id} {what}" for source_id, what in synced.items()))

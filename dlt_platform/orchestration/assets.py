@@ -18,7 +18,8 @@ from pydantic import Field
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
-from dlt_platform.loads import build_pipeline, build_source, last_snapshot_url, loaded_row_counts, run_kwargs
+from dlt_platform.loads import (build_pipeline, build_source, check_before_load, finish_pending_loads,
+                                last_snapshot_url, loaded_row_counts, run_kwargs)
 from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 
@@ -104,6 +105,13 @@ def definition_metadata(definition: SourceDefinition) -> dict:
     if extract.incremental is not None and extract.incremental.enabled:
         metadata["incremental_key_prefix"] = extract.incremental.key_prefix
         metadata["incremental_lookback"] = f"{extract.incremental.lookback} {extract.incremental.step}(s)"
+    destination = definition.destination
+    if destination.location:
+        metadata["bigquery_location"] = destination.location
+    if destination.partition_by is not None:
+        metadata["bigquery_partition_by"] = f"{destination.partition_by.column} ({destination.partition_by.granularity})"
+    if destination.cluster_by:
+        metadata["bigquery_cluster_by"] = ", ".join(destination.cluster_by)
     if definition.tags:
         metadata["definition_tags"] = dg.MetadataValue.json(definition.tags)
     return metadata
@@ -189,7 +197,9 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if request.window is not None:
         context.log.info(f"Loading key-prefix windows starting in [{request.window[0]}, {request.window[1]})")
+    check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
+    finish_pending_loads(pipeline, say=context.log.warning)
     source = build_source(definition, settings, request)
     # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.
     for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)):

@@ -1,0 +1,86 @@
+"""The BigQuery emulator (`bqemulator`, BigQuery's REST API over DuckDB) as a local process.
+
+It pins its own DuckDB, so it lives in its own environment `.bqemulator/` (installed by `make install`), with
+HOME pointed at `.bqemulator/home` where the install put DuckDB's spatial extension. Data is in memory: every
+start is an empty warehouse. The tests and `dlt-platform up --warehouse bigquery` start it the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from dlt_platform.settings import PROJECT_ROOT
+
+EMULATOR_ENV = PROJECT_ROOT / ".bqemulator"
+DEFAULT_PROJECT = "local-project"
+
+
+class EmulatorError(RuntimeError):
+    """The emulator is not installed or did not come up; the message says what to run or where its log is."""
+
+
+@dataclass
+class BigQueryEmulator:
+    port: int
+    project_id: str = DEFAULT_PROJECT
+    log_path: Path = PROJECT_ROOT / ".local" / "logs" / "bqemulator.log"
+    environment: Path = EMULATOR_ENV
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client_env(self) -> dict[str, str]:
+        """What a dlt-platform process needs to load into this emulator (no Google credentials)."""
+        return {"BIGQUERY_EMULATOR_HOST": self.url, "GOOGLE_CLOUD_PROJECT": self.project_id}
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/bigquery/v2/projects/{self.project_id}/datasets", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start(self, timeout: float = 60) -> BigQueryEmulator:
+        binary = self.environment / "bin" / "bqemulator"
+        if not binary.exists():
+            raise EmulatorError(f"the BigQuery emulator is not installed at {self.environment}: run `make install`")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(binary), "start", "--rest-host", "127.0.0.1", "--rest-port", str(self.port), "--grpc-port", "0",
+                 "--project", self.project_id, "--log-level", "warning", "--no-admin"],
+                env={**os.environ, "HOME": str(self.environment / "home")}, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.process.poll() is not None:
+                raise EmulatorError(f"bqemulator exited with {self.process.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmulatorError(f"bqemulator not ready after {timeout:.0f} s; see {self.log_path}")
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> BigQueryEmulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,207 @@
+"""BigQuery specifics, against the emulator: the column types and table options dlt sends, the CLI configured
+only by environment variables, and credentials that cannot work refused in seconds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.cloud import bigquery
+
+from dlt_platform.bigquery import jsonl_for_json_tables
+from dlt_platform.loads import run_load
+from dlt_platform.settings import PROJECT_ROOT
+
+from .bigquery_fixtures import free_port
+from .conftest import ACCOUNT_ID, API_TOKEN, make_definition
+from .test_loads import ORDER, put
+
+# What the README promises for the audit columns.
+AUDIT_COLUMN_TYPES = {
+    "cf_kv_key": "STRING",
+    "cf_kv_namespace_id": "STRING",
+    "cf_kv_namespace_title": "STRING",
+    "cf_kv_metadata": "JSON",
+    "cf_kv_expiration": "INT64",
+    "cf_kv_fetched_at": "TIMESTAMP",
+    "cf_kv_value_is_json": "BOOL",
+    "cf_kv_value_raw": "STRING",
+    "cf_kv_value_encoding": "STRING",
+}
+
+
+@pytest.fixture
+def sent_sql(monkeypatch) -> list[str]:
+    """Every SQL statement the BigQuery client sends (dlt's DDL included)."""
+    statements: list[str] = []
+
+    def recorder(original):
+        def recording(self, query, *args, **kwargs):
+            statements.append(query)
+            return original(self, query, *args, **kwargs)
+        return recording
+
+    for method in ("query", "query_and_wait"):  # dlt's DDL goes through the DB-API cursor's query_and_wait
+        monkeypatch.setattr(bigquery.Client, method, recorder(getattr(bigquery.Client, method)))
+    return statements
+
+
+def create_table_sql(statements: list[str], dataset: str, table: str) -> str:
+    """The one CREATE TABLE of dataset.table, out of dlt's DDL scripts."""
+    pattern = rf"CREATE TABLE\s+\S*`{dataset}`\.`{table}`\s*\(.*?(?:;|$)"
+    (sql,) = {match for statement in statements for match in re.findall(pattern, statement, re.S)}
+    return sql
+
+
+def test_audit_columns_get_their_bigquery_types_and_the_table_options_reach_create_table(
+        kv_state, bigquery_warehouse, sent_sql):
+    definition = make_definition(destination={
+        "type": "bigquery", "write_disposition": "merge", "location": "EU",
+        "partition_by": {"column": "cf_kv_fetched_at", "granularity": "day"}, "cluster_by": ["cf_kv_key"]})
+    put(kv_state, "order:o1", ORDER, {"schema": 2}, 1_900_000_000)
+    run_load(definition, bigquery_warehouse.settings)
+    ddl = create_table_sql(sent_sql, "source_test", "orders_kv")
+    declared = dict(re.findall(r"`(\w+)` (\w+)", ddl))
+    assert {name: declared[name] for name in AUDIT_COLUMN_TYPES} == AUDIT_COLUMN_TYPES
+    assert re.search(r"`cf_kv_key` STRING\s+NOT NULL", ddl) and not re.search(r"`cf_kv_metadata` JSON\s+NOT NULL", ddl)
+    # bqemulator 1.4.0 keeps neither partitioning nor clustering in its table metadata: assert on what dlt sent
+    # (and the emulator accepted: the load succeeded).
+    assert "PARTITION BY TIMESTAMP_TRUNC(`cf_kv_fetched_at`, DAY)" in ddl
+    assert re.search(r"CLUSTER BY `cf_kv_key`", ddl)
+    # What the emulator reports (it shows JSON as STRING) and what a JSON function reads back.
+    reported = bigquery_warehouse.column_types("source_test", "orders_kv")
+    assert {name: reported[name] for name in ("cf_kv_expiration", "cf_kv_fetched_at", "cf_kv_value_is_json")} == {
+        "cf_kv_expiration": "INTEGER", "cf_kv_fetched_at": "TIMESTAMP", "cf_kv_value_is_json": "BOOLEAN"}
+    assert bigquery_warehouse.query("select json_value(cf_kv_metadata, '$.schema'), total from source_test.orders_kv"
+                                    ) == [("2", 12.5)]
+    assert bigquery_warehouse.client.get_dataset("source_test").location == "EU"
+
+
+def test_tables_with_a_json_column_load_from_json_lines_and_others_from_parquet():
+    json_table = {"columns": {"cf_kv_metadata": {"name": "cf_kv_metadata", "data_type": "json"}}}
+    plain_table = {"columns": {"sku": {"name": "sku", "data_type": "text"}}}
+    assert jsonl_for_json_tables("parquet", ["jsonl", "parquet"], table_schema=json_table)[0] == "jsonl"
+    assert jsonl_for_json_tables("parquet", ["jsonl", "parquet"], table_schema=plain_table)[0] == "parquet"
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "dlt-platform"), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def cli_env(tmp_path, kv_api) -> dict[str, str]:
+    """A clean environment for the CLI: the loopback KV API, a bigquery definition, no Google credentials."""
+    definition = make_definition(source_id="bq_orders", destination={"type": "bigquery", "write_disposition": "merge"})
+    (tmp_path / "sources.json").write_text(json.dumps({"sources": [definition.model_dump(mode="json")]}))
+    keep = {name: value for name, value in os.environ.items()
+            if not name.startswith(("GOOGLE_", "DESTINATION__", "BIGQUERY_", "DLT_PLATFORM_", "CLOUDFLARE_"))}
+    return {**keep, "DLT_PLATFORM_CONFIG": str(tmp_path / "sources.json"), "DLT_PLATFORM_DATA_DIR": str(tmp_path / "data"),
+            "CLOUDFLARE_API_BASE_URL": kv_api.base_url, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID,
+            "CLOUDFLARE_API_TOKEN": API_TOKEN, "NO_GCE_CHECK": "true", "COLUMNS": "500"}  # no wrapping: one line is one line
+
+
+def test_the_cli_loads_a_bigquery_source_into_the_emulator_twice_with_one_row_per_key(
+        kv_state, cli_env, bigquery_warehouse):
+    emulator = bigquery_warehouse.emulator
+    env = {**cli_env, "BIGQUERY_EMULATOR_HOST": emulator.url, "GOOGLE_CLOUD_PROJECT": emulator.project_id}
+    put(kv_state, "order:o1", ORDER)
+    put(kv_state, "order:o2", {**ORDER, "order_id": "o2"})
+    assert cli("load", "--source-id", "bq_orders", env=env).returncode == 0
+    put(kv_state, "order:o2", {**ORDER, "order_id": "o2", "total": 1.0})
+    second = cli("load", "--source-id", "bq_orders", env=env)
+    assert second.returncode == 0, second.stderr
+    assert bigquery_warehouse.query("select cf_kv_key, total from source_test.orders_kv order by 1") == [
+        ("order:o1", 12.5), ("order:o2", 1.0)]
+    assert bigquery_warehouse.query("select count(*) from source_test.orders_kv__items") == [(4,)]
+
+
+def service_account_key(token_uri: str) -> dict:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {"type": "service_account", "project_id": "some-project", "private_key_id": "k1", "private_key": pem,
+            "client_email": "loader@some-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri}
+
+
+def credential_cases(tmp_path: Path) -> list[tuple[dict[str, str], str]]:
+    unreachable = tmp_path / "unreachable.json"  # a key whose token endpoint does not answer (nothing listens)
+    unreachable.write_text(json.dumps(service_account_key(f"http://127.0.0.1:{free_port()}/token")))
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text('{"type": "service_account", "client_email": ')
+    no_key = tmp_path / "no_key.json"
+    no_key.write_text(json.dumps({**service_account_key("http://127.0.0.1:9/token"), "private_key": ""}))
+    return [
+        ({}, "BigQuery credentials missing: set GOOGLE_APPLICATION_CREDENTIALS"),
+        ({"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "absent.json")},
+         f"GOOGLE_APPLICATION_CREDENTIALS: no file at {tmp_path / 'absent.json'}"),
+        ({"GOOGLE_APPLICATION_CREDENTIALS": str(malformed)}, f"{malformed} is not a JSON key file"),
+        ({"GOOGLE_APPLICATION_CREDENTIALS": str(no_key)}, f"{no_key} lacks private_key"),
+        ({"GOOGLE_APPLICATION_CREDENTIALS": str(unreachable)}, "no token from http://127.0.0.1:"),
+        ({"BIGQUERY_EMULATOR_HOST": "http://127.0.0.1:9"}, "BIGQUERY_EMULATOR_HOST is set but no project id"),
+        ({"BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}", "GOOGLE_CLOUD_PROJECT": "p"},
+         "BIGQUERY_EMULATOR_HOST: nothing answers at http://127.0.0.1:"),
+    ]
+
+
+def test_unusable_credentials_end_the_load_within_seconds_with_one_line_and_leave_nothing_pending(
+        kv_state, cli_env, tmp_path):
+    put(kv_state, "order:o1", ORDER)
+    for extra, expected in credential_cases(tmp_path):
+        started = time.monotonic()
+        result = cli("load", "--source-id", "bq_orders", env={**cli_env, **extra}, timeout=60)
+        elapsed = time.monotonic() - started
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and expected in lines[0], (extra, result.stderr)
+        assert "PRIVATE KEY" not in result.stderr
+        assert elapsed < 30, (extra, elapsed)
+    # Refused before extracting: no load package waits in the pipeline for the next run.
+    pipeline_dir = Path(cli_env["DLT_PLATFORM_DATA_DIR"]) / "pipelines" / "bq_orders"
+    assert not list(pipeline_dir.glob("**/normalized/*")) and not list(pipeline_dir.glob("**/new/*"))
+
+
+@pytest.mark.parametrize("destination, message", [
+    ({"partition_by": {"column": "cf_kv_fetched_at", "granularity": "week"}},
+     "destination.partition_by.granularity: Input should be 'hour', 'day', 'month' or 'year'"),
+    ({"cluster_by": ["a", "b", "c", "d", "e"]}, "destination.cluster_by: List should have at most 4 items"),
+    ({"cluster_by": ["a", "a"]}, "destination.cluster_by: cluster columns must be distinct"),
+    ({"location": "EU; DROP"}, "destination.location: String should match pattern"),
+])
+def test_bigquery_table_options_are_validated_naming_the_field(destination, message):
+    from dlt_platform.config import DefinitionError
+
+    with pytest.raises(DefinitionError, match=re.escape(message)):
+        make_definition(destination=destination)
+
+
+def test_json_lines_load_files_are_gzipped_for_google_and_plain_for_the_emulator(tmp_path, settings, kv_state,
+                                                                                monkeypatch):
+    from dlt_platform.loads import build_pipeline, build_source
+
+    put(kv_state, "order:o1", ORDER)
+    definition = make_definition(destination={"type": "bigquery"})
+    google = dataclasses.replace(settings, destination_override=None, data_dir=tmp_path / "google")
+    emulated = dataclasses.replace(google, data_dir=tmp_path / "emulated", bigquery_emulator_host="http://127.0.0.1:9",
+                                   bigquery_project_id="p")
+    # As loads.py sets it; the emulator's destination switches it on. Both restored after the test.
+    monkeypatch.setenv("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "false")
+    monkeypatch.delenv("BIGQUERY_EMULATOR_HOST", raising=False)
+    suffixes = {}
+    for name, where in (("google", google), ("emulator", emulated)):
+        pipeline = build_pipeline(definition, where)
+        pipeline.extract(build_source(definition, where))  # extract + normalize need no connection
+        intermediate = [p.name for p in (where.data_dir / "pipelines").rglob("normalize/extracted/*/new_jobs/*")]
+        assert intermediate and not [n for n in intermediate if n.endswith(".gz")]  # local files: never gzipped
+        pipeline.normalize()
+        suffixes[name] = {p.name.split(".", 1)[0]: "".join(p.suffixes[-2:]) for p in
+                          (where.data_dir / "pipelines").rglob("load/normalized/*/new_jobs/*") if "_dlt" not in p.name}
+    assert suffixes["google"]["orders_kv"].endswith(".jsonl.gz") and suffixes["emulator"]["orders_kv"].endswith(".jsonl")
