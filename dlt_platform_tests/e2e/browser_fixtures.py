@@ -1,7 +1,7 @@
 """Browser fixtures for the end-to-end tests: Debian's chromium driven by Playwright (never `playwright install`).
 
-A test module imports the fixtures it uses by name (`browser`, `browser_context`, `live_stack`) with the
-helpers; screenshots go to `dlt_platform_tests/artifacts/` (git-ignored).
+The fixtures (`browser`, `browser_context`, `live_stack`) are registered once in the e2e conftest, so the
+session's one browser is shared by every module; test modules import only the helpers; screenshots go to `dlt_platform_tests/artifacts/` (git-ignored).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ import pytest
 
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform_tests.e2e.alert_fixtures import alert_receiver  # noqa: F401  (fixture)
+# One session-wide browser for every module (a second sync Playwright in the same session fails).
+from dlt_platform_tests.e2e.browser_fixtures import browser, browser_context, live_stack  # noqa: F401  (fixtures)
 
 
 def free_port() -> int:

@@ -16,15 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page
 
-from dlt_platform_tests.e2e.browser_fixtures import (  # noqa: F401  (fixtures)
-    browser,
-    browser_context,
-    dismiss_dagster_welcome,
-    live_stack,
-    poll,
-    screenshot,
-    screenshot_on_failure,
-)
+from dlt_platform_tests.e2e.browser_fixtures import dismiss_dagster_welcome, poll, screenshot, screenshot_on_failure
 
 SOURCE_IDS = ("cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors")
 TERMINAL = {"succeeded", "failed", "canceled", "dead_lettered"}

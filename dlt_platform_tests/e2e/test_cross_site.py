@@ -20,12 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from dlt_platform_tests.e2e.browser_fixtures import (  # noqa: F401  (fixtures)
-    browser,
-    browser_context,
-    live_stack,
-    screenshot_on_failure,
-)
+from dlt_platform_tests.e2e.browser_fixtures import screenshot_on_failure
 
 TAG_KEY = "dlt_platform_e2e/cross_site"
 CONTROL_QUERY = "query { version }"

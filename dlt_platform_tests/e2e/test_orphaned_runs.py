@@ -1,6 +1,7 @@
-"""A run whose Dagster processes were SIGKILLed mid-run: after the restart Dagster still calls it STARTED and
-nothing of Dagster's will end it. Cancel through the Worker ends it in Dagster and in the ledger, and the next
-run of its source is no longer held behind it."""
+"""A run whose Dagster processes were SIGKILLed mid-run. After the restart two things race to end it: Dagster's
+run monitoring (the launcher reports runs of an earlier boot dead) and an operator's cancel through the Worker,
+which force-marks the run canceled when Dagster cannot terminate it. Whichever wins, the cancel never answers
+502, the run ends in Dagster and in the ledger, and the next run of its source is no longer held behind it."""
 
 from __future__ import annotations
 
@@ -54,19 +55,19 @@ def test_cancel_ends_a_run_orphaned_by_sigkill_and_frees_its_source(stack, opera
         assert sigkill_dagster(stack) >= 3
     finally:
         stack.start_dagster()
-    assert dagster_status(stack, dagster_run_id) == "STARTED", "not orphaned: Dagster ended the run itself"
-    assert operator.run(run_id)["status"] in ("launched", "running")
-
     tokens = stack.tokens()
     response = httpx.post(f"{stack.worker_url}/runs/{run_id}/cancel", timeout=60,
                           headers={"Authorization": f"Bearer {tokens['DLT_OPERATOR_TOKEN']}", "X-Actor": "e2e"})
 
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "canceled"
-    assert response.json()["dagster"] == "marked_canceled", response.json()
-    assert dagster_status(stack, dagster_run_id) == "CANCELED"
-    events = operator.run(run_id)["events"]
-    assert "marked canceled there" in events[-1]["message"], events
+    if response.status_code == 200:  # the cancel came first: the dead run is marked canceled in Dagster
+        assert response.json()["status"] == "canceled", response.json()
+        assert response.json()["dagster"] in ("marked_canceled", "terminated"), response.json()
+        assert wait_until(lambda: dagster_status(stack, dagster_run_id) == "CANCELED", 60, 0.5, "Dagster's cancel")
+    else:  # run monitoring came first: the run already failed in Dagster, and the ledger keeps that ending
+        assert response.status_code == 409, response.text
+        assert dagster_status(stack, dagster_run_id) == "FAILURE"
+    ended = wait_until(lambda: operator.run(run_id)["status"] in ("canceled", "failed"), 120, 0.5, "the ledger")
+    assert ended
     # Dagster's per-source limit no longer waits behind the dead run.
     again = operator.request_run(SOURCE)
     assert operator.wait_for_runs([again], timeout=300)[again]["status"] == "succeeded", operator.run(again)
