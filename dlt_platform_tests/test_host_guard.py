@@ -10,7 +10,6 @@ import time
 import httpx
 import pytest
 import uvicorn
-import websockets
 from websockets.sync.client import connect
 from websockets.sync.server import serve as websocket_serve
 

@@ -10,11 +10,13 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from dlt_platform_tests.waiting import poll  # noqa: F401  (re-exported for the browser tests)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -56,19 +58,6 @@ def screenshot_on_failure(page: Page, name: str) -> Iterator[None]:
         with contextlib.suppress(Exception):
             screenshot(page, f"{name}-failure", full_page=True)
         raise
-
-
-def poll(check: Callable[[], object], timeout: float, interval: float, what: str):
-    """Call `check` until it returns something truthy; bounded, the last value is in the failure message."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

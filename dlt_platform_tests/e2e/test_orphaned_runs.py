@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import httpx
 import psutil
+
+from dlt_platform_tests.waiting import poll
 
 SOURCE = "cloudflare_kv_orders"
 
@@ -19,16 +20,6 @@ def dagster_status(stack, dagster_run_id: str) -> str | None:
     query = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
     result = stack.dagster_graphql(query, {"id": dagster_run_id})["data"]["runOrError"]
     return result.get("status")
-
-
-def wait_until(check, timeout: float, poll: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def sigkill_dagster(stack) -> int:
@@ -48,9 +39,9 @@ def sigkill_dagster(stack) -> int:
 
 def test_cancel_ends_a_run_orphaned_by_sigkill_and_frees_its_source(stack, operator):
     run_id = operator.request_run(SOURCE)
-    dagster_run_id = wait_until(lambda: operator.run(run_id)["dagster_run_id"], 120, 0.2, "the launch")
+    dagster_run_id = poll(lambda: operator.run(run_id)["dagster_run_id"], 120, 0.2, "the launch")
     # Kill while the run executes: its run worker and the code server that would report its death go together.
-    wait_until(lambda: dagster_status(stack, dagster_run_id) == "STARTED", 120, 0.05, "the run to start")
+    poll(lambda: dagster_status(stack, dagster_run_id) == "STARTED", 120, 0.05, "the run to start")
     try:
         assert sigkill_dagster(stack) >= 3
     finally:
@@ -62,11 +53,11 @@ def test_cancel_ends_a_run_orphaned_by_sigkill_and_frees_its_source(stack, opera
     if response.status_code == 200:  # the cancel came first: the dead run is marked canceled in Dagster
         assert response.json()["status"] == "canceled", response.json()
         assert response.json()["dagster"] in ("marked_canceled", "terminated"), response.json()
-        assert wait_until(lambda: dagster_status(stack, dagster_run_id) == "CANCELED", 60, 0.5, "Dagster's cancel")
+        assert poll(lambda: dagster_status(stack, dagster_run_id) == "CANCELED", 60, 0.5, "Dagster's cancel")
     else:  # run monitoring came first: the run already failed in Dagster, and the ledger keeps that ending
         assert response.status_code == 409, response.text
         assert dagster_status(stack, dagster_run_id) == "FAILURE"
-    ended = wait_until(lambda: operator.run(run_id)["status"] in ("canceled", "failed"), 120, 0.5, "the ledger")
+    ended = poll(lambda: operator.run(run_id)["status"] in ("canceled", "failed"), 120, 0.5, "the ledger")
     assert ended
     # Dagster's per-source limit no longer waits behind the dead run.
     again = operator.request_run(SOURCE)

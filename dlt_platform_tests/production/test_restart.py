@@ -12,10 +12,10 @@ import time
 import duckdb
 import httpx
 import psutil
-import pytest
 
 from dlt_platform.orchestration.run_launcher import BOOT_ID_ENV
 from dlt_platform_tests.production.conftest import MERGED_SOURCE, MINUTELY_SOURCE
+from dlt_platform_tests.waiting import poll
 
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 SCHEDULE = """query($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) {
@@ -23,16 +23,6 @@ SCHEDULE = """query($selector: ScheduleSelector!) { scheduleOrError(scheduleSele
 # Seconds from the SIGKILL to the run marked failed in D1 that the docs promise (docs/dagster.md, "Restarts"):
 # the restart itself, one run-monitoring poll (10 s) and one run-mirror tick (10 s).
 FAILED_IN_D1_WITHIN = 180
-
-
-def wait_for(condition, timeout: float, what: str, poll: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def warehouse_rows(stack, table: str) -> tuple[int, int]:
@@ -58,9 +48,9 @@ def test_runs_queue_schedules_and_sensor_cursor_are_recorded_in_postgres(pg_stac
                                  ("%mirror_runs_to_worker%",))
     assert cursor_rows and re.search(r'"cursor": ?"\d+"', cursor_rows[0][0]), "the run mirror's cursor is not in Postgres"
 
-    schedule_ticks = wait_for(lambda: postgres.query(db, "select count(*) from job_ticks where tick_body like %s",
-                                                     (f"%{MINUTELY_SOURCE}_schedule%",))[0][0], 90,
-                              "a tick of the every-minute schedule in Postgres", poll=2)
+    schedule_ticks = poll(lambda: postgres.query(db, "select count(*) from job_ticks where tick_body like %s",
+                                                 (f"%{MINUTELY_SOURCE}_schedule%",))[0][0], 90, 2,
+                          "a tick of the every-minute schedule in Postgres")
     assert schedule_ticks >= 1
     home = pg_stack.paths.dagster_home
     assert not [path for path in home.rglob("*") if path.suffix in {".db", ".sqlite"}], "SQLite files in DAGSTER_HOME"
@@ -93,9 +83,9 @@ def test_sigkill_mid_run_then_restart_on_an_empty_disk_loses_nothing(pg_stack, p
             before = list(operator.wait_for_runs([operator.request_run(MERGED_SOURCE)], timeout=300).values())
         assert before and before[0]["status"] == "succeeded", before
         run_id = operator.request_run(MERGED_SOURCE, idempotency_key="crash-1")
-        dagster_id = wait_for(lambda: operator.run(run_id).get("dagster_run_id"), 120, "the launch")
-        wait_for(lambda: (pg_stack.dagster_graphql(RUN_STATUS, {"id": dagster_id})["data"]["runOrError"]
-                          .get("status") == "STARTED"), 120, "the run to start", poll=0.2)
+        dagster_id = poll(lambda: operator.run(run_id).get("dagster_run_id"), 120, 1, "the launch")
+        poll(lambda: (pg_stack.dagster_graphql(RUN_STATUS, {"id": dagster_id})["data"]["runOrError"]
+                      .get("status") == "STARTED"), 120, 0.2, "the run to start")
 
         # The container dies: every process of this start of serve, then its disk (DAGSTER_HOME, dlt's pipeline
         # folders, snapshots). The DuckDB file stays: it stands in for BigQuery, which outlives the container.
@@ -112,8 +102,8 @@ def test_sigkill_mid_run_then_restart_on_an_empty_disk_loses_nothing(pg_stack, p
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
         pg_stack.start_dagster()
-        failed = wait_for(lambda: (run := operator.run(run_id))["status"] == "failed" and run, FAILED_IN_D1_WITHIN,
-                          "the interrupted run to be marked failed in D1")
+        failed = poll(lambda: (run := operator.run(run_id))["status"] == "failed" and run, FAILED_IN_D1_WITHIN, 1,
+                      "the interrupted run to be marked failed in D1")
         seconds = time.monotonic() - killed_at
         print(f"\nSIGKILL -> run failed in D1: {seconds:.1f} s")
         assert failed["status"] == "failed"
