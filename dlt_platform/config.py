@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from croniter import croniter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
 from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, CRON_SYNTAX_MESSAGE, cron_problem
 
@@ -186,17 +188,10 @@ class Staging(StrictModel):
         return value
 
 
-class SourceDefinition(StrictModel):
-    """One configured source: where the data is, where it goes, when it runs."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"$id": "https://dlt-platform/config/source.schema.json", "title": "SourceDefinition"},
-    )
+class SourceBase(StrictModel):
+    """What every source has, whatever its type: an id, where its rows go, when it runs, who owns it."""
 
     source_id: Annotated[str, Field(pattern=SOURCE_ID_PATTERN, description="Stable id; also the dlt pipeline name.")]
-    # Only cloudflare_kv exists today; rest_api and webhook join as further members of this literal, each with
-    # its own extract model.
-    source_type: Literal["cloudflare_kv"]
     enabled: bool = True
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)] | None = None
     schedule: Annotated[
@@ -213,7 +208,6 @@ class SourceDefinition(StrictModel):
         Annotated[str, Field(max_length=MAX_TAG_VALUE_CHARS)],
     ] = Field(default_factory=dict, max_length=MAX_TAGS)
     destination: Destination
-    extract: KVExtract
     staging: Staging = Field(default_factory=Staging)
 
     @field_validator("schedule", mode="before")
@@ -226,6 +220,135 @@ class SourceDefinition(StrictModel):
             if problem:
                 raise ValueError(f"'{value}' is not a valid five-field cron expression: {problem}")
         return value
+
+
+class KVSourceDefinition(SourceBase):
+    """A Cloudflare Workers KV namespace, listed (or read key by key) and loaded one row per key."""
+
+    source_type: Literal["cloudflare_kv"]
+    extract: KVExtract
+
+
+# Webhook feeds: senders POST to the Worker's /hooks/<source_id>; the Worker verifies the signature on the raw
+# bytes, keeps the delivery (R2 + D1) and Dagster loads waiting deliveries in batches, merging on the delivery id.
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9\-]{1,64}$"
+# Worker secrets are environment bindings: upper-case names.
+SECRET_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
+# A dotted path to a field of the JSON body, e.g. "id" or "data.object.id".
+JSON_PATH_PATTERN = r"^[A-Za-z0-9_\-]{1,64}(\.[A-Za-z0-9_\-]{1,64}){0,7}$"
+MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024
+
+_HMAC_NEEDS_HEADER = {
+    "if": {"properties": {"preset": {"const": "hmac"}}},
+    "then": {
+        "required": ["header"],
+        "x-message": "header is required when preset is hmac",
+        "properties": {"header": {"type": "string", "x-message": "header is required when preset is hmac"}},
+    },
+}
+
+
+class SignatureCheck(StrictModel):
+    """How the Worker verifies a delivery. Presets follow each sender's documented scheme: github
+    (X-Hub-Signature-256), stripe (Stripe-Signature t=/v1=), svix (standard-webhooks svix-id/-timestamp/-signature);
+    hmac is a generic HMAC of the raw body (or of "timestamp.body" when timestamp_header is set)."""
+
+    model_config = ConfigDict(json_schema_extra=_HMAC_NEEDS_HEADER)
+
+    preset: Literal["github", "stripe", "svix", "hmac"]
+    secret_names: list[Annotated[str, Field(pattern=SECRET_NAME_PATTERN)]] = Field(
+        min_length=1, max_length=2,
+        description="Worker secrets holding the signing key; two while a key is rotated (either one verifies).",
+    )
+    header: Annotated[str, Field(pattern=HEADER_NAME_PATTERN)] | None = Field(
+        None, validate_default=True, description="hmac: the header carrying the signature.")
+    algorithm: Literal["sha1", "sha256", "sha512"] = Field("sha256", description="hmac: the hash function.")
+    encoding: Literal["hex", "base64"] = Field("hex", description="hmac: how the signature is written.")
+    signature_prefix: Annotated[str, Field(max_length=32)] | None = Field(
+        None, description="hmac: text before the signature in its header, e.g. 'sha256='.")
+    timestamp_header: Annotated[str, Field(pattern=HEADER_NAME_PATTERN)] | None = Field(
+        None, description="hmac: header with the send time (unix seconds), signed as '<timestamp>.<body>'.")
+    tolerance_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        300, description="Signed timestamps older or newer than this are refused (stripe, svix, hmac with timestamp).")
+
+    @field_validator("header")
+    @classmethod
+    def _hmac_names_its_header(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("preset") == "hmac":
+            raise ValueError("header is required when preset is hmac")
+        return value
+
+
+class FieldLocation(StrictModel):
+    """Where a value is found in a delivery: a request header or a field of the JSON body."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    header: Annotated[str, Field(pattern=HEADER_NAME_PATTERN)] | None = None
+    json_path: Annotated[str, Field(pattern=JSON_PATH_PATTERN)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FieldLocation:
+        if (self.header is None) == (self.json_path is None):
+            raise ValueError("set exactly one of header or json_path")
+        return self
+
+
+class DeliveryBatch(StrictModel):
+    max_deliveries: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        500, description="A run starts once this many deliveries wait...")
+    max_wait_seconds: Annotated[int, Field(ge=1, le=86_400)] = Field(
+        60, description="...or once the oldest waiting delivery is this old.")
+
+
+_HMAC_NEEDS_DELIVERY_ID = {
+    "if": {"properties": {"signature": {"properties": {"preset": {"const": "hmac"}}}}},
+    "then": {
+        "required": ["delivery_id"],
+        "x-message": "delivery_id is required when signature.preset is hmac",
+        "properties": {"delivery_id": {"type": "object", "x-message": "delivery_id is required when signature.preset is hmac"}},
+    },
+}
+
+
+class WebhookExtract(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_HMAC_NEEDS_DELIVERY_ID)
+
+    signature: SignatureCheck
+    delivery_id: FieldLocation | None = Field(
+        None, validate_default=True,
+        description="Where the delivery id is; default the preset's (X-GitHub-Delivery, the Stripe event id, svix-id).",
+    )
+    event_type: FieldLocation | None = Field(
+        None, description="Where the event type is; default the preset's (X-GitHub-Event, Stripe's type, none).")
+    max_body_bytes: Annotated[int, Field(ge=1, le=MAX_WEBHOOK_BODY_BYTES)] = 1024 * 1024
+    content_types: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=lambda: ["application/json"], min_length=1, max_length=10)
+    batch: DeliveryBatch = Field(default_factory=DeliveryBatch)
+
+    @field_validator("delivery_id")
+    @classmethod
+    def _hmac_names_delivery_id(cls, value: FieldLocation | None, info: ValidationInfo) -> FieldLocation | None:
+        signature = info.data.get("signature")
+        if value is None and signature is not None and signature.preset == "hmac":
+            raise ValueError("delivery_id is required when signature.preset is hmac")
+        return value
+
+
+class WebhookSourceDefinition(SourceBase):
+    """A webhook feed: deliveries verified and kept by the Worker, loaded in batches merged on the delivery id."""
+
+    source_type: Literal["webhook"]
+    extract: WebhookExtract
+
+
+# One model per source_type; `source_type` picks the model (here and, through the generated schema, in the Worker).
+DEFINITION_MODELS: dict[str, type[SourceBase]] = {
+    "cloudflare_kv": KVSourceDefinition,
+    "webhook": WebhookSourceDefinition,
+}
+SOURCE_TYPES = tuple(DEFINITION_MODELS)
+SourceDefinition = KVSourceDefinition | WebhookSourceDefinition
 
 
 class DefinitionError(ValueError):
@@ -242,8 +365,15 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
 
 
 def parse_definition(data: object, where: str = "") -> SourceDefinition:
+    if not isinstance(data, dict):
+        raise DefinitionError(f"{where.rstrip('.') or 'definition'}: expected a JSON object")
+    source_type = data.get("source_type")
+    model = DEFINITION_MODELS.get(source_type) if isinstance(source_type, str) else None
+    if model is None:
+        said = "is required" if source_type is None else f"'{source_type}' is not one of {', '.join(SOURCE_TYPES)}"
+        raise DefinitionError(f"{where}source_type: {said}")
     try:
-        return SourceDefinition.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise DefinitionError(describe_validation_error(error, where)) from None
 
@@ -307,7 +437,27 @@ def load_sources_file(path: Path) -> list[SourceDefinition]:
 
 
 def json_schema() -> dict:
-    return SourceDefinition.model_json_schema()
+    """One schema for every source type: `source_type` picks the type's definition through if/then, so a bad
+    definition is reported against its own type's fields only."""
+    defs: dict = {}
+    branches = []
+    for source_type, model in DEFINITION_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
+        branches.append({
+            "if": {"required": ["source_type"], "properties": {"source_type": {"const": source_type}}},
+            "then": {"$ref": f"#/$defs/{model.__name__}"},
+        })
+    return {
+        "$id": "https://dlt-platform/config/source.schema.json",
+        "title": "SourceDefinition",
+        "type": "object",
+        "required": ["source_type"],
+        "properties": {"source_type": {"enum": list(SOURCE_TYPES), "x-message": f"must be one of {', '.join(SOURCE_TYPES)}"}},
+        "allOf": branches,
+        "$defs": defs,
+    }
 
 
 def render_json_schema() -> str:

@@ -74,6 +74,7 @@ JSON_SCHEMA_KEYWORDS = {
     "$id", "$defs", "$ref", "$comment", "title", "description", "default", "type", "enum", "const", "properties",
     "additionalProperties", "required", "items", "anyOf", "allOf", "not", "if", "then", "else", "pattern",
     "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "maxItems", "minItems", "maxProperties",
+    "minProperties",
     "propertyNames", "format", "uniqueItems", "x-message",
 }
 

@@ -10,7 +10,7 @@ export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
 
 export interface SourceDefinition {
   source_id: string;
-  source_type: "cloudflare_kv";
+  source_type: "cloudflare_kv" | "webhook";
   enabled?: boolean;
   schedule?: string | null;
   destination: { type?: string; dataset: string; table: string; write_disposition?: string };
