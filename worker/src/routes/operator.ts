@@ -4,6 +4,7 @@ import { requireOperator } from "../auth";
 import { reloadLocation } from "../dagster";
 import type { AppEnv } from "../env";
 import { validationFailed } from "../errors";
+import { decodeCursor, encodeCursor } from "../cursor";
 import { actorOf, background, idempotencyKey, readJson } from "../http";
 import {
   createSource,
@@ -17,6 +18,7 @@ import {
   runView,
   setSourceEnabled,
   updateSource,
+  type RunListPosition,
 } from "../ledger";
 import { withLoadErrors } from "../load_errors";
 import { cancelRun, retryRun, startRun } from "../runs";
@@ -101,19 +103,15 @@ operator.post("/sources/:source_id/runs", requireOperator, async (c) => {
   return c.json({ run_id: run.run_id, status: run.status }, 202);
 });
 
-function parseCursor(cursor: string | undefined) {
-  if (!cursor) return undefined;
-  try {
-    const [created_at, run_id] = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
-    if (typeof created_at === "string" && typeof run_id === "string") return { created_at, run_id };
-  } catch {
-    // reported below
-  }
-  throw validationFailed([{ field: "cursor", message: "not a cursor this endpoint returned" }]);
+/** A /runs cursor: the [created_at, run_id] of the last run of the previous page. */
+function isRunPosition(value: unknown): value is [string, string] {
+  return Array.isArray(value) && value.length === 2 && value.every((part) => typeof part === "string");
 }
 
-function makeCursor(created_at: string, run_id: string): string {
-  return btoa(JSON.stringify([created_at, run_id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+function readRunCursor(cursor: string | undefined): RunListPosition | undefined {
+  if (!cursor) return undefined;
+  const [created_at, run_id] = decodeCursor(cursor, isRunPosition);
+  return { created_at, run_id };
 }
 
 operator.get("/runs", requireOperator, async (c) => {
@@ -129,11 +127,11 @@ operator.get("/runs", requireOperator, async (c) => {
     source_id: source_id || undefined,
     status: (status as RunStatus) || undefined,
     limit: size,
-    cursor: parseCursor(cursor),
+    cursor: readRunCursor(cursor),
   });
   return c.json({
     runs: page.runs.map(runView),
-    next_cursor: page.next ? makeCursor(page.next.created_at, page.next.run_id) : null,
+    next_cursor: page.next ? encodeCursor([page.next.created_at, page.next.run_id]) : null,
   });
 });
 
