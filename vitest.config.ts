@@ -37,6 +37,8 @@ export default defineConfig({
   ],
   test: {
     include: ["worker/test/**/*.test.ts"],
+    // cron-parser is CommonJS: bundled with esbuild, as wrangler bundles it for the deployed Worker.
+    deps: { optimizer: { ssr: { enabled: true, include: ["cron-parser"] } } },
     setupFiles: ["./worker/test/setup.ts"],
     // A loopback webhook receiver for the alert tests.
     globalSetup: ["./worker/test/alert-receiver.global.mjs"],
