@@ -1,5 +1,5 @@
 /** The queries the cron's reconciliation (reconcile.ts) starts from: runs in flight and runs left waiting. */
-import type { RunStatus } from "../validation";
+import type { RunStatus } from "../contract";
 import type { RunRow } from "./runs";
 
 /** A launched or running run with the time it entered that status (its event's `at`, else created_at). */

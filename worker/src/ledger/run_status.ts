@@ -1,6 +1,6 @@
 /** The one writer of run statuses, and events that leave the status as it is. */
 import { nowIso } from "../ids";
-import type { RunStatus } from "../validation";
+import type { RunStatus } from "../contract";
 import { getRun, type RunRow } from "./runs";
 import { ALERTING, canTransition, TERMINAL } from "./status_machine";
 

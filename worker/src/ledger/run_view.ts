@@ -1,5 +1,5 @@
 /** The API shape of a run: what GET /runs/:run_id answers (with its events) and GET /runs lists. */
-import type { RunRequest } from "../validation";
+import type { RunRequest } from "../bodies";
 import type { RunRow } from "./runs";
 
 export function runView(row: RunRow) {

@@ -1,7 +1,8 @@
 /** The runs and run_events tables: reading runs, inserting a run with its first event, Dagster's own runs. */
 import { notFound } from "../errors";
 import { newRunId, nowIso } from "../ids";
-import type { RunRequest, RunStatus, Trigger } from "../validation";
+import type { RunRequest } from "../bodies";
+import type { RunStatus, Trigger } from "../contract";
 import { isUniqueViolation } from "./d1";
 import { ALERTING, PENDING, TERMINAL } from "./status_machine";
 

@@ -1,7 +1,8 @@
 /** The source store: current definitions, their enabled flag, retirement; every change also writes a version. */
 import { ApiError, conflict, notFound } from "../errors";
 import { nowIso } from "../ids";
-import type { RunStatus, SourceDefinition } from "../validation";
+import type { RunStatus } from "../contract";
+import type { SourceDefinition } from "../validation";
 import { isUniqueViolation } from "./d1";
 import { firstVersionStatement, nextVersionStatement, type SourceChange } from "./versions";
 
