@@ -3,8 +3,8 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./env";
 import { validationFailed } from "./errors";
 
-/** Parses the JSON body; `optional` accepts an empty body as undefined. Routes read bodies through jsonBody. */
-export async function readJson(c: Context<AppEnv>, optional = false): Promise<unknown> {
+/** Parses the JSON body; `optional` accepts an empty body as undefined. */
+async function readJson(c: Context<AppEnv>, optional = false): Promise<unknown> {
   const text = await c.req.text();
   if (!text.trim()) {
     if (optional) return undefined;
