@@ -1,8 +1,8 @@
 /**
- * The D1 ledger: sources and their versions, runs and their events. One module per concern; everything the rest
- * of the Worker uses is re-exported here, so callers import from "./ledger".
+ * The D1 ledger: sources and their versions, runs and their events. One module per concern; the ledger's whole
+ * API is re-exported here, so callers import from "./ledger".
  */
-export { ALERTING, TERMINAL } from "./status_machine";
+export { ALERTING, canTransition, PENDING, TERMINAL } from "./status_machine";
 export {
   createSource,
   findSource,
@@ -18,6 +18,7 @@ export {
 export { listVersions, type SourceChange } from "./versions";
 export {
   findRun,
+  findRunByDagsterId,
   getRun,
   insertRun,
   listEvents,
@@ -30,7 +31,7 @@ export {
   type RunRow,
 } from "./runs";
 export { runView } from "./run_view";
-export { createQueuedRun } from "./idempotency";
+export { createQueuedRun, findRunByIdempotencyKey, PENDING_RETRY_AFTER_SECONDS } from "./idempotency";
 export { addEvent, applyStatus, type StatusChange } from "./run_status";
 export {
   claimForLaunch,
