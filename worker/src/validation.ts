@@ -7,8 +7,16 @@ import { schemaCheck } from "./json_schema";
 
 // Defined once in dlt_platform/contract.py; re-exported where the Worker's modules have always found them.
 export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
-// The other request bodies (run requests above all) are declared in bodies.ts.
-export type { RunRequest } from "./bodies";
+// The other request bodies are declared in bodies.ts; re-exported where modules have found them so far.
+export {
+  MAX_RUN_LIMIT,
+  parseInternalRun,
+  parseRunRequest,
+  parseStatusUpdate,
+  type InternalRunBody,
+  type RunRequest,
+  type StatusUpdate,
+} from "./bodies";
 
 export interface SourceDefinition {
   source_id: string;
