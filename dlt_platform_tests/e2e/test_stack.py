@@ -10,6 +10,7 @@ import duckdb
 import httpx
 
 from dlt_platform.local.sample_data import sample_namespaces
+from dlt_platform_tests.waiting import poll
 
 LIFECYCLE = ["queued", "launching", "launched", "running", "succeeded"]
 
@@ -84,7 +85,9 @@ def test_one_idempotency_key_gives_one_run_and_a_duplicate_delivery_launches_onc
     final = operator.wait_for_runs([first], timeout=300)[first]
     assert final["status"] == "succeeded", operator.run(first)
     assert "re-sent to the queue by reconciliation" in [e["message"] for e in operator.run(first)["events"]]
-    time.sleep(8)  # leave the second delivery time to be consumed
+    # The second delivery is acked without launching, and the Worker records that on the run.
+    poll(lambda: [e for e in operator.run(first)["events"] if (e["data"] or {}).get("duplicate_delivery")],
+         timeout=60, interval=0.5, what=f"the duplicate delivery of {first} to be acked")
     assert len(dagster_runs_tagged(stack, first)) == 1
     assert [r["run_id"] for r in operator.runs(source_id="cloudflare_kv_leads")].count(first) == 1
 
