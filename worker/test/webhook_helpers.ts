@@ -84,7 +84,7 @@ export function stripeSignature(body: string, secret = SECRETS.stripe, t = nowSe
 
 /** Standard webhooks: "v1," + base64 HMAC-SHA256(base64-decoded key after whsec_, `${id}.${ts}.${body}`). */
 export function svixHeaders(body: string, id: string, secret = SECRETS.svix, ts = nowSeconds(), family = "svix") {
-  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  const key = Uint8Array.from(atob(secret.slice("whsec_".length)), (ch) => ch.charCodeAt(0));
   const signature = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
   return {
     "content-type": "application/json",
