@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { signIn } from "./admin_helpers";
 import { call, INTERNAL, json, OPERATOR, testEnv, uniqueId } from "./helpers";
 import { createWebhookSource, githubExtract, githubHeaders, postHook } from "./webhook_helpers";
 
@@ -144,5 +145,30 @@ describe("internal webhook API", () => {
     expect((await json(marking)).error.fields.map((f: any) => f.field)).toEqual(["run_id", "delivery_ids"]);
     const unknown = await call(env, "GET", `/internal/webhooks/${uniqueId("nope")}/deliveries?state=waiting`, asDagster);
     expect(unknown.status).toBe(404);
+  });
+});
+
+describe("operator figures", () => {
+  it("the admin page shows accepted, waiting, loaded, refused by reason and the last delivery", async () => {
+    const { env } = testEnv();
+    const sourceId = await createWebhookSource(env, uniqueId("wh"), githubExtract());
+    await deliver(env, sourceId, "a-1");
+    await deliver(env, sourceId, "a-2");
+    await call(env, "POST", `/internal/webhooks/${sourceId}/deliveries/loaded`, {
+      ...asDagster,
+      body: { run_id: "run-a", delivery_ids: ["a-1"] },
+    });
+    const body = "{}";
+    await postHook(env, sourceId, body, githubHeaders(body, "a-3", "wrong-secret"));
+    const stats = await json(await call(env, "GET", `/sources/${sourceId}/webhook`));
+    expect(stats).toMatchObject({ accepted: 2, waiting: 1, loaded: 1, refused: { bad_signature: 1 }, refused_total: 1 });
+
+    const cookie = await signIn(env);
+    const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
+    const row = new RegExp(
+      `<td>${sourceId}</td>\\s*<td>2</td>\\s*<td>1</td>\\s*<td>1</td>\\s*<td>1<div class="muted">bad_signature: 1</div></td>\\s*<td>${stats.last_delivery_at}</td>`,
+    );
+    expect(page).toMatch(row);
+    expect((await call(env, "GET", `/sources/${uniqueId("kv")}/webhook`)).status).toBe(404);
   });
 });
