@@ -221,3 +221,39 @@ export function parseLoadErrorReport(body: unknown): ReportedLoadError[] {
     message: error.message.slice(0, MAX_LOAD_ERROR_CHARS),
   }));
 }
+
+// --- POST /internal/webhooks/:source_id/deliveries/loaded -----------------------------------
+
+/** Most delivery ids one request may mark loaded: one page of deliveries. */
+export const MAX_DELIVERIES_PER_PAGE = 1000;
+const MAX_RUN_ID = 200;
+
+export interface LoadedDeliveries {
+  run_id: string;
+  delivery_ids: string[];
+}
+
+const checkLoadedDeliveries = schemaCheck({
+  type: "object",
+  required: ["run_id", "delivery_ids"],
+  properties: {
+    run_id: {
+      type: "string",
+      minLength: 1,
+      maxLength: MAX_RUN_ID,
+      pattern: "\\S",
+      "x-message": `must be the Dagster run id (1..${MAX_RUN_ID} characters)`,
+    },
+    delivery_ids: {
+      type: "array",
+      minItems: 1,
+      maxItems: MAX_DELIVERIES_PER_PAGE,
+      items: { type: "string", minLength: 1 },
+      "x-message": `must be 1..${MAX_DELIVERIES_PER_PAGE} delivery ids`,
+    },
+  },
+});
+
+export function parseLoadedDeliveries(body: unknown): LoadedDeliveries {
+  return validated<LoadedDeliveries>(checkLoadedDeliveries, body, "loaded deliveries");
+}
