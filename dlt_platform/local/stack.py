@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 
 from dlt_platform.local.bigquery_emulator import BigQueryEmulator
 from dlt_platform.local.sample_data import sample_namespaces
@@ -64,10 +65,35 @@ class StackPaths:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
-    return {name.strip(): value.strip() for name, value in pairs}
+    """The variables of a dotenv file (none when it does not exist), as wrangler's --env-file reads it."""
+    return {name: value for name, value in dotenv_values(path).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class RunningWorker:
+    """A local Worker that answers: its URL and the internal token the KV page API wants."""
+
+    url: str
+    internal_token: str = field(repr=False)
+    env_file: Path
+
+
+def running_local_worker(state_dir: Path = PROJECT_ROOT / ".local") -> RunningWorker | None:
+    """The Worker `dlt-platform up` started from `state_dir`, if it is still up: its worker.env names its URL
+    (PUBLIC_URL) and tokens, and /health must answer with D1 ok."""
+    env_file = StackPaths(state_dir=state_dir).worker_env
+    values = read_env_file(env_file)
+    url, token = values.get("PUBLIC_URL"), values.get("DLT_INTERNAL_TOKEN")
+    if not url or not token or not worker_answers(url):
+        return None
+    return RunningWorker(url=url, internal_token=token, env_file=env_file)
+
+
+def worker_answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).json().get("d1") == "ok"
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def port_is_free(port: int) -> bool:
@@ -204,10 +230,7 @@ class LocalStack:
     # --- the Worker ---------------------------------------------------------------------------------------
 
     def worker_healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.worker_url}/health", timeout=2).json().get("d1") == "ok"
-        except (httpx.HTTPError, ValueError):
-            return False
+        return worker_answers(self.worker_url)
 
     def prepare_worker_state(self, today: dt.date) -> None:
         """Migrate the local D1 and seed the local KV namespaces (KV once a day)."""
