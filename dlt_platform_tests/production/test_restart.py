@@ -89,7 +89,7 @@ def test_sigkill_mid_run_then_restart_on_an_empty_disk_loses_nothing(pg_stack, p
 
         # The container dies: every process of this start of serve, then its disk (DAGSTER_HOME, dlt's pipeline
         # folders, snapshots). The DuckDB file stays: it stands in for BigQuery, which outlives the container.
-        serve = pg_stack.processes.pop("dagster")
+        serve = pg_stack.supervisor.release("dagster")
         boot_id = psutil.Process(serve.pid).children()[0].environ()[BOOT_ID_ENV]
         killed_at = time.monotonic()
         os.killpg(serve.pid, signal.SIGKILL)
