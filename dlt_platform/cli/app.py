@@ -19,7 +19,7 @@ from dlt_platform.cli.output import errors, note
 from dlt_platform.config import DefinitionError, SourceDefinition
 from dlt_platform.local.stack import StackError, running_local_worker
 from dlt_platform.operator_client import OperatorAPIError
-from dlt_platform.settings import PROJECT_ROOT, Settings
+from dlt_platform.settings import PROJECT_ROOT, Settings, SettingsError
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError
 
 app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
@@ -50,8 +50,17 @@ def settings() -> Settings:
     return Settings.from_env(state.config)
 
 
+class UsageError(ValueError):
+    """Options that cannot be used together or as given; the message names the option."""
+
+
+class VerificationFailed(RuntimeError):
+    """A deployment that answered but did not do what a verification run expects; the message lists what."""
+
+
 # The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
-PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError, BigQueryCredentialsError)
+PLATFORM_ERRORS = (UsageError, DefinitionError, SettingsError, CloudflareAPIError, OperatorAPIError, StackError,
+                   BigQueryCredentialsError, VerificationFailed)
 
 
 def _root_cause(error: BaseException) -> BaseException:

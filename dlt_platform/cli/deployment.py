@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlt_platform.cli.app import DEPLOYMENT, JsonOption, app, one_line_errors, settings
+from dlt_platform.cli.app import DEPLOYMENT, JsonOption, UsageError, VerificationFailed, app, one_line_errors, settings
 from dlt_platform.cli.output import errors, print_json, print_listing, say
 from dlt_platform.cli.runs import follow_runs, print_runs
-from dlt_platform.config import DefinitionError, parse_definition, render_json_schema
+from dlt_platform.config import parse_definition, render_json_schema
 from dlt_platform.contract import render_contract
 from dlt_platform.operator_client import OperatorClient
 from dlt_platform.run_request import RunRequest, write_disposition_for
@@ -26,7 +26,7 @@ def _operator_client(url: str | None) -> OperatorClient:
     config = settings()
     url = url or config.orchestrator_url
     if not url:
-        raise DefinitionError("--url: no orchestrator URL given and DLT_ORCHESTRATOR_URL is not set")
+        raise UsageError("--url: no orchestrator URL given and DLT_ORCHESTRATOR_URL is not set")
     return OperatorClient(url, config.operator_token)
 
 
@@ -75,7 +75,7 @@ def verify_deployment(
         with _operator_client(url) as client:
             health = client.health()
             if not health.get("ok"):
-                raise DefinitionError(f"orchestrator unhealthy: {health}")
+                raise VerificationFailed(f"orchestrator unhealthy: {health}")
             say(_verification_plan(client, source_id, limit))
             run_id = client.request_run(source_id, limit=limit)
             say(f"requested {run_id} ({source_id}, limit {limit})")
@@ -96,7 +96,7 @@ def verify_deployment(
                 problems.append(f"main table got {main_table} rows, more than the limit {limit}")
             print_runs([run])
             if problems:
-                raise DefinitionError("verification failed: " + "; ".join(problems))
+                raise VerificationFailed("verification failed: " + "; ".join(problems))
             say(f"verified: {run_id} succeeded with {rows} rows merged on cf_kv_key; no row was removed")
 
 
@@ -104,12 +104,12 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
     """What the verification run will do to the source's table, from the definition the Worker holds."""
     stored = client.source(source_id)
     if stored is None:
-        raise DefinitionError(f"--source-id: unknown source '{source_id}' at {client.base_url}")
+        raise UsageError(f"--source-id: unknown source '{source_id}' at {client.base_url}")
     definition = parse_definition(stored["definition"], "definition.")
     disposition = write_disposition_for(definition, RunRequest(limit=limit))
     table = f"{definition.destination.dataset}.{definition.destination.table}"
     if disposition != "merge":
-        raise DefinitionError(f"--source-id: {source_id} writes with {disposition}; a verification run would add "
+        raise UsageError(f"--source-id: {source_id} writes with {disposition}; a verification run would add "
                               f"rows to {table}. Verify with a source that merges or replaces.")
     return (f"verification run: the first {limit} records of {source_id} merged into {table} on cf_kv_key "
             f"(definition: {definition.destination.write_disposition}); keys already there are refreshed, "

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dlt_platform.cli.app import LOAD, app, kv_settings, one_line_errors, settings
+from dlt_platform.cli.app import LOAD, UsageError, app, kv_settings, one_line_errors, settings
 from dlt_platform.cli.output import console, print_listing, say
-from dlt_platform.config import DefinitionError, SourceDefinition
+from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.run_request import RunRequest, checked_request
 from dlt_platform.settings import Settings
@@ -60,7 +60,7 @@ def load(
     with one_line_errors():
         config = settings()
         if all_sources == bool(source_id):
-            raise DefinitionError("give exactly one of --source-id or --all")
+            raise UsageError("give exactly one of --source-id or --all")
         if all_sources:
             for definition in config.load_sources():
                 if definition.enabled:
@@ -77,14 +77,14 @@ def load(
             print_result(load_with_progress(definition, read, request, total=len(keys_list) if keys_list else None))
             return
         if from_snapshot or full_refresh:
-            raise DefinitionError("--batch-size cannot be combined with --from-snapshot or --full-refresh")
+            raise UsageError("--batch-size cannot be combined with --from-snapshot or --full-refresh")
         _load_batches(definition, kv_settings(config, definition), keys_list, batch_size, skip_batches, max_batches)
 
 
 def _read_keys(path: Path) -> list[str]:
     keys_list = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not keys_list:
-        raise DefinitionError(f"--keys-file: {path} holds no keys")
+        raise UsageError(f"--keys-file: {path} holds no keys")
     return keys_list
 
 

@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 
-from dlt_platform.cli.app import LOCAL_STACK, StateDirOption, app, one_line_errors, settings
+from dlt_platform.cli.app import LOCAL_STACK, StateDirOption, UsageError, app, one_line_errors, settings
 from dlt_platform.cli.output import say
 from dlt_platform.cli.runs import follow_runs, print_runs
-from dlt_platform.config import DefinitionError
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform.settings import PROJECT_ROOT
 
@@ -32,7 +31,7 @@ def up(
     with one_line_errors():
         config = settings()
         if warehouse not in ("duckdb", "bigquery"):
-            raise DefinitionError(f"--warehouse: expected duckdb or bigquery, got '{warehouse}'")
+            raise UsageError(f"--warehouse: expected duckdb or bigquery, got '{warehouse}'")
         stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=config.data_dir), worker_port=worker_port,
                            dagster_port=dagster_port, config_path=config.config_path, warehouse=warehouse,
                            emulator_port=emulator_port)
