@@ -17,18 +17,21 @@ from dlt_platform.cli.output import console, print_json, print_listing, say
 from dlt_platform.config import SourceDefinition
 from dlt_platform.profiling import profile_records
 from dlt_platform.run_request import RunRequest
-from dlt_platform.settings import PROJECT_ROOT, Settings
+from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
 
 
-def _records(definition: SourceDefinition, config: Settings, limit: int) -> list[dict]:
+def _first_records(source_id: str, limit: int) -> tuple[SourceDefinition, list[dict]]:
+    """The source's definition and its first `limit` records, as a load would read them."""
+    config = settings()
+    definition = config.get_source(source_id)
     records: list[dict] = []
-    for page in read_pages(definition, config, RunRequest(limit=limit)):
+    for page in read_pages(definition, kv_settings(config, definition), RunRequest(limit=limit)):
         records.extend(page[: limit - len(records)])
         if len(records) >= limit:
             break
-    return records
+    return definition, records
 
 
 def _local_namespaces() -> list[dict]:
@@ -98,9 +101,8 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
            as_json: JsonOption = False) -> None:
     """Print the warehouse rows the first records would become (nothing is loaded)."""
     with one_line_errors():
-        config = settings()
-        definition = config.get_source(source_id)
-        rows = [row_of(record, definition) for record in _records(definition, kv_settings(config, definition), limit)]
+        definition, records = _first_records(source_id, limit)
+        rows = [row_of(record, definition) for record in records]
         if as_json:
             print_json(rows)
             return
@@ -113,9 +115,7 @@ def profile(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] 
             as_json: JsonOption = False) -> None:
     """Per field of the sampled values: presence, types seen, an example; and the share of non-JSON values."""
     with one_line_errors():
-        config = settings()
-        definition = config.get_source(source_id)
-        result = profile_records(_records(definition, kv_settings(config, definition), limit))
+        result = profile_records(_first_records(source_id, limit)[1])
         fields = sorted(result.fields.values(), key=lambda f: (-f.present, f.name))
         summary = {"records": result.records, "non_json": result.non_json, "binary": result.binary,
                    "non_object_json": result.non_object_json}
