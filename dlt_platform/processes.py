@@ -60,6 +60,19 @@ def stop_process(process: subprocess.Popen, timeout: float, own_session: bool = 
         process.wait()
 
 
+def wait_ready(name: str, process: subprocess.Popen, ready: Callable[[], bool], timeout: float,
+               log_path: Path | None = None, poll: float = 0.5) -> None:
+    """Return once `ready()`; a ProcessError naming the log when the process exits first or time runs out."""
+    where = f"; see {log_path}" if log_path else ""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            raise ProcessError(f"{name} exited with {process.returncode}{where}")
+        if time.monotonic() > deadline:
+            raise ProcessError(f"{name} not ready after {timeout:.0f} s{where}")
+        time.sleep(poll)
+
+
 @dataclass
 class Supervisor:
     stop_timeout: float = 30.0
@@ -85,20 +98,9 @@ class Supervisor:
         """Stop supervising `name` and hand its process to the caller (tests that kill it their own way)."""
         return self.children.pop(name).process
 
-    def _where(self, name: str) -> str:
-        log_path = self.children[name].log_path
-        return f"; see {log_path}" if log_path else ""
-
-    def wait_ready(self, name: str, ready: Callable[[], bool], timeout: float, poll: float = 0.5) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            process = self.children[name].process
-            if process.poll() is not None:
-                raise ProcessError(f"{name} exited with {process.returncode}{self._where(name)}")
-            if ready():
-                return
-            time.sleep(poll)
-        raise ProcessError(f"{name} not ready after {timeout:.0f} s{self._where(name)}")
+    def wait_ready(self, name: str, ready: Callable[[], bool], timeout: float) -> None:
+        child = self.children[name]
+        wait_ready(name, child.process, ready, timeout, child.log_path)
 
     def restart_exited(self, now: float | None = None) -> None:
         """One supervision step: note children that exited, restart those whose pause is over."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 import psutil
+import pytest
 
-from dlt_platform.processes import Supervisor, restart_pause
+from dlt_platform.processes import ProcessError, Supervisor, restart_pause
 from dlt_platform_tests.waiting import poll
 
 EXIT_3 = [sys.executable, "-c", "import sys; sys.exit(3)"]
@@ -44,3 +45,12 @@ def test_stopping_a_child_in_its_own_session_ends_what_it_started(tmp_path):
     assert shell.poll() is not None and supervisor.processes == {}
     gone, alive = psutil.wait_procs(grandchildren, timeout=5)
     assert not alive
+
+
+def test_waiting_for_a_child_that_exits_names_its_exit_code_and_log(tmp_path):
+    supervisor = Supervisor()
+    supervisor.start("crasher", EXIT_3, log_path=tmp_path / "crasher.log")
+    with pytest.raises(ProcessError) as error:
+        supervisor.wait_ready("crasher", ready=lambda: False, timeout=30)
+    assert str(error.value) == f"crasher exited with 3; see {tmp_path / 'crasher.log'}"
+    supervisor.stop_all()

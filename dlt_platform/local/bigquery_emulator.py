@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from dlt_platform.processes import start_process, stop_process
+from dlt_platform.processes import ProcessError, start_process, stop_process, wait_ready
 from dlt_platform.settings import PROJECT_ROOT
 
 EMULATOR_ENV = PROJECT_ROOT / ".bqemulator"
@@ -56,14 +55,11 @@ class BigQueryEmulator:
             [str(binary), "start", "--rest-host", "127.0.0.1", "--rest-port", str(self.port), "--grpc-port", "0",
              "--project", self.project_id, "--log-level", "warning", "--no-admin"],
             env={**os.environ, "HOME": str(self.environment / "home")}, log_path=self.log_path)
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.process.poll() is not None:
-                raise EmulatorError(f"bqemulator exited with {self.process.returncode}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise EmulatorError(f"bqemulator not ready after {timeout:.0f} s; see {self.log_path}")
-            time.sleep(0.2)
+        try:
+            wait_ready("bqemulator", self.process, self.ready, timeout, self.log_path, poll=0.2)
+        except ProcessError as error:
+            self.stop()
+            raise EmulatorError(str(error)) from None
         return self
 
     def stop(self) -> None:
