@@ -17,9 +17,9 @@ import typer
 from dlt_platform.bigquery import BigQueryCredentialsError
 from dlt_platform.cli.output import errors, note
 from dlt_platform.config import DefinitionError, SourceDefinition
-from dlt_platform.local.stack import StackError, running_local_worker
+from dlt_platform.local.stack import DEFAULT_STATE_DIR, StackError, running_local_worker
 from dlt_platform.operator_client import OperatorAPIError
-from dlt_platform.settings import PROJECT_ROOT, Settings, SettingsError
+from dlt_platform.settings import Settings, SettingsError
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError
 
 app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
@@ -109,4 +109,4 @@ def kv_settings(settings: Settings, definition: SourceDefinition | None = None) 
 
 
 def local_state_dir() -> Path:
-    return Path(os.environ.get(LOCAL_STATE_ENV) or PROJECT_ROOT / ".local")
+    return Path(os.environ.get(LOCAL_STATE_ENV) or DEFAULT_STATE_DIR)

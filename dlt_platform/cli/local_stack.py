@@ -12,8 +12,7 @@ import typer
 from dlt_platform.cli.app import LOCAL_STACK, StateDirOption, UsageError, app, one_line_errors, settings
 from dlt_platform.cli.output import say
 from dlt_platform.cli.runs import follow_runs, print_runs
-from dlt_platform.local.stack import LocalStack, StackPaths
-from dlt_platform.settings import PROJECT_ROOT
+from dlt_platform.local.stack import DEFAULT_STATE_DIR, LocalStack, StackPaths
 
 
 @app.command(rich_help_panel=LOCAL_STACK)
@@ -22,7 +21,7 @@ def up(
     worker_port: Annotated[int, typer.Option(help="Port of wrangler dev.")] = 8787,
     dagster_port: Annotated[int, typer.Option(help="Port of the Dagster webserver.")] = 3000,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runs.")] = 900,
-    state_dir: StateDirOption = PROJECT_ROOT / ".local",
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
     warehouse: Annotated[str, typer.Option(
         help="duckdb (a local file) or bigquery (the BigQuery emulator, the production destination offline).")] = "duckdb",
     emulator_port: Annotated[int, typer.Option(help="Port of the BigQuery emulator (--warehouse bigquery).")] = 9050,

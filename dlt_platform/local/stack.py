@@ -34,13 +34,17 @@ from dlt_platform.processes import ProcessError, Supervisor
 from dlt_platform.settings import PROJECT_ROOT, Settings
 
 
+# Tokens, local D1/KV/queues, Dagster home and logs of the local stack (git-ignored).
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".local"
+
+
 class StackError(RuntimeError):
     """A part of the local stack that did not come up; the message says which and where its log is."""
 
 
 @dataclass
 class StackPaths:
-    state_dir: Path = PROJECT_ROOT / ".local"
+    state_dir: Path = DEFAULT_STATE_DIR
     data_dir: Path = PROJECT_ROOT / ".data"
 
     @property
@@ -78,7 +82,7 @@ class RunningWorker:
     env_file: Path
 
 
-def running_local_worker(state_dir: Path = PROJECT_ROOT / ".local") -> RunningWorker | None:
+def running_local_worker(state_dir: Path = DEFAULT_STATE_DIR) -> RunningWorker | None:
     """The Worker `dlt-platform up` started from `state_dir`, if it is still up: its worker.env names its URL
     (PUBLIC_URL) and tokens, and /health must answer with D1 ok."""
     env_file = StackPaths(state_dir=state_dir).worker_env
