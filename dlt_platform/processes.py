@@ -45,18 +45,26 @@ def start_process(command: list[str], env: dict[str, str] | None = None, log_pat
                                 stdin=subprocess.DEVNULL, start_new_session=own_session)
 
 
-def stop_process(process: subprocess.Popen, timeout: float, own_session: bool = True) -> None:
-    """SIGTERM (to its whole group when it leads one), SIGKILL after `timeout` seconds."""
+def send_signal(process: subprocess.Popen, sig: int, own_session: bool = True) -> None:
+    """To its whole group when it leads one; nothing when it already ended."""
     if process.poll() is not None:
         return
-    send = (lambda sig: os.killpg(process.pid, sig)) if own_session else process.send_signal
     try:
-        send(signal.SIGTERM)
-        process.wait(timeout=timeout)
+        if own_session:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
     except ProcessLookupError:
         pass
+
+
+def stop_process(process: subprocess.Popen, timeout: float, own_session: bool = True) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds."""
+    send_signal(process, signal.SIGTERM, own_session)
+    try:
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        send(signal.SIGKILL)
+        send_signal(process, signal.SIGKILL, own_session)
         process.wait()
 
 
@@ -126,12 +134,7 @@ class Supervisor:
         children = list(self.children.values())
         self.children.clear()
         for child in children:
-            if child.process.poll() is None:
-                try:
-                    (os.killpg(child.process.pid, signal.SIGTERM) if child.own_session
-                     else child.process.terminate())
-                except ProcessLookupError:
-                    pass
+            send_signal(child.process, signal.SIGTERM, child.own_session)
         deadline = time.monotonic() + self.stop_timeout
         for child in children:
             stop_process(child.process, max(0.1, deadline - time.monotonic()), child.own_session)
