@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 
-from dlt_platform.contract import DAGSTER_TO_LEDGER_STATUS  # noqa: F401 (re-exported)
 
 
 class WorkerError(Exception):
