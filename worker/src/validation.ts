@@ -4,17 +4,19 @@ import sourceSchema from "../../config/source.schema.json";
 import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
 import { cronProblem } from "./cron";
 import { validationFailed, type FieldError } from "./errors";
+import { restApiProblems } from "./rest_api";
 
 // Defined once in dlt_platform/contract.py; re-exported where the Worker's modules have always found them.
 export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
 
 export interface SourceDefinition {
   source_id: string;
-  source_type: "cloudflare_kv" | "webhook";
+  source_type: "cloudflare_kv" | "webhook" | "rest_api";
   enabled?: boolean;
   schedule?: string | null;
+  // rest_api sources have no destination.table: their tables are their resources (rest_api.ts tableKeys).
   destination: { type?: string; dataset: string; table: string; write_disposition?: string };
-  extract: { namespace_id: string; namespace_title: string; [key: string]: unknown };
+  extract: { [key: string]: unknown };
   [key: string]: unknown;
 }
 
@@ -134,6 +136,9 @@ export function definitionErrors(definition: unknown): FieldError[] {
   const problem = typeof schedule === "string" && !errors.some((e) => e.field === "schedule") && cronProblem(schedule);
   if (problem) {
     errors.push({ field: "schedule", message: `'${schedule}' is not a valid five-field cron expression: ${problem}` });
+  }
+  if (result.valid && (definition as { source_type?: unknown }).source_type === "rest_api") {
+    errors.push(...restApiProblems(definition as Parameters<typeof restApiProblems>[0]));
   }
   return errors;
 }
