@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
+from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -30,6 +31,8 @@ from dlt_platform.run_request import RunRequest, checked_request, write_disposit
 from dlt_platform.settings import PROJECT_ROOT, Settings
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
+from dlt_platform.sources.rest_api import table_names as rest_api_tables
+from dlt_platform.sources.rest_api.errors import RestApiError
 
 app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -56,7 +59,8 @@ def main(config: ConfigOption = None) -> None:
 
 
 # The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
-PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError, BigQueryCredentialsError)
+PLATFORM_ERRORS = (DefinitionError, CloudflareAPIError, OperatorAPIError, StackError, BigQueryCredentialsError,
+                   RestApiError)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -111,13 +115,18 @@ def sources() -> None:
     """List the configured sources."""
     with one_line_errors():
         settings = _settings()
-        table = Table("source_id", "enabled", "schedule", "destination", "disposition", "namespace", "transport")
+        table = Table("source_id", "enabled", "schedule", "destination", "disposition", "reads", "transport")
         for definition in settings.load_sources():
             destination = definition.destination
+            if definition.source_type == "rest_api":
+                tables = f"{{{','.join(rest_api_tables(definition))}}}"
+                reads, transport = urlsplit(definition.extract.client.base_url).netloc, "http"
+            else:
+                tables = destination.table
+                reads, transport = definition.extract.namespace_title, settings.kv_transport(definition)
             table.add_row(definition.source_id, "yes" if definition.enabled else "no", definition.schedule or "-",
-                          f"{settings.destination_type(definition)}:{destination.dataset}.{destination.table}",
-                          destination.write_disposition, definition.extract.namespace_title,
-                          settings.kv_transport(definition))
+                          f"{settings.destination_type(definition)}:{destination.dataset}.{tables}",
+                          destination.write_disposition, reads, transport)
         console.print(table)
 
 

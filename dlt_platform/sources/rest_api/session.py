@@ -1,0 +1,76 @@
+"""The HTTP session every request of a rest_api source goes through: dlt's retrying requests client with the
+definition's limits, plus a request budget per host.
+
+Retries are dlt's (`dlt.sources.helpers.requests.Client`): 429, 5xx and connection errors are retried up to
+`max_attempts`; a 429's `Retry-After` sets the wait (capped at `max_retry_delay_seconds`), and a `Retry-After`
+of 0 or in the past falls back to exponential back-off from `backoff_seconds`, so an API that says "now" is not
+hammered. The budget sits in the transport adapter, under the retries, so every attempt counts against it.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit
+
+from dlt.sources.helpers.requests import Client
+from requests.adapters import HTTPAdapter
+
+from dlt_platform.config import HttpLimits
+from dlt_platform.http import RateBudget
+
+REQUEST_TIMEOUT_SECONDS = 60
+
+
+class HostBudgets:
+    """Sliding-window budgets per host: requests per second and per window, as the definition sets them."""
+
+    def __init__(self, limits: HttpLimits) -> None:
+        self.limits = limits
+        self._by_host: dict[str, list[RateBudget]] = {}
+        self._lock = threading.Lock()
+        self.sent_by_host: dict[str, int] = {}
+
+    def _budgets(self, host: str) -> list[RateBudget]:
+        with self._lock:
+            if host not in self._by_host:
+                budgets = []
+                if self.limits.requests_per_second:
+                    # One request per 1/rate seconds: spaced out rather than bursts at each second's start.
+                    budgets.append(RateBudget(1, 1 / self.limits.requests_per_second))
+                if self.limits.requests_per_window:
+                    budgets.append(RateBudget(self.limits.requests_per_window, self.limits.window_seconds))
+                self._by_host[host] = budgets
+            self.sent_by_host[host] = self.sent_by_host.get(host, 0) + 1
+            return self._by_host[host]
+
+    def acquire(self, url: str) -> None:
+        for budget in self._budgets(urlsplit(url).netloc):
+            budget.acquire()
+
+
+class BudgetedAdapter(HTTPAdapter):
+    def __init__(self, budgets: HostBudgets, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.budgets = budgets
+
+    def send(self, request, *args, **kwargs):
+        self.budgets.acquire(request.url)
+        return super().send(request, *args, **kwargs)
+
+
+def budgeted_session(limits: HttpLimits) -> tuple[object, HostBudgets]:
+    """A requests session for dlt's RESTClient (which checks statuses itself: raise_for_status off)."""
+    client = Client(
+        request_timeout=REQUEST_TIMEOUT_SECONDS,
+        raise_for_status=False,
+        request_max_attempts=limits.max_attempts,
+        request_backoff_factor=limits.backoff_seconds,
+        request_max_retry_delay=limits.max_retry_delay_seconds,
+        respect_retry_after_header=True,
+    )
+    session = client.session
+    budgets = HostBudgets(limits)
+    adapter = BudgetedAdapter(budgets)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session, budgets
