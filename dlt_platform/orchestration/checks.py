@@ -12,7 +12,7 @@ from croniter import croniter
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import build_pipeline
-from dlt_platform.orchestration.assets import table_key
+from dlt_platform.orchestration.assets import table_keys
 from dlt_platform.settings import Settings
 
 ROW_COUNT_CHECK = "row_count"
@@ -40,7 +40,7 @@ def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecks
     for definition in definitions:
         hours = freshness_hours(definition)
         if hours is not None:
-            by_hours.setdefault(hours, []).append(table_key(definition))
+            by_hours.setdefault(hours, []).extend(table_keys(definition))
     # Checks rather than the newer FreshnessPolicy: they show up as asset checks with pass/fail history in the UI,
     # which is what operators look at next to row counts and schema changes.
     with warnings.catch_warnings():
@@ -59,11 +59,11 @@ def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, 
     return {column.name: column.type for column in schema.value.columns}
 
 
-def table_row_count(definition: SourceDefinition, settings: Settings) -> int | None:
+def table_row_count(definition: SourceDefinition, settings: Settings, table_name: str) -> int | None:
     pipeline = build_pipeline(definition, settings)
     try:
         with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(definition.destination.table)
+            table = client.make_qualified_table_name(table_name)
             with client.execute_query(f"select count(*) from {table}") as cursor:
                 return int(cursor.fetchone()[0])
     except Exception:  # no table yet, or a destination that cannot be queried from here
@@ -71,7 +71,12 @@ def table_row_count(definition: SourceDefinition, settings: Settings) -> int | N
 
 
 def build_table_checks(definition: SourceDefinition, settings: Settings) -> list[dg.AssetChecksDefinition]:
-    key = table_key(definition)
+    """Row count and schema checks of every table the source loads."""
+    return [check for key in table_keys(definition) for check in _checks_of_table(definition, settings, key)]
+
+
+def _checks_of_table(definition: SourceDefinition, settings: Settings, key: dg.AssetKey
+                     ) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=key, name=ROW_COUNT_CHECK, description="The table holds rows; records rows loaded by "
                     "the last load and the table's total.")
@@ -79,7 +84,7 @@ def build_table_checks(definition: SourceDefinition, settings: Settings) -> list
         latest = context.instance.get_latest_materialization_event(key)
         materialization = latest.asset_materialization if latest else None
         rows_loaded = (materialization.metadata or {}).get("rows_loaded") if materialization else None
-        total = table_row_count(definition, settings)
+        total = table_row_count(definition, settings, key.path[-1])
         return dg.AssetCheckResult(
             passed=bool(total),
             severity=dg.AssetCheckSeverity.WARN,

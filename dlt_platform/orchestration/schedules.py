@@ -13,7 +13,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_key
+from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_keys
 from dlt_platform.sources.cloudflare_kv.windows import STEPS, window_start
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -31,10 +31,11 @@ def schedule_name(definition: SourceDefinition) -> str:
 def build_source_job(definition: SourceDefinition) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         job_name(definition),
-        selection=dg.AssetSelection.assets(table_key(definition)),
+        selection=dg.AssetSelection.assets(*table_keys(definition)),
         # Lets the queued run coordinator hold a second run of the same source (see dagster.yaml).
         tags={SOURCE_ID_TAG: definition.source_id},
-        description=f"Load source {definition.source_id} into {definition.destination.dataset}.{definition.destination.table}",
+        description=f"Load source {definition.source_id} into "
+                    f"{', '.join('.'.join(key.path) for key in table_keys(definition))}",
     )
 
 

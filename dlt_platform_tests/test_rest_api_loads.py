@@ -1,0 +1,202 @@
+"""rest_api sources through dlt into DuckDB and the emulated BigQuery, against the loopback sample API."""
+
+import dataclasses
+import datetime as dt
+import gzip
+import json
+
+import pytest
+
+from dlt_platform.loads import run_load
+from dlt_platform.local.rest_api_server import EPOCH
+from dlt_platform.run_request import RunRequest
+from dlt_platform.settings import Settings
+from dlt_platform.sources.rest_api.errors import MissingSecret, RestApiError
+
+from .bigquery_fixtures import DuckDBWarehouse
+from .rest_api_fixtures import (API_KEY, TOKEN, TOKEN_ENV, issues_extract, payments_extract, rest_definition,
+                                sample_api)  # noqa: F401 (fixture)
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def lane(request, tmp_path):
+    settings = Settings(config_path=tmp_path / "sources.json", data_dir=tmp_path / "data", destination_override="duckdb")
+    if request.param == "bigquery":
+        warehouse = request.getfixturevalue("bigquery_warehouse")
+        return dataclasses.replace(warehouse.settings, data_dir=tmp_path / "data"), warehouse
+    return settings, DuckDBWarehouse(settings)
+
+
+@pytest.fixture
+def duckdb_settings(tmp_path):
+    return Settings(config_path=tmp_path / "sources.json", data_dir=tmp_path / "data", destination_override="duckdb")
+
+
+def counts(warehouse, dataset: str, table: str) -> tuple[int, int]:
+    return warehouse.query(f"select count(*), count(distinct id) from {dataset}.{table}")[0]
+
+
+def test_every_pagination_style_loads_each_item_once(sample_api, lane):
+    settings, warehouse = lane
+    issues = rest_definition(issues_extract(sample_api.url))
+    payments = rest_definition(payments_extract(sample_api.url), source_id="sample_payments")
+
+    first = run_load(issues, settings)
+    run_load(payments, settings)
+
+    assert first.rows_by_table["issues"] == 45 and first.rows_by_table["issue_comments"] == 90
+    assert counts(warehouse, "sample_api", "issues") == (45, 45)
+    assert counts(warehouse, "sample_api", "issue_comments") == (90, 90)  # one comments endpoint per issue
+    assert counts(warehouse, "sample_api", "charges") == (35, 35)
+    assert counts(warehouse, "sample_api", "customers") == (23, 23)
+    assert counts(warehouse, "sample_api", "events") == (60, 60)
+    # Header links: 5 pages of 10; cursor: 4 pages, none after has_more=false although the page names a cursor;
+    # offset: stops at total (3 pages); page numbers: stops at total_pages (3 pages).
+    assert len(sample_api.requests_to("/issues?")) + len([r for r in sample_api.log if r.path == "/issues"]) == 5
+    assert len(sample_api.requests_to("/charges")) == 4
+    assert len(sample_api.requests_to("/customers")) == 3
+    assert len(sample_api.requests_to("/events")) == 3
+    assert len([r for r in sample_api.log if r.path.endswith("/comments")]) == 45
+    # Child rows keep their parent's id; every row has its audit columns.
+    assert warehouse.query("select count(*) from sample_api.issue_comments c join sample_api.issues i "
+                           "on c._issues_id = i.id where cast(c.id / 100 as int) = i.number")[0][0] == 90
+    rows = warehouse.query("select rest_api_url, rest_api_fetched_at from sample_api.issues order by id limit 1")
+    assert rows[0][0].startswith(f"{sample_api.url}/issues?") and "per_page=10" in rows[0][0]
+    assert rows[0][1] is not None
+    assert warehouse.query("select count(*) from sample_api.charges where rest_api_url is null "
+                           "or rest_api_fetched_at is null")[0][0] == 0
+
+
+def test_the_incremental_second_run_fetches_only_what_changed_and_merges(sample_api, lane):
+    settings, warehouse = lane
+    definition = rest_definition(issues_extract(sample_api.url))
+    run_load(definition, settings)
+    first_run_requests = len(sample_api.log)
+
+    later = EPOCH + dt.timedelta(days=3)
+    sample_api.touch_issue(7, later, title="Issue 7 (edited)")
+    for _ in range(3):
+        sample_api.add_issue(comments=1, updated_at=later + dt.timedelta(minutes=1))
+    second = run_load(definition, settings)
+
+    second_run = sample_api.log[first_run_requests:]
+    issue_pages = [r for r in second_run if r.path == "/issues"]
+    # The cursor dlt kept after the first run: the latest updated_at it saw (issue 45's).
+    assert [r.query.get("since") for r in issue_pages] == ["2026-01-01T00:45:00Z"]
+    # Only issues changed since then (7 and the three new ones; 45 is at the boundary and dlt drops it as seen)
+    # had their comments fetched.
+    assert sorted(int(r.path.split("/")[2]) for r in second_run if r.path.endswith("/comments")) == [7, 46, 47, 48]
+    assert second.rows_by_table["issues"] == 4
+    assert counts(warehouse, "sample_api", "issues") == (48, 48)
+    assert counts(warehouse, "sample_api", "issue_comments") == (93, 93)
+    assert warehouse.query("select title from sample_api.issues where number = 7") == [("Issue 7 (edited)",)]
+
+    # A third run with nothing new fetches one page and writes nothing twice.
+    third = run_load(definition, settings)
+    assert third.rows_by_table.get("issues", 0) == 0
+    assert counts(warehouse, "sample_api", "issues") == (48, 48)
+
+
+def test_429_with_retry_after_and_a_500_are_retried_without_a_storm(sample_api, duckdb_settings):
+    definition = rest_definition(payments_extract(sample_api.url), source_id="sample_payments")
+    sample_api.fail_next("/customers", 429, {"Retry-After": "1"})
+    sample_api.fail_next("/events", 500)
+    sample_api.fail_next("/charges", 429, {"Retry-After": "0"}, times=2)
+
+    result = run_load(definition, duckdb_settings)
+
+    assert result.rows_by_table["customers"] == 23 and result.rows_by_table["events"] == 60
+    assert result.rows_by_table["charges"] == 35
+    customers = sample_api.requests_to("/customers")
+    assert [r.status for r in customers[:2]] == [429, 200]
+    assert customers[1].at - customers[0].at >= 0.95  # Retry-After: 1 was honoured
+    events = sample_api.requests_to("/events")
+    assert [r.status for r in events[:2]] == [500, 200]
+    charges = sample_api.requests_to("/charges")
+    assert [r.status for r in charges[:3]] == [429, 429, 200]
+    # Retry-After: 0 falls back to exponential back-off (0.1 s, then 0.2 s) instead of retrying at once.
+    assert charges[1].at - charges[0].at >= 0.09 and charges[2].at - charges[1].at >= 0.19
+
+
+def test_retries_are_bounded_and_the_failure_is_one_line_with_nothing_loaded(sample_api, duckdb_settings):
+    definition = rest_definition(payments_extract(sample_api.url), source_id="sample_payments")
+    sample_api.fail_next("/events", 503, times=10)
+
+    with pytest.raises(RestApiError) as failure:
+        run_load(definition, duckdb_settings)
+
+    assert len(sample_api.requests_to("/events")) == 4  # max_attempts
+    message = str(failure.value)
+    assert "\n" not in message and "/events" in message and "503" in message and "after 4 attempts" in message
+    assert "nothing was loaded" in message
+    assert not duckdb_settings.duckdb_path.exists() or DuckDBWarehouse(duckdb_settings).query(
+        "select count(*) from information_schema.tables where table_schema = 'sample_api'")[0][0] == 0
+
+
+def test_refused_credentials_fail_with_the_status_and_the_variable_name(sample_api, duckdb_settings, monkeypatch):
+    definition = rest_definition(issues_extract(sample_api.url))
+    monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+
+    with pytest.raises(RestApiError) as failure:
+        run_load(definition, duckdb_settings)
+
+    message = str(failure.value)
+    assert message == (f"sample_issues: GET {sample_api.url}/issues?per_page=10&since=2000-01-01T00%3A00%3A00Z "
+                       f"answered 401 Unauthorized: the API refused the credentials in {TOKEN_ENV}; nothing was loaded")
+    assert "not-the-token" not in message and TOKEN not in message
+    assert len(sample_api.requests_to("/issues")) == 1  # a refusal is not retried
+
+
+def test_a_wrong_api_key_fails_before_anything_is_loaded_even_after_other_resources_read(sample_api, duckdb_settings,
+                                                                                       monkeypatch):
+    extract = payments_extract(sample_api.url)
+    # A query-string API key: the URL in the message hides it.
+    extract["client"] = {"base_url": sample_api.url,
+                         "auth": {"type": "api_key", "name": "api_key", "location": "query",
+                                  "api_key": {"env": "SAMPLE_QUERY_KEY"}}}
+    monkeypatch.setenv("SAMPLE_QUERY_KEY", "wrong-key-123")
+    definition = rest_definition(extract, source_id="sample_payments")
+
+    with pytest.raises(RestApiError) as failure:
+        run_load(definition, duckdb_settings)
+
+    assert "api_key=***" in str(failure.value) and "wrong-key-123" not in str(failure.value)
+    assert "SAMPLE_QUERY_KEY" in str(failure.value)
+
+
+def test_a_missing_secret_is_named_before_any_request(sample_api, duckdb_settings, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV)
+    with pytest.raises(MissingSecret, match=f"extract.client.auth.token: environment variable {TOKEN_ENV} is not set"):
+        run_load(rest_definition(issues_extract(sample_api.url)), duckdb_settings)
+    assert sample_api.log == []
+
+
+def test_the_request_budget_spaces_requests_per_host(sample_api, duckdb_settings):
+    extract = payments_extract(sample_api.url)
+    extract["http"]["requests_per_second"] = 20
+    run_load(rest_definition(extract, source_id="sample_payments"), duckdb_settings)
+    times = [r.at for r in sample_api.log]
+    assert len(times) == 10
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    assert min(gaps) >= 0.045  # one request per 50 ms
+
+
+def test_raw_snapshot_and_replay(sample_api, duckdb_settings):
+    definition = rest_definition(issues_extract(sample_api.url),
+                                 staging={"raw_snapshot": True, "r2_prefix": "rest_api/sample"})
+    first = run_load(definition, duckdb_settings)
+    assert first.snapshot_url and first.snapshot_url.endswith(f"/{first.load_id}.ndjson.gz")
+    with gzip.open(first.snapshot_url, "rt") as file:
+        lines = [json.loads(line) for line in file]
+    assert {line["resource"] for line in lines} == {"issues", "issue_comments"}
+    assert len(lines) == 45 + 90
+    assert lines[0]["url"].startswith(f"{sample_api.url}/issues") and lines[0]["item"]["number"] == 1
+
+    requests_before = len(sample_api.log)
+    key = first.snapshot_url.split("raw_staging/", 1)[1]
+    replay = run_load(definition, duckdb_settings, RunRequest(from_snapshot=key, full_refresh=True))
+    assert len(sample_api.log) == requests_before  # a replay reads the snapshot, not the API
+    assert replay.rows_by_table["issues"] == 45 and replay.rows_by_table["issue_comments"] == 90
+    warehouse = DuckDBWarehouse(duckdb_settings)
+    assert counts(warehouse, "sample_api", "issue_comments") == (90, 90)
+    assert warehouse.query("select count(*) from sample_api.issue_comments where _issues_id is null")[0][0] == 0
