@@ -6,10 +6,9 @@ their endpoints need, without loading the parents).
     (the API, external)  (raw snapshot, when kept)        (warehouse tables: the dlt assets)
 
 As for KV sources (assets.py), the source handed to `dlt_assets` only describes the assets; each run builds a
-fresh one for its request, with secrets read from the environment then.
+fresh one for its request, with secrets read from the environment then. (No `from __future__ import
+annotations`: Dagster reads the op's config class from its annotation.)
 """
-
-from __future__ import annotations
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
