@@ -129,6 +129,8 @@ class SampleApiHandler(JSONHandler):
 
     def route(self, path: str, query: dict[str, str]) -> tuple[int, dict | list, dict]:
         segments = [s for s in path.split("/") if s]
+        if segments == ["health"]:
+            return 200, {"ok": True, "service": "sample_api"}, {}
         if segments[:1] == ["issues"]:
             if self.headers.get("Authorization") != f"Bearer {self.state.bearer_token}":
                 return 401, {"message": "Bad credentials"}, {}
@@ -187,3 +189,28 @@ class SampleApiHandler(JSONHandler):
 def serve_sample_api(state: SampleApiState, port: int = 0) -> LoopbackServer:
     """Started on 127.0.0.1 (a free port unless given); stop() it when done."""
     return LoopbackServer(SampleApiHandler, state, port).start()
+
+
+SAMPLE_API_PORT = 8790
+SAMPLE_COUNTS = {"issues": 300, "charges": 500, "customers": 120, "events": 200}
+
+
+def main() -> None:
+    """`python -m dlt_platform.local.rest_api_server`: the local stack's sample API, credentials from the
+    environment (SAMPLE_API_TOKEN, SAMPLE_API_KEY), until SIGTERM."""
+    import argparse
+    import os
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=SAMPLE_API_PORT)
+    args = parser.parse_args()
+    state = SampleApiState(os.environ["SAMPLE_API_TOKEN"], os.environ["SAMPLE_API_KEY"], **SAMPLE_COUNTS)
+    server = LoopbackServer(SampleApiHandler, state, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"sample API on {server.url}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
