@@ -192,6 +192,7 @@ def serve_sample_api(state: SampleApiState, port: int = 0) -> LoopbackServer:
 
 
 SAMPLE_API_PORT = 8790
+SAMPLE_API_CREDENTIALS = {"SAMPLE_API_TOKEN": "sample-api-local-token", "SAMPLE_API_KEY": "sample-api-local-key"}
 SAMPLE_COUNTS = {"issues": 300, "charges": 500, "customers": 120, "events": 200}
 
 

@@ -6,8 +6,8 @@
    are dated relative to today);
 3. `wrangler dev` serves the Worker (a running one on the port is reused);
 4. the sample definitions are synced into D1 through the operator API;
-   the sample REST API (dlt_platform/local/rest_api_server.py) serves the rest_api sample source on port 8790,
-   its credentials generated into `.local/sample_api.env` and handed to Dagster's environment;
+   the sample REST API (dlt_platform/local/rest_api_server.py) serves the rest_api sample source on port 8790;
+   its credentials reach it and Dagster through the environment, as a real API's secrets would;
 5. Dagster (webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`, reading its
    definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file, or with
    `warehouse="bigquery"` the BigQuery emulator, started first (the production destination, offline).
@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 from dlt_platform.local.bigquery_emulator import BigQueryEmulator
-from dlt_platform.local.rest_api_server import SAMPLE_API_PORT
+from dlt_platform.local.rest_api_server import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
 from dlt_platform.settings import PROJECT_ROOT, Settings
@@ -60,10 +60,6 @@ class StackPaths:
     @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
-
-    @property
-    def sample_api_env(self) -> Path:
-        return self.state_dir / "sample_api.env"
 
     @property
     def seed_marker(self) -> Path:
@@ -133,14 +129,9 @@ class LocalStack:
         return values
 
     def sample_api_credentials(self) -> dict[str, str]:
-        """The sample REST API's bearer token and API key, generated once like the Worker's tokens."""
-        values = read_env_file(self.paths.sample_api_env)
-        if not (values.get("SAMPLE_API_TOKEN") and values.get("SAMPLE_API_KEY")):
-            values = {"SAMPLE_API_TOKEN": secrets.token_urlsafe(24), "SAMPLE_API_KEY": secrets.token_urlsafe(24)}
-            self.paths.state_dir.mkdir(parents=True, exist_ok=True)
-            self.paths.sample_api_env.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
-            self.paths.sample_api_env.chmod(0o600)
-        return values
+        """The sample REST API's bearer token and API key. Fixed rather than generated: one sample API on its
+        port serves every local stack (a second stack reuses it), and it only ever holds sample data."""
+        return {name: os.environ.get(name) or value for name, value in SAMPLE_API_CREDENTIALS.items()}
 
     def operator(self) -> OperatorClient:
         return OperatorClient(self.worker_url, self.tokens()["DLT_OPERATOR_TOKEN"])
@@ -310,8 +301,7 @@ class LocalStack:
             return False
 
     def start_sample_api(self) -> bool:
-        """Start the sample REST API unless it already answers on its port; True when started here. (A reused
-        one keeps the credentials it was started with, which are the ones in sample_api.env.)"""
+        """Start the sample REST API unless it already answers on its port; True when started here."""
         if self.sample_api_ready():
             return False
         if not port_is_free(self.sample_api_port):
