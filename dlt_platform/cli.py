@@ -88,6 +88,14 @@ def _settings() -> Settings:
     return Settings.from_env(state.config)
 
 
+def _kv_source(settings: Settings, source_id: str, command: str) -> SourceDefinition:
+    definition = settings.get_source(source_id)
+    if definition.source_type != "cloudflare_kv":
+        raise DefinitionError(f"--source-id: {source_id} is a {definition.source_type} source; `{command}` reads KV "
+                              "namespaces (`dlt-platform load --limit N` samples any source)")
+    return definition
+
+
 def _records(definition: SourceDefinition, settings: Settings, limit: int) -> list[dict]:
     records: list[dict] = []
     for page in read_pages(definition, settings, RunRequest(limit=limit)):
@@ -136,7 +144,7 @@ def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 2
     """List keys of a source's namespace."""
     with one_line_errors():
         settings = _settings()
-        definition = settings.get_source(source_id)
+        definition = _kv_source(settings, source_id, "keys")
         transport = open_transport(definition, settings)
         shown = 0
         try:
@@ -155,7 +163,7 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
     """Print the warehouse rows the first records would become (nothing is loaded)."""
     with one_line_errors():
         settings = _settings()
-        definition = settings.get_source(source_id)
+        definition = _kv_source(settings, source_id, "sample")
         for record in _records(definition, settings, limit):
             console.print_json(json.dumps(row_of(record, definition), default=str))
 
@@ -165,7 +173,7 @@ def profile(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] 
     """Per field of the sampled values: presence, types seen, an example; and the share of non-JSON values."""
     with one_line_errors():
         settings = _settings()
-        result = profile_records(_records(settings.get_source(source_id), settings, limit))
+        result = profile_records(_records(_kv_source(settings, source_id, "profile"), settings, limit))
         table = Table("field", "present", "types", "example", title=f"{source_id}: {result.records} records sampled")
         for entry in sorted(result.fields.values(), key=lambda f: (-f.present, f.name)):
             share = f"{entry.present}/{result.records} ({entry.present / result.records:.0%})"
@@ -237,6 +245,7 @@ def load(
             return
         if from_snapshot or full_refresh:
             raise DefinitionError("--batch-size cannot be combined with --from-snapshot or --full-refresh")
+        definition = _kv_source(settings, source_id, "load --batch-size")
         _load_batches(definition, settings, keys_list, batch_size, skip_batches, max_batches)
 
 
