@@ -354,7 +354,7 @@ RESOURCE_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"  # the resource's table name 
 BASE_URL_PATTERN = r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s?#@]*)?$"  # no credentials, query or fragment
 ENDPOINT_PATH_PATTERN = r"^[^\s?#]{1,1024}$"
 # `{resources.<parent>.<field>}` in a child's path or params: dlt fills it from each parent item.
-PARENT_REFERENCE = re.compile(r"\{resources\.([^.{}]+)\.[^{}]+\}")
+PARENT_REFERENCE = re.compile(r"\{resources\.([^.{}]+)\.([^{}]+)\}")
 SECRET_MESSAGE = 'must be {"env": "NAME"}: secrets are read from the environment, never written in a definition'
 
 
@@ -581,12 +581,18 @@ class HttpLimits(StrictModel):
         60.0, strict=False, description="Longest wait between attempts, Retry-After included.")
 
 
+def parent_fields(resource: RestResource) -> list[tuple[str, str]]:
+    """(parent resource, field) pairs a child resource reads: resolve params and {resources.<name>.<field>}."""
+    params = resource.endpoint.params or {}
+    pairs = [(value.resource, value.field) for value in params.values() if isinstance(value, ResolveParam)]
+    texts = [resource.endpoint.path, *[value for value in params.values() if isinstance(value, str)]]
+    pairs += [match for text in texts for match in PARENT_REFERENCE.findall(text)]
+    return list(dict.fromkeys(pairs))
+
+
 def parent_references(resource: RestResource) -> list[str]:
-    """Names of the resources a child resource reads from: resolve params and {resources.<name>.<field>}."""
-    names = [value.resource for value in (resource.endpoint.params or {}).values() if isinstance(value, ResolveParam)]
-    texts = [resource.endpoint.path, *[v for v in (resource.endpoint.params or {}).values() if isinstance(v, str)]]
-    names += [match for text in texts for match in PARENT_REFERENCE.findall(text)]
-    return list(dict.fromkeys(names))
+    """Names of the resources a child resource reads from."""
+    return list(dict.fromkeys(parent for parent, _field in parent_fields(resource)))
 
 
 class RestApiExtract(StrictModel):
@@ -608,6 +614,11 @@ class RestApiExtract(StrictModel):
                 if parent not in names or parent == resource.name:
                     problems.append(f"{index}: resource '{resource.name}' refers to missing parent resource "
                                     f"'{parent}' (resources: {', '.join(names)})")
+            incremental = resource.endpoint.incremental
+            if parent_references(resource) and incremental is not None and (
+                    incremental.start_param is None or incremental.initial_value is None):
+                problems.append(f"{index}: child resource '{resource.name}' keeps a cursor per parent: its "
+                                "incremental needs start_param and initial_value")
         if problems:
             raise ValueError("; ".join(problems))
         return resources

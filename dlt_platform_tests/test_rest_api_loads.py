@@ -199,3 +199,38 @@ def test_raw_snapshot_and_replay(sample_api, duckdb_settings):
     warehouse = DuckDBWarehouse(duckdb_settings)
     assert counts(warehouse, "sample_api", "issue_comments") == (90, 90)
     assert warehouse.query("select count(*) from sample_api.issue_comments where _issues_id is null")[0][0] == 0
+
+
+def test_child_resources_keep_an_incremental_cursor_per_parent(sample_api, duckdb_settings):
+    extract = issues_extract(sample_api.url)
+    extract["resources"][0]["endpoint"].pop("incremental")  # every issue is read each run
+    extract["resources"][1]["endpoint"]["incremental"] = {
+        "cursor_path": "updated_at", "start_param": "since", "initial_value": "2000-01-01T00:00:00Z"}
+    definition = rest_definition(extract)
+    run_load(definition, duckdb_settings)
+    first_run = len(sample_api.log)
+    assert {r.query.get("since") for r in sample_api.log if r.path.endswith("/comments")} == {"2000-01-01T00:00:00Z"}
+
+    sample_api.add_comment(3, EPOCH + dt.timedelta(days=2))
+    # A new issue whose comments are older than the newest comment seen so far: a single cursor would skip them.
+    sample_api.add_issue(comments=2, updated_at=EPOCH + dt.timedelta(hours=1))
+    second = run_load(definition, duckdb_settings)
+
+    since = {int(r.path.split("/")[2]): r.query.get("since") for r in sample_api.log[first_run:]
+             if r.path.endswith("/comments")}
+    assert since[1] == "2026-01-01T00:01:00Z" and since[3] == "2026-01-01T00:03:00Z"  # each issue's own latest
+    assert since[45] == "2026-01-01T00:45:00Z"
+    assert since[46] == "2000-01-01T00:00:00Z"  # a new parent starts from initial_value
+    warehouse = DuckDBWarehouse(duckdb_settings)
+    assert counts(warehouse, "sample_api", "issue_comments") == (93, 93)
+    # `since` is inclusive, as GitHub's: each issue's comments at its cursor come again (merged, not duplicated),
+    # with the new comment on issue 3 and the two old ones of issue 46.
+    assert second.rows_by_table["issue_comments"] == 44 * 2 + 3 + 2
+    assert "_rest_api_parent_cursor" not in warehouse.columns("sample_api", "issues")
+    assert "_rest_api_parent_cursor" not in warehouse.columns("sample_api", "issue_comments")
+
+    third_run = len(sample_api.log)
+    run_load(definition, duckdb_settings)
+    since = {int(r.path.split("/")[2]): r.query.get("since") for r in sample_api.log[third_run:]
+             if r.path.endswith("/comments")}
+    assert since[3] == "2026-01-03T00:00:00Z" and since[46] == "2026-01-01T01:00:00Z"

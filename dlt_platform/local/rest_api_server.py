@@ -3,7 +3,7 @@
 Four collections, each paginated the way a well-known API does it:
 - `GET /issues` (GitHub-like): `per_page`/`page`, an RFC 8288 `Link: <...>; rel="next"` header, `since` returns
   issues updated at or after a time; bearer auth. `GET /issues/{number}/comments`: the comments of one issue,
-  header-link paginated too.
+  header-link paginated too, `since` as for issues.
 - `GET /charges` (Stripe-like): `limit`/`starting_after` cursor, `{"data", "has_more", "next_cursor"}` where
   the last page still carries a cursor (only `has_more` says it is the last); `updated_since` for incremental
   loads; API key in `X-Api-Key`.
@@ -78,6 +78,14 @@ class SampleApiState:
                                       "updated_at": iso(updated)} for c in range(1, comments + 1)]
             return issue
 
+    def add_comment(self, number: int, updated_at: dt.datetime) -> dict:
+        with self.lock:
+            comments = self.comments[number]
+            comment = {"id": number * 100 + len(comments) + 1, "body": f"Comment {len(comments) + 1} on issue {number}",
+                       "updated_at": iso(updated_at)}
+            comments.append(comment)
+            return comment
+
     def touch_issue(self, number: int, updated_at: dt.datetime, title: str | None = None) -> None:
         with self.lock:
             issue = self.issues[number - 1]
@@ -140,6 +148,8 @@ class SampleApiHandler(JSONHandler):
                 comments = self.state.comments.get(int(segments[1]))
                 if comments is None:
                     return 404, {"message": "Not Found"}, {}
+                if "since" in query:
+                    comments = [comment for comment in comments if comment["updated_at"] >= query["since"]]
                 return self.header_linked(path, comments, query)
             return 404, {"message": "Not Found"}, {}
         if segments[:1] in (["charges"], ["customers"], ["events"]):

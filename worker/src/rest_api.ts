@@ -9,6 +9,7 @@ import type { FieldError } from "./errors";
 interface Endpoint {
   path?: unknown;
   params?: Record<string, unknown> | null;
+  incremental?: { start_param?: string | null; initial_value?: unknown } | null;
 }
 interface Resource {
   name: string;
@@ -55,6 +56,14 @@ export function restApiProblems(definition: {
             `(resources: ${names.join(", ")})`,
         );
       }
+    }
+    const incremental = resource.endpoint?.incremental;
+    const isChild = parentReferences(resource).length > 0;
+    if (isChild && incremental && (incremental.start_param == null || incremental.initial_value == null)) {
+      parents.push(
+        `${index}: child resource '${resource.name}' keeps a cursor per parent: its incremental needs start_param ` +
+          "and initial_value",
+      );
     }
   });
   if (parents.length) return [{ field: "extract.resources", message: parents.join("; ") }];

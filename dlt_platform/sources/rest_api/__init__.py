@@ -18,6 +18,7 @@ from dlt.sources.rest_api import rest_api_resources
 from dlt_platform.config import RestApiSourceDefinition, RestResource
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import Settings
+from dlt_platform.sources.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
 from dlt_platform.sources.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
 from dlt_platform.sources.rest_api.secrets import resolved
 from dlt_platform.sources.rest_api.session import budgeted_session
@@ -64,13 +65,18 @@ def secret_query_params(definition: RestApiSourceDefinition) -> set[str]:
 
 
 def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str, CurrentPage],
-               environ: Mapping[str, str] | None = None) -> dict:
-    """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page hooks added."""
+               environ: Mapping[str, str] | None = None,
+               child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None) -> dict:
+    """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page hooks added, and
+    child resources' incrementals turned into per-parent cursors (child_cursors.py)."""
     dumped = definition.extract.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"http"})
     config = resolved(dumped, "extract", os.environ if environ is None else environ)
     config["client"]["session"] = session
-    for resource in config["resources"]:
-        resource["endpoint"]["response_actions"] = [pages[resource["name"]].hook]
+    for index, resource in enumerate(config["resources"]):
+        name = resource["name"]
+        if child_cursors and name in child_cursors:
+            resource = config["resources"][index] = per_parent_config(resource, *child_cursors[name])
+        resource["endpoint"]["response_actions"] = [pages[name].hook]
     return config
 
 
@@ -78,7 +84,9 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
                   snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
     session, _budgets = budgeted_session(definition.extract.http)
-    resources = {resource.name: resource for resource in rest_api_resources(dlt_config(definition, session, pages, environ))}
+    child_cursors = child_cursor_plans(definition)
+    config = dlt_config(definition, session, pages, environ, child_cursors)
+    resources = {resource.name: resource for resource in rest_api_resources(config)}
 
     def to_row(name: str):
         current = pages[name]
@@ -93,6 +101,10 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
     built = []
     for resource in definition.extract.resources:
         dlt_resource = resources[resource.name]
+        if resource.name in child_cursors:
+            cursors = child_cursors[resource.name][1]
+            dlt_resource.add_map(cursors.with_parent_cursor, insert_at=0)  # sees each parent item first
+            dlt_resource.add_map(cursors.record)
         if resource.selected:
             dlt_resource.add_map(to_row(resource.name))
             dlt_resource.apply_hints(write_disposition=resource_disposition(definition, resource, request),
