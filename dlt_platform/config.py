@@ -513,6 +513,10 @@ ParamValue = Annotated[str, Field(max_length=2048)] | int | float | bool | Resol
 
 
 class RestEndpoint(StrictModel):
+    # `json` is dlt's name for the body; the attribute is json_body (BaseModel has a json method). Dumps use
+    # the name dlt and the Worker know.
+    model_config = ConfigDict(serialize_by_alias=True)
+
     path: Annotated[str, Field(pattern=ENDPOINT_PATH_PATTERN, description="Relative to client.base_url; may use "
                                                                           "{resources.<parent>.<field>}.")]
     method: Literal["GET", "POST"] = "GET"

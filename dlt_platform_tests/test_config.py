@@ -114,3 +114,11 @@ def test_explicit_keys_and_incremental_windows_exclude_each_other():
             "extract": {"namespace_id": "n", "namespace_title": "T", "keys": ["a"],
                         "incremental": {"key_prefix": "lead:{date:%Y%m%d}", "start": "2026-01-01"}},
         })
+
+
+def test_definitions_survive_the_dump_the_worker_and_dagster_receive():
+    """The stack syncs `model_dump(mode="json")` to the Worker and Dagster's run workers rebuild from it: what a
+    definition dumps must parse again to the same definition (rest_api's endpoint body is dumped as `json`)."""
+    document = json.loads((CONFIG / "sources.example.json").read_text())
+    for definition in [*load_sources_file(CONFIG / "sources.json"), *parse_sources_document(document)]:
+        assert parse_definition(definition.model_dump(mode="json")) == definition
