@@ -31,6 +31,8 @@ from dlt_platform.run_request import RunRequest, checked_request, write_disposit
 from dlt_platform.settings import PROJECT_ROOT, Settings
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
+from dlt_platform.sources.rest_api import loaded_resources as loaded_rest_api_resources
+from dlt_platform.sources.rest_api import resource_disposition
 from dlt_platform.sources.rest_api import table_names as rest_api_tables
 from dlt_platform.sources.rest_api.errors import RestApiError
 
@@ -435,6 +437,8 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
     if stored is None:
         raise DefinitionError(f"--source-id: unknown source '{source_id}' at {client.base_url}")
     definition = parse_definition(stored["definition"], "definition.")
+    if definition.source_type == "rest_api":
+        return _rest_api_verification_plan(definition, limit)
     disposition = write_disposition_for(definition, RunRequest(limit=limit))
     table = f"{definition.destination.dataset}.{definition.destination.table}"
     if disposition != "merge":
@@ -443,6 +447,22 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
     return (f"verification run: the first {limit} records of {source_id} merged into {table} on cf_kv_key "
             f"(definition: {definition.destination.write_disposition}); keys already there are refreshed, "
             f"no row is removed")
+
+
+def _rest_api_verification_plan(definition: SourceDefinition, limit: int) -> str:
+    """A limited run of a rest_api source merges every table on its primary key (appending ones are refused)."""
+    request = RunRequest(limit=limit)
+    for resource in loaded_rest_api_resources(definition):
+        try:
+            disposition = resource_disposition(definition, resource, request)
+        except ValueError as error:
+            raise DefinitionError(f"--source-id: {error}") from None
+        if disposition != "merge":
+            raise DefinitionError(f"--source-id: {definition.source_id} writes {resource.name} with {disposition}; a "
+                                  "verification run would add rows to it. Verify with a source that merges or replaces.")
+    tables = ", ".join(f"{definition.destination.dataset}.{name}" for name in rest_api_tables(definition))
+    return (f"verification run: up to {limit} items per endpoint of {definition.source_id} merged into {tables} on "
+            "their primary keys; items already there are refreshed, no row is removed")
 
 
 def run_through_worker_wait(client: OperatorClient, run_id: str, timeout: float) -> dict:

@@ -234,3 +234,11 @@ def test_child_resources_keep_an_incremental_cursor_per_parent(sample_api, duckd
     since = {int(r.path.split("/")[2]): r.query.get("since") for r in sample_api.log[third_run:]
              if r.path.endswith("/comments")}
     assert since[3] == "2026-01-03T00:00:00Z" and since[46] == "2026-01-01T01:00:00Z"
+
+
+def test_a_limited_run_reads_only_the_pages_it_needs_and_merges(sample_api, duckdb_settings):
+    definition = rest_definition(issues_extract(sample_api.url))
+    result = run_load(definition, duckdb_settings, RunRequest(limit=15))
+    assert result.rows_by_table["issues"] == 15 and result.rows_by_table["issue_comments"] == 30
+    assert len([r for r in sample_api.log if r.path == "/issues"]) == 2  # 2 pages of 10, not 5
+    assert result.write_disposition == "merge"

@@ -80,6 +80,16 @@ def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str,
     return config
 
 
+def _first_items(limit: int):
+    seen = 0
+
+    def keep(_item) -> bool:
+        nonlocal seen
+        seen += 1
+        return seen <= limit
+    return keep
+
+
 def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest,
                   snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
@@ -110,7 +120,9 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
             dlt_resource.apply_hints(write_disposition=resource_disposition(definition, resource, request),
                                      columns=AUDIT_COLUMN_HINTS)
             if request.limit is not None and not dlt_resource.is_transformer:
+                # dlt stops asking for pages once `limit` items came; the filter drops the rest of the last page.
                 dlt_resource.add_limit(request.limit, count_rows=True)
+                dlt_resource.add_filter(_first_items(request.limit))
         built.append(dlt_resource)
     return built
 
