@@ -599,11 +599,25 @@ def parent_references(resource: RestResource) -> list[str]:
     return list(dict.fromkeys(parent for parent, _field in parent_fields(resource)))
 
 
+class RestPartitions(StrictModel):
+    """Time-window partitions of a rest_api source: a partition run reads each incremental resource from the
+    window's start to its end (dlt's initial_value/end_value: a backfill that leaves the cursors alone)."""
+
+    step: Literal["day", "hour"] = Field("day", description="Width of one window (one Dagster partition).")
+    start: Annotated[dt.date, BeforeValidator(_iso_date)] = Field(
+        ..., strict=False, description="First window (first Dagster partition).")
+    lookback: Annotated[
+        int, Field(ge=1, le=744, description="Windows a scheduled run reads, the one in progress included."),
+        BeforeValidator(_whole_number)] = 1
+
+
 class RestApiExtract(StrictModel):
     client: RestClient
     resources: list[RestResource] = Field(min_length=1, max_length=50)
     resource_defaults: RestDefaults | None = None
     http: HttpLimits = Field(default_factory=HttpLimits)
+    partitions: RestPartitions | None = Field(None, description="Dagster time partitions over the incremental "
+                                                                "resources' cursors.")
 
     @field_validator("resources")
     @classmethod

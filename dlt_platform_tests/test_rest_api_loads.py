@@ -242,3 +242,32 @@ def test_a_limited_run_reads_only_the_pages_it_needs_and_merges(sample_api, duck
     assert result.rows_by_table["issues"] == 15 and result.rows_by_table["issue_comments"] == 30
     assert len([r for r in sample_api.log if r.path == "/issues"]) == 2  # 2 pages of 10, not 5
     assert result.write_disposition == "merge"
+
+
+def test_a_partition_run_reads_its_window_and_leaves_the_cursor_alone(sample_api, duckdb_settings):
+    for day in (1, 2):  # five charges on 2026-01-02 and on 2026-01-03, after the 35 of 2026-01-01
+        for minute in range(5):
+            sample_api.add_charge(updated_at=EPOCH + dt.timedelta(days=day, minutes=minute))
+    extract = payments_extract(sample_api.url)
+    extract["resources"] = extract["resources"][:1]
+    extract["partitions"] = {"step": "day", "start": "2026-01-01"}
+    definition = rest_definition(extract, source_id="sample_payments")
+    day_two = (EPOCH + dt.timedelta(days=1), EPOCH + dt.timedelta(days=2))
+
+    windowed = run_load(definition, duckdb_settings, RunRequest(window=day_two))
+
+    assert windowed.rows_by_table["charges"] == 5
+    assert [r.query.get("updated_since") for r in sample_api.log] == ["2026-01-02T00:00:00Z"]
+    assert windowed.write_disposition == "merge"
+    # A normal run afterwards still starts from initial_value: the backfill did not move the cursor.
+    before = len(sample_api.log)
+    whole = run_load(definition, duckdb_settings)
+    assert sample_api.log[before].query.get("updated_since") == "2000-01-01T00:00:00Z"
+    assert counts(DuckDBWarehouse(duckdb_settings), "sample_api", "charges") == (45, 45)
+    assert whole.rows_by_table["charges"] == 45
+
+
+def test_a_window_is_refused_without_partitions(sample_api, duckdb_settings):
+    with pytest.raises(ValueError, match="partition: this rest_api source has no partitions"):
+        run_load(rest_definition(issues_extract(sample_api.url)), duckdb_settings,
+                 RunRequest(window=(EPOCH, EPOCH + dt.timedelta(days=1))))

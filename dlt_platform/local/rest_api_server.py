@@ -177,7 +177,7 @@ class SampleApiHandler(JSONHandler):
         size = min(int(query.get("limit", 10)), 100)
         items = self.state.charges
         if query.get("updated_since"):
-            items = [charge for charge in items if charge["updated_at"] > query["updated_since"]]
+            items = [charge for charge in items if charge["updated_at"] >= query["updated_since"]]
         if query.get("starting_after"):
             ids = [charge["id"] for charge in items]
             start = ids.index(query["starting_after"]) + 1 if query["starting_after"] in ids else len(ids)

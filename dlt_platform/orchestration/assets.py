@@ -101,11 +101,20 @@ def pool_name(definition: SourceDefinition) -> str:
     return f"dlt_source_{definition.source_id}"
 
 
+def time_windows(definition: SourceDefinition):
+    """What a source's partitions are cut by (step, start, lookback): KV key-prefix windows when enabled, a
+    rest_api source's `extract.partitions`; None for sources without partitions."""
+    if definition.source_type == "rest_api":
+        return definition.extract.partitions
+    incremental = getattr(definition.extract, "incremental", None)
+    return incremental if incremental is not None and incremental.enabled else None
+
+
 def partitions_for(definition: SourceDefinition) -> dg.TimeWindowPartitionsDefinition | None:
     """Incremental sources: one partition per key-prefix window. end_offset=1 keeps the window in progress, since
     its keys are already being written and the lookback always reads it."""
-    incremental = getattr(definition.extract, "incremental", None)  # KV key-prefix windows only
-    if incremental is None or not incremental.enabled:
+    incremental = time_windows(definition)
+    if incremental is None:
         return None
     if incremental.step == "hour":
         return dg.HourlyPartitionsDefinition(start_date=f"{incremental.start:%Y-%m-%d}-00:00", end_offset=1,

@@ -19,7 +19,7 @@ from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.loads import (build_pipeline, build_source, check_before_load, failed_run, finish_pending_loads,
                                 loaded_row_counts, published_snapshot, run_kwargs)
 from dlt_platform.orchestration.assets import (
-    _TAG_KEY, _TAG_VALUE, SourceRunConfig, owners_of, pool_name, raw_snapshot_key, run_request_for,
+    _TAG_KEY, _TAG_VALUE, SourceRunConfig, owners_of, partitions_for, pool_name, raw_snapshot_key, run_request_for,
     source_system_key,
 )
 from dlt_platform.run_request import checked_request
@@ -87,6 +87,8 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
         raise dg.Failure(description=str(error), allow_retries=False) from None
     except RestApiError as error:  # a secret's environment variable is not set
         raise dg.Failure(description=str(error), allow_retries=False) from None
+    if request.window is not None:
+        context.log.info(f"Loading the incremental resources from {request.window[0]} to {request.window[1]}")
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
     finish_pending_loads(pipeline, say=context.log.warning)
@@ -114,6 +116,8 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
             "destination_table": f"{definition.destination.dataset}.{table}",
             "destination": settings.destination_type(definition),
             "write_disposition": resource_disposition(definition, resources[table], request),
+            **({"window_start": request.window[0].isoformat(), "window_end": request.window[1].isoformat()}
+               if request.window is not None else {}),
         })
     raw = raw_snapshot_key(definition)
     if raw is not None and snapshot:
@@ -131,6 +135,7 @@ def build_rest_api_asset(definition: RestApiSourceDefinition, settings: Settings
         dlt_pipeline=build_pipeline(definition, settings),
         name=definition.source_id,
         dagster_dlt_translator=RestApiTranslator(definition, settings.destination_type(definition), version),
+        partitions_def=partitions_for(definition),
         pool=pool_name(definition),
     )
     def rest_api_asset(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig):

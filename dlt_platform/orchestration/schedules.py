@@ -13,7 +13,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_keys
+from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_keys, time_windows
 from dlt_platform.sources.cloudflare_kv.windows import STEPS, window_start
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -41,7 +41,7 @@ def build_source_job(definition: SourceDefinition) -> UnresolvedAssetJobDefiniti
 
 def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> tuple[str, str] | None:
     """First and last partition key of the lookback windows at `now`; None before the first window exists."""
-    incremental = definition.extract.incremental
+    incremental = time_windows(definition)
     partitions = partitions_for(definition)
     assert incremental is not None and partitions is not None
     step = STEPS[incremental.step]
@@ -71,7 +71,7 @@ def build_source_schedule(definition: SourceDefinition, job: UnresolvedAssetJobD
         now = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
         keys = lookback_partition_range(definition, now)
         if keys is None:
-            return dg.SkipReason(f"No key-prefix window before {definition.extract.incremental.start}")
+            return dg.SkipReason(f"No window before {time_windows(definition).start}")
         return dg.RunRequest(tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[1]})
 
     return lookback_schedule

@@ -110,3 +110,24 @@ def test_a_missing_secret_fails_the_run_naming_the_variable(location, settings, 
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
     assert f"environment variable {TOKEN_ENV} is not set" in failure.step_failure_data.error.message
     assert sample_api.log == []
+
+
+def test_partitions_cut_the_incremental_resources_by_time_window(settings, sample_api):
+    extract = payments_extract(sample_api.url)
+    extract["partitions"] = {"step": "day", "start": "2026-01-01", "lookback": 2}
+    definition = rest_definition(extract, source_id="sample_payments", schedule="5 * * * *")
+    location, problems = build_code_location([definition], settings)
+    assert problems == []
+    repository = location.get_repository_def()
+    partitions = repository.asset_graph.get(CHARGES).partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition) and partitions.get_first_partition_key() == "2026-01-01"
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = repository.get_job("load_sample_payments").execute_in_process(instance=instance, partition_key="2026-01-01")
+
+    assert result.success
+    assert {r.query.get("updated_since") for r in sample_api.requests_to("/charges")} == {"2026-01-01T00:00:00Z"}
+    metadata = instance.get_latest_materialization_event(CHARGES).asset_materialization.metadata
+    assert metadata["window_start"].value.startswith("2026-01-01T00:00:00")
+    assert metadata["write_disposition"].value == "merge"
+    assert read_table(settings, "sample_api", "charges") == [(35,)]

@@ -82,4 +82,21 @@ describe("rest_api sources", () => {
     expect(page).toContain(sourceId);
     expect(page).toContain("rest_api &rarr; source_api.issues, source_api.issue_comments");
   });
+
+  it("take a partition only when the definition has partitions", async () => {
+    const { env } = testEnv();
+    const plain = uniqueId("api");
+    expect((await call(env, "POST", "/sources", { body: restDefinition(plain) })).status).toBe(201);
+    const refused = await call(env, "POST", `/sources/${plain}/runs`, { body: { partition: "2026-01-02" } });
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("has no partitions");
+
+    const partitioned = uniqueId("api");
+    const body = restDefinition(partitioned, { partitions: { step: "day", start: "2026-01-01" } });
+    expect((await call(env, "POST", "/sources", { body })).status).toBe(201);
+    const accepted = await call(env, "POST", `/sources/${partitioned}/runs`, { body: { partition: "2026-01-02" } });
+    expect(accepted.status, await accepted.clone().text()).toBe(202);
+    const early = await call(env, "POST", `/sources/${partitioned}/runs`, { body: { partition: "2025-12-31" } });
+    expect(early.status).toBe(400);
+  });
 });

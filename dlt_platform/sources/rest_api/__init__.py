@@ -8,6 +8,7 @@ Pagination, auth, parent/child resources and incremental cursors are dlt's own.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 
@@ -38,10 +39,11 @@ def resource_disposition(definition: RestApiSourceDefinition, resource: RestReso
     """How a run writes a resource's table. As for KV (run_request.write_disposition_for), a run that reads part
     of the source (a limit, a replayed snapshot) never replaces: it merges on the primary key."""
     configured = definition.extract.effective(resource, "write_disposition") or definition.destination.write_disposition
-    partial = not request.full_refresh and (request.limit is not None or request.from_snapshot is not None)
+    partial = not request.full_refresh and (request.limit is not None or request.from_snapshot is not None
+                                            or request.window is not None)
     if configured == "replace" and partial:
         if definition.extract.effective(resource, "primary_key") is None:
-            field = "limit" if request.limit is not None else "from_snapshot"
+            field = "limit" if request.limit is not None else "from_snapshot" if request.from_snapshot else "partition"
             raise ValueError(f"{field}: resource '{resource.name}' replaces its table and has no primary_key, so "
                              "a partial run could neither replace nor merge it; run the whole source")
         return "merge"
@@ -51,8 +53,8 @@ def resource_disposition(definition: RestApiSourceDefinition, resource: RestReso
 def checked_rest_request(definition: RestApiSourceDefinition, request: RunRequest) -> None:
     if request.keys:
         raise ValueError("keys: a rest_api source reads endpoints, not keys")
-    if request.window is not None:
-        raise ValueError("partition: this rest_api source has no partitions")
+    if request.window is not None and definition.extract.partitions is None:
+        raise ValueError("partition: this rest_api source has no partitions (extract.partitions is not set)")
     for resource in loaded_resources(definition):
         resource_disposition(definition, resource, request)
 
@@ -64,16 +66,32 @@ def secret_query_params(definition: RestApiSourceDefinition) -> set[str]:
     return set()
 
 
+def windowed(incremental: dict, window: tuple[dt.datetime, dt.datetime]) -> dict:
+    """dlt's incremental bounded by a partition's window: with an end_value dlt reads the range and leaves the
+    cursor it keeps for normal runs alone. Epoch seconds when the cursor is a number, else ISO 8601 UTC."""
+    start, end = window
+    as_number = isinstance(incremental.get("initial_value"), int)
+
+    def value(moment: dt.datetime):
+        return int(moment.timestamp()) if as_number else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {**incremental, "initial_value": value(start), "end_value": value(end)}
+
+
 def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str, CurrentPage],
                environ: Mapping[str, str] | None = None,
-               child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None) -> dict:
+               child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None,
+               window: tuple[dt.datetime, dt.datetime] | None = None) -> dict:
     """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page hooks added, and
-    child resources' incrementals turned into per-parent cursors (child_cursors.py)."""
-    dumped = definition.extract.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"http"})
+    child resources' incrementals turned into per-parent cursors (child_cursors.py), and for a partition run
+    the incrementals bounded by its window."""
+    dumped = definition.extract.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                           exclude={"http", "partitions"})  # the platform's, not dlt's
     config = resolved(dumped, "extract", os.environ if environ is None else environ)
     config["client"]["session"] = session
     for index, resource in enumerate(config["resources"]):
         name = resource["name"]
+        if window is not None and "incremental" in resource["endpoint"] and name not in (child_cursors or {}):
+            resource["endpoint"]["incremental"] = windowed(resource["endpoint"]["incremental"], window)
         if child_cursors and name in child_cursors:
             resource = config["resources"][index] = per_parent_config(resource, *child_cursors[name])
         resource["endpoint"]["response_actions"] = [pages[name].hook]
@@ -95,7 +113,7 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
     session, _budgets = budgeted_session(definition.extract.http)
     child_cursors = child_cursor_plans(definition)
-    config = dlt_config(definition, session, pages, environ, child_cursors)
+    config = dlt_config(definition, session, pages, environ, child_cursors, request.window)
     resources = {resource.name: resource for resource in rest_api_resources(config)}
 
     def to_row(name: str):
