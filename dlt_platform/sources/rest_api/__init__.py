@@ -111,7 +111,7 @@ def _first_items(limit: int):
 def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest,
                   snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
-    session, _budgets = budgeted_session(definition.extract.http)
+    session = budgeted_session(definition.extract.http)
     child_cursors = child_cursor_plans(definition)
     config = dlt_config(definition, session, pages, environ, child_cursors, request.window)
     resources = {resource.name: resource for resource in rest_api_resources(config)}
@@ -134,13 +134,13 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
             dlt_resource.add_map(cursors.with_parent_cursor, insert_at=0)  # sees each parent item first
             dlt_resource.add_map(cursors.record)
         if resource.selected:
-            dlt_resource.add_map(to_row(resource.name))
-            dlt_resource.apply_hints(write_disposition=resource_disposition(definition, resource, request),
-                                     columns=AUDIT_COLUMN_HINTS)
             if request.limit is not None and not dlt_resource.is_transformer:
                 # dlt stops asking for pages once `limit` items came; the filter drops the rest of the last page.
                 dlt_resource.add_limit(request.limit, count_rows=True)
                 dlt_resource.add_filter(_first_items(request.limit))
+            dlt_resource.add_map(to_row(resource.name))
+            dlt_resource.apply_hints(write_disposition=resource_disposition(definition, resource, request),
+                                     columns=AUDIT_COLUMN_HINTS)
         built.append(dlt_resource)
     return built
 

@@ -28,7 +28,6 @@ class HostBudgets:
         self.limits = limits
         self._by_host: dict[str, list[RateBudget]] = {}
         self._lock = threading.Lock()
-        self.sent_by_host: dict[str, int] = {}
 
     def _budgets(self, host: str) -> list[RateBudget]:
         with self._lock:
@@ -40,7 +39,6 @@ class HostBudgets:
                 if self.limits.requests_per_window:
                     budgets.append(RateBudget(self.limits.requests_per_window, self.limits.window_seconds))
                 self._by_host[host] = budgets
-            self.sent_by_host[host] = self.sent_by_host.get(host, 0) + 1
             return self._by_host[host]
 
     def acquire(self, url: str) -> None:
@@ -58,7 +56,7 @@ class BudgetedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def budgeted_session(limits: HttpLimits) -> tuple[object, HostBudgets]:
+def budgeted_session(limits: HttpLimits):
     """A requests session for dlt's RESTClient (which checks statuses itself: raise_for_status off)."""
     client = Client(
         request_timeout=REQUEST_TIMEOUT_SECONDS,
@@ -69,8 +67,7 @@ def budgeted_session(limits: HttpLimits) -> tuple[object, HostBudgets]:
         respect_retry_after_header=True,
     )
     session = client.session
-    budgets = HostBudgets(limits)
-    adapter = BudgetedAdapter(budgets)
+    adapter = BudgetedAdapter(HostBudgets(limits))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return session, budgets
+    return session
