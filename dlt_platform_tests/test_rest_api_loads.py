@@ -14,7 +14,7 @@ from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api.errors import MissingSecret, RestApiError
 
 from .bigquery_fixtures import DuckDBWarehouse
-from .rest_api_fixtures import (API_KEY, TOKEN, TOKEN_ENV, issues_extract, payments_extract, rest_definition,
+from .rest_api_fixtures import (TOKEN, TOKEN_ENV, issues_extract, payments_extract, rest_definition,
                                 sample_api)  # noqa: F401 (fixture)
 
 
