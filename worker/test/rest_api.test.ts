@@ -100,3 +100,18 @@ describe("rest_api sources", () => {
     expect(early.status).toBe(400);
   });
 });
+
+describe("the Dagster container's environment", () => {
+  it("gets the secrets SOURCE_SECRETS lists, and no other binding", async () => {
+    const { containerEnv } = await import("../src/container");
+    const env = {
+      DLT_INTERNAL_TOKEN: "internal",
+      DLT_OPERATOR_TOKEN: "operator",
+      GITHUB_TOKEN: "ghp_x",
+      STRIPE_SECRET_KEY: "sk_x",
+      UNLISTED_SECRET: "nope",
+      SOURCE_SECRETS: "GITHUB_TOKEN, STRIPE_SECRET_KEY,lower_case,MISSING_ONE",
+    } as never;
+    expect(containerEnv(env)).toEqual({ DLT_INTERNAL_TOKEN: "internal", GITHUB_TOKEN: "ghp_x", STRIPE_SECRET_KEY: "sk_x" });
+  });
+});
