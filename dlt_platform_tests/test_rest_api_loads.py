@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import json
+import logging
 
 import pytest
 
@@ -147,11 +148,12 @@ def test_refused_credentials_fail_with_the_status_and_the_variable_name(sample_a
     assert len(sample_api.requests_to("/issues")) == 1  # a refusal is not retried
 
 
-def test_a_refused_query_string_api_key_is_hidden_in_the_failure(sample_api, duckdb_settings, monkeypatch):
+def test_a_refused_query_string_api_key_is_hidden_in_the_failure(sample_api, duckdb_settings, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
     extract = payments_extract(sample_api.url)
-    # A query-string API key: the URL in the message hides it.
+    # A query-string API key under a name of the API's own: the URL in the message and the logs hide it.
     extract["client"] = {"base_url": sample_api.url,
-                         "auth": {"type": "api_key", "name": "api_key", "location": "query",
+                         "auth": {"type": "api_key", "name": "access_code", "location": "query",
                                   "api_key": {"env": "SAMPLE_QUERY_KEY"}}}
     monkeypatch.setenv("SAMPLE_QUERY_KEY", "wrong-key-123")
     definition = rest_definition(extract, source_id="sample_payments")
@@ -159,7 +161,8 @@ def test_a_refused_query_string_api_key_is_hidden_in_the_failure(sample_api, duc
     with pytest.raises(RestApiError) as failure:
         run_load(definition, duckdb_settings)
 
-    assert "api_key=***" in str(failure.value) and "wrong-key-123" not in str(failure.value)
+    assert "access_code=***" in str(failure.value) and "wrong-key-123" not in str(failure.value)
+    assert "wrong-key-123" not in caplog.text  # nor in any log line, dlt's included
     assert "SAMPLE_QUERY_KEY" in str(failure.value)
 
 

@@ -111,7 +111,7 @@ def _first_items(limit: int):
 def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest,
                   snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
-    session = budgeted_session(definition.extract.http)
+    session = budgeted_session(definition.extract.http, secret_query_params(definition))
     child_cursors = child_cursor_plans(definition)
     config = dlt_config(definition, session, pages, environ, child_cursors, request.window)
     resources = {resource.name: resource for resource in rest_api_resources(config)}

@@ -9,10 +9,12 @@ hammered. The budget sits in the transport adapter, under the retries, so every 
 
 from __future__ import annotations
 
+import logging
 import threading
 from urllib.parse import urlsplit
 
 from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client.redaction import SENSITIVE_PARAMS, sanitize_url
 from requests.adapters import HTTPAdapter
 
 from dlt_platform.config import HttpLimits
@@ -56,8 +58,29 @@ class BudgetedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def budgeted_session(limits: HttpLimits):
-    """A requests session for dlt's RESTClient (which checks statuses itself: raise_for_status off)."""
+class RedactQuerySecrets(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string included: an API key sent as a query parameter
+    would reach the logs. This filter shows such parameters as *** (dlt's names, plus the sources' own)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = set(SENSITIVE_PARAMS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(sanitize_url(arg, self.names) if isinstance(arg, str) and "?" in arg else arg
+                                for arg in record.args)
+        return True
+
+
+_REDACTION = RedactQuerySecrets()
+logging.getLogger("urllib3.connectionpool").addFilter(_REDACTION)
+
+
+def budgeted_session(limits: HttpLimits, secret_params: set[str] = frozenset()):
+    """A requests session for dlt's RESTClient (which checks statuses itself: raise_for_status off).
+    `secret_params`: query parameters that carry a secret, kept out of urllib3's request log."""
+    _REDACTION.names |= set(secret_params)
     client = Client(
         request_timeout=REQUEST_TIMEOUT_SECONDS,
         raise_for_status=False,
