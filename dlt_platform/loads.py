@@ -23,6 +23,8 @@ from dlt_platform.config import SourceDefinition
 from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import cloudflare_kv
+from dlt_platform.sources.rest_api import rest_api_source, run_snapshot, secret_query_params
+from dlt_platform.sources.rest_api.errors import described_failure
 
 LOADER_FILE_FORMAT = "parquet"
 # dlt gzips its intermediate extract files by default; they are local and short-lived, and compressing them
@@ -61,6 +63,12 @@ def build_source(definition: SourceDefinition, settings: Settings, request: RunR
         if settings.destination_type(definition) == "bigquery":
             bigquery.apply_table_options(source.resources[definition.destination.table], definition.destination)
         return source
+    if definition.source_type == "rest_api":
+        source = rest_api_source(definition, settings, request)
+        if settings.destination_type(definition) == "bigquery":
+            for name in source.selected_resources:
+                bigquery.apply_table_options(source.resources[name], definition.destination)
+        return source
     raise ValueError(f"source_type: '{definition.source_type}' has no dlt source")
 
 
@@ -93,6 +101,8 @@ def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
 
 
 def last_snapshot_url(pipeline: dlt.Pipeline, definition: SourceDefinition) -> str | None:
+    if definition.source_type != "cloudflare_kv":
+        return None
     state = pipeline.state.get("sources", {}).get(definition.source_id, {})
     return state.get("resources", {}).get(definition.destination.table, {}).get("last_snapshot")
 
@@ -116,20 +126,51 @@ def check_before_load(definition: SourceDefinition, settings: Settings) -> None:
         bigquery.check_before_load(settings)
 
 
+def failed_run(error: BaseException, definition: SourceDefinition, source) -> BaseException:
+    """What a run that raised reports: a rest_api failure as one line (its snapshot discarded), else the error."""
+    snapshot = run_snapshot(source) if definition.source_type == "rest_api" else None
+    if snapshot is not None:
+        snapshot.discard()
+    if definition.source_type == "rest_api":
+        return described_failure(error, definition, secret_query_params(definition)) or error
+    return error
+
+
+def published_snapshot(pipeline: dlt.Pipeline, definition: SourceDefinition, source, load_id: str | None
+                       ) -> str | None:
+    """The raw snapshot of a run that loaded: KV publishes its own while extracting; a rest_api source's
+    snapshot (all its resources in one file) is published here, once the load succeeded."""
+    snapshot = run_snapshot(source) if definition.source_type == "rest_api" else None
+    if snapshot is not None and load_id:
+        return snapshot.publish(load_id)
+    if snapshot is not None:  # nothing was loaded (no new package): nothing to keep
+        snapshot.discard()
+        return None
+    return last_snapshot_url(pipeline, definition)
+
+
 def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()) -> LoadResult:
     source = build_source(definition, settings, request)
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
     finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
-    info: LoadInfo = pipeline.run(source, **run_kwargs(request))
+    try:
+        info: LoadInfo = pipeline.run(source, **run_kwargs(request))
+    except Exception as error:
+        reported = failed_run(error, definition, source)
+        if reported is error:
+            raise
+        raise reported from error
     rows = loaded_row_counts(pipeline)
+    load_id = info.loads_ids[-1] if info.loads_ids else None
+    snapshot_url = published_snapshot(pipeline, definition, source, load_id) if definition.staging.raw_snapshot else None
     return LoadResult(
         source_id=definition.source_id,
-        load_id=info.loads_ids[-1] if info.loads_ids else None,
+        load_id=load_id,
         destination=settings.destination_type(definition),
         dataset=definition.destination.dataset,
         rows_by_table=rows,
-        snapshot_url=last_snapshot_url(pipeline, definition) if definition.staging.raw_snapshot and rows else None,
+        snapshot_url=snapshot_url if rows else None,
         write_disposition=write_disposition_for(definition, request),
     )
 

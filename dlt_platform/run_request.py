@@ -29,7 +29,7 @@ def reads_part_of_source(definition: SourceDefinition, request: RunRequest) -> b
     (which may be of a partial run), or key-prefix windows (a partition, or an incremental source's lookback)."""
     if request.full_refresh:
         return False
-    incremental = definition.extract.incremental
+    incremental = getattr(definition.extract, "incremental", None)  # KV key-prefix windows
     return bool(request.limit is not None or request.keys or request.from_snapshot or request.window
                 or (incremental is not None and incremental.enabled))
 

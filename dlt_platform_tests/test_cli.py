@@ -121,7 +121,7 @@ def test_errors_are_one_line_with_exit_code_1(cli_env, monkeypatch, args, env, m
 def test_listings_keep_ids_whole_when_narrow_and_print_json_for_scripts(cli_env, monkeypatch):
     monkeypatch.setenv("COLUMNS", "20")
     lines = run("sources").output.splitlines()
-    assert lines[0].split() == ["source_id", "enabled", "schedule", "destination", "disposition", "namespace",
+    assert lines[0].split() == ["source_id", "type", "enabled", "schedule", "destination", "disposition", "reads",
                                 "transport"]
     assert [line.split()[0] for line in lines[1:]] == ["test_orders", "off"]
     assert "…" not in "".join(lines)

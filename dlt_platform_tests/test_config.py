@@ -17,9 +17,11 @@ from .conftest import make_definition
 CONFIG = PROJECT_ROOT / "config"
 
 
-def test_sample_sources_are_the_original_platforms_three():
+def test_sample_sources_are_the_original_platforms_three_and_the_local_sample_api():
     definitions = {d.source_id: d for d in load_sources_file(CONFIG / "sources.json")}
-    assert set(definitions) == {"cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors"}
+    assert set(definitions) == {"cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors",
+                                "sample_api_issues"}
+    assert definitions["sample_api_issues"].extract.client.base_url == "http://127.0.0.1:8790"
     orders, leads, vendors = (definitions[k] for k in ("cloudflare_kv_orders", "cloudflare_kv_leads",
                                                         "cloudflare_kv_vendors"))
     assert orders.destination.write_disposition == "replace" and orders.staging.raw_snapshot
@@ -29,11 +31,26 @@ def test_sample_sources_are_the_original_platforms_three():
 
 def test_example_file_documents_a_valid_definition_with_every_field():
     document = json.loads((CONFIG / "sources.example.json").read_text())
-    (definition,) = parse_sources_document(document)
+    definition, *rest_api_examples = parse_sources_document(document)
     fields = set(document["sources"][0]) | {f"extract.{k}" for k in document["sources"][0]["extract"]}
     assert {"schedule", "freshness_hours", "owners", "tags", "staging", "extract.incremental",
             "extract.transport", "extract.prefix"} <= fields
     assert definition.extract.incremental is not None
+    assert [d.source_id for d in rest_api_examples] == ["github_issues", "stripe_charges"]
+
+
+def test_the_rest_api_examples_become_dlt_sources_without_their_secrets(tmp_path):
+    """Shaped like GitHub's issues (Link headers, `since`) and Stripe's charges (starting_after cursor, has_more,
+    created[gte]): dlt accepts them as they are written."""
+    from dlt_platform.settings import Settings
+    from dlt_platform.sources.rest_api import rest_api_source
+
+    document = json.loads((CONFIG / "sources.example.json").read_text())
+    github, stripe = parse_sources_document(document)[1:]
+    settings = Settings(data_dir=tmp_path, destination_override="duckdb")
+    assert set(rest_api_source(github, settings, describe_only=True).selected_resources) == {"issues", "issue_comments"}
+    charges = rest_api_source(stripe, settings, describe_only=True).resources["charges"]
+    assert charges.write_disposition == "merge" and charges.incremental is not None
 
 
 def test_committed_json_schema_is_generated_from_the_model():
@@ -97,3 +114,11 @@ def test_explicit_keys_and_incremental_windows_exclude_each_other():
             "extract": {"namespace_id": "n", "namespace_title": "T", "keys": ["a"],
                         "incremental": {"key_prefix": "lead:{date:%Y%m%d}", "start": "2026-01-01"}},
         })
+
+
+def test_definitions_survive_the_dump_the_worker_and_dagster_receive():
+    """The stack syncs `model_dump(mode="json")` to the Worker and Dagster's run workers rebuild from it: what a
+    definition dumps must parse again to the same definition (rest_api's endpoint body is dumped as `json`)."""
+    document = json.loads((CONFIG / "sources.example.json").read_text())
+    for definition in [*load_sources_file(CONFIG / "sources.json"), *parse_sources_document(document)]:
+        assert parse_definition(definition.model_dump(mode="json")) == definition

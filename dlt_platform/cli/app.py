@@ -21,6 +21,7 @@ from dlt_platform.local.stack import DEFAULT_STATE_DIR, StackError, running_loca
 from dlt_platform.operator_client import OperatorAPIError
 from dlt_platform.settings import Settings, SettingsError
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError
+from dlt_platform.sources.rest_api.errors import RestApiError
 
 app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -60,7 +61,7 @@ class VerificationFailed(RuntimeError):
 
 # The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
 PLATFORM_ERRORS = (UsageError, DefinitionError, SettingsError, CloudflareAPIError, OperatorAPIError, StackError,
-                   BigQueryCredentialsError, VerificationFailed)
+                   RestApiError, BigQueryCredentialsError, VerificationFailed)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -94,7 +95,7 @@ def kv_settings(settings: Settings, definition: SourceDefinition | None = None) 
     """Settings to read KV with. Without Cloudflare credentials (or an orchestrator URL for a source read through
     the Worker) and with the local stack up, KV is read through the local Worker, and a line on stderr says so.
     An explicit DLT_PLATFORM_KV_TRANSPORT is obeyed as it is."""
-    if settings.kv_transport_override is not None:
+    if settings.kv_transport_override is not None or (definition is not None and definition.source_type != "cloudflare_kv"):
         return settings
     if definition is not None and settings.kv_transport(definition) == "worker":
         missing = not (settings.orchestrator_url and settings.internal_token)
@@ -110,3 +111,12 @@ def kv_settings(settings: Settings, definition: SourceDefinition | None = None) 
 
 def local_state_dir() -> Path:
     return Path(os.environ.get(LOCAL_STATE_ENV) or DEFAULT_STATE_DIR)
+
+
+def kv_source(settings: Settings, source_id: str, command: str) -> SourceDefinition:
+    """The source's definition, refused by name when it is not a KV source (the command reads KV namespaces)."""
+    definition = settings.get_source(source_id)
+    if definition.source_type != "cloudflare_kv":
+        raise UsageError(f"--source-id: {source_id} is a {definition.source_type} source; `{command}` reads KV "
+                         "namespaces (`dlt-platform load --limit N` samples any source)")
+    return definition

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import tomllib
 from typing import Annotated, Optional
+from urllib.parse import urlsplit
 
 import typer
 
-from dlt_platform.cli.app import EXPLORE, JsonOption, SourceOption, app, kv_settings, one_line_errors, settings
+from dlt_platform.cli.app import EXPLORE, JsonOption, SourceOption, app, kv_settings, kv_source, one_line_errors, settings
 from dlt_platform.cli.output import console, print_json, print_listing, say
 from dlt_platform.config import SourceDefinition
 from dlt_platform.profiling import profile_records
@@ -20,12 +21,13 @@ from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
+from dlt_platform.sources.rest_api import table_names as rest_api_tables
 
 
-def _first_records(source_id: str, limit: int) -> tuple[SourceDefinition, list[dict]]:
+def _first_records(source_id: str, limit: int, command: str) -> tuple[SourceDefinition, list[dict]]:
     """The source's definition and its first `limit` records, as a load would read them."""
     config = settings()
-    definition = config.get_source(source_id)
+    definition = kv_source(config, source_id, command)
     records: list[dict] = []
     for page in read_pages(definition, kv_settings(config, definition), RunRequest(limit=limit)):
         records.extend(page[: limit - len(records)])
@@ -55,17 +57,32 @@ def namespaces(as_json: JsonOption = False) -> None:
         print_listing(["id", "title"], found, as_json)
 
 
+def _tables_of(definition: SourceDefinition) -> str:
+    if definition.source_type == "rest_api":
+        return "{" + ",".join(rest_api_tables(definition)) + "}"
+    return definition.destination.table
+
+
+def _reads(definition: SourceDefinition, config) -> dict:
+    """What a source reads and how: a KV namespace (rest or worker), an API host (http), a webhook preset."""
+    if definition.source_type == "rest_api":
+        return {"reads": urlsplit(definition.extract.client.base_url).netloc, "transport": "http"}
+    if definition.source_type == "webhook":
+        return {"reads": f"/hooks/{definition.source_id}", "transport": definition.extract.signature.preset}
+    return {"reads": definition.extract.namespace_title, "transport": config.kv_transport(definition)}
+
+
 @app.command(rich_help_panel=EXPLORE)
 def sources(as_json: JsonOption = False) -> None:
     """List the configured sources."""
     with one_line_errors():
         config = settings()
         definitions = config.load_sources()
-        rows = [{"source_id": definition.source_id, "enabled": definition.enabled, "schedule": definition.schedule,
+        rows = [{"source_id": definition.source_id, "type": definition.source_type, "enabled": definition.enabled,
+                 "schedule": definition.schedule,
                  "destination": f"{config.destination_type(definition)}:{definition.destination.dataset}."
-                                f"{definition.destination.table}",
-                 "disposition": definition.destination.write_disposition,
-                 "namespace": definition.extract.namespace_title, "transport": config.kv_transport(definition)}
+                                f"{_tables_of(definition)}",
+                 "disposition": definition.destination.write_disposition, **_reads(definition, config)}
                 for definition in definitions]
         print_listing(list(rows[0]) if rows else ["source_id"], rows, as_json,
                       document=[definition.model_dump(mode="json") for definition in definitions])
@@ -78,7 +95,7 @@ def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 2
     """List keys of a source's namespace, one a line."""
     with one_line_errors():
         config = settings()
-        definition = config.get_source(source_id)
+        definition = kv_source(config, source_id, "keys")
         transport = open_transport(definition, kv_settings(config, definition))
         listed: list[dict] = []
         try:
@@ -101,7 +118,7 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
            as_json: JsonOption = False) -> None:
     """Print the warehouse rows the first records would become (nothing is loaded)."""
     with one_line_errors():
-        definition, records = _first_records(source_id, limit)
+        definition, records = _first_records(source_id, limit, "sample")
         rows = [row_of(record, definition) for record in records]
         if as_json:
             print_json(rows)
@@ -115,7 +132,7 @@ def profile(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] 
             as_json: JsonOption = False) -> None:
     """Per field of the sampled values: presence, types seen, an example; and the share of non-JSON values."""
     with one_line_errors():
-        result = profile_records(_first_records(source_id, limit)[1])
+        result = profile_records(_first_records(source_id, limit, "profile")[1])
         fields = sorted(result.fields.values(), key=lambda f: (-f.present, f.name))
         summary = {"records": result.records, "non_json": result.non_json, "binary": result.binary,
                    "non_object_json": result.non_object_json}

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dlt_platform.cli.app import LOAD, UsageError, app, kv_settings, one_line_errors, settings
+from dlt_platform.cli.app import LOAD, UsageError, app, kv_settings, kv_source, one_line_errors, settings
 from dlt_platform.cli.output import console, print_listing, say
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import LoadResult, key_batches, run_load
@@ -78,6 +78,7 @@ def load(
             return
         if from_snapshot or full_refresh:
             raise UsageError("--batch-size cannot be combined with --from-snapshot or --full-refresh")
+        definition = kv_source(config, source_id, "load --batch-size")
         _load_batches(definition, kv_settings(config, definition), keys_list, batch_size, skip_batches, max_batches)
 
 

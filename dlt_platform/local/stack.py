@@ -6,6 +6,8 @@
    are dated relative to today);
 3. `wrangler dev` serves the Worker (a running one on the port is reused);
 4. the sample definitions are synced into D1 through the operator API;
+   the sample REST API (dlt_platform/local/rest_api_server.py) serves the rest_api sample source on port 8790;
+   its credentials reach it and Dagster through the environment, as a real API's secrets would;
 5. Dagster (webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`, reading its
    definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file, or with
    `warehouse="bigquery"` the BigQuery emulator, started first (the production destination, offline).
@@ -29,6 +31,7 @@ import httpx
 from dotenv import dotenv_values
 
 from dlt_platform.local.bigquery_emulator import BigQueryEmulator
+from dlt_platform.local.rest_api_server import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
 from dlt_platform.processes import ProcessError, Supervisor
@@ -122,6 +125,7 @@ class LocalStack:
     extra_dagster_env: dict[str, str] = field(default_factory=dict)
     warehouse: str = "duckdb"  # or "bigquery": the emulator on emulator_port
     emulator_port: int = 9050
+    sample_api_port: int = SAMPLE_API_PORT
     supervisor: Supervisor = field(default_factory=Supervisor)
 
     @property
@@ -167,6 +171,11 @@ class LocalStack:
             self.paths.worker_env.chmod(0o600)
         return values
 
+    def sample_api_credentials(self) -> dict[str, str]:
+        """The sample REST API's bearer token and API key. Fixed rather than generated: one sample API on its
+        port serves every local stack (a second stack reuses it), and it only ever holds sample data."""
+        return {name: os.environ.get(name) or value for name, value in SAMPLE_API_CREDENTIALS.items()}
+
     def operator(self) -> OperatorClient:
         return OperatorClient(self.worker_url, self.tokens()["DLT_OPERATOR_TOKEN"])
 
@@ -181,6 +190,7 @@ class LocalStack:
             "DLT_PLATFORM_KV_TRANSPORT": "worker",
             "DLT_PLATFORM_DATA_DIR": str(self.paths.data_dir),
             "DLT_PLATFORM_CONFIG": str(self.config_path),
+            **self.sample_api_credentials(),
             **self.extra_dagster_env,
             **(self.emulator.client_env() if self.warehouse == "bigquery" else {}),
         }
@@ -296,6 +306,29 @@ class LocalStack:
                     self.dagster_ready, timeout=240, env=self.dagster_env())
         return True
 
+    # --- the sample REST API -----------------------------------------------------------------------------
+
+    @property
+    def sample_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.sample_api_port}"
+
+    def sample_api_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.sample_api_url}/health", timeout=2).json().get("service") == "sample_api"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def start_sample_api(self) -> bool:
+        """Start the sample REST API unless it already answers on its port; True when started here."""
+        if self.sample_api_ready():
+            return False
+        if not port_is_free(self.sample_api_port):
+            raise StackError(f"port {self.sample_api_port} is taken by something that is not the sample API")
+        self._start("sample_api", [sys.executable, "-m", "dlt_platform.local.rest_api_server", "--port",
+                                   str(self.sample_api_port)], self.sample_api_ready, timeout=30,
+                    env={**os.environ, **self.sample_api_credentials()})
+        return True
+
     # --- the BigQuery emulator ---------------------------------------------------------------------------
 
     def start_emulator(self) -> bool:
@@ -312,6 +345,7 @@ class LocalStack:
         if self.warehouse == "bigquery":
             say(f"BigQuery emulator: {'started' if self.start_emulator() else 'reused'} at {self.emulator.url}")
         say(f"Worker: {'started' if self.start_worker() else 'reused'} at {self.worker_url}")
+        say(f"Sample REST API: {'started' if self.start_sample_api() else 'reused'} at {self.sample_api_url}")
         synced = self.sync_sources()
         say("sources in D1: " + ", ".join(f"{source_id} {what}" for source_id, what in synced.items()))
         say(f"Dagster: {'started' if self.start_dagster() else 'reused'} at {self.dagster_url}/dagster")

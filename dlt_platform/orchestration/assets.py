@@ -3,6 +3,9 @@
     cloudflare_kv/<NAMESPACE>  ->  raw_staging/<r2_prefix...>  ->  <dataset>/<table>
     (source system, external)      (raw snapshot, when kept)       (warehouse table: the dlt asset)
 
+rest_api sources have one asset per resource table (rest_api_assets.py); `table_keys` and `source_system_key`
+answer for every source type.
+
 The dlt source handed to `dlt_assets` only describes the asset; every run builds a fresh source from its run
 config and partition window, because dagster-dlt passes neither to the source by itself.
 """
@@ -10,6 +13,7 @@ config and partition window, because dagster-dlt passes neither to the source by
 
 import datetime as dt
 import re
+from urllib.parse import urlsplit
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
@@ -22,8 +26,9 @@ from dlt_platform.loads import (build_pipeline, build_source, check_before_load,
                                 last_snapshot_url, loaded_row_counts, run_kwargs)
 from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
+from dlt_platform.sources.rest_api import table_names as rest_api_tables
 
-SOURCE_SYSTEM_KINDS = {"cloudflare_kv": "cloudflare"}
+SOURCE_SYSTEM_KINDS = {"cloudflare_kv": "cloudflare", "rest_api": "api"}
 SOURCE_SYSTEM_GROUP = "source_systems"
 RAW_STAGING_GROUP = "raw_staging"
 
@@ -48,8 +53,35 @@ def table_key(definition: SourceDefinition) -> dg.AssetKey:
     return dg.AssetKey([definition.destination.dataset, definition.destination.table])
 
 
+def table_keys(definition: SourceDefinition) -> list[dg.AssetKey]:
+    """The [dataset, table] asset of every table a source loads (its child tables `x__y` go with their parent)."""
+    if definition.source_type == "rest_api":
+        return [dg.AssetKey([definition.destination.dataset, name]) for name in rest_api_tables(definition)]
+    return [table_key(definition)]
+
+
 def source_system_key(definition: SourceDefinition) -> dg.AssetKey:
+    if definition.source_type == "rest_api":  # the API's host: sources reading one API share its node
+        host = urlsplit(definition.extract.client.base_url).netloc
+        return dg.AssetKey([definition.source_type, re.sub(r"[^A-Za-z0-9_]", "_", host)])
     return dg.AssetKey([definition.source_type, definition.extract.namespace_title])
+
+
+def source_system_spec(definition: SourceDefinition, key: dg.AssetKey) -> dg.AssetSpec:
+    kind = SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)
+    if definition.source_type == "rest_api":
+        host = urlsplit(definition.extract.client.base_url).netloc
+        return dg.AssetSpec(key, group_name=SOURCE_SYSTEM_GROUP, kinds={kind}, description=f"HTTP API at {host}",
+                            metadata={"host": host})
+    return dg.AssetSpec(
+        key,
+        group_name=SOURCE_SYSTEM_GROUP,
+        description=f"Cloudflare Workers KV namespace {definition.extract.namespace_title}"
+        if definition.source_type == "cloudflare_kv" else None,
+        kinds={kind},
+        metadata={"namespace_id": definition.extract.namespace_id,
+                  "namespace_title": definition.extract.namespace_title},
+    )
 
 
 def raw_snapshot_key(definition: SourceDefinition) -> dg.AssetKey | None:
@@ -69,11 +101,20 @@ def pool_name(definition: SourceDefinition) -> str:
     return f"dlt_source_{definition.source_id}"
 
 
+def time_windows(definition: SourceDefinition):
+    """What a source's partitions are cut by (step, start, lookback): KV key-prefix windows when enabled, a
+    rest_api source's `extract.partitions`; None for sources without partitions."""
+    if definition.source_type == "rest_api":
+        return definition.extract.partitions
+    incremental = getattr(definition.extract, "incremental", None)
+    return incremental if incremental is not None and incremental.enabled else None
+
+
 def partitions_for(definition: SourceDefinition) -> dg.TimeWindowPartitionsDefinition | None:
     """Incremental sources: one partition per key-prefix window. end_offset=1 keeps the window in progress, since
     its keys are already being written and the lookback always reads it."""
-    incremental = definition.extract.incremental
-    if incremental is None or not incremental.enabled:
+    incremental = time_windows(definition)
+    if incremental is None:
         return None
     if incremental.step == "hour":
         return dg.HourlyPartitionsDefinition(start_date=f"{incremental.start:%Y-%m-%d}-00:00", end_offset=1,
@@ -147,15 +188,7 @@ def lineage_specs(definitions: list[SourceDefinition]) -> list[dg.AssetSpec]:
     for definition in definitions:
         system = source_system_key(definition)
         if system not in specs:
-            specs[system] = dg.AssetSpec(
-                system,
-                group_name=SOURCE_SYSTEM_GROUP,
-                description=f"Cloudflare Workers KV namespace {definition.extract.namespace_title}"
-                if definition.source_type == "cloudflare_kv" else None,
-                kinds={SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)},
-                metadata={"namespace_id": definition.extract.namespace_id,
-                          "namespace_title": definition.extract.namespace_title},
-            )
+            specs[system] = source_system_spec(definition, system)
         raw = raw_snapshot_key(definition)
         if raw is not None and raw not in specs:
             specs[raw] = dg.AssetSpec(

@@ -13,7 +13,7 @@ from croniter import croniter
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import build_pipeline
-from dlt_platform.orchestration.assets import partitions_for, table_key
+from dlt_platform.orchestration.assets import partitions_for, table_keys
 from dlt_platform.settings import Settings
 
 ROW_COUNT_CHECK = "row_count"
@@ -41,7 +41,7 @@ def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecks
     for definition in definitions:
         hours = freshness_hours(definition)
         if hours is not None:
-            by_hours.setdefault(hours, []).append(table_key(definition))
+            by_hours.setdefault(hours, []).extend(table_keys(definition))
     # Checks rather than the newer FreshnessPolicy: they show up as asset checks with pass/fail history in the UI,
     # which is what operators look at next to row counts and schema changes.
     with warnings.catch_warnings():
@@ -55,7 +55,7 @@ def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecks
 
 def schema_change_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecksDefinition]:
     """Dagster's check of unpartitioned tables: the latest materialization's columns against the one before."""
-    keys = [table_key(definition) for definition in definitions if partitions_for(definition) is None]
+    keys = [key for definition in definitions if partitions_for(definition) is None for key in table_keys(definition)]
     if not keys:
         return []
     with warnings.catch_warnings():
@@ -70,11 +70,11 @@ def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, 
     return {column.name: column.type for column in schema.value.columns}
 
 
-def table_row_count(definition: SourceDefinition, settings: Settings) -> int | None:
+def table_row_count(definition: SourceDefinition, settings: Settings, table_name: str) -> int | None:
     pipeline = build_pipeline(definition, settings)
     try:
         with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(definition.destination.table)
+            table = client.make_qualified_table_name(table_name)
             with client.execute_query(f"select count(*) from {table}") as cursor:
                 return int(cursor.fetchone()[0])
     except Exception:  # no table yet, or a destination that cannot be queried from here
@@ -82,8 +82,13 @@ def table_row_count(definition: SourceDefinition, settings: Settings) -> int | N
 
 
 def build_table_checks(definition: SourceDefinition, settings: Settings) -> list[dg.AssetChecksDefinition]:
-    """The row count check, and for a partitioned table its schema check (see partitioned_schema_check)."""
-    key = table_key(definition)
+    """Of every table the source loads: the row count check, and for a partitioned table its schema check (see
+    partitioned_schema_check)."""
+    return [check for key in table_keys(definition) for check in _checks_of_table(definition, settings, key)]
+
+
+def _checks_of_table(definition: SourceDefinition, settings: Settings, key: dg.AssetKey
+                     ) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=key, name=ROW_COUNT_CHECK, description="The table holds rows; records rows loaded by "
                     "the last load and the table's total.")
@@ -91,7 +96,7 @@ def build_table_checks(definition: SourceDefinition, settings: Settings) -> list
         latest = context.instance.get_latest_materialization_event(key)
         materialization = latest.asset_materialization if latest else None
         rows_loaded = (materialization.metadata or {}).get("rows_loaded") if materialization else None
-        total = table_row_count(definition, settings)
+        total = table_row_count(definition, settings, key.path[-1])
         return dg.AssetCheckResult(
             passed=bool(total),
             severity=dg.AssetCheckSeverity.WARN,

@@ -19,9 +19,10 @@ from dlt_platform.orchestration.assets import (
     lineage_specs,
     raw_snapshot_key,
     source_system_key,
-    table_key,
+    table_keys,
 )
 from dlt_platform.orchestration.checks import build_table_checks, freshness_checks, schema_change_checks
+from dlt_platform.orchestration.rest_api_assets import build_rest_api_asset
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
 from dlt_platform.orchestration.schedules import build_source_job, build_source_schedule
 from dlt_platform.settings import Settings
@@ -32,13 +33,13 @@ INVALID_GROUP = "invalid_definitions"
 
 def _table_clash(definition: SourceDefinition, owners: dict[dg.AssetKey, str],
                  lineage: set[dg.AssetKey]) -> str | None:
-    key = table_key(definition)
-    if key in owners:
-        return f"table {'.'.join(key.path)} is already loaded by source {owners[key]}"
-    if key in lineage:
-        return f"table {'.'.join(key.path)} has the key of a source system or raw snapshot node"
-    if key.path[0] == INVALID_GROUP:
-        return f"dataset {INVALID_GROUP} is where Dagster shows definitions it cannot load"
+    for key in table_keys(definition):
+        if key in owners:
+            return f"table {'.'.join(key.path)} is already loaded by source {owners[key]}"
+        if key in lineage:
+            return f"table {'.'.join(key.path)} has the key of a source system or raw snapshot node"
+        if key.path[0] == INVALID_GROUP:
+            return f"dataset {INVALID_GROUP} is where Dagster shows definitions it cannot load"
     return None
 
 
@@ -74,14 +75,15 @@ def build_code_location(definitions: list[SourceDefinition], settings: Settings,
             clash = _table_clash(definition, owners, lineage)
             if clash:
                 raise ValueError(clash)
-            asset = build_source_asset(definition, settings, versions.get(definition.source_id))
+            build_asset = build_rest_api_asset if definition.source_type == "rest_api" else build_source_asset
+            asset = build_asset(definition, settings, versions.get(definition.source_id))
             table_checks = build_table_checks(definition, settings)
             job = build_source_job(definition)
             schedule = build_source_schedule(definition, job)
         except Exception as error:  # noqa: BLE001 - any failure of one source must leave the others loadable
             problems.append(DefinitionProblem(index, definition.source_id, f"{type(error).__name__}: {error}"))
             continue
-        owners[table_key(definition)] = definition.source_id
+        owners.update({key: definition.source_id for key in table_keys(definition)})
         built.append(definition)
         assets.append(asset)
         checks.extend(table_checks)
@@ -96,7 +98,7 @@ def build_code_location(definitions: list[SourceDefinition], settings: Settings,
             sensors.append(dg.build_sensor_for_freshness_checks(
                 freshness_checks=freshness, name=FRESHNESS_SENSOR, default_status=dg.DefaultSensorStatus.RUNNING))
     if settings.orchestrator_url:
-        source_by_key = {table_key(definition): definition.source_id for definition in built}
+        source_by_key = {key: definition.source_id for definition in built for key in table_keys(definition)}
         sensors.append(build_run_mirror_sensor(settings, source_by_key))
     location = dg.Definitions(
         assets=[*lineage_specs(built), *assets, *problem_specs(problems, versions)],

@@ -12,7 +12,7 @@ import datetime as dt
 import dagster as dg
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_key
+from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_keys, time_windows
 from dlt_platform.sources.cloudflare_kv.windows import STEPS, window_start
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -31,16 +31,17 @@ def build_source_job(definition: SourceDefinition):
     """The source's asset job, unresolved as `define_asset_job` returns it (Definitions resolve it)."""
     return dg.define_asset_job(
         job_name(definition),
-        selection=dg.AssetSelection.assets(table_key(definition)),
+        selection=dg.AssetSelection.assets(*table_keys(definition)),
         # Lets the queued run coordinator hold a second run of the same source (see dagster.yaml).
         tags={SOURCE_ID_TAG: definition.source_id},
-        description=f"Load source {definition.source_id} into {definition.destination.dataset}.{definition.destination.table}",
+        description=f"Load source {definition.source_id} into "
+                    f"{', '.join('.'.join(key.path) for key in table_keys(definition))}",
     )
 
 
 def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> tuple[str, str] | None:
     """First and last partition key of the lookback windows at `now`; None before the first window exists."""
-    incremental = definition.extract.incremental
+    incremental = time_windows(definition)
     partitions = partitions_for(definition)
     assert incremental is not None and partitions is not None
     step = STEPS[incremental.step]
@@ -69,7 +70,7 @@ def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefin
         now = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
         keys = lookback_partition_range(definition, now)
         if keys is None:
-            return dg.SkipReason(f"No key-prefix window before {definition.extract.incremental.start}")
+            return dg.SkipReason(f"No window before {time_windows(definition).start}")
         return dg.RunRequest(tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[1]})
 
     return lookback_schedule

@@ -9,6 +9,7 @@ import uuid
 import duckdb
 import httpx
 
+from dlt_platform.local.rest_api_server import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.settings import Settings
 from dlt_platform_tests.waiting import poll
@@ -146,8 +147,11 @@ def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, m
     lookback = Settings(config_path=stack.config_path).get_source("cloudflare_kv_leads").extract.incremental.lookback
     assert f"orders_kv {len(seeded('ORDERS_KV'))}" in result.output
     assert f"leads_kv {recent_leads(lookback)}" in result.output
+    issues = SAMPLE_COUNTS["issues"]
+    assert "Sample REST API: reused" in result.output
+    assert f"issue_comments {issues * COMMENTS_PER_ISSUE}, issues {issues}" in result.output
     run_lines = [line for line in result.output.splitlines() if line.split()[-1:] == ["api"]]
-    assert len(run_lines) == 2 and all("succeeded" in line for line in run_lines), result.output
+    assert len(run_lines) == 3 and all("succeeded" in line for line in run_lines), result.output
     assert not any("cloudflare_kv_vendors" in line for line in run_lines), "disabled sources are not run"
     assert f"{stack.dagster_url}/dagster" in result.output and f"{stack.worker_url}/admin" in result.output
     assert stack.tokens()["DLT_OPERATOR_TOKEN"] not in result.output

@@ -11,7 +11,7 @@ from dagster._core.run_coordinator import SubmitRunContext
 from dagster._core.test_utils import in_process_test_workspace
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from dlt_platform.orchestration.assets import table_key
+from dlt_platform.orchestration.assets import table_keys
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
 from dlt_platform.orchestration.worker_client import WorkerClient
 from dlt_platform_tests.orchestration.conftest import (
@@ -64,7 +64,7 @@ def tick(sensor: dg.SensorDefinition, instance, cursor: str | None):
 def mirror(platform_env, worker_api, sample_definitions):
     settings = platform_env.__class__(**{**platform_env.__dict__, "orchestrator_url": worker_api.base_url,
                                          "internal_token": INTERNAL_TOKEN})
-    return build_run_mirror_sensor(settings, {table_key(d): d.source_id for d in sample_definitions})
+    return build_run_mirror_sensor(settings, {key: d.source_id for d in sample_definitions for key in table_keys(d)})
 
 
 def ledger_run(ledger, dagster_run_id: str) -> dict:

@@ -18,6 +18,26 @@ const FORWARDED_ENV = [
   "DLT_PLATFORM_KV_TRANSPORT",
 ] as const;
 
+const SECRET_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * The container's environment: the settings above, plus the secrets rest_api definitions name as
+ * {"env": NAME}, listed in the Worker var SOURCE_SECRETS ("GITHUB_TOKEN,STRIPE_SECRET_KEY") and set as Worker
+ * secrets. Listing them keeps every other binding (operator tokens, session keys) out of the container.
+ */
+export function containerEnv(env: Env): Record<string, string> {
+  const source = env as unknown as Record<string, unknown>;
+  const listed = String(source.SOURCE_SECRETS ?? "")
+    .split(/[\s,]+/)
+    .filter((name) => SECRET_NAME.test(name));
+  const vars: Record<string, string> = {};
+  for (const name of [...FORWARDED_ENV, ...listed]) {
+    const value = source[name];
+    if (typeof value === "string" && value) vars[name] = value;
+  }
+  return vars;
+}
+
 /** Dagster webserver (under /dagster on port 3000) and daemon, one instance. */
 export class DagsterContainer extends Container<Env> {
   defaultPort = 3000;
@@ -26,12 +46,6 @@ export class DagsterContainer extends Container<Env> {
 
   constructor(ctx: DurableObjectState<{}>, env: Env) {
     super(ctx, env);
-    const vars: Record<string, string> = {};
-    const source = env as unknown as Record<string, unknown>;
-    for (const name of FORWARDED_ENV) {
-      const value = source[name];
-      if (typeof value === "string" && value) vars[name] = value;
-    }
-    this.envVars = vars;
+    this.envVars = containerEnv(env);
   }
 }

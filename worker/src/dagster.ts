@@ -12,6 +12,7 @@ import {
 import type { Env } from "./env";
 import type { RunRow } from "./ledger";
 import type { RunRequest, RunStatus, SourceDefinition } from "./validation";
+import { tableKeys } from "./rest_api";
 
 export { REPOSITORY_LOCATION };
 const TIMEOUT_MS = 30_000;
@@ -93,7 +94,7 @@ export function executionParams(run: RunRow, definition: SourceDefinition) {
       repositoryLocationName: REPOSITORY_LOCATION,
       repositoryName: "__repository__",
       jobName: "__ASSET_JOB",
-      assetSelection: [{ path: [definition.destination.dataset, definition.destination.table] }],
+      assetSelection: tableKeys(definition).map((path) => ({ path })),
     },
     runConfigData: Object.keys(config).length ? { ops: { [run.source_id]: { config } } } : {},
     executionMetadata: { tags },

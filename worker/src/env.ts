@@ -34,6 +34,8 @@ export interface Env {
   RUN_MAX_RUNTIME_SECONDS?: string;
   /** First delay between launch retries, in seconds (default 30). */
   LAUNCH_RETRY_BASE_SECONDS?: string;
+  /** Names of Worker secrets the Dagster container receives for rest_api definitions ({"env": NAME}). */
+  SOURCE_SECRETS?: string;
   /** Runs of one source that may wait (queued, launching, launched) before new requests get 429 (default 3). */
   MAX_PENDING_RUNS_PER_SOURCE?: string;
   /** Largest request body, in KB (default 256); larger ones get 413. */

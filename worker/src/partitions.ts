@@ -13,7 +13,8 @@ interface Incremental {
 }
 
 function incrementalOf(definition: SourceDefinition): Incremental | null {
-  const incremental = definition.extract.incremental as Incremental | null | undefined;
+  // KV key-prefix windows, or a rest_api source's `extract.partitions` (always enabled).
+  const incremental = (definition.extract.incremental ?? definition.extract.partitions) as Incremental | null | undefined;
   return incremental && incremental.enabled !== false ? incremental : null;
 }
 

@@ -8,6 +8,7 @@ import { DagsterError, loadedSourceVersion, reloadLocation } from "./dagster";
 import { type Env, positiveNumberVar } from "./env";
 import { findLoadError, type LoadError } from "./load_errors";
 import type { SourceRecord } from "./ledger";
+import { tableKeys } from "./rest_api";
 
 /** Time after a source change for the reload it started (a new code server process: seconds in the container,
  * up to half a minute on a busy laptop) before a launch asks for one itself. */
@@ -27,8 +28,8 @@ export class SourceNotLoadable extends Error {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function isLoaded(env: Env, source: SourceRecord): Promise<boolean> {
-  const { dataset, table } = source.definition.destination;
-  const version = await loadedSourceVersion(env, [dataset, table]);
+  // Every table of a source carries its version; the first one answers for all of them.
+  const version = await loadedSourceVersion(env, tableKeys(source.definition)[0]);
   // 0: Dagster reads definitions from a file and labels no versions; the asset being there is all it can say.
   return version !== null && (version === 0 || version >= source.version);
 }

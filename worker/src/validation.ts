@@ -4,6 +4,7 @@ import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract
 import { cronProblem } from "./cron";
 import { validationFailed, type FieldError } from "./errors";
 import { schemaCheck } from "./json_schema";
+import { restApiProblems } from "./rest_api";
 
 // Defined once in dlt_platform/contract.py; re-exported where the Worker's modules have always found them.
 export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
@@ -20,11 +21,12 @@ export {
 
 export interface SourceDefinition {
   source_id: string;
-  source_type: "cloudflare_kv" | "webhook";
+  source_type: "cloudflare_kv" | "webhook" | "rest_api";
   enabled?: boolean;
   schedule?: string | null;
+  // rest_api sources have no destination.table: their tables are their resources (rest_api.ts tableKeys).
   destination: { type?: string; dataset: string; table: string; write_disposition?: string };
-  extract: { namespace_id: string; namespace_title: string; [key: string]: unknown };
+  extract: { [key: string]: unknown };
   [key: string]: unknown;
 }
 
@@ -35,11 +37,15 @@ const checkDefinition = schemaCheck(sourceSchema, { wordedKeywords: new Set(["pa
 /** Validates a source definition against config/source.schema.json; returns the offending fields. */
 export function definitionErrors(definition: unknown): FieldError[] {
   const errors = checkDefinition(definition);
+  const schemaValid = errors.length === 0;
   // The pattern was checked by the schema; what a pattern cannot say is checked as Python does.
   const schedule = (definition as { schedule?: unknown } | null)?.schedule;
   const problem = typeof schedule === "string" && !errors.some((e) => e.field === "schedule") && cronProblem(schedule);
   if (problem) {
     errors.push({ field: "schedule", message: `'${schedule}' is not a valid five-field cron expression: ${problem}` });
+  }
+  if (schemaValid && (definition as { source_type?: unknown }).source_type === "rest_api") {
+    errors.push(...restApiProblems(definition as Parameters<typeof restApiProblems>[0]));
   }
   return errors;
 }

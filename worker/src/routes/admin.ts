@@ -14,6 +14,7 @@ import { reloadLocation } from "../dagster";
 import { assertProxyAllowed } from "../proxy_guard";
 import { withLoadErrors } from "../load_errors";
 import { startRun } from "../runs";
+import { tableKeys } from "../rest_api";
 import { webhookSection } from "./admin_webhooks";
 
 export const admin = new Hono<AppEnv>();
@@ -110,6 +111,7 @@ admin.get("/admin", async (c) => {
       ${sources.map(
         (s) => html`<tr>
           <td>${s.source_id}<div class="muted">${s.definition.description ?? ""}</div>
+            <div class="muted">${s.definition.source_type} &rarr; ${tableKeys(s.definition).map((key) => key.join(".")).join(", ")}</div>
             ${s.load_error
               ? html`<div class="load-error">Dagster could not load this definition: ${s.load_error.message}</div>`
               : ""}</td>

@@ -1,0 +1,195 @@
+"""HTTP APIs as a dlt source: a rest_api definition's `extract` handed to `dlt.sources.rest_api`.
+
+The definition already is dlt's RESTAPIConfig (secrets as {"env": NAME}); this module resolves the secrets,
+gives dlt's client the platform's session (dlt's retries plus a per-host request budget, session.py), and adds
+to every resource a response hook (which page an item came from) and a map step (audit columns, raw snapshot).
+Pagination, auth, parent/child resources and incremental cursors are dlt's own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+
+import dlt
+from dlt.sources import DltResource, DltSource
+from dlt.sources.rest_api import rest_api_resources
+
+from dlt_platform.config import RestApiSourceDefinition, RestResource
+from dlt_platform.run_request import RunRequest
+from dlt_platform.settings import Settings
+from dlt_platform.sources.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
+from dlt_platform.sources.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
+from dlt_platform.sources.rest_api.secrets import resolved
+from dlt_platform.sources.rest_api.session import budgeted_session
+from dlt_platform.sources.rest_api.snapshot import RunSnapshot, replayed_items
+
+
+def loaded_resources(definition: RestApiSourceDefinition) -> list[RestResource]:
+    """Resources that become tables (a resource with selected=false only feeds its children)."""
+    return [resource for resource in definition.extract.resources if resource.selected]
+
+
+def table_names(definition: RestApiSourceDefinition) -> list[str]:
+    return [resource.name for resource in loaded_resources(definition)]
+
+
+def resource_disposition(definition: RestApiSourceDefinition, resource: RestResource, request: RunRequest) -> str:
+    """How a run writes a resource's table. As for KV (run_request.write_disposition_for), a run that reads part
+    of the source (a limit, a replayed snapshot) never replaces: it merges on the primary key."""
+    configured = definition.extract.effective(resource, "write_disposition") or definition.destination.write_disposition
+    partial = not request.full_refresh and (request.limit is not None or request.from_snapshot is not None
+                                            or request.window is not None)
+    if configured == "replace" and partial:
+        if definition.extract.effective(resource, "primary_key") is None:
+            field = "limit" if request.limit is not None else "from_snapshot" if request.from_snapshot else "partition"
+            raise ValueError(f"{field}: resource '{resource.name}' replaces its table and has no primary_key, so "
+                             "a partial run could neither replace nor merge it; run the whole source")
+        return "merge"
+    return configured
+
+
+def checked_rest_request(definition: RestApiSourceDefinition, request: RunRequest) -> None:
+    if request.keys:
+        raise ValueError("keys: a rest_api source reads endpoints, not keys")
+    if request.window is not None and definition.extract.partitions is None:
+        raise ValueError("partition: this rest_api source has no partitions (extract.partitions is not set)")
+    for resource in loaded_resources(definition):
+        resource_disposition(definition, resource, request)
+
+
+def secret_query_params(definition: RestApiSourceDefinition) -> set[str]:
+    auth = definition.extract.client.auth
+    if auth is not None and auth.type == "api_key" and auth.location in ("query", "param"):
+        return {auth.name}
+    return set()
+
+
+def windowed(incremental: dict, window: tuple[dt.datetime, dt.datetime]) -> dict:
+    """dlt's incremental bounded by a partition's window: with an end_value dlt reads the range and leaves the
+    cursor it keeps for normal runs alone. Epoch seconds when the cursor is a number, else ISO 8601 UTC."""
+    start, end = window
+    as_number = isinstance(incremental.get("initial_value"), int)
+
+    def value(moment: dt.datetime):
+        return int(moment.timestamp()) if as_number else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {**incremental, "initial_value": value(start), "end_value": value(end)}
+
+
+def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str, CurrentPage],
+               environ: Mapping[str, str] | None = None,
+               child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None,
+               window: tuple[dt.datetime, dt.datetime] | None = None) -> dict:
+    """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page hooks added, and
+    child resources' incrementals turned into per-parent cursors (child_cursors.py), and for a partition run
+    the incrementals bounded by its window."""
+    dumped = definition.extract.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                           exclude={"http", "partitions"})  # the platform's, not dlt's
+    config = resolved(dumped, "extract", os.environ if environ is None else environ)
+    config["client"]["session"] = session
+    for index, resource in enumerate(config["resources"]):
+        name = resource["name"]
+        if window is not None and "incremental" in resource["endpoint"] and name not in (child_cursors or {}):
+            resource["endpoint"]["incremental"] = windowed(resource["endpoint"]["incremental"], window)
+        if child_cursors and name in child_cursors:
+            resource = config["resources"][index] = per_parent_config(resource, *child_cursors[name])
+        resource["endpoint"]["response_actions"] = [pages[name].hook]
+    return config
+
+
+def _first_items(limit: int):
+    seen = 0
+
+    def keep(_item) -> bool:
+        nonlocal seen
+        seen += 1
+        return seen <= limit
+    return keep
+
+
+def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest,
+                  snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
+    pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
+    session = budgeted_session(definition.extract.http, secret_query_params(definition))
+    child_cursors = child_cursor_plans(definition)
+    config = dlt_config(definition, session, pages, environ, child_cursors, request.window)
+    resources = {resource.name: resource for resource in rest_api_resources(config)}
+
+    def to_row(name: str):
+        current = pages[name]
+
+        def row(item: dict) -> dict:
+            page = current.page
+            if snapshot is not None:
+                snapshot.write(name, page.url, page.fetched_at, item)
+            return with_audit_columns(item, page.url, page.fetched_at)
+        return row
+
+    built = []
+    for resource in definition.extract.resources:
+        dlt_resource = resources[resource.name]
+        if resource.name in child_cursors:
+            cursors = child_cursors[resource.name][1]
+            dlt_resource.add_map(cursors.with_parent_cursor, insert_at=0)  # sees each parent item first
+            dlt_resource.add_map(cursors.record)
+        if resource.selected:
+            if request.limit is not None and not dlt_resource.is_transformer:
+                # dlt stops asking for pages once `limit` items came; the filter drops the rest of the last page.
+                dlt_resource.add_limit(request.limit, count_rows=True)
+                dlt_resource.add_filter(_first_items(request.limit))
+            dlt_resource.add_map(to_row(resource.name))
+            dlt_resource.apply_hints(write_disposition=resource_disposition(definition, resource, request),
+                                     columns=AUDIT_COLUMN_HINTS)
+        built.append(dlt_resource)
+    return built
+
+
+def _replayed_rows(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest) -> list[DltResource]:
+    def rows(name: str):
+        for page in replayed_items(request.from_snapshot, name, settings):
+            yield [with_audit_columns(line["item"], line["url"], line["fetched_at"]) for line in page]
+
+    extract = definition.extract
+    return [
+        dlt.resource(rows(resource.name), name=resource.name, columns=AUDIT_COLUMN_HINTS,
+                     primary_key=extract.effective(resource, "primary_key"),
+                     write_disposition=resource_disposition(definition, resource, request),
+                     max_table_nesting=extract.effective(resource, "max_table_nesting"))
+        for resource in loaded_resources(definition)
+    ]
+
+
+def run_snapshot(source: DltSource) -> RunSnapshot | None:
+    """The raw snapshot a source built here writes (to publish or discard once its run ends)."""
+    return getattr(source, "platform_snapshot", None)
+
+
+class _UnresolvedSecrets(dict):
+    """Stands in for the environment when a source is only described (Dagster's asset graph): every secret
+    resolves to a placeholder, so a missing variable fails the run that needs it, not the code location."""
+
+    def get(self, key, default=None):
+        return "<resolved when a run starts>"
+
+
+def rest_api_source(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
+                    describe_only: bool = False) -> DltSource:
+    """The dlt source of a rest_api definition for one request (checked by the caller, loads.build_source).
+    Secrets are read from the environment here, before any request; `describe_only` reads none (nothing runs)."""
+    checked_rest_request(definition, request)
+    keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
+    snapshot = RunSnapshot(settings, definition.staging.r2_prefix) if keeps_snapshot else None
+    if request.from_snapshot:
+        resources = _replayed_rows(definition, settings, request)
+    else:
+        resources = _fetched_rows(definition, settings, request, snapshot,
+                                  environ=_UnresolvedSecrets() if describe_only else None)
+
+    @dlt.source(name=definition.source_id, root_key=True)
+    def platform_rest_api():
+        return resources
+
+    source = platform_rest_api()
+    source.platform_snapshot = snapshot
+    return source
