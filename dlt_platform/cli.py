@@ -28,7 +28,8 @@ from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 from dlt_platform.profiling import profile_records
 from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import PROJECT_ROOT, Settings
-from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
+from dlt_platform.sources.cloudflare_kv import open_transport, read_pages
+from dlt_platform.sources.cloudflare_kv.rows import warehouse_row
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
 
 app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
@@ -147,8 +148,10 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
     with one_line_errors():
         settings = _settings()
         definition = settings.get_source(source_id)
+        extract = definition.extract
         for record in _records(definition, settings, limit):
-            console.print_json(json.dumps(row_of(record, definition), default=str))
+            console.print_json(json.dumps(warehouse_row(record, extract.namespace_id, extract.namespace_title),
+                                          default=str))
 
 
 @app.command()
