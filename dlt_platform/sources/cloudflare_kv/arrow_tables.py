@@ -141,8 +141,8 @@ class ArrowShaper:
         variants: dict[str, list] = {}
         for name in names:
             values = [row.get(name) for row in rows]
-            if all(value is None for value in values):
-                continue  # dlt adds no column for a field that is always null
+            if name not in self.declared and all(value is None for value in values):
+                continue  # dlt adds no column for a field that is always null (declared ones exist from the start)
             typed, spill = self._typed_values(table, name, values)
             columns[name] = typed
             for variant, variant_values in spill.items():
