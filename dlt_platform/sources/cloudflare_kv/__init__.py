@@ -7,7 +7,8 @@ definition's prefix. Every record read is written to the raw snapshot when the s
 Each page of records becomes warehouse rows (rows.py), handed to dlt as an Arrow table (arrow_tables.py: the
 table dlt's row normalizer would make, without its row-by-row cost). Rows the Arrow shaping cannot reproduce
 exactly (values holding lists, which become child tables, among them) go to dlt's row normalizer, from that page
-to the end of the run; `kv_shaping="rows"` (the environment's DLT_PLATFORM_KV_SHAPING) sends every row there.
+to the end of the run; `kv_shaping="rows"` (the environment's DLT_PLATFORM_KV_SHAPING) sends every row there, and
+so does a BigQuery destination (see kv_resource).
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRe
     # works on a table an earlier replace created: dlt adds the hint to the stored schema, and root_key lets it
     # replace the child rows (e.g. `__items`) of exactly the keys it merges.
     disposition = write_disposition_for(definition, request)
-    items = PageItems(definition.destination.table, settings.kv_shaping)
+    # BigQuery reads JSON columns (cf_kv_metadata) only from JSON lines, and dlt writes Arrow tables as parquet.
+    shaping = settings.kv_shaping if settings.destination_type(definition) == "duckdb" else "rows"
+    items = PageItems(definition.destination.table, shaping)
     return dlt.resource(
         kv_rows(definition, settings, request, items),
         name=definition.destination.table,
