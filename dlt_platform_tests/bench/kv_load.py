@@ -64,7 +64,7 @@ def cpu_seconds() -> float:
                for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def run_mode(mode: str, base_url: str, data_dir: str, result, emulator_url: str | None = None) -> None:
+def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator_url: str | None = None) -> None:
     from dlt_platform.settings import Settings
 
     # The loopback double has no rate limit; Cloudflare's (1,200 requests per 5 minutes) would pace a real run.
@@ -77,6 +77,8 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, emulator_url: str 
         from dlt_platform.loads import run_load
 
         snapshot_url = run_load(definition(snapshot=True), settings).snapshot_url
+        time.sleep(0.1)  # the double publishes its request count every 50 ms
+    requests_before = requests.value
     started, cpu_started = time.perf_counter(), cpu_seconds()
     load_seconds, steps = None, {}
     if mode in ("platform", "rows", "replay"):
@@ -111,38 +113,32 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, emulator_url: str 
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.put({"mode": mode, "seconds": seconds, "cpu": cpu, "rows": rows, "peak_rss_mb": peak_kib / 1024,
+                "requests_before": requests_before,
                 "load_seconds": load_seconds, "steps": steps})
 
 
-def measure(mode: str, base_url: str, emulator_url: str | None = None) -> dict:
+def measure(mode: str, base_url: str, requests, emulator_url: str | None = None) -> dict:
     context = multiprocessing.get_context("spawn")
     result = context.Queue()
     with tempfile.TemporaryDirectory() as data_dir:
-        process = context.Process(target=run_mode, args=(mode, base_url, data_dir, result, emulator_url))
+        process = context.Process(target=run_mode, args=(mode, base_url, data_dir, result, requests, emulator_url))
         process.start()
         outcome = result.get()
         process.join()
     return outcome
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--modes", default="stock,platform", help="comma-separated: stock, platform, rows, replay")
-    parser.add_argument("--values", choices=["orders", "vendors"], default="orders")
-    parser.add_argument("--destination", choices=["duckdb", "bigquery"], default="duckdb")
-    args = parser.parse_args()
-    if args.destination == "bigquery" and args.modes != "platform":
-        parser.error("--destination bigquery measures the platform path only: add --modes platform")
+def run_modes(records: int, values: str, modes: list[str], destination: str) -> dict[str, dict]:
+    """Serves `records` from a fresh double and measures each mode against it; prints a line per mode."""
     context = multiprocessing.get_context("spawn")
     ready, stop, requests = context.Queue(), context.Event(), context.Value("l", 0)
-    server = context.Process(target=serve, args=(args.records, args.values, ready, stop, requests), daemon=True)
+    server = context.Process(target=serve, args=(records, values, ready, stop, requests), daemon=True)
     server.start()
-    base_url = ready.get(timeout=600)
+    base_url = ready.get(timeout=1800)
     results = {}
     emulator = None
     try:
-        if args.destination == "bigquery":
+        if destination == "bigquery":
             import psutil
 
             from dlt_platform.local.bigquery_emulator import BigQueryEmulator
@@ -152,16 +148,13 @@ def main() -> int:
                                         log_path=Path(tempfile.gettempdir()) / "bench-bqemulator.log").start()
             emulator_process = psutil.Process(emulator.process.pid)
             cpu_before = emulator_process.cpu_times()
-        for mode in args.modes.split(","):
-            time.sleep(0.1)
-            requests_before = requests.value
-            results[mode] = measure(mode, base_url, emulator.url if emulator else None)
-            time.sleep(0.1)
-            r = results[mode]
-            print(f"{mode:9s} {args.destination:8s} {args.values} {args.records:>8d} records  {r['seconds']:6.1f} s "
-                  f"(CPU {r['cpu']:5.1f} s)  {args.records / r['seconds']:>7.0f} records/s  peak RSS "
-                  f"{r['peak_rss_mb']:5.0f} MB  {requests.value - requests_before:>6d} requests  rows {r['rows']}",
-                  flush=True)
+        for mode in modes:
+            results[mode] = r = measure(mode, base_url, requests, emulator.url if emulator else None)
+            time.sleep(0.1)  # the double publishes its request count every 50 ms
+            r["requests"] = requests.value - r["requests_before"]
+            print(f"{mode:9s} {destination:8s} {values} {records:>8d} records  {r['seconds']:6.1f} s "
+                  f"(CPU {r['cpu']:5.1f} s)  {records / r['seconds']:>7.0f} records/s  peak RSS "
+                  f"{r['peak_rss_mb']:5.0f} MB  {r['requests']:>6d} requests  rows {r['rows']}", flush=True)
             if r["steps"]:
                 print("          dlt steps: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in r["steps"].items()
                                                           if name != "run") + " (load: the warehouse writing the files)")
@@ -175,10 +168,32 @@ def main() -> int:
             emulator.stop()
         stop.set()
         server.join(timeout=10)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--modes", default="stock,platform", help="comma-separated: stock, platform, rows, replay")
+    parser.add_argument("--values", choices=["orders", "vendors"], default="orders")
+    parser.add_argument("--destination", choices=["duckdb", "bigquery"], default="duckdb")
+    parser.add_argument("--million", action="store_true",
+                        help="then the platform path on 1,000,000 records, compared with this run's figures")
+    args = parser.parse_args()
+    if args.destination == "bigquery" and args.modes != "platform":
+        parser.error("--destination bigquery measures the platform path only: add --modes platform")
+    modes = args.modes.split(",")
+    results = run_modes(args.records, args.values, modes, args.destination)
     if {"stock", "platform"} <= set(results):
         speedup = results["stock"]["seconds"] / results["platform"]["seconds"]
         cpu_ratio = results["stock"]["cpu"] / results["platform"]["cpu"]
         print(f"speed-up of the platform path over stock dlt defaults: {speedup:.1f}x wall, {cpu_ratio:.1f}x CPU")
+    if args.million and "platform" in results:
+        million = run_modes(1_000_000, args.values, ["platform"], args.destination)["platform"]
+        small = results["platform"]
+        print(f"1,000,000 / {args.records:,} records: {million['seconds'] / small['seconds']:.1f}x the wall time, "
+              f"{million['cpu'] / small['cpu']:.1f}x the CPU time, {million['peak_rss_mb'] / small['peak_rss_mb']:.2f}x "
+              f"the peak RSS")
     return 0
 
 
