@@ -67,6 +67,9 @@ class ArrowShaper:
         self.typed: dict[str, dict[str, dict]] = {}
         self._identifiers: dict[str, str] = {}
         self._joined: dict[tuple[str, ...], str] = {}
+        self._names: dict[tuple[str, ...], dict[str, str]] = {}  # field name -> column name, per object path
+        self._json_columns: dict[str, bool] = {}
+        self._hinted: dict[str, dict] = {}
 
     # --- dlt's naming, cached ---------------------------------------------------------------------------------
 
@@ -103,23 +106,37 @@ class ArrowShaper:
     def _flatten(self, table: str, row: dict) -> dict:
         flat: dict = {}
         stack: list[tuple[dict, tuple[str, ...]]] = [(row, ())]
+        names_by_path = self._names
         while stack:
             current, path = stack.pop()
+            names = names_by_path.get(path)
+            if names is None:
+                names = names_by_path[path] = {}
             for key, value in current.items():
-                name = self._identifier(key)
-                nested_name = self._join(*path, name) if path else name
+                nested_name = names.get(key)
+                if nested_name is None:
+                    name = self._identifier(key)
+                    nested_name = names[key] = self._join(*path, name) if path else name
                 kind = type(value)
                 if kind is dict or kind is list:
-                    json_column = self.column(table, nested_name)
-                    if json_column is None or json_column["data_type"] != "json":
+                    if not self._is_json_column(table, nested_name):
                         if kind is list:
                             raise CannotShape(f"the list {nested_name} makes a child table")
-                        stack.append((value, path + (name,)))
+                        stack.append((value, path + (self._identifier(key),)))
                         continue
-                    if table != self.root or nested_name not in self.declared:
-                        raise CannotShape(f"a value lands on the JSON column {table}.{nested_name}")
                 flat[nested_name] = value
         return flat
+
+    def _is_json_column(self, table: str, name: str) -> bool:
+        """Whether the column holds objects whole (declared JSON) instead of flattening them."""
+        is_json = self._json_columns.get(name)
+        if is_json is None:
+            column = self.column(table, name)
+            is_json = column is not None and column["data_type"] == "json"
+            if is_json and name not in self.declared:
+                raise CannotShape(f"a value lands on the JSON column {table}.{name}")
+            self._json_columns[name] = is_json
+        return is_json
 
     def shape(self, rows: list[dict], load_id: str) -> pa.Table:
         """The Arrow table of the rows (their root table's)."""
@@ -220,7 +237,11 @@ class ArrowShaper:
     def _array(self, table: str, name: str, values: list) -> pa.Array:
         data_type = self.column(table, name)["data_type"]
         if data_type == "timestamp":
-            values = [None if value is None else normalize_timezone(_timestamp(value), True) for value in values]
+            # Arrow stores an aware datetime as its UTC instant and a naive one as UTC, as dlt's normalize_timezone
+            # does; text is parsed first.
+            if any(type(value) is not dt.datetime for value in values if value is not None):
+                values = [value if value is None or type(value) is dt.datetime
+                          else normalize_timezone(_timestamp(value), True) for value in values]
         elif data_type == "json":
             raise CannotShape(f"{table}.{name}: JSON columns are written by dlt")  # declared ones: see hints()
         try:
@@ -231,11 +252,14 @@ class ArrowShaper:
     # --- dlt hints -----------------------------------------------------------------------------------------------
 
     def column_hints(self, arrow_table: pa.Table) -> dict[str, dict]:
-        """dlt column hints its Arrow types cannot carry: the `_dlt_*` columns as the normalizer declares them,
-        and the variant columns."""
+        """dlt column hints its Arrow types cannot carry and dlt does not hold yet: the `_dlt_*` columns as the
+        normalizer declares them, and variant columns. (dlt validates hints item by item: only new ones go.)"""
         typed = self.typed.get(self.root, {})
-        return {name: dict(ROOT_ID_COLUMNS.get(name) or typed[name]) for name in arrow_table.column_names
-                if name in ROOT_ID_COLUMNS or typed.get(name, {}).get("variant")}
+        hints = {}
+        for name in arrow_table.column_names:
+            if name not in self._hinted and (name in ROOT_ID_COLUMNS or typed.get(name, {}).get("variant")):
+                hints[name] = self._hinted[name] = dict(ROOT_ID_COLUMNS.get(name) or typed[name])
+        return hints
 
 
 def _timestamp(value: Any) -> dt.datetime:
