@@ -92,6 +92,23 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: RunReq
 logger = logging.getLogger(__name__)
 
 
+class _ExpectedArrowHintsWarning(logging.Filter):
+    """dlt warns, for every Arrow table, where a resource's column hints differ from the Arrow types; for KV tables
+    they differ on purpose (cf_kv_metadata is a JSON column carried as JSON text), so the warning, repeated on
+    every page, says nothing. Other resources keep it."""
+
+    tables: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("In resource: ") and "when merging arrow schema" in message
+                    and message[len("In resource: "):].split(",", 1)[0] in self.tables)
+
+
+_expected_arrow_hints = _ExpectedArrowHintsWarning()
+logging.getLogger("dlt").addFilter(_expected_arrow_hints)
+
+
 class PageItems:
     """What the resource hands dlt for each page of rows: an Arrow table while the shaper can shape them, the rows
     themselves (for dlt's row normalizer) from the first page it cannot to the end of the run."""
@@ -100,6 +117,8 @@ class PageItems:
         self.table = table
         self.arrow = shaping == "arrow"
         self.shaper: ArrowShaper | None = None
+        if self.arrow:
+            _expected_arrow_hints.tables.add(table)
 
     def of(self, rows: list[dict]):
         if self.arrow:
