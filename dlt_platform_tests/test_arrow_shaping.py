@@ -88,6 +88,9 @@ def tables(settings) -> dict[str, tuple[dict[str, str], list[str], list[tuple]]]
             else:
                 sql, count = f"select {select} from source_test.{table} t", None
             rows = sorted(db.execute(sql).fetchall(), key=repr)
+            if "_dlt_load_id" in columns:
+                assert db.execute(f"select count(*) from source_test.{table} where _dlt_load_id not in "
+                                  "(select load_id from source_test._dlt_loads)").fetchone() == (0,), table
             if count is not None:
                 assert len(rows) == count, f"{table}: child rows whose parent or root does not resolve"
             result[table] = (columns, keep, rows)
