@@ -60,13 +60,14 @@ def nested_records(kv_state) -> None:
 
 
 def tables(settings) -> dict[str, tuple[dict[str, str], list[str], list[tuple]]]:
-    """Per table of the dataset: column -> type (in table order), the columns compared, and its rows sorted, with `_dlt_id`/`_dlt_load_id` left out and
-    `_dlt_parent_id`/`_dlt_root_id` replaced by the key of the root row they lead to (which must exist), the
-    parent's list position too for grandchildren."""
+    """Per table of the dataset: column -> type (in table order), the columns compared, and its rows sorted, with
+    `_dlt_id`/`_dlt_load_id` left out and `_dlt_parent_id`/`_dlt_root_id` replaced by the key of the root row they
+    lead to (which must exist), the parent's list position too for grandchildren."""
     result = {}
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as db:
-        names = [row[0] for row in db.execute("select table_name from information_schema.tables where "
-                                              "table_schema = 'source_test' and table_name not like '_dlt%'").fetchall()]
+        names = [row[0] for row in db.execute(
+            "select table_name from information_schema.tables where table_schema = 'source_test' "
+            "and table_name not like '_dlt%'").fetchall()]
         for table in names:
             columns = dict(db.execute("select column_name, data_type from information_schema.columns where "
                                       "table_schema = 'source_test' and table_name = ? order by ordinal_position",

@@ -192,8 +192,8 @@ def main() -> int:
         million = run_modes(1_000_000, args.values, ["platform"], args.destination)["platform"]
         small = results["platform"]
         print(f"1,000,000 / {args.records:,} records: {million['seconds'] / small['seconds']:.1f}x the wall time, "
-              f"{million['cpu'] / small['cpu']:.1f}x the CPU time, {million['peak_rss_mb'] / small['peak_rss_mb']:.2f}x "
-              f"the peak RSS")
+              f"{million['cpu'] / small['cpu']:.1f}x the CPU time, "
+              f"{million['peak_rss_mb'] / small['peak_rss_mb']:.2f}x the peak RSS")
     return 0
 
 

@@ -43,7 +43,8 @@ ARROW_TYPES = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64()
                "timestamp": pa.timestamp("us", tz="UTC")}
 # The ISO timestamps whose parse by datetime.fromisoformat is certainly dlt's (other text goes through dlt's own
 # coercion, value by value).
-_PLAIN_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+_PLAIN_ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _NONE = type(None)
 
 
@@ -242,8 +243,8 @@ class ArrowShaper:
             if any(type(value) is not dt.datetime for value in values if value is not None):
                 values = [value if value is None or type(value) is dt.datetime
                           else normalize_timezone(_timestamp(value), True) for value in values]
-        elif data_type == "json":
-            raise CannotShape(f"{table}.{name}: JSON columns are written by dlt")  # declared ones: see hints()
+        elif data_type == "json":  # only declared JSON columns are written, by _typed_values
+            raise CannotShape(f"{table}.{name}: a value for a JSON column")
         try:
             return pa.array(values, type=ARROW_TYPES[data_type])
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
