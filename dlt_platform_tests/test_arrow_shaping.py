@@ -192,3 +192,16 @@ def test_values_the_arrow_path_refuses_reach_the_row_normalizer_with_the_same_ta
     definition = make_definition()
     assert load_both(definition, both, caplog)[0] is True
     assert_same(definition, both)
+
+
+def test_the_shaping_comes_from_the_environment_and_a_wrong_value_names_the_variable(monkeypatch):
+    from dlt_platform.config import DefinitionError
+    from dlt_platform.settings import Settings
+
+    monkeypatch.setenv("DLT_PLATFORM_KV_SHAPING", "rows")
+    assert Settings.from_env().kv_shaping == "rows"
+    monkeypatch.setenv("DLT_PLATFORM_KV_SHAPING", "columns")
+    with pytest.raises(DefinitionError, match="DLT_PLATFORM_KV_SHAPING: expected arrow or rows"):
+        Settings.from_env()
+    monkeypatch.delenv("DLT_PLATFORM_KV_SHAPING")
+    assert Settings.from_env().kv_shaping == "arrow"
