@@ -48,6 +48,8 @@ class Settings:
     # BigQuery: the emulator's URL (no Google credentials then) and the project to load into.
     bigquery_emulator_host: str | None = None
     bigquery_project_id: str | None = None
+    # How KV rows reach dlt: "arrow" (shaped into Arrow tables here) or "rows" (dlt's row normalizer).
+    kv_shaping: str = "arrow"
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None) -> Settings:
@@ -60,12 +62,16 @@ class Settings:
         transport = env.get("DLT_PLATFORM_KV_TRANSPORT") or None
         if transport not in (None, "rest", "worker"):
             raise SettingsError(f"DLT_PLATFORM_KV_TRANSPORT: expected rest or worker, got '{transport}'")
+        shaping = env.get("DLT_PLATFORM_KV_SHAPING") or "arrow"
+        if shaping not in ("arrow", "rows"):
+            raise SettingsError(f"DLT_PLATFORM_KV_SHAPING: expected arrow or rows, got '{shaping}'")
         emulator = (env.get("BIGQUERY_EMULATOR_HOST") or "").rstrip("/") or None
         if emulator and not emulator.startswith(("http://", "https://")):
             raise SettingsError(f"BIGQUERY_EMULATOR_HOST: expected a URL such as http://127.0.0.1:9050, got '{emulator}'")
         return cls(
             config_path=Path(path),
             kv_transport_override=transport,
+            kv_shaping=shaping,
             data_dir=Path(env.get("DLT_PLATFORM_DATA_DIR") or PROJECT_ROOT / ".data"),
             destination_override=destination,
             cloudflare_api_base_url=(env.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_CLOUDFLARE_API).rstrip("/"),

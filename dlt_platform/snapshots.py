@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
+import orjson
 
 from dlt_platform.settings import Settings
 
@@ -113,4 +114,11 @@ def read_snapshot(key: str, settings: Settings) -> Iterator[dict]:
     with fsspec.open(url, "rt", compression="gzip", encoding="utf-8", **settings.snapshot_storage_options()) as file:
         for line in file:
             if line.strip():
-                yield json.loads(line)
+                yield _record(line)
+
+
+def _record(line: str) -> dict:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:  # what only Python's json writes: NaN, integers past 64 bits
+        return json.loads(line)

@@ -1,14 +1,13 @@
-import datetime as dt
+from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS, warehouse_row
+from dlt_platform.sources.cloudflare_kv.transports import encode_value
 
-from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS, shape_row
-from dlt_platform.sources.cloudflare_kv.transports import KVRecord, encode_value
-
-NOW = dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc)
+FETCHED_AT = "2026-11-26T00:00:00+00:00"
 
 
 def row(value: str, encoding: str = "text") -> dict:
-    return shape_row(KVRecord(key="k", value=value, value_encoding=encoding, metadata=None, expiration=None),
-                     "ns", "TITLE", NOW)
+    record = {"key": "k", "value": value, "value_encoding": encoding, "metadata": None, "expiration": None,
+              "fetched_at": FETCHED_AT}
+    return warehouse_row(record, "ns", "TITLE")
 
 
 def test_json_the_fast_parser_refuses_is_still_json():
@@ -20,7 +19,7 @@ def test_every_row_has_every_audit_column_even_for_binary():
     text, encoding = encode_value(b"\xff\xd8\xff")
     shaped = row(text, encoding)
     assert set(AUDIT_COLUMNS) <= set(shaped) and shaped["cf_kv_value_encoding"] == "base64"
-    assert not shaped["cf_kv_value_is_json"]
+    assert not shaped["cf_kv_value_is_json"] and shaped["cf_kv_fetched_at"].isoformat() == FETCHED_AT
 
 
 def test_collisions_are_detected_after_column_name_normalisation():

@@ -19,8 +19,9 @@ from dlt_platform.config import SourceDefinition
 from dlt_platform.profiling import profile_records
 from dlt_platform.run_request import RunRequest
 from dlt_platform.settings import PROJECT_ROOT
-from dlt_platform.sources.cloudflare_kv import open_transport, read_pages, row_of
+from dlt_platform.sources.cloudflare_kv import open_transport, read_pages
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
+from dlt_platform.sources.cloudflare_kv.rows import warehouse_row
 from dlt_platform.sources.rest_api import table_names as rest_api_tables
 
 
@@ -119,7 +120,8 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
     """Print the warehouse rows the first records would become (nothing is loaded)."""
     with one_line_errors():
         definition, records = _first_records(source_id, limit, "sample")
-        rows = [row_of(record, definition) for record in records]
+        extract = definition.extract
+        rows = [warehouse_row(record, extract.namespace_id, extract.namespace_title) for record in records]
         if as_json:
             print_json(rows)
             return

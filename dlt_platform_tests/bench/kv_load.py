@@ -1,10 +1,16 @@
-"""Benchmark: N order-like KV records served over loopback, loaded into DuckDB two ways, in fresh processes.
+"""Benchmark: N KV records served over loopback, loaded into DuckDB several ways, each in a fresh process.
 
-  platform: the production code path (dlt_platform.loads.run_load: REST transport, row shaping, parquet).
+  platform: the production code path (dlt_platform.loads.run_load: REST transport, Arrow shaping where it
+            applies, parquet).
+  rows:     the same, with every row through dlt's row normalizer (DLT_PLATFORM_KV_SHAPING=rows).
+  replay:   the platform path replaying the raw snapshot of a first (untimed) load: processing without HTTP.
   stock:    the same records and row shaping through dlt with its defaults (jsonl load files).
 
-Prints wall time, rows/s and peak RSS of each, and the speed-up. Run:
+--values orders: order-like values with an `items` list (a child table); vendors: list-free values with a nested
+object (the Arrow path's case). Prints wall time, CPU time (user+sys, less noisy on a shared machine), rows/s,
+peak RSS and requests to the KV double of each, and the speed-up. Run:
   .venv/bin/python -m dlt_platform_tests.bench.kv_load --records 100000
+  .venv/bin/python -m dlt_platform_tests.bench.kv_load --records 1000000 --modes platform
   .venv/bin/python -m dlt_platform_tests.bench.kv_load --records 100000 --modes platform --destination bigquery
 
 --destination bigquery loads the BigQuery emulator (started here, on a free port) instead of DuckDB, and also
@@ -25,42 +31,62 @@ from pathlib import Path
 ACCOUNT, TOKEN, NAMESPACE = "bench_account", "bench-token", "bench_orders"
 
 
-def serve(records: int, ready, stop) -> None:
+def serve(records: int, values: str, ready, stop, requests) -> None:
+    from dlt_platform.local import sample_data
     from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
-    from dlt_platform.local.sample_data import order_entries
 
     state = KVApiState(ACCOUNT, TOKEN)
     namespace = state.add_namespace(NAMESPACE, "ORDERS_KV")
-    for entry in order_entries(records):
+    entries = sample_data.order_entries(records) if values == "orders" else sample_data.vendor_entries(records)
+    for entry in entries:
         namespace.put(entry.key, entry.value, entry.metadata, entry.expiration)
     namespace.keys()
     with KVApiServer(state) as server:
         ready.put(server.base_url)
-        stop.wait()
+        while not stop.wait(0.05):
+            requests.value = len(state.requests)
 
 
-def definition():
+def definition(snapshot: bool = False):
     from dlt_platform.config import parse_definition
 
     return parse_definition({
         "source_id": "bench_orders", "source_type": "cloudflare_kv",
         "destination": {"type": "duckdb", "dataset": "bench", "table": "orders_kv", "write_disposition": "replace"},
         "extract": {"namespace_id": NAMESPACE, "namespace_title": "ORDERS_KV", "transport": "rest"},
+        **({"staging": {"raw_snapshot": True, "r2_prefix": "bench"}} if snapshot else {}),
     })
 
 
-def run_mode(mode: str, base_url: str, data_dir: str, result, emulator_url: str | None = None) -> None:
+def cpu_seconds() -> float:
+    """CPU time of this process and of the processes it waited for (dlt's normalize workers)."""
+    return sum(usage.ru_utime + usage.ru_stime
+               for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator_url: str | None = None) -> None:
     from dlt_platform.settings import Settings
 
+    # The loopback double has no rate limit; Cloudflare's (1,200 requests per 5 minutes) would pace a real run.
     settings = Settings(data_dir=Path(data_dir), destination_override="bigquery" if emulator_url else "duckdb",
                         cloudflare_api_base_url=base_url, cloudflare_account_id=ACCOUNT, cloudflare_api_token=TOKEN,
-                        bigquery_emulator_host=emulator_url, bigquery_project_id="bench-project")
-    started = time.perf_counter()
-    load_seconds, steps = None, {}
-    if mode == "platform":
-        from dlt_platform.loads import build_pipeline, run_load
+                        bigquery_emulator_host=emulator_url, bigquery_project_id="bench-project",
+                        cloudflare_requests_per_window=10**9, kv_shaping="rows" if mode == "rows" else "arrow")
+    snapshot_url = None
+    if mode == "replay":
+        from dlt_platform.loads import run_load
 
-        rows = run_load(definition(), settings).rows_by_table
+        snapshot_url = run_load(definition(snapshot=True), settings).snapshot_url
+        time.sleep(0.1)  # the double publishes its request count every 50 ms
+    requests_before = requests.value
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    load_seconds, steps = None, {}
+    if mode in ("platform", "rows", "replay"):
+        from dlt_platform.loads import build_pipeline, run_load
+        from dlt_platform.run_request import RunRequest
+
+        request = RunRequest(from_snapshot=snapshot_url) if snapshot_url else RunRequest()
+        rows = run_load(definition(snapshot=mode == "replay"), settings, request).rows_by_table
         trace = build_pipeline(definition(), settings).last_trace
         steps = {step.step: (step.finished_at - step.started_at).total_seconds() for step in trace.steps}
         load_seconds = steps.get("load")
@@ -68,56 +94,51 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, emulator_url: str 
         import dlt
 
         from dlt_platform.sources.cloudflare_kv import open_transport
-        from dlt_platform.sources.cloudflare_kv.rows import shape_row
+        from dlt_platform.sources.cloudflare_kv.rows import warehouse_row
 
         source = definition()
 
         def stock_rows():
             transport = open_transport(source, settings)
             for page in transport.pages(None):
-                fetched_at = dt.datetime.now(dt.timezone.utc)
+                fetched_at = dt.datetime.now(dt.timezone.utc).isoformat()
                 for record in page:
-                    yield shape_row(record, NAMESPACE, "ORDERS_KV", fetched_at)
+                    yield warehouse_row({**record, "fetched_at": fetched_at}, NAMESPACE, "ORDERS_KV")
 
         pipeline = dlt.pipeline(pipeline_name="bench_stock", pipelines_dir=f"{data_dir}/pipelines",
                                 destination=dlt.destinations.duckdb(credentials=f"{data_dir}/stock.duckdb"),
                                 dataset_name="bench")
         pipeline.run(stock_rows(), table_name="orders_kv", write_disposition="replace")
         rows = {t: c for t, c in pipeline.last_trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result.put({"mode": mode, "seconds": seconds, "rows": rows, "peak_rss_mb": peak_kib / 1024,
+    result.put({"mode": mode, "seconds": seconds, "cpu": cpu, "rows": rows, "peak_rss_mb": peak_kib / 1024,
+                "requests_before": requests_before,
                 "load_seconds": load_seconds, "steps": steps})
 
 
-def measure(mode: str, base_url: str, emulator_url: str | None = None) -> dict:
+def measure(mode: str, base_url: str, requests, emulator_url: str | None = None) -> dict:
     context = multiprocessing.get_context("spawn")
     result = context.Queue()
     with tempfile.TemporaryDirectory() as data_dir:
-        process = context.Process(target=run_mode, args=(mode, base_url, data_dir, result, emulator_url))
+        process = context.Process(target=run_mode, args=(mode, base_url, data_dir, result, requests, emulator_url))
         process.start()
         outcome = result.get()
         process.join()
     return outcome
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--modes", default="stock,platform")
-    parser.add_argument("--destination", choices=["duckdb", "bigquery"], default="duckdb")
-    args = parser.parse_args()
-    if args.destination == "bigquery" and args.modes != "platform":
-        parser.error("--destination bigquery measures the platform path only: add --modes platform")
+def run_modes(records: int, values: str, modes: list[str], destination: str) -> dict[str, dict]:
+    """Serves `records` from a fresh double and measures each mode against it; prints a line per mode."""
     context = multiprocessing.get_context("spawn")
-    ready, stop = context.Queue(), context.Event()
-    server = context.Process(target=serve, args=(args.records, ready, stop), daemon=True)
+    ready, stop, requests = context.Queue(), context.Event(), context.Value("l", 0)
+    server = context.Process(target=serve, args=(records, values, ready, stop, requests), daemon=True)
     server.start()
-    base_url = ready.get(timeout=600)
+    base_url = ready.get(timeout=1800)
     results = {}
     emulator = None
     try:
-        if args.destination == "bigquery":
+        if destination == "bigquery":
             import psutil
 
             from dlt_platform.local.bigquery_emulator import BigQueryEmulator
@@ -127,12 +148,13 @@ def main() -> int:
                                         log_path=Path(tempfile.gettempdir()) / "bench-bqemulator.log").start()
             emulator_process = psutil.Process(emulator.process.pid)
             cpu_before = emulator_process.cpu_times()
-        for mode in args.modes.split(","):
-            results[mode] = measure(mode, base_url, emulator.url if emulator else None)
-            r = results[mode]
-            print(f"{mode:9s} {args.destination:8s} {args.records:>8d} records  {r['seconds']:7.1f} s  "
-                  f"{args.records / r['seconds']:>9.0f} records/s  peak RSS {r['peak_rss_mb']:7.0f} MB  rows {r['rows']}",
-                  flush=True)
+        for mode in modes:
+            results[mode] = r = measure(mode, base_url, requests, emulator.url if emulator else None)
+            time.sleep(0.1)  # the double publishes its request count every 50 ms
+            r["requests"] = requests.value - r["requests_before"]
+            print(f"{mode:9s} {destination:8s} {values} {records:>8d} records  {r['seconds']:6.1f} s "
+                  f"(CPU {r['cpu']:5.1f} s)  {records / r['seconds']:>7.0f} records/s  peak RSS "
+                  f"{r['peak_rss_mb']:5.0f} MB  {r['requests']:>6d} requests  rows {r['rows']}", flush=True)
             if r["steps"]:
                 print("          dlt steps: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in r["steps"].items()
                                                           if name != "run") + " (load: the warehouse writing the files)")
@@ -146,9 +168,32 @@ def main() -> int:
             emulator.stop()
         stop.set()
         server.join(timeout=10)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--modes", default="stock,platform", help="comma-separated: stock, platform, rows, replay")
+    parser.add_argument("--values", choices=["orders", "vendors"], default="orders")
+    parser.add_argument("--destination", choices=["duckdb", "bigquery"], default="duckdb")
+    parser.add_argument("--million", action="store_true",
+                        help="then the platform path on 1,000,000 records, compared with this run's figures")
+    args = parser.parse_args()
+    if args.destination == "bigquery" and args.modes != "platform":
+        parser.error("--destination bigquery measures the platform path only: add --modes platform")
+    modes = args.modes.split(",")
+    results = run_modes(args.records, args.values, modes, args.destination)
     if {"stock", "platform"} <= set(results):
         speedup = results["stock"]["seconds"] / results["platform"]["seconds"]
-        print(f"speed-up of the platform path over stock dlt defaults: {speedup:.1f}x")
+        cpu_ratio = results["stock"]["cpu"] / results["platform"]["cpu"]
+        print(f"speed-up of the platform path over stock dlt defaults: {speedup:.1f}x wall, {cpu_ratio:.1f}x CPU")
+    if args.million and "platform" in results:
+        million = run_modes(1_000_000, args.values, ["platform"], args.destination)["platform"]
+        small = results["platform"]
+        print(f"1,000,000 / {args.records:,} records: {million['seconds'] / small['seconds']:.1f}x the wall time, "
+              f"{million['cpu'] / small['cpu']:.1f}x the CPU time, "
+              f"{million['peak_rss_mb'] / small['peak_rss_mb']:.2f}x the peak RSS")
     return 0
 
 

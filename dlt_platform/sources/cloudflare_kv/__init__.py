@@ -3,12 +3,18 @@
 What a run reads is decided here, in this order: a raw snapshot to replay; explicit keys; the incremental
 key-prefix windows (a partition's range, or the lookback from now); otherwise the whole listing under the
 definition's prefix. Every record read is written to the raw snapshot when the source keeps one.
+
+Each page of records becomes warehouse rows (rows.py), handed to dlt as an Arrow table (arrow_tables.py: the
+table dlt's row normalizer would make, without its row-by-row cost). Rows the Arrow shaping cannot reproduce
+exactly (values holding lists, which become child tables, among them) go to dlt's row normalizer, from that page
+to the end of the run; `kv_shaping="rows"` (the environment's DLT_PLATFORM_KV_SHAPING) sends every row there, and
+so does a BigQuery destination (see kv_resource).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import logging
 from collections.abc import Iterator
 
 import dlt
@@ -19,9 +25,9 @@ from dlt_platform.run_request import RunRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, read_snapshot, replay_key
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
-from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, shape_row
+from dlt_platform.sources.cloudflare_kv.arrow_tables import ArrowShaper, CannotShape
+from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
 from dlt_platform.sources.cloudflare_kv.transports import (
-    KVRecord,
     KVTransport,
     RestTransport,
     WorkerTransport,
@@ -83,38 +89,70 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: RunReq
         transport.close()
 
 
-@functools.lru_cache(maxsize=16)
-def _fetched_at(text: str) -> dt.datetime:
-    # Every record of a page shares one fetched_at: parse it once, not once a row.
-    return dt.datetime.fromisoformat(text)
+logger = logging.getLogger(__name__)
 
 
-def row_of(record: dict, definition: SourceDefinition) -> dict:
-    """The warehouse row of an extracted record (as read_pages yields it, or as a snapshot holds it)."""
-    kv_record = KVRecord(key=record["key"], value=record["value"], value_encoding=record["value_encoding"],
-                         metadata=record.get("metadata"), expiration=record.get("expiration"))
-    extract = definition.extract
-    return shape_row(kv_record, extract.namespace_id, extract.namespace_title, _fetched_at(record["fetched_at"]))
+class _ExpectedArrowHintsWarning(logging.Filter):
+    """dlt warns, for every Arrow table, where a resource's column hints differ from the Arrow types; for KV tables
+    they differ on purpose (cf_kv_metadata is a JSON column carried as JSON text), so the warning, repeated on
+    every page, says nothing. Other resources keep it."""
+
+    tables: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("In resource: ") and "when merging arrow schema" in message
+                    and message[len("In resource: "):].split(",", 1)[0] in self.tables)
 
 
-def kv_rows(definition: SourceDefinition, settings: Settings, request: RunRequest) -> Iterator[list[dict]]:
+_expected_arrow_hints = _ExpectedArrowHintsWarning()
+logging.getLogger("dlt").addFilter(_expected_arrow_hints)
+
+
+class PageItems:
+    """What the resource hands dlt for each page of rows: an Arrow table while the shaper can shape them, the rows
+    themselves (for dlt's row normalizer) from the first page it cannot to the end of the run."""
+
+    def __init__(self, table: str, shaping: str) -> None:
+        self.table = table
+        self.arrow = shaping == "arrow"
+        self.shaper: ArrowShaper | None = None
+        if self.arrow:
+            _expected_arrow_hints.tables.add(table)
+
+    def of(self, rows: list[dict]):
+        if self.arrow:
+            try:
+                if self.shaper is None:
+                    self.shaper = ArrowShaper(dlt.current.source_schema(), self.table, AUDIT_COLUMN_HINTS)
+                table = self.shaper.shape(rows, dlt.current.load_package_state()["load_id"])
+            except CannotShape as reason:
+                logger.info("%s: dlt's row normalizer shapes the rows from here on (%s)", self.table, reason)
+                self.arrow = False
+            else:
+                columns = self.shaper.column_hints(table)
+                return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=columns)) if columns else table
+        return rows
+
+
+def kv_rows(definition: SourceDefinition, settings: Settings, request: RunRequest, items: PageItems) -> Iterator:
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
     snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
     remaining = request.limit
+    extract = definition.extract
     try:
         for page in read_pages(definition, settings, request):
             if remaining is not None:
                 page = page[:remaining]
                 remaining -= len(page)
-            rows = []
-            for record in page:
-                if snapshot is not None:
+            if snapshot is not None:
+                for record in page:
                     snapshot.write(record)
-                rows.append(row_of(record, definition))
+            rows = [warehouse_row(record, extract.namespace_id, extract.namespace_title) for record in page]
             if request.on_page is not None:
                 request.on_page(len(rows))
             if rows:
-                yield rows
+                yield items.of(rows)
             if remaining == 0:
                 break
     except BaseException:
@@ -134,8 +172,11 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRe
     # works on a table an earlier replace created: dlt adds the hint to the stored schema, and root_key lets it
     # replace the child rows (e.g. `__items`) of exactly the keys it merges.
     disposition = write_disposition_for(definition, request)
+    # BigQuery reads JSON columns (cf_kv_metadata) only from JSON lines, and dlt writes Arrow tables as parquet.
+    shaping = settings.kv_shaping if settings.destination_type(definition) == "duckdb" else "rows"
+    items = PageItems(definition.destination.table, shaping)
     return dlt.resource(
-        kv_rows(definition, settings, request),
+        kv_rows(definition, settings, request, items),
         name=definition.destination.table,
         write_disposition=disposition,
         primary_key="cf_kv_key" if disposition == "merge" else None,

@@ -1,9 +1,9 @@
-"""KV record -> warehouse row, as the original platform shapes them.
+"""Extracted KV record -> warehouse row, as the original platform shapes them.
 
-Every row carries the cf_kv_* audit columns. A JSON-object value is expanded into columns (dlt flattens
-nested objects into `parent__child` columns and lists into child tables). A value field whose name, once
-normalised to a column name, equals an audit column is kept as `value_<name>` (`value_value_<name>` if that
-is taken too): it never overwrites an audit column and is never dropped. Scalars, arrays, non-JSON text and
+Every row carries the cf_kv_* audit columns. A JSON-object value is expanded into columns (nested objects become
+`parent__child` columns and lists child tables, by dlt's normalizer or by arrow_tables.py). A value field whose
+name, once normalised to a column name, equals an audit column is kept as `value_<name>` (`value_value_<name>` if
+that is taken too): it never overwrites an audit column and is never dropped. Scalars, arrays, non-JSON text and
 binary values are not expanded; their text (or base64) stays in cf_kv_value_raw.
 """
 
@@ -16,8 +16,6 @@ import json
 import orjson
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
-
-from dlt_platform.sources.cloudflare_kv.transports import KVRecord
 
 AUDIT_COLUMNS = (
     "cf_kv_key",
@@ -55,43 +53,58 @@ def _column_name(field: str) -> str:
     return _naming.normalize_identifier(field)
 
 
-def shape_row(record: KVRecord, namespace_id: str, namespace_title: str, fetched_at: dt.datetime) -> dict:
+@functools.lru_cache(maxsize=16)
+def _fetched_at(text: str) -> dt.datetime:
+    # Every record of a page shares one fetched_at: parse it once, not once a row.
+    return dt.datetime.fromisoformat(text)
+
+
+def _parsed_value(record: dict) -> tuple[object, bool]:
+    """The value as JSON, and whether it is JSON at all (binary values never are)."""
+    if record["value_encoding"] != "text":
+        return None, False
     raw = record["value"]
-    parsed: object = None
-    is_json = False
-    if record["value_encoding"] == "text":
+    try:
+        return orjson.loads(raw), True
+    except orjson.JSONDecodeError:
+        # orjson refuses what the json module accepts (integers past 64 bits, NaN): ask it too.
         try:
-            parsed = orjson.loads(raw)
-            is_json = True
-        except orjson.JSONDecodeError:
-            # orjson refuses what the json module accepts (integers past 64 bits, NaN): ask it too.
-            try:
-                parsed = json.loads(raw)
-                is_json = True
-            except ValueError:
-                pass
+            return json.loads(raw), True
+        except ValueError:
+            return None, False
+
+
+def _value_fields(parsed: dict) -> dict:
+    """The fields of a JSON-object value, renamed where they would collide with an audit column."""
     row: dict = {}
-    if isinstance(parsed, dict):
-        taken: set[str] | None = None
-        for field, value in parsed.items():
-            name = field
-            if _column_name(field) in AUDIT_SET:
-                # Rare: computed only when a field collides. Skip names the value itself already uses.
-                taken = taken or {_column_name(other) for other in parsed}
-                name = COLLISION_PREFIX + field
-                while _column_name(name) in AUDIT_SET or _column_name(name) in taken:
-                    name = COLLISION_PREFIX + name
-                taken.add(_column_name(name))
-            row[name] = value
+    taken: set[str] | None = None
+    for field, value in parsed.items():
+        name = field
+        if _column_name(field) in AUDIT_SET:
+            # Rare: computed only when a field collides. Skip names the value itself already uses.
+            taken = taken or {_column_name(other) for other in parsed}
+            name = COLLISION_PREFIX + field
+            while _column_name(name) in AUDIT_SET or _column_name(name) in taken:
+                name = COLLISION_PREFIX + name
+            taken.add(_column_name(name))
+        row[name] = value
+    return row
+
+
+def warehouse_row(record: dict, namespace_id: str, namespace_title: str) -> dict:
+    """The row an extracted record becomes: its record as read_pages yields it or a snapshot holds it ({key,
+    value, value_encoding, metadata, expiration, fetched_at}); the value's fields, then the audit columns."""
+    parsed, is_json = _parsed_value(record)
+    row = _value_fields(parsed) if isinstance(parsed, dict) else {}
     row.update(
         cf_kv_key=record["key"],
         cf_kv_namespace_id=namespace_id,
         cf_kv_namespace_title=namespace_title,
-        cf_kv_metadata=record["metadata"],
-        cf_kv_expiration=record["expiration"],
-        cf_kv_fetched_at=fetched_at,
+        cf_kv_metadata=record.get("metadata"),
+        cf_kv_expiration=record.get("expiration"),
+        cf_kv_fetched_at=_fetched_at(record["fetched_at"]),
         cf_kv_value_is_json=is_json,
-        cf_kv_value_raw=raw,
+        cf_kv_value_raw=record["value"],
         cf_kv_value_encoding=record["value_encoding"],
     )
     return row

@@ -1,0 +1,272 @@
+"""Warehouse rows shaped into an Arrow table: the table dlt's row normalizer would make of them, a page at a time.
+
+dlt hands Arrow tables to the destination as they are (its Arrow path skips the row-by-row normalizer, most of a
+load's time), so this module does that normalizer's work for KV rows, by its rules and with its own functions
+where it has them (naming, type detection, coercion, row ids):
+- nested objects become `parent__child` columns;
+- a new column takes the type of its first value (ISO timestamps detected); a value its column's type cannot
+  take goes to dlt's variant column (`amount__v_text`), as the row normalizer does;
+- rows get a random `_dlt_id` and the load's `_dlt_load_id`.
+
+Lists are not shaped here: they become child tables (`orders_kv__items`) linked by `_dlt_parent_id`/
+`_dlt_root_id`, and dlt's extract step cannot write a child table itself (it records every table it writes
+under a resource, and refuses a resource on a child table). Rows holding a list, and whatever else this module
+cannot reproduce exactly (integers past 64 bits, field names in dlt's reserved `_dlt`/variant spellings, values
+landing on a JSON column, schema settings KV sources do not use), raise CannotShape: the source then hands the
+rows to dlt's row normalizer. Column order matches the row path except for variant columns, appended after a
+page's other columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pyarrow as pa
+from dlt.common.data_types.type_helpers import _COERCE_DISPATCH, PY_TYPE_TO_SC_TYPE, coerce_value, py_type_to_sc_type
+from dlt.common.json import json as dlt_json
+from dlt.common.normalizers.json import helpers as normalize_helpers
+from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.schema import Schema
+from dlt.common.schema import utils as schema_utils
+from dlt.common.time import normalize_timezone
+from dlt.common.typing import VARIANT_FIELD_FORMAT
+
+LOAD_ID, ROW_ID = "_dlt_load_id", "_dlt_id"
+# The `_dlt_*` columns as dlt's normalizer declares them (its default hints).
+ROOT_ID_COLUMNS = {
+    LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False},
+    ROW_ID: {"name": ROW_ID, "data_type": "text", "nullable": False, "unique": True, "row_key": True},
+}
+ARROW_TYPES = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
+               "timestamp": pa.timestamp("us", tz="UTC")}
+# The ISO timestamps whose parse by datetime.fromisoformat is certainly dlt's (other text goes through dlt's own
+# coercion, value by value).
+_PLAIN_ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_NONE = type(None)
+
+
+class CannotShape(Exception):
+    """Rows this module does not shape exactly as dlt's row normalizer would; they go to that normalizer."""
+
+
+class ArrowShaper:
+    """Shapes pages of rows of one resource into Arrow tables, following the columns the schema already holds
+    (earlier runs, earlier pages) and the ones it adds itself."""
+
+    def __init__(self, schema: Schema, root_table: str, declared_columns: dict[str, dict]) -> None:
+        if schema.settings.get("preferred_types") or schema._normalizers_config["json"].get("config", {}).get(
+                "max_nesting") is not None:
+            raise CannotShape("schema with preferred types or a nesting limit")
+        if normalize_helpers.get_root_row_id_type(schema, root_table) != "random":
+            raise CannotShape("root row ids that are hashes (upsert, scd2)")
+        self.schema, self.naming, self.root = schema, schema.naming, root_table
+        self.declared = {name: {"name": name, **hint} for name, hint in declared_columns.items()}
+        # Columns this shaper typed, per table: it knows them before dlt adds them to the schema.
+        self.typed: dict[str, dict[str, dict]] = {}
+        self._identifiers: dict[str, str] = {}
+        self._joined: dict[tuple[str, ...], str] = {}
+        self._names: dict[tuple[str, ...], dict[str, str]] = {}  # field name -> column name, per object path
+        self._json_columns: dict[str, bool] = {}
+        self._hinted: dict[str, dict] = {}
+
+    # --- dlt's naming, cached ---------------------------------------------------------------------------------
+
+    def _identifier(self, key: str) -> str:
+        name = self._identifiers.get(key)
+        if name is None:
+            name = normalize_helpers.normalize_identifier(self.schema, self.naming, key) \
+                if key and not key.isspace() else "_empty"
+            if name.startswith("_dlt") or "__v_" in name:
+                raise CannotShape(f"field name '{key}' uses dlt's reserved spellings")
+            self._identifiers[key] = name
+        return name
+
+    def _join(self, *parts: str) -> str:
+        name = self._joined.get(parts)
+        if name is None:
+            name = self._joined[parts] = self.naming.shorten_fragments(*parts)
+        return name
+
+    def column(self, table: str, name: str) -> dict | None:
+        """The complete column `name` of `table`: typed by this shaper, in the schema, or declared."""
+        column = self.typed.get(table, {}).get(name)
+        if column is None:
+            stored = self.schema.tables.get(table)
+            column = stored["columns"].get(name) if stored else None
+            if column is None and table == self.root:
+                column = self.declared.get(name)
+            if column is not None and not column.get("data_type"):
+                column = None
+        return column
+
+    # --- rows -> per-table rows, as dlt's relational normalizer walks them ---------------------------------------
+
+    def _flatten(self, table: str, row: dict) -> dict:
+        flat: dict = {}
+        stack: list[tuple[dict, tuple[str, ...]]] = [(row, ())]
+        names_by_path = self._names
+        while stack:
+            current, path = stack.pop()
+            names = names_by_path.get(path)
+            if names is None:
+                names = names_by_path[path] = {}
+            for key, value in current.items():
+                nested_name = names.get(key)
+                if nested_name is None:
+                    name = self._identifier(key)
+                    nested_name = names[key] = self._join(*path, name) if path else name
+                kind = type(value)
+                if kind is dict or kind is list:
+                    if not self._is_json_column(table, nested_name):
+                        if kind is list:
+                            raise CannotShape(f"the list {nested_name} makes a child table")
+                        stack.append((value, path + (self._identifier(key),)))
+                        continue
+                flat[nested_name] = value
+        return flat
+
+    def _is_json_column(self, table: str, name: str) -> bool:
+        """Whether the column holds objects whole (declared JSON) instead of flattening them."""
+        is_json = self._json_columns.get(name)
+        if is_json is None:
+            column = self.column(table, name)
+            is_json = column is not None and column["data_type"] == "json"
+            if is_json and name not in self.declared:
+                raise CannotShape(f"a value lands on the JSON column {table}.{name}")
+            self._json_columns[name] = is_json
+        return is_json
+
+    def shape(self, rows: list[dict], load_id: str) -> pa.Table:
+        """The Arrow table of the rows (their root table's)."""
+        flat_rows = []
+        for row, row_id in zip(rows, generate_dlt_ids(len(rows))):
+            flat = self._flatten(self.root, row)
+            flat[LOAD_ID] = load_id
+            flat[ROW_ID] = row_id
+            flat_rows.append(flat)
+        return self._arrow_table(self.root, flat_rows)
+
+    # --- per-table rows -> typed Arrow columns -------------------------------------------------------------------
+
+    def _arrow_table(self, table: str, rows: list[dict]) -> pa.Table:
+        names = dict.fromkeys(self.declared) if table == self.root else {}
+        for row in rows:
+            names.update(dict.fromkeys(row))
+        columns: dict[str, pa.Array] = {}
+        variants: dict[str, list] = {}
+        for name in names:
+            values = [row.get(name) for row in rows]
+            if name not in self.declared and all(value is None for value in values):
+                continue  # dlt adds no column for a field that is always null (declared ones exist from the start)
+            typed, spill = self._typed_values(table, name, values)
+            columns[name] = typed
+            for variant, variant_values in spill.items():
+                variants[variant] = variant_values
+        for name, values in variants.items():
+            columns[name] = self._array(table, name, values)
+        return pa.table(columns)
+
+    def _typed_values(self, table: str, name: str, values: list) -> tuple[pa.Array, dict[str, list]]:
+        column = self.column(table, name)
+        if column is None:
+            first = next(value for value in values if value is not None)
+            column = self._new_column(table, name, first, variant=False)
+        data_type = column["data_type"]
+        kinds = set(map(type, values))
+        kinds.discard(_NONE)
+        if data_type == "json":  # a declared JSON column (cf_kv_metadata): JSON text, as dlt's writers store it
+            if not kinds <= {dict, list}:
+                raise CannotShape(f"{table}.{name}: a JSON column holding scalars")
+            return pa.array([None if value is None else dlt_json.dumps(value) for value in values], pa.string()), {}
+        kinds_types = {PY_TYPE_TO_SC_TYPE.get(kind) for kind in kinds}
+        if kinds_types == {data_type} or (data_type == "timestamp" and kinds == {str}
+                                          and all(_PLAIN_ISO_TIMESTAMP.fullmatch(v) for v in values if v is not None)):
+            return self._array(table, name, values), {}
+        # Mixed or clashing types: dlt's per-value rules (coercion, else a variant column).
+        placed: list = [None] * len(values)
+        spill: dict[str, list] = {}
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            target, coerced = self._place(table, name, value)
+            if target == name:
+                placed[index] = coerced
+            else:
+                spill.setdefault(target, [None] * len(values))[index] = coerced
+        return self._array(table, name, placed), spill
+
+    def _place(self, table: str, name: str, value: Any) -> tuple[str, Any]:
+        """Where dlt's row normalizer puts a value of a column, and what it makes of it (JsonLItemsNormalizer)."""
+        column = self.column(table, name)
+        py_type = PY_TYPE_TO_SC_TYPE.get(type(value))
+        data_type = column["data_type"]
+        if py_type == data_type:
+            return name, value
+        if py_type and (data_type == py_type or (data_type, py_type) in _COERCE_DISPATCH):
+            try:
+                return name, coerce_value(data_type, py_type, value)
+            except (ValueError, SyntaxError):
+                pass
+        try:
+            coerce_value(data_type, py_type_to_sc_type(type(value)), value)
+        except (ValueError, SyntaxError):
+            variant = self._join(name, VARIANT_FIELD_FORMAT % py_type_to_sc_type(type(value)))
+            variant_column = self.column(table, variant) or self._new_column(table, variant, value, variant=True)
+            try:
+                coerced = coerce_value(variant_column["data_type"], py_type_to_sc_type(type(value)), value)
+            except (ValueError, SyntaxError):
+                raise CannotShape(f"{table}.{name}: a value neither its column nor its variant takes") from None
+            return variant, coerced
+        return name, coerce_value(data_type, py_type_to_sc_type(type(value)), value)
+
+    def _new_column(self, table: str, name: str, value: Any, variant: bool) -> dict:
+        py_type = type(value)
+        data_type = schema_utils.autodetect_sc_type(self.schema._type_detections, py_type, value) \
+            or py_type_to_sc_type(py_type)
+        if data_type not in ARROW_TYPES:
+            raise CannotShape(f"{table}.{name}: values of type {data_type}")
+        column: dict = {"name": name, "data_type": data_type, "nullable": True}
+        if variant:
+            column["variant"] = True
+            column["description"] = f"Variant of column {name} generated by dlt"
+        self.typed.setdefault(table, {})[name] = column
+        return column
+
+    def _array(self, table: str, name: str, values: list) -> pa.Array:
+        data_type = self.column(table, name)["data_type"]
+        if data_type == "timestamp":
+            # Arrow stores an aware datetime as its UTC instant and a naive one as UTC, as dlt's normalize_timezone
+            # does; text is parsed first.
+            if any(type(value) is not dt.datetime for value in values if value is not None):
+                values = [value if value is None or type(value) is dt.datetime
+                          else normalize_timezone(_timestamp(value), True) for value in values]
+        elif data_type == "json":  # only declared JSON columns are written, by _typed_values
+            raise CannotShape(f"{table}.{name}: a value for a JSON column")
+        try:
+            return pa.array(values, type=ARROW_TYPES[data_type])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
+            raise CannotShape(f"{table}.{name}: {error}") from None
+
+    # --- dlt hints -----------------------------------------------------------------------------------------------
+
+    def column_hints(self, arrow_table: pa.Table) -> dict[str, dict]:
+        """dlt column hints its Arrow types cannot carry and dlt does not hold yet: the `_dlt_*` columns as the
+        normalizer declares them, and variant columns. (dlt validates hints item by item: only new ones go.)"""
+        typed = self.typed.get(self.root, {})
+        hints = {}
+        for name in arrow_table.column_names:
+            if name not in self._hinted and (name in ROOT_ID_COLUMNS or typed.get(name, {}).get("variant")):
+                hints[name] = self._hinted[name] = dict(ROOT_ID_COLUMNS.get(name) or typed[name])
+        return hints
+
+
+def _timestamp(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    if _PLAIN_ISO_TIMESTAMP.fullmatch(value):
+        return dt.datetime.fromisoformat(value)
+    return coerce_value("timestamp", "text", value)
+
