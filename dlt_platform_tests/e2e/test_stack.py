@@ -10,6 +10,7 @@ import duckdb
 import httpx
 
 from dlt_platform.local.sample_data import sample_namespaces
+from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
 
 LIFECYCLE = ["queued", "launching", "launched", "running", "succeeded"]
 
@@ -40,6 +41,10 @@ def test_a_run_requested_through_the_worker_moves_through_every_status_and_loads
     run = operator.run(run_id)
     assert runs[run_id]["status"] == "succeeded", run
     assert statuses_of(run) == LIFECYCLE, run["events"]
+    # `running` was pushed by the run itself (the mirror reports it without a message), once: the mirror's later
+    # report of the same start was an ignored repeat.
+    running = [event for event in run["events"] if event["status"] == "running"]
+    assert [event["message"] for event in running] == [RUNNING_MESSAGE], run["events"]
     assert run["trigger"] == "api" and run["dagster_run_id"]
     assert run["tables"] == {"orders_kv": 2000, "orders_kv__items": run["tables"]["orders_kv__items"]}
     assert run["rows_loaded"] == sum(run["tables"].values())
