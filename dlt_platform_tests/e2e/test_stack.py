@@ -11,6 +11,7 @@ import httpx
 
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
+from dlt_platform_tests.e2e.test_new_source_launch import new_definition
 
 LIFECYCLE = ["queued", "launching", "launched", "running", "succeeded"]
 
@@ -78,16 +79,22 @@ def test_a_run_started_in_dagster_is_registered_in_the_ledger_with_its_trigger(s
 
 def test_one_idempotency_key_gives_one_run_and_a_duplicate_delivery_launches_once(stack, operator):
     key = f"e2e-{uuid.uuid4()}"
+    # The consumer takes one batch at a time and delivers at once (no batch wait). A run of a source created just
+    # now holds it while Dagster loads that source (seconds), so the keyed run stays queued meanwhile and the cron
+    # handler re-sends it: the queue delivers two messages for one run.
+    holding = f"hold_{uuid.uuid4().hex[:8]}"
+    operator.create_source(new_definition(holding))
+    ahead = operator.request_run(holding)
     first = operator.request_run("cloudflare_kv_leads", idempotency_key=key)
-    # The run is still queued (the consumer batches for a few seconds): the cron handler re-sends it, so the
-    # queue delivers two messages for one run.
     time.sleep(0.2)
+    assert operator.run(first)["status"] == "queued"
     resent = httpx.get(f"{stack.worker_url}/cdn-cgi/handler/scheduled", timeout=30)
     assert resent.status_code == 200
     second = operator.request_run("cloudflare_kv_leads", idempotency_key=key)
     assert second == first
-    final = operator.wait_for_runs([first], timeout=300)[first]
-    assert final["status"] == "succeeded", operator.run(first)
+    final = operator.wait_for_runs([first, ahead], timeout=300)
+    assert final[first]["status"] == "succeeded", operator.run(first)
+    assert final[ahead]["status"] == "succeeded", operator.run(ahead)
     assert "re-sent to the queue by reconciliation" in [e["message"] for e in operator.run(first)["events"]]
     time.sleep(8)  # leave the second delivery time to be consumed
     assert len(dagster_runs_tagged(stack, first)) == 1
