@@ -44,7 +44,8 @@ def report_running(context: dg.OpExecutionContext, settings: Settings,
     client = client or WorkerClient(settings.orchestrator_url, settings.internal_token,
                                     timeout_seconds=PUSH_TIMEOUT_SECONDS)
     try:
-        return client.post_status(ledger_id, "running", dagster_run_id=context.run.run_id, at=at, message=RUNNING_MESSAGE)
+        return client.post_status(ledger_id, "running", dagster_run_id=context.run.run_id, at=at,
+                                  message=RUNNING_MESSAGE)
     except WorkerError as error:
         context.log.warning(f"Could not tell the Worker that run {ledger_id} is running ({error}); "
                             "the run mirror will report it")
