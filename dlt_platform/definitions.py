@@ -30,13 +30,25 @@ def load_catalog(settings: Settings) -> SourceCatalog:
     return read_catalog(settings)
 
 
+# Dagster loads `defs` twice in one process when it starts a code server or validates (once to find the
+# module's targets, once to load them): the same settings and definitions give the same code location, so the
+# second load reuses the first instead of building every source again.
+_last_built: tuple[tuple[Settings, str], dg.Definitions] | None = None
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
+    global _last_built
     settings = Settings.from_env()
     catalog = load_catalog(settings)
+    key = (settings, catalog.to_json())
+    if _last_built is not None and _last_built[0] == key:
+        return _last_built[1]
     location, problems = build_code_location(catalog.definitions, settings, catalog.problems, catalog.versions)
     if catalog.from_worker and initializing():
         report_problems(settings, problems, catalog.versions)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)  # reconstruction metadata is preview in 1.13
-        return location.with_reconstruction_metadata({RECONSTRUCTION_KEY: catalog.to_json()})
+        built = location.with_reconstruction_metadata({RECONSTRUCTION_KEY: key[1]})
+    _last_built = (key, built)
+    return built

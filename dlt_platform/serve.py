@@ -44,8 +44,22 @@ def children(host: str, port: int, webserver_port: int) -> dict[str, list[str]]:
     }
 
 
+def create_storage(env: dict) -> None:
+    """Create (or migrate) Dagster's storage in one process before the webserver and the daemon start: two
+    processes creating a fresh SQLite storage at once can both stamp its schema version, after which neither
+    loads ("alembic_version has more than one head"). A failure here (Postgres not reachable yet) is left to
+    the children, which report it and are restarted."""
+    # Its output is not repeated: a storage error can quote the connection string.
+    result = subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
+                            env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if result.returncode != 0:
+        print(f"serve: creating Dagster's storage failed (exit {result.returncode}); the webserver and daemon "
+              "will try again", flush=True)
+
+
 def serve(host: str = "127.0.0.1", port: int = 3000) -> int:
     env = prepare_dagster_home(dict(os.environ))
+    create_storage(env)
     env[BOOT_ID_ENV] = uuid.uuid4().hex
     supervisor = Supervisor(stop_timeout=STOP_TIMEOUT_SECONDS, say=lambda text: print(f"serve: {text}", flush=True))
     stopping = False

@@ -37,19 +37,19 @@ def freshness_hours(definition: SourceDefinition) -> float | None:
 
 
 def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecksDefinition]:
-    by_hours: dict[float, list[dg.AssetKey]] = {}
-    for definition in definitions:
-        hours = freshness_hours(definition)
-        if hours is not None:
-            by_hours.setdefault(hours, []).extend(table_keys(definition))
+    """One freshness check definition per table. Tables with the same bound could share one definition, but a
+    source's job then carries that definition's inputs (every other such table): each per-source job resolved
+    against most of the code location, O(sources^2) on every load of it."""
     # Checks rather than the newer FreshnessPolicy: they show up as asset checks with pass/fail history in the UI,
     # which is what operators look at next to row counts and schema changes.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
         return [
             check
-            for hours, keys in sorted(by_hours.items())
-            for check in dg.build_last_update_freshness_checks(assets=keys, lower_bound_delta=dt.timedelta(hours=hours))
+            for definition in definitions
+            if (hours := freshness_hours(definition)) is not None
+            for key in table_keys(definition)
+            for check in dg.build_last_update_freshness_checks(assets=[key], lower_bound_delta=dt.timedelta(hours=hours))
         ]
 
 

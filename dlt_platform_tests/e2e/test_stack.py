@@ -11,7 +11,9 @@ import httpx
 
 from dlt_platform.local.rest_api_server import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
 from dlt_platform.local.sample_data import sample_namespaces
+from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
 from dlt_platform.settings import Settings
+from dlt_platform_tests.e2e.test_new_source_launch import new_definition
 from dlt_platform_tests.waiting import poll
 
 LIFECYCLE = ["queued", "launching", "launched", "running", "succeeded"]
@@ -55,6 +57,10 @@ def test_a_run_requested_through_the_worker_moves_through_every_status_and_loads
     run = operator.run(run_id)
     assert runs[run_id]["status"] == "succeeded", run
     assert statuses_of(run) == LIFECYCLE, run["events"]
+    # `running` was pushed by the run itself (the mirror reports it without a message), once: the mirror's later
+    # report of the same start was an ignored repeat.
+    running = [event for event in run["events"] if event["status"] == "running"]
+    assert [event["message"] for event in running] == [RUNNING_MESSAGE], run["events"]
     assert run["trigger"] == "api" and run["dagster_run_id"]
     assert run["tables"] == {"orders_kv": len(seeded("ORDERS_KV")),
                              "orders_kv__items": run["tables"]["orders_kv__items"]}
@@ -88,16 +94,22 @@ def test_a_run_started_in_dagster_is_registered_in_the_ledger_with_its_trigger(s
 
 def test_one_idempotency_key_gives_one_run_and_a_duplicate_delivery_launches_once(stack, operator):
     key = f"e2e-{uuid.uuid4()}"
+    # The consumer takes one batch at a time and delivers at once (no batch wait). A run of a source created just
+    # now holds it while Dagster loads that source (seconds), so the keyed run stays queued meanwhile and the cron
+    # handler re-sends it: the queue delivers two messages for one run.
+    holding = f"hold_{uuid.uuid4().hex[:8]}"
+    operator.create_source(new_definition(holding))
+    ahead = operator.request_run(holding)
     first = operator.request_run("cloudflare_kv_leads", idempotency_key=key)
-    # The run is still queued (the consumer batches for a few seconds): the cron handler re-sends it, so the
-    # queue delivers two messages for one run.
     time.sleep(0.2)
+    assert operator.run(first)["status"] == "queued"
     resent = httpx.get(f"{stack.worker_url}/cdn-cgi/handler/scheduled", timeout=30)
     assert resent.status_code == 200
     second = operator.request_run("cloudflare_kv_leads", idempotency_key=key)
     assert second == first
-    final = operator.wait_for_runs([first], timeout=300)[first]
-    assert final["status"] == "succeeded", operator.run(first)
+    final = operator.wait_for_runs([first, ahead], timeout=300)
+    assert final[first]["status"] == "succeeded", operator.run(first)
+    assert final[ahead]["status"] == "succeeded", operator.run(ahead)
     assert "re-sent to the queue by reconciliation" in [e["message"] for e in operator.run(first)["events"]]
     # The second delivery is acked without launching, and the Worker records that on the run.
     poll(lambda: [e for e in operator.run(first)["events"] if (e["data"] or {}).get("duplicate_delivery")],

@@ -103,6 +103,7 @@ def test_hundred_sources_load_and_graph(settings, hundred_definitions):
     definitions = build_platform_definitions(hundred_definitions, settings)
     graph = asset_graph(definitions)
     repository = definitions.get_repository_def()
+    repository.load_all_definitions()  # every job resolved, as a code server does
     assert len(graph.materializable_asset_keys) == 100
     # 10 shared namespaces and 50 raw snapshot prefixes upstream.
     assert len(graph.external_asset_keys) == 10 + 50

@@ -1,7 +1,18 @@
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { retryDelaySeconds } from "../src/queue";
-import { batchOf, call, createSource, dagsterDouble, fakeMessage, incrementalExtract, json, testEnv, uniqueId } from "./helpers";
+import {
+  INTERNAL,
+  batchOf,
+  call,
+  createSource,
+  dagsterDouble,
+  fakeMessage,
+  incrementalExtract,
+  json,
+  testEnv,
+  uniqueId,
+} from "./helpers";
 
 async function queuedRun(e: ReturnType<typeof testEnv>["env"], body?: unknown, sourceOverrides = {}) {
   const sourceId = await createSource(e, uniqueId(), sourceOverrides);
@@ -199,6 +210,30 @@ describe("cancel during launch", () => {
     expect(dagster.calls.map((c) => c.query.includes("terminateRun"))).toEqual([false, true]);
     expect(dagster.calls[1].variables).toEqual({ runId: `dg-race-${runId}`, terminatePolicy: "SAFE_TERMINATE" });
     expect((await json(await call(env, "GET", `/runs/${runId}`))).status).toBe("canceled");
+  });
+});
+
+describe("running reported during launch", () => {
+  it("keeps a run the Dagster run already reported running, with its Dagster run id", async () => {
+    const { env } = testEnv();
+    const { runId } = await queuedRun(env);
+    const dagsterRunId = `dg-fast-${runId}`;
+    const dagster = dagsterDouble(async () => {
+      // The run starts and pushes `running` before the consumer has recorded `launched`.
+      const pushed = await call(env, "POST", `/internal/runs/${runId}/status`, {
+        token: INTERNAL,
+        body: { status: "running", dagster_run_id: dagsterRunId, message: "running in Dagster" },
+      });
+      expect(await json(pushed)).toMatchObject({ status: "running", applied: true });
+      return launchSuccess(dagsterRunId);
+    });
+    const { message, state } = fakeMessage({ run_id: runId });
+    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    expect(state).toMatchObject({ acked: true, retried: false });
+    expect(dagster.calls).toHaveLength(1); // no terminateRun: the late `launched` is simply not applied
+    const run = await json(await call(env, "GET", `/runs/${runId}`));
+    expect(run).toMatchObject({ status: "running", dagster_run_id: dagsterRunId });
+    expect(run.events.map((e: any) => e.status)).toEqual(["queued", "launching", "running"]);
   });
 });
 
