@@ -48,7 +48,7 @@ import json, time
 started = time.perf_counter()
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dlt_platform.config import parse_sources_document
-from dlt_platform.orchestration.platform import build_platform_definitions
+from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform.settings import Settings
 imported, cpu = time.perf_counter(), time.process_time()
 definitions = parse_sources_document(json.load(open({path!r})))

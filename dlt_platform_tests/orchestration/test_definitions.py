@@ -99,7 +99,7 @@ def test_run_mirror_sensor_exists_when_the_worker_is_configured(platform_env, wo
 
 
 def test_hundred_sources_load_and_graph(settings, hundred_definitions):
-    # How long this takes is a figure of dlt_platform_tests/bench/code_location.py, not a bound checked here.
+    # How long this takes is a figure of dlt_platform_tests/bench/stack_run.py (--skip-runs), not a bound checked here.
     definitions = build_platform_definitions(hundred_definitions, settings)
     graph = asset_graph(definitions)
     repository = definitions.get_repository_def()
