@@ -60,7 +60,8 @@ def schema_change_checks(definitions: list[SourceDefinition]) -> list[dg.AssetCh
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return list(dg.build_column_schema_change_checks(assets=keys))
+        # One definition per table, as for freshness: a shared one makes every per-source job carry every table.
+        return [check for key in keys for check in dg.build_column_schema_change_checks(assets=[key])]
 
 
 def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, str]:
