@@ -21,6 +21,10 @@ from dlt_platform.config import SourceDefinition
 from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import cloudflare_kv
+from dlt_platform.sources.webhook import mark_loaded, webhook_deliveries
+
+# The dlt source of each source_type (`source_id` names its schema; see build_source).
+DLT_SOURCES = {"cloudflare_kv": cloudflare_kv, "webhook": webhook_deliveries}
 
 LOADER_FILE_FORMAT = "parquet"
 # dlt gzips its intermediate extract files by default; they are local and short-lived, and compressing them
@@ -53,13 +57,22 @@ def build_source(definition: SourceDefinition, settings: Settings, request: RunR
     dataset never share a schema. The request is checked first (run_request.checked_request), and the source's
     write disposition follows from it (run_request.write_disposition_for): a partial run never replaces."""
     request = checked_request(definition, settings, request)
-    if definition.source_type == "cloudflare_kv":
-        factory = cloudflare_kv.clone(name=definition.source_id)
-        source = factory(definition, settings, request)
-        if settings.destination_type(definition) == "bigquery":
-            bigquery.apply_table_options(source.resources[definition.destination.table], definition.destination)
-        return source
-    raise ValueError(f"source_type: '{definition.source_type}' has no dlt source")
+    if definition.source_type not in DLT_SOURCES:
+        raise ValueError(f"source_type: '{definition.source_type}' has no dlt source")
+    factory = DLT_SOURCES[definition.source_type].clone(name=definition.source_id)
+    source = factory(definition, settings, request)
+    if settings.destination_type(definition) == "bigquery":
+        bigquery.apply_table_options(source.resources[definition.destination.table], definition.destination)
+    return source
+
+
+def after_load(definition: SourceDefinition, settings: Settings, pipeline: dlt.Pipeline, load_ids: list[str],
+               run_id: str) -> dict:
+    """What a source does once its load packages are in the warehouse (and only then); returns metadata.
+    Webhook deliveries are marked loaded in the Worker: a run that failed before this leaves them waiting."""
+    if definition.source_type == "webhook" and load_ids:
+        return {"deliveries_marked_loaded": mark_loaded(definition, settings, pipeline, load_ids, run_id)}
+    return {}
 
 
 def run_kwargs(request: RunRequest) -> dict:
@@ -114,13 +127,16 @@ def check_before_load(definition: SourceDefinition, settings: Settings) -> None:
         bigquery.check_before_load(settings)
 
 
-def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()) -> LoadResult:
+def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
+             run_id: str | None = None) -> LoadResult:
     source = build_source(definition, settings, request)
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
-    finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
+    pending = finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
     info: LoadInfo = pipeline.run(source, **run_kwargs(request))
     rows = loaded_row_counts(pipeline)
+    after_load(definition, settings, pipeline, [*pending, *info.loads_ids],
+               run_id or f"cli-{info.loads_ids[-1] if info.loads_ids else 'empty'}")
     return LoadResult(
         source_id=definition.source_id,
         load_id=info.loads_ids[-1] if info.loads_ids else None,

@@ -10,14 +10,12 @@ binary values are not expanded; their text (or base64) stays in cf_kv_value_raw.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 
 import orjson
 
-from dlt.common.normalizers.naming.snake_case import NamingConvention
-
 from dlt_platform.sources.cloudflare_kv.transports import KVRecord
+from dlt_platform.sources.columns import expand_fields
 
 AUDIT_COLUMNS = (
     "cf_kv_key",
@@ -46,14 +44,6 @@ AUDIT_COLUMN_HINTS = {
     "cf_kv_value_encoding": {"data_type": "text"},
 }
 
-_naming = NamingConvention()
-
-
-@functools.lru_cache(maxsize=65536)
-def _column_name(field: str) -> str:
-    """The column dlt will make of a field name (bounded cache: values may use ids as field names)."""
-    return _naming.normalize_identifier(field)
-
 
 def shape_row(record: KVRecord, namespace_id: str, namespace_title: str, fetched_at: dt.datetime) -> dict:
     raw = record["value"]
@@ -70,19 +60,7 @@ def shape_row(record: KVRecord, namespace_id: str, namespace_title: str, fetched
                 is_json = True
             except ValueError:
                 pass
-    row: dict = {}
-    if isinstance(parsed, dict):
-        taken: set[str] | None = None
-        for field, value in parsed.items():
-            name = field
-            if _column_name(field) in AUDIT_SET:
-                # Rare: computed only when a field collides. Skip names the value itself already uses.
-                taken = taken or {_column_name(other) for other in parsed}
-                name = COLLISION_PREFIX + field
-                while _column_name(name) in AUDIT_SET or _column_name(name) in taken:
-                    name = COLLISION_PREFIX + name
-                taken.add(_column_name(name))
-            row[name] = value
+    row: dict = expand_fields(parsed, AUDIT_SET, COLLISION_PREFIX) if isinstance(parsed, dict) else {}
     row.update(
         cf_kv_key=record["key"],
         cf_kv_namespace_id=namespace_id,
