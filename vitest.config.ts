@@ -30,6 +30,11 @@ export default defineConfig({
           QUEUED_RESEND_MINUTES: "10",
           // High so tests that queue many runs of one source are not refused; the limit has its own test.
           MAX_PENDING_RUNS_PER_SOURCE: "100",
+          // Webhook signing secrets the webhook tests' definitions name (worker/test/webhook_helpers.ts).
+          TEST_GITHUB_HOOK_SECRET: "test-github-hook-secret",
+          TEST_STRIPE_HOOK_SECRET: "whsec_test_stripe_hook_secret",
+          TEST_SVIX_HOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+          TEST_HMAC_HOOK_SECRET: "test-hmac-hook-secret",
           TEST_MIGRATIONS: await readD1Migrations(`${root}/worker/migrations`),
         },
       },

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -31,6 +32,9 @@ from dlt_platform.local.bigquery_emulator import BigQueryEmulator
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
 from dlt_platform.settings import PROJECT_ROOT, Settings
+
+# The Worker var holding the signing secret of local webhook sources (their extract.signature.secret_names).
+LOCAL_WEBHOOK_SECRET = "LOCAL_WEBHOOK_SECRET"
 
 
 class StackError(RuntimeError):
@@ -105,14 +109,18 @@ class LocalStack:
     # --- tokens and env files ---------------------------------------------------------------------------
 
     def tokens(self) -> dict[str, str]:
-        """Operator and internal tokens and the admin session key, generated on first use and kept in the git-ignored
-        state folder."""
+        """Operator and internal tokens, the admin session key and the local webhook signing secret, generated on first
+        use and kept in the git-ignored state folder."""
         values = read_env_file(self.paths.worker_env)
         changed = False
         for name in ("DLT_OPERATOR_TOKEN", "DLT_INTERNAL_TOKEN", "ADMIN_SESSION_KEY"):
             if not values.get(name):
                 values[name] = secrets.token_urlsafe(32)
                 changed = True
+        # Shaped "whsec_<base64>" so one secret signs for every preset (svix decodes it; the others use it as is).
+        if not values.get(LOCAL_WEBHOOK_SECRET):
+            values[LOCAL_WEBHOOK_SECRET] = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+            changed = True
         wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds),
                   "PUBLIC_URL": self.worker_url, **self.extra_worker_vars}
         if any(values.get(name) != value for name, value in wanted.items()):

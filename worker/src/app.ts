@@ -5,8 +5,10 @@ import pkg from "../../package.json";
 import { positiveNumberVar, type AppEnv } from "./env";
 import { errorBody, errorResponse } from "./errors";
 import { admin } from "./routes/admin";
+import { hooks } from "./routes/hooks";
 import { internal } from "./routes/internal";
 import { operator } from "./routes/operator";
+import { webhooks } from "./routes/webhooks";
 
 export const VERSION: string = pkg.version;
 
@@ -14,6 +16,8 @@ export const app = new Hono<AppEnv>();
 
 // Every body is bounded before any route reads it (a D1 row holds 2 MB; a definition or run request is far smaller).
 app.use("*", async (c, next) => {
+  // Webhook deliveries are bounded by their source's own limit (routes/hooks.ts).
+  if (c.req.path.startsWith("/hooks/")) return next();
   const maxKb = Math.floor(positiveNumberVar(c.env.MAX_BODY_KB, 256));
   const limit = bodyLimit({
     maxSize: maxKb * 1024,
@@ -35,6 +39,8 @@ app.get("/health", async (c) => {
 app.route("/", operator);
 app.route("/", internal);
 app.route("/", admin);
+app.route("/", hooks);
+app.route("/", webhooks);
 
 app.notFound((c) => c.json(errorBody("not_found", "no such route"), 404));
 app.onError((err, c) => errorResponse(c, err));

@@ -40,6 +40,8 @@ export interface Env {
   MAX_BODY_KB?: string;
   /** How long a launch waits for Dagster to load a new or changed source, in seconds (default 90). */
   LOAD_WAIT_SECONDS?: string;
+  // Webhook signing secrets carry the names webhook definitions give them (extract.signature.secret_names); the
+  // intake reads them as env[name] (routes/hooks.ts).
 }
 
 export type AppEnv = { Bindings: Env };

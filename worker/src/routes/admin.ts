@@ -22,6 +22,7 @@ import { reloadLocation } from "../dagster";
 import { assertProxyAllowed } from "../proxy_guard";
 import { withLoadErrors } from "../load_errors";
 import { startRun } from "../runs";
+import { webhookSection } from "./admin_webhooks";
 
 export const admin = new Hono<AppEnv>();
 
@@ -109,9 +110,10 @@ admin.get("/admin", async (c) => {
   }
   const session = await requireSession(c);
   const csrf = await csrfToken(c.env, session);
-  const [sources, runs] = await Promise.all([
+  const [sources, runs, webhooks] = await Promise.all([
     listSources(c.env.DB).then((all) => withLoadErrors(c.env.DB, all)),
     listRuns(c.env.DB, { limit: 50 }),
+    webhookSection(c.env.DB),
   ]);
   // Live status while something is in flight; a quiet page refreshes rarely.
   const refreshSeconds = runs.runs.some((run) => !TERMINAL.has(run.status)) ? 5 : 30;
@@ -142,6 +144,7 @@ admin.get("/admin", async (c) => {
         </tr>`,
       )}
     </table>
+    ${webhooks}
     <h2>Recent runs</h2>
     <table>
       <tr><th>run</th><th>source</th><th>status</th><th>trigger</th><th>rows</th><th>created</th><th>started</th><th>finished</th></tr>

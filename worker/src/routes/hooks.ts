@@ -1,0 +1,154 @@
+/**
+ * Webhook intake: POST /hooks/:source_id (public; the signature is the authentication). The raw bytes are verified
+ * before anything is parsed; an accepted delivery is in R2 and D1 before the 200; a refused one stores nothing and
+ * is counted by reason.
+ */
+import { Hono } from "hono";
+import type { AppEnv, Env } from "../env";
+import { findSource } from "../ledger";
+import { countRefusal, isRecorded, storeDelivery, type DeliveryDocument } from "../webhooks/deliveries";
+import { verifyDelivery, webhookConfig, type FieldLocation, type WebhookConfig } from "../webhooks/presets";
+import { Refusal } from "../webhooks/refusals";
+import { UNKNOWN_SOURCE_ID } from "../webhooks/stats";
+import { concatBytes } from "../webhooks/verify";
+
+export const hooks = new Hono<AppEnv>();
+
+/** Longest delivery id and event type kept (ids go into R2 keys and D1's primary key). */
+const MAX_DELIVERY_ID = 256;
+const MAX_EVENT_TYPE = 200;
+
+/** The body, refused as soon as it is over `max` bytes, whether Content-Length says so or the stream does. */
+async function readBody(request: Request, max: number): Promise<Uint8Array> {
+  const tooLarge = () => new Refusal("body_too_large", `the body is larger than ${max} bytes`);
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > max) throw tooLarge();
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return concatBytes(...chunks);
+}
+
+function mediaType(headers: Headers): string {
+  return (headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+}
+
+/** The values of the secrets the definition names that the Worker has (one or two during a rotation). */
+function secretsOf(env: Env, config: WebhookConfig): string[] {
+  const values = config.secretNames.map((name) => (env as unknown as Record<string, unknown>)[name]);
+  const secrets = values.filter((value): value is string => typeof value === "string" && value.length > 0);
+  if (!secrets.length) {
+    // The operator learns which one from the log; the sender only learns it should retry later.
+    console.error(`webhook secret not set: ${config.secretNames.join(" or ")}`);
+    throw new Refusal("secret_not_configured", "the source's signing secret is not configured");
+  }
+  return secrets;
+}
+
+/** Reads a value from a header or from the JSON body (parsed once, only after the signature was verified). */
+function locate(location: FieldLocation, headers: Headers, json: () => unknown): unknown {
+  if (location.header) return headers.get(location.header)?.trim() || undefined;
+  let value: unknown = json();
+  for (const part of (location.json_path as string).split(".")) {
+    value = typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[part] : undefined;
+  }
+  return value;
+}
+
+function asText(value: unknown): string | null {
+  if (typeof value === "string" && value.length) return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  return null;
+}
+
+const SIGNATURE_HEADERS = new Set(["x-hub-signature-256", "x-hub-signature", "stripe-signature", "svix-signature", "webhook-signature"]);
+
+function keptHeaders(headers: Headers, config: WebhookConfig, presetHeaders: string[]): Record<string, string> {
+  const names = ["content-type", "user-agent", ...presetHeaders];
+  for (const location of [config.deliveryId, config.eventType]) if (location?.header) names.push(location.header.toLowerCase());
+  const kept: Record<string, string> = {};
+  for (const name of names) {
+    const value = headers.get(name);
+    if (value !== null && !SIGNATURE_HEADERS.has(name) && name !== config.header?.toLowerCase()) kept[name] = value;
+  }
+  return kept;
+}
+
+async function accept(c: { env: Env; req: { raw: Request } }, sourceId: string, receivedMs: number) {
+  const request = c.req.raw;
+  const source = await findSource(c.env.DB, sourceId);
+  if (!source) throw new Refusal("unknown_source", `no webhook source ${sourceId}`);
+  if (source.definition.source_type !== "webhook") {
+    throw new Refusal("not_a_webhook_source", `source ${sourceId} is not a webhook source`);
+  }
+  if (!source.enabled) throw new Refusal("source_disabled", `source ${sourceId} is disabled`);
+  const config = webhookConfig(source.definition);
+
+  const type = mediaType(request.headers);
+  if (!config.contentTypes.includes(type)) {
+    throw new Refusal("unsupported_content_type", `content type must be ${config.contentTypes.join(" or ")}, not ${type || "missing"}`);
+  }
+  const body = await readBody(request, config.maxBodyBytes);
+  const verified = await verifyDelivery(config, request.headers, body, secretsOf(c.env, config), Date.now());
+
+  // Verified: now the bytes may be read.
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body);
+  } catch {
+    throw new Refusal("body_not_utf8", "the body is not UTF-8 text");
+  }
+  let parsed: { value: unknown } | null = null;
+  const json = () => {
+    if (!parsed) {
+      try {
+        parsed = { value: JSON.parse(text) };
+      } catch {
+        parsed = { value: undefined };
+      }
+    }
+    return parsed.value;
+  };
+  const deliveryId = config.deliveryId ? asText(locate(config.deliveryId, request.headers, json)) : verified.signedId;
+  if (!deliveryId || deliveryId.length > MAX_DELIVERY_ID) {
+    const where = config.deliveryId?.header ?? (config.deliveryId?.json_path ? `body field ${config.deliveryId.json_path}` : "id header");
+    throw new Refusal("missing_delivery_id", `the delivery id (${where}) must be a value of 1..${MAX_DELIVERY_ID} characters`);
+  }
+  const eventType = config.eventType ? asText(locate(config.eventType, request.headers, json))?.slice(0, MAX_EVENT_TYPE) ?? null : null;
+
+  if (await isRecorded(c.env.DB, sourceId, deliveryId)) return { delivery_id: deliveryId, duplicate: true };
+  const doc: DeliveryDocument = {
+    source_id: sourceId,
+    delivery_id: deliveryId,
+    received_at: new Date(receivedMs).toISOString(),
+    event_type: eventType,
+    signature_preset: config.preset,
+    headers: keptHeaders(request.headers, config, verified.keptHeaders),
+    body: text,
+  };
+  const stored = await storeDelivery(c.env, config.r2Prefix, doc, body.byteLength);
+  return { delivery_id: deliveryId, duplicate: !stored };
+}
+
+hooks.post("/hooks/:source_id", async (c) => {
+  const sourceId = c.req.param("source_id");
+  try {
+    return c.json(await accept(c, sourceId, Date.now()));
+  } catch (err) {
+    if (!(err instanceof Refusal)) throw err;
+    // Ids that name no source share one counter, so unauthenticated requests cannot grow the table.
+    await countRefusal(c.env.DB, err.reason === "unknown_source" ? UNKNOWN_SOURCE_ID : sourceId, err.reason);
+    return c.json(err.body(), err.status);
+  }
+});
