@@ -116,8 +116,9 @@ def sources() -> None:
             destination = definition.destination
             table.add_row(definition.source_id, "yes" if definition.enabled else "no", definition.schedule or "-",
                           f"{settings.destination_type(definition)}:{destination.dataset}.{destination.table}",
-                          destination.write_disposition, definition.extract.namespace_title,
-                          settings.kv_transport(definition))
+                          destination.write_disposition,
+                          *((definition.extract.namespace_title, settings.kv_transport(definition))
+                            if definition.source_type == "cloudflare_kv" else (f"/hooks/{definition.source_id}", "-")))
         console.print(table)
 
 
