@@ -64,10 +64,17 @@ def github_delivery(secret: str, number: int, event: str | None = None) -> Deliv
     return Delivery(delivery_id, event, body, headers)
 
 
+# A sender retries what the Worker could not take now (5xx, 429, a dropped connection), as GitHub's redelivery or
+# Stripe's retries would: the Worker answers a repeat of a delivery it kept as a duplicate, so nothing doubles.
+ATTEMPTS = 4
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 @dataclass
 class SendSummary:
-    answers: collections.Counter = field(default_factory=collections.Counter)  # (status, reason or outcome)
-    accepted_ids: list[str] = field(default_factory=list)
+    answers: collections.Counter = field(default_factory=collections.Counter)  # final (status, reason or outcome)
+    retried: collections.Counter = field(default_factory=collections.Counter)  # answers that were retried
+    accepted_ids: list[str] = field(default_factory=list)  # kept by the Worker (on the first or a later attempt)
     seconds: float = 0.0
 
     @property
@@ -84,21 +91,39 @@ async def _send_all(url: str, deliveries: list[Delivery], concurrency: int, summ
     for delivery in deliveries:
         queue.put_nowait(delivery)
 
+    async def post(client: httpx.AsyncClient, delivery: Delivery) -> tuple[int, str, bool]:
+        """(status, outcome, kept) of the last attempt."""
+        for attempt in range(ATTEMPTS):
+            retried = attempt > 0
+            try:
+                response = await client.post(url, content=delivery.body, headers=delivery.headers)
+            except httpx.TransportError as error:
+                status, outcome = 0, type(error).__name__
+            else:
+                try:
+                    answer = response.json()
+                except ValueError:
+                    answer = {}
+                status = response.status_code
+                if status == 200:
+                    # A duplicate on a retry is this delivery, kept by an earlier attempt whose answer got lost.
+                    duplicate = bool(answer.get("duplicate")) and not retried
+                    return status, "duplicate" if duplicate else "accepted", not duplicate
+                outcome = answer.get("reason") or response.reason_phrase
+                if status not in RETRY_STATUSES:
+                    return status, outcome, False
+            if attempt + 1 < ATTEMPTS:
+                summary.retried[(status, outcome)] += 1
+                await asyncio.sleep(0.2 * 2**attempt)
+        return status, outcome, False
+
     async def sender(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             delivery = queue.get_nowait()
-            response = await client.post(url, content=delivery.body, headers=delivery.headers)
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = {}
-            if response.status_code == 200:
-                outcome = "duplicate" if answer.get("duplicate") else "accepted"
-                if outcome == "accepted":
-                    summary.accepted_ids.append(delivery.delivery_id)
-            else:
-                outcome = answer.get("reason") or response.reason_phrase
-            summary.answers[(response.status_code, outcome)] += 1
+            status, outcome, kept = await post(client, delivery)
+            summary.answers[(status, outcome)] += 1
+            if kept:
+                summary.accepted_ids.append(delivery.delivery_id)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
@@ -129,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = send(f"{args.url.rstrip('/')}/hooks/{args.source_id}", deliveries, args.concurrency)
     for (status, outcome), count in sorted(summary.answers.items()):
         print(f"{status} {outcome}: {count}")
+    for (status, outcome), count in sorted(summary.retried.items()):
+        print(f"retried after {status} {outcome}: {count}")
     print(f"{summary.accepted} accepted in {summary.seconds:.1f} s ({summary.per_second:.0f} deliveries/s)")
     return 0 if summary.accepted == args.count else 1
 
