@@ -68,7 +68,7 @@ def bad_deliveries(secret: str) -> tuple[list[Delivery], collections.Counter]:
         bad.append((github_delivery(f"{secret}-wrong", n), 401, "bad_signature"))
     for n in range(10):
         bad.append((without(github_delivery(secret, n), "X-Hub-Signature-256"), 400, "missing_header"))
-        bad.append((without(github_delivery(secret, n), "X-GitHub-Delivery"), 400, "missing_delivery_id"))
+        bad.append((without(github_delivery(secret, n), "X-GitHub-Delivery"), 400, "missing_header"))
         plain = github_delivery(secret, n)
         bad.append((dataclasses.replace(plain, headers={**plain.headers, "Content-Type": "text/plain"}), 415,
                     "unsupported_content_type"))
