@@ -23,7 +23,7 @@ from dlt_platform.orchestration.assets import (RAW_STAGING_GROUP, SOURCE_SYSTEM_
                                                base_metadata, build_source_asset)
 from dlt_platform.orchestration.worker_client import WorkerError
 from dlt_platform.settings import Settings
-from dlt_platform.sources.webhook import worker_client
+from dlt_platform.sources.webhook import open_worker_client
 from dlt_platform.sources.webhook.rows import parse_received_at
 
 DEFAULT_R2_PREFIX = "webhooks"  # the Worker's default, when the definition's staging names no r2_prefix
@@ -120,7 +120,7 @@ def build_delivery_sensor(definition: WebhookSourceDefinition, job: UnresolvedAs
         if active:
             return dg.SkipReason(f"run {active[0].dagster_run.run_id} of {definition.source_id} is still going")
         try:
-            with worker_client(settings, timeout_seconds=10) as client:
+            with open_worker_client(settings, timeout_seconds=10) as client:
                 waiting = client.webhook_waiting().get(definition.source_id)
         except (WorkerError, ValueError) as error:
             return dg.SkipReason(f"cannot ask the Worker what waits: {error}")

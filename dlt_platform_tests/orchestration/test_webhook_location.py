@@ -36,7 +36,8 @@ def hook_settings(settings, webhook_api):  # noqa: F811
 
 @pytest.fixture
 def location(hook_settings, sample_definitions):
-    definitions = [*sample_definitions, parse_definition(webhook("github_events", "github_events")),
+    kv = [d for d in sample_definitions if d.source_type == "cloudflare_kv"]
+    definitions = [*kv, parse_definition(webhook("github_events", "github_events")),
                    parse_definition(webhook("stripe_events", "stripe_events", "stripe", schedule="*/5 * * * *",
                                             staging={"r2_prefix": "hooks/stripe"}))]
     location, problems = build_code_location(definitions, hook_settings)

@@ -33,7 +33,7 @@ class WebhookConfigError(ValueError):
     pass
 
 
-def worker_client(settings: Settings, timeout_seconds: float = 60.0) -> WorkerClient:
+def open_worker_client(settings: Settings, timeout_seconds: float = 60.0) -> WorkerClient:
     if not settings.orchestrator_url or not settings.internal_token:
         raise WebhookConfigError("DLT_ORCHESTRATOR_URL and DLT_INTERNAL_TOKEN: both are needed to read webhook "
                                  "deliveries (the Worker keeps them)")
@@ -70,7 +70,7 @@ def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, requ
     """Pages of delivery documents for one run: the hours of a replay window, or the waiting deliveries
     received before the run started (so a steady stream of new ones cannot keep a run going forever)."""
     remaining = request.limit
-    with worker_client(settings) as client:
+    with open_worker_client(settings) as client:
         if request.window is not None:
             pages = (page for hour in replay_hours(request.window) for page in _pages(client, definition.source_id, hour))
         else:
@@ -135,7 +135,7 @@ def mark_loaded(definition: WebhookSourceDefinition, settings: Settings, pipelin
     again, which the merge makes harmless."""
     ids = delivery_ids_of(pipeline, load_ids)
     if ids:
-        with worker_client(settings) as client:
+        with open_worker_client(settings) as client:
             for start in range(0, len(ids), MARK_BATCH):
                 client.mark_webhook_deliveries_loaded(definition.source_id, run_id, ids[start:start + MARK_BATCH])
     return len(ids)
