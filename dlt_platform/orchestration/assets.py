@@ -226,7 +226,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
         loaded_packages = [*pending, *(load_info.loads_ids if load_info else [])]
         metadata = {
             **(result.metadata or {}),
-            **after_load(definition, settings, pipeline, loaded_packages, context.run_id),
+            **after_load(definition, settings, pipeline, loaded_packages, context.run.run_id),
             "rows_loaded": dg.MetadataValue.int(sum(rows.values())),
             "rows_by_table": dg.MetadataValue.json(rows),
             "load_id": load_id,
