@@ -21,6 +21,17 @@ export default defineConfig({
         kvNamespaces: ["ORDERS_KV", "LEADS_KV", "VENDOR_KV"],
         r2Buckets: ["RAW_STAGING"],
         queueProducers: { JOBS: "dlt-jobs-v2" },
+        // The container's Durable Object, played by a double (tests of the container branch unset DAGSTER_URL).
+        durableObjects: { DAGSTER: { className: "DagsterContainerDouble", scriptName: "dagster-container-double" } },
+        workers: [
+          {
+            name: "dagster-container-double",
+            modules: true,
+            scriptPath: `${root}/worker/test/dagster-container-double.mjs`,
+            compatibilityDate,
+            durableObjects: { DAGSTER: "DagsterContainerDouble" },
+          },
+        ],
         bindings: {
           DLT_OPERATOR_TOKEN: "test-operator-token",
           DLT_INTERNAL_TOKEN: "test-internal-token",
@@ -42,6 +53,8 @@ export default defineConfig({
   ],
   test: {
     include: ["worker/test/**/*.test.ts"],
+    // cron-parser is CommonJS: bundled with esbuild, as wrangler bundles it for the deployed Worker.
+    deps: { optimizer: { ssr: { enabled: true, include: ["cron-parser"] } } },
     setupFiles: ["./worker/test/setup.ts"],
     // A loopback webhook receiver for the alert tests.
     globalSetup: ["./worker/test/alert-receiver.global.mjs"],

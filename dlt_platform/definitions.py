@@ -9,10 +9,10 @@ reported to the Worker (`GET /sources/:id` and the admin page show them).
 import warnings
 
 import dagster as dg
-# Not exported at the top level in 1.13; reconstruction metadata is how Dagster hands state to run workers.
+# No public API: @dg.definitions passes only a ComponentLoadContext, in dg projects (dagster-io/dagster#32906).
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 
-from dlt_platform.orchestration.platform import build_code_location
+from dlt_platform.orchestration.code_location import build_code_location
 from dlt_platform.orchestration.source_catalog import RECONSTRUCTION_KEY, SourceCatalog, read_catalog, report_problems
 from dlt_platform.settings import Settings
 

@@ -8,6 +8,7 @@ and the benchmark all build their pipelines and sources here, so there is one co
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.utils import chunks
 
 from dlt_platform import bigquery
 from dlt_platform.config import SourceDefinition
@@ -153,7 +155,5 @@ def key_batches(keys: list[str], batch_size: int, skip_batches: int = 0, max_bat
     """(batch number, keys) of explicit-key backfill batches, as the original platform's enqueue script cut them."""
     if batch_size < 1:
         raise ValueError("batch_size: must be at least 1")
-    total = (len(keys) + batch_size - 1) // batch_size
-    last = total if max_batches is None else min(total, skip_batches + max_batches)
-    for number in range(skip_batches, last):
-        yield number, keys[number * batch_size : (number + 1) * batch_size]
+    last = None if max_batches is None else skip_batches + max_batches
+    yield from itertools.islice(enumerate(chunks(keys, batch_size)), skip_batches, last)

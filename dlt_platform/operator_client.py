@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from dlt_platform.contract import TERMINAL_STATUSES  # noqa: F401 (re-exported)
+from dlt_platform.contract import TERMINAL_STATUSES
 
 
 class OperatorAPIError(RuntimeError):

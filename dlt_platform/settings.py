@@ -20,6 +20,10 @@ DEFAULT_CONFIG = PROJECT_ROOT / "config" / "sources.json"
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 
 
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform cannot use; the message names the variable."""
+
+
 @dataclass(frozen=True)
 class Settings:
     config_path: Path = DEFAULT_CONFIG
@@ -52,13 +56,13 @@ class Settings:
         path = config_path or env.get("DLT_PLATFORM_CONFIG") or DEFAULT_CONFIG
         destination = env.get("DLT_PLATFORM_DESTINATION") or None
         if destination not in (None, "duckdb", "bigquery"):
-            raise DefinitionError(f"DLT_PLATFORM_DESTINATION: expected duckdb or bigquery, got '{destination}'")
+            raise SettingsError(f"DLT_PLATFORM_DESTINATION: expected duckdb or bigquery, got '{destination}'")
         transport = env.get("DLT_PLATFORM_KV_TRANSPORT") or None
         if transport not in (None, "rest", "worker"):
-            raise DefinitionError(f"DLT_PLATFORM_KV_TRANSPORT: expected rest or worker, got '{transport}'")
+            raise SettingsError(f"DLT_PLATFORM_KV_TRANSPORT: expected rest or worker, got '{transport}'")
         emulator = (env.get("BIGQUERY_EMULATOR_HOST") or "").rstrip("/") or None
         if emulator and not emulator.startswith(("http://", "https://")):
-            raise DefinitionError(f"BIGQUERY_EMULATOR_HOST: expected a URL such as http://127.0.0.1:9050, got '{emulator}'")
+            raise SettingsError(f"BIGQUERY_EMULATOR_HOST: expected a URL such as http://127.0.0.1:9050, got '{emulator}'")
         return cls(
             config_path=Path(path),
             kv_transport_override=transport,

@@ -78,12 +78,10 @@ class SnapshotWriter:
         handle, self._tmp_path = tempfile.mkstemp(suffix=".ndjson.gz", dir=tmp_dir)
         os.close(handle)
         self._file = gzip.open(self._tmp_path, "wt", encoding="utf-8", compresslevel=1)
-        self.records = 0
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str))
         self._file.write("\n")
-        self.records += 1
 
     def publish(self, load_id: str, when: dt.datetime) -> str:
         """Moves the snapshot to its object key; returns its URL in the store (what `from_snapshot` accepts)."""

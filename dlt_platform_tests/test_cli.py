@@ -61,7 +61,8 @@ def test_sample_prints_rows_without_loading(cli_env):
 def test_load_prints_rows_per_table_and_snapshot(cli_env):
     result = run("load", "--source-id", "test_orders")
     assert result.exit_code == 0, result.output
-    assert "orders_kv__items" in result.output and "│ 30" in result.output and "│ 31" in result.output
+    lines = [line.split() for line in result.output.splitlines()]
+    assert ["table", "rows"] in lines and ["orders_kv", "31"] in lines and ["orders_kv__items", "30"] in lines
     assert "raw snapshot:" in result.output
 
 
@@ -115,3 +116,31 @@ def test_errors_are_one_line_with_exit_code_1(cli_env, monkeypatch, args, env, m
     assert result.output.strip() == message or result.output.strip().startswith(message), result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "bad-token-123" not in result.output
+
+
+def test_listings_keep_ids_whole_when_narrow_and_print_json_for_scripts(cli_env, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "20")
+    lines = run("sources").output.splitlines()
+    assert lines[0].split() == ["source_id", "enabled", "schedule", "destination", "disposition", "namespace",
+                                "transport"]
+    assert [line.split()[0] for line in lines[1:]] == ["test_orders", "off"]
+    assert "…" not in "".join(lines)
+    sources = json.loads(run("sources", "--json").output)
+    assert [source["source_id"] for source in sources] == ["test_orders", "off"]
+    assert sources[0]["extract"]["namespace_id"] == NAMESPACE_ID
+    keys = json.loads(run("keys", "--source-id", "test_orders", "--limit", "2", "--json").output)
+    assert keys == [{"key": "note", "metadata": None, "expiration": None},
+                    {"key": "order:000", "metadata": None, "expiration": None}]
+    namespaces = json.loads(run("namespaces", "--json").output)
+    assert {"id": NAMESPACE_ID, "title": "ORDERS_KV"} in namespaces
+    profile = json.loads(run("profile", "--source-id", "test_orders", "--json").output)
+    assert (profile["records"], profile["non_json"]) == (31, 1)
+    assert {"field": "order_id", "present": 30, "types": {"int": 30}, "example": 0} in profile["fields"]
+
+
+def test_without_credentials_or_a_local_stack_the_missing_variable_is_named(cli_env, monkeypatch, tmp_path):
+    for name in ("CLOUDFLARE_ACCOUNT_ID", "DLT_PLATFORM_KV_TRANSPORT"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DLT_PLATFORM_STATE_DIR", str(tmp_path / "no-stack"))
+    result = CliRunner().invoke(app, ["keys", "--source-id", "test_orders"])
+    assert result.exit_code == 1 and result.output.strip() == "error: CLOUDFLARE_ACCOUNT_ID is not set"

@@ -10,7 +10,7 @@ from dlt_platform.config import (
     parse_sources_document,
     render_json_schema,
 )
-from dlt_platform.settings import PROJECT_ROOT, Settings
+from dlt_platform.settings import PROJECT_ROOT, Settings, SettingsError
 
 from .conftest import make_definition
 
@@ -84,7 +84,7 @@ def test_environment_overrides(monkeypatch, tmp_path: Path):
     assert settings.config_path == tmp_path / "other.json" and settings.duckdb_path == tmp_path / "d" / "warehouse.duckdb"
     assert settings.destination_type(make_definition(destination={"type": "bigquery"})) == "duckdb"
     monkeypatch.setenv("DLT_PLATFORM_DESTINATION", "snowflake")
-    with pytest.raises(DefinitionError, match="DLT_PLATFORM_DESTINATION"):
+    with pytest.raises(SettingsError, match="DLT_PLATFORM_DESTINATION"):
         Settings.from_env()
 
 

@@ -1,5 +1,6 @@
-import time
+import dataclasses
 
+import httpx
 import pytest
 
 from dlt_platform.http import RateBudget, RetryPolicy
@@ -68,23 +69,45 @@ def test_explicit_keys_are_read_in_order_and_missing_ones_skipped(kv_state, kv_a
     assert [(r["key"], r["value"], r["metadata"]) for r in records] == [("k3", "K3", {"m": "k3"}), ("k1", "K1", {"m": "k1"})]
 
 
-def test_429_waits_for_retry_after_then_succeeds(kv_state, kv_api):
+def recording_sleeps(policy: RetryPolicy = FAST) -> tuple[RetryPolicy, list[float]]:
+    """The policy with its sleep replaced by a list of the pauses it asked for."""
+    pauses: list[float] = []
+    return dataclasses.replace(policy, sleep=pauses.append), pauses
+
+
+@pytest.mark.parametrize("retry_after, pause", [(1, 1.0), (7, 2.0), ("soon", 0.01)])
+def test_429_waits_for_retry_after_capped_then_succeeds(kv_state, kv_api, retry_after, pause):
     kv_state.namespaces[NAMESPACE_ID].put("k", "v")
-    kv_state.fail_next(429, times=2, retry_after=1, path_contains="/keys")
-    started = time.monotonic()
-    records = [r for page in transport(kv_api).pages(None) for r in page]
+    kv_state.fail_next(429, times=2, retry_after=retry_after, path_contains="/keys")
+    policy, pauses = recording_sleeps()
+    records = [r for page in transport(kv_api, policy=policy).pages(None) for r in page]
     assert [r["key"] for r in records] == ["k"]
-    assert time.monotonic() - started >= 2.0, "Retry-After of 1 s was honoured twice"
+    # Retry-After in seconds, capped by max_retry_after_seconds (2); unreadable: the backoff of the attempt.
+    assert pauses == [pause, pause if retry_after != "soon" else 0.02]
 
 
-def test_5xx_backs_off_and_gives_up_after_bounded_attempts(kv_state, kv_api):
+def test_5xx_backs_off_exponentially_and_gives_up_after_bounded_attempts(kv_state, kv_api):
     kv_state.namespaces[NAMESPACE_ID].put("k", "v")
     kv_state.fail_next(503, times=3, path_contains="/keys")
-    assert [r["key"] for page in transport(kv_api).pages(None) for r in page] == ["k"]
+    policy, pauses = recording_sleeps()
+    assert [r["key"] for page in transport(kv_api, policy=policy).pages(None) for r in page] == ["k"]
+    assert pauses == [0.01, 0.02, 0.04]
     kv_state.fail_next(500, times=10, path_contains="/keys")
+    pauses.clear()
     with pytest.raises(CloudflareAPIError, match="HTTP 500"):
-        list(transport(kv_api).pages(None))
+        list(transport(kv_api, policy=policy).pages(None))
     assert len(kv_state.faults) == 10 - FAST.attempts
+    assert pauses == [0.01, 0.02, 0.04], "no pause after the last attempt; the backoff is capped at 0.05"
+
+
+def test_an_unreachable_api_is_named_by_host_after_bounded_attempts():
+    policy, pauses = recording_sleeps()
+    kv = CloudflareKVClient("http://127.0.0.1:9/client/v4", ACCOUNT_ID, API_TOKEN, policy=policy)
+    with pytest.raises(httpx.ConnectError) as error:
+        kv.list_keys(NAMESPACE_ID, cursor="secret-cursor")
+    assert str(error.value).startswith("127.0.0.1:9 unreachable after 4 attempts")
+    assert "secret-cursor" not in str(error.value) and API_TOKEN not in str(error.value)
+    assert pauses == [0.01, 0.02, 0.04]
 
 
 def test_403_reports_cloudflares_message_without_the_token(kv_api):
@@ -106,12 +129,28 @@ def test_namespaces_are_listed_across_pages(kv_state, kv_api):
     assert len(titles) == 151 and "TITLE_149" in titles
 
 
+class FakeClock:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 100.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def test_rate_budget_keeps_requests_within_the_window(kv_state, kv_api):
     kv_state.namespaces[NAMESPACE_ID].put("k", "v")
-    budget = RateBudget(limit=4, window=0.5)
-    kv = client(kv_api, budget=budget)
-    started = time.monotonic()
+    clock = FakeClock()
+    kv = client(kv_api, budget=RateBudget(limit=4, window=0.5, clock=clock, sleep=clock.sleep))
+    sent_at = []
     for _ in range(10):
         kv.list_keys(NAMESPACE_ID)
-    # 10 requests at 4 per 0.5 s need at least two full windows.
-    assert time.monotonic() - started >= 1.0
+        sent_at.append(clock.now - 100.0)
+    # 4 requests a window: the 5th waits for the 1st to leave it, the 9th for the 5th.
+    assert sent_at == [0.0] * 4 + [0.5] * 4 + [1.0] * 2
+    assert clock.sleeps == [0.5, 0.5]

@@ -8,14 +8,13 @@ start is an empty warehouse. The tests and `dlt-platform up --warehouse bigquery
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from dlt_platform.processes import ProcessError, start_process, stop_process, wait_ready
 from dlt_platform.settings import PROJECT_ROOT
 
 EMULATOR_ENV = PROJECT_ROOT / ".bqemulator"
@@ -52,32 +51,20 @@ class BigQueryEmulator:
         binary = self.environment / "bin" / "bqemulator"
         if not binary.exists():
             raise EmulatorError(f"the BigQuery emulator is not installed at {self.environment}: run `make install`")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(binary), "start", "--rest-host", "127.0.0.1", "--rest-port", str(self.port), "--grpc-port", "0",
-                 "--project", self.project_id, "--log-level", "warning", "--no-admin"],
-                env={**os.environ, "HOME": str(self.environment / "home")}, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.process.poll() is not None:
-                raise EmulatorError(f"bqemulator exited with {self.process.returncode}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise EmulatorError(f"bqemulator not ready after {timeout:.0f} s; see {self.log_path}")
-            time.sleep(0.2)
+        self.process = start_process(
+            [str(binary), "start", "--rest-host", "127.0.0.1", "--rest-port", str(self.port), "--grpc-port", "0",
+             "--project", self.project_id, "--log-level", "warning", "--no-admin"],
+            env={**os.environ, "HOME": str(self.environment / "home")}, log_path=self.log_path)
+        try:
+            wait_ready("bqemulator", self.process, self.ready, timeout, self.log_path, poll=0.2)
+        except ProcessError as error:
+            self.stop()
+            raise EmulatorError(str(error)) from None
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=15)
 
     def __enter__(self) -> BigQueryEmulator:
         return self.start()

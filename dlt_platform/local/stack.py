@@ -22,19 +22,24 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 
 from dlt_platform.local.bigquery_emulator import BigQueryEmulator
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
+from dlt_platform.processes import ProcessError, Supervisor
 from dlt_platform.settings import PROJECT_ROOT, Settings
 
 # The Worker var holding the signing secret of local webhook sources (their extract.signature.secret_names).
 LOCAL_WEBHOOK_SECRET = "LOCAL_WEBHOOK_SECRET"
+
+
+# Tokens, local D1/KV/queues, Dagster home and logs of the local stack (git-ignored).
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".local"
 
 
 class StackError(RuntimeError):
@@ -43,7 +48,7 @@ class StackError(RuntimeError):
 
 @dataclass
 class StackPaths:
-    state_dir: Path = PROJECT_ROOT / ".local"
+    state_dir: Path = DEFAULT_STATE_DIR
     data_dir: Path = PROJECT_ROOT / ".data"
 
     @property
@@ -68,10 +73,35 @@ class StackPaths:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
-    return {name.strip(): value.strip() for name, value in pairs}
+    """The variables of a dotenv file (none when it does not exist), as wrangler's --env-file reads it."""
+    return {name: value for name, value in dotenv_values(path).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class RunningWorker:
+    """A local Worker that answers: its URL and the internal token the KV page API wants."""
+
+    url: str
+    internal_token: str = field(repr=False)
+    env_file: Path
+
+
+def running_local_worker(state_dir: Path = DEFAULT_STATE_DIR) -> RunningWorker | None:
+    """The Worker `dlt-platform up` started from `state_dir`, if it is still up: its worker.env names its URL
+    (PUBLIC_URL) and tokens, and /health must answer with D1 ok."""
+    env_file = StackPaths(state_dir=state_dir).worker_env
+    values = read_env_file(env_file)
+    url, token = values.get("PUBLIC_URL"), values.get("DLT_INTERNAL_TOKEN")
+    if not url or not token or not worker_answers(url):
+        return None
+    return RunningWorker(url=url, internal_token=token, env_file=env_file)
+
+
+def worker_answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).json().get("d1") == "ok"
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def port_is_free(port: int) -> bool:
@@ -92,7 +122,12 @@ class LocalStack:
     extra_dagster_env: dict[str, str] = field(default_factory=dict)
     warehouse: str = "duckdb"  # or "bigquery": the emulator on emulator_port
     emulator_port: int = 9050
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=Supervisor)
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen]:
+        """The processes this stack started (not the reused ones), by name."""
+        return self.supervisor.processes
 
     @property
     def emulator(self) -> BigQueryEmulator:
@@ -158,14 +193,6 @@ class LocalStack:
             raise StackError("wrangler is not installed: run `npm ci` (or `make up`) first")
         return [str(binary), *args]
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        self.paths.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.paths.logs / f"{name}.log", "ab")
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        self.processes[name] = process
-        return process
-
     def _run(self, name: str, command: list[str]) -> None:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         with open(self.paths.logs / f"{name}.log", "ab") as log:
@@ -174,31 +201,18 @@ class LocalStack:
         if result.returncode != 0:
             raise StackError(f"{name} failed (exit {result.returncode}); see {self.paths.logs / f'{name}.log'}")
 
-    def _wait(self, name: str, ready, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            process = self.processes.get(name)
-            if process is not None and process.poll() is not None:
-                raise StackError(f"{name} exited with {process.returncode}; see {self.paths.logs / f'{name}.log'}")
-            if ready():
-                return
-            time.sleep(0.5)
-        raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.paths.logs / f'{name}.log'}")
+    def _start(self, name: str, command: list[str], ready, timeout: float, env: dict[str, str] | None = None) -> None:
+        self.supervisor.start(name, command, env=env, log_path=self.paths.logs / f"{name}.log")
+        try:
+            self.supervisor.wait_ready(name, ready, timeout)
+        except ProcessError as error:
+            raise StackError(str(error)) from None
 
     def stop(self, name: str) -> None:
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        self.supervisor.stop(name)
 
     def stop_all(self) -> None:
-        for name in list(self.processes):
-            self.stop(name)
+        self.supervisor.stop_all()
 
     def stop_all_on_sigterm(self) -> None:
         """SIGTERM (a service manager, `kill`, a CI timeout) ends this process like Ctrl-C does: the caller's
@@ -212,10 +226,7 @@ class LocalStack:
     # --- the Worker ---------------------------------------------------------------------------------------
 
     def worker_healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.worker_url}/health", timeout=2).json().get("d1") == "ok"
-        except (httpx.HTTPError, ValueError):
-            return False
+        return worker_answers(self.worker_url)
 
     def prepare_worker_state(self, today: dt.date) -> None:
         """Migrate the local D1 and seed the local KV namespaces (KV once a day)."""
@@ -245,10 +256,10 @@ class LocalStack:
         if not port_is_free(self.worker_port):
             raise StackError(f"port {self.worker_port} is taken by something that is not the Worker")
         self.prepare_worker_state(dt.datetime.now(dt.timezone.utc).date())
-        self._spawn("worker", self._wrangler(
+        self._start("worker", self._wrangler(
             "dev", "--ip", "127.0.0.1", "--port", str(self.worker_port), "--persist-to", str(self.paths.wrangler_state),
-            "--env-file", str(self.paths.worker_env), "--show-interactive-dev-session=false"))
-        self._wait("worker", self.worker_healthy, timeout=120)
+            "--env-file", str(self.paths.worker_env), "--show-interactive-dev-session=false"),
+            self.worker_healthy, timeout=120)
         return True
 
     def sync_sources(self) -> dict[str, str]:
@@ -281,9 +292,8 @@ class LocalStack:
         if not port_is_free(self.dagster_port):
             raise StackError(f"port {self.dagster_port} is taken by something that is not Dagster")
         cli = Path(sys.executable).parent / "dlt-platform"
-        self._spawn("dagster", [str(cli), "serve", "--host", "127.0.0.1", "--port", str(self.dagster_port)],
-                    env=self.dagster_env())
-        self._wait("dagster", self.dagster_ready, timeout=240)
+        self._start("dagster", [str(cli), "serve", "--host", "127.0.0.1", "--port", str(self.dagster_port)],
+                    self.dagster_ready, timeout=240, env=self.dagster_env())
         return True
 
     # --- the BigQuery emulator ---------------------------------------------------------------------------
@@ -295,7 +305,7 @@ class LocalStack:
             return False
         if not port_is_free(self.emulator_port):
             raise StackError(f"port {self.emulator_port} is taken by something that is not the BigQuery emulator")
-        self.processes["bqemulator"] = emulator.start().process
+        self.supervisor.adopt("bqemulator", emulator.start().process)
         return True
 
     def start(self, say=print) -> None:

@@ -69,9 +69,16 @@ def pool_name(definition: SourceDefinition) -> str:
     return f"dlt_source_{definition.source_id}"
 
 
+# Webhook tables: one partition per UTC hour of received time, replayable from the UI (webhook_assets.py);
+# end_offset=1 includes the hour in progress.
+DELIVERY_HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC", end_offset=1)
+
+
 def partitions_for(definition: SourceDefinition) -> dg.TimeWindowPartitionsDefinition | None:
-    """Incremental sources: one partition per key-prefix window. end_offset=1 keeps the window in progress, since
-    its keys are already being written and the lookback always reads it."""
+    """Incremental KV sources: one partition per key-prefix window. end_offset=1 keeps the window in progress,
+    since its keys are already being written and the lookback always reads it. Webhook sources: DELIVERY_HOURS."""
+    if definition.source_type == "webhook":
+        return DELIVERY_HOURS
     if definition.source_type != "cloudflare_kv":
         return None
     incremental = definition.extract.incremental
@@ -246,10 +253,9 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
 
 
 def build_source_asset(definition: SourceDefinition, settings: Settings, version: int | None = None,
-                       translator: PlatformTranslator | None = None,
-                       partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetsDefinition:
+                       translator: PlatformTranslator | None = None) -> dg.AssetsDefinition:
     """The warehouse-table asset of one definition; its op is named after the source (the Worker's run config
-    addresses ops.<source_id>). KV sources by default; other source types pass their translator and partitions."""
+    addresses ops.<source_id>). A KV source's translator by default; other source types pass theirs."""
 
     @dlt_assets(
         dlt_source=build_source(definition, settings),
@@ -257,7 +263,7 @@ def build_source_asset(definition: SourceDefinition, settings: Settings, version
         name=definition.source_id,
         dagster_dlt_translator=translator or PlatformTranslator(definition, settings.destination_type(definition),
                                                                 version),
-        partitions_def=partitions_def or partitions_for(definition),
+        partitions_def=partitions_for(definition),
         pool=pool_name(definition),
     )
     def source_asset(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig):

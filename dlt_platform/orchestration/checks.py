@@ -1,7 +1,8 @@
 """Asset checks of every source table: freshness, row count, column schema changes.
 
 Row count and schema checks read what the load recorded plus one count query, so they work the same on DuckDB
-and BigQuery; they warn rather than fail a run (a quiet namespace is not an incident by itself).
+and BigQuery; they warn rather than fail a run (a quiet namespace is not an incident by itself). Freshness and
+schema changes are Dagster's own check factories; only partitioned tables get a schema check of ours (below).
 """
 
 import datetime as dt
@@ -12,11 +13,11 @@ from croniter import croniter
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import build_pipeline
-from dlt_platform.orchestration.assets import table_key
+from dlt_platform.orchestration.assets import partitions_for, table_key
 from dlt_platform.settings import Settings
 
 ROW_COUNT_CHECK = "row_count"
-SCHEMA_CHECK = "column_schema_unchanged"
+SCHEMA_CHECK = "column_schema_change"  # the name build_column_schema_change_checks gives its checks
 FRESHNESS_CHECK = "freshness_check"  # the name build_last_update_freshness_checks gives its checks
 
 
@@ -52,6 +53,16 @@ def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecks
         ]
 
 
+def schema_change_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecksDefinition]:
+    """Dagster's check of unpartitioned tables: the latest materialization's columns against the one before."""
+    keys = [table_key(definition) for definition in definitions if partitions_for(definition) is None]
+    if not keys:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return list(dg.build_column_schema_change_checks(assets=keys))
+
+
 def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, str]:
     schema = (materialization.metadata or {}).get("dagster/column_schema") if materialization else None
     if schema is None:
@@ -71,6 +82,7 @@ def table_row_count(definition: SourceDefinition, settings: Settings) -> int | N
 
 
 def build_table_checks(definition: SourceDefinition, settings: Settings) -> list[dg.AssetChecksDefinition]:
+    """The row count check, and for a partitioned table its schema check (see partitioned_schema_check)."""
     key = table_key(definition)
 
     @dg.asset_check(asset=key, name=ROW_COUNT_CHECK, description="The table holds rows; records rows loaded by "
@@ -88,11 +100,20 @@ def build_table_checks(definition: SourceDefinition, settings: Settings) -> list
             description=None if total else "The table is missing or empty.",
         )
 
+    if partitions_for(definition) is None:
+        return [row_count]
+    return [row_count, partitioned_schema_check(key)]
+
+
+def partitioned_schema_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
+    """A run over a partition range records one materialization per partition, all with the same columns, so
+    Dagster's check (the latest two materializations) would compare a run with itself: this one compares with
+    the latest materialization of an earlier run, and names the columns in its metadata as Dagster's check does in
+    its description."""
+
     @dg.asset_check(asset=key, name=SCHEMA_CHECK, description="Columns are the same as after the previous load "
                     "(added, removed or retyped columns warn).")
-    def column_schema_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        # Partition ranges record one materialization per partition with the same schema: compare against the
-        # latest materialization of an earlier run.
+    def column_schema_change(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         records = context.instance.fetch_materializations(key, limit=200).records
         if not records:
             return dg.AssetCheckResult(passed=True, metadata={"columns": 0}, description="Never materialized.")
@@ -112,4 +133,4 @@ def build_table_checks(definition: SourceDefinition, settings: Settings) -> list
                       "compared_with_run": previous_record.run_id},
         )
 
-    return [row_count, column_schema_unchanged]
+    return column_schema_change

@@ -16,8 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from dlt_platform.config import DefinitionError
-from dlt_platform.settings import PROJECT_ROOT
+from dlt_platform.settings import PROJECT_ROOT, SettingsError
 
 PG_URL_ENV = "DAGSTER_PG_URL"
 SQLITE_INSTANCE = PROJECT_ROOT / "dagster.yaml"
@@ -34,14 +33,14 @@ def normalize_postgres_url(url: str) -> str:
     try:
         parsed = make_url(url.strip())
     except ArgumentError:
-        raise DefinitionError(f"{PG_URL_ENV}: not a URL; expected postgresql://user:password@host:5432/db") from None
+        raise SettingsError(f"{PG_URL_ENV}: not a URL; expected postgresql://user:password@host:5432/db") from None
     backend = parsed.drivername.split("+", 1)[0]
     if backend not in POSTGRES_SCHEMES:
-        raise DefinitionError(f"{PG_URL_ENV}: expected a postgresql:// URL, got scheme '{backend}'")
+        raise SettingsError(f"{PG_URL_ENV}: expected a postgresql:// URL, got scheme '{backend}'")
     if not parsed.host and not parsed.query.get("host"):
-        raise DefinitionError(f"{PG_URL_ENV}: the URL names no host")
+        raise SettingsError(f"{PG_URL_ENV}: the URL names no host")
     if not parsed.database:
-        raise DefinitionError(f"{PG_URL_ENV}: the URL names no database")
+        raise SettingsError(f"{PG_URL_ENV}: the URL names no database")
     return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
 
 

@@ -8,8 +8,6 @@ have a live worker: the container (and its disk and processes) was replaced, so 
 and run monitoring marks the run failed. Runs without the tag, or launched outside `serve`, report RUNNING,
 which leaves them to Dagster's own checks (start and cancel timeouts).
 
-`dagster._core.launcher` is where Dagster's API reference ("Internals: run launchers") documents the
-RunLauncher interface that custom launchers implement; DefaultRunLauncher itself is a top-level export.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from __future__ import annotations
 import os
 
 from dagster import DefaultRunLauncher
+# No public API: Dagster documents custom launchers here (API reference, "Internals: run launchers"); no issue yet.
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 
 BOOT_ID_ENV = "DLT_PLATFORM_BOOT_ID"

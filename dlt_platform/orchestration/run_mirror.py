@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster import DagsterEventType
-from dagster._core.event_api import RunStatusChangeRecordsFilter
 
 from dlt_platform.contract import PARTITION_TAG, RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG, TRIGGERS
 from dlt_platform.orchestration.worker_client import WorkerClient, WorkerRejected, WorkerUnavailable
@@ -38,7 +37,7 @@ def pending_status_events(instance: dg.DagsterInstance, after_storage_id: int, l
     records, horizon = [], None
     for event_type in LEDGER_STATUS_BY_EVENT:
         result = instance.fetch_run_status_changes(
-            RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_storage_id),
+            dg.RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_storage_id),
             limit=limit, ascending=True)
         records.extend(result.records)
         if result.has_more and result.records:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_key
@@ -28,7 +27,8 @@ def schedule_name(definition: SourceDefinition) -> str:
     return f"{definition.source_id}_schedule"
 
 
-def build_source_job(definition: SourceDefinition) -> UnresolvedAssetJobDefinition:
+def build_source_job(definition: SourceDefinition):
+    """The source's asset job, unresolved as `define_asset_job` returns it (Definitions resolve it)."""
     return dg.define_asset_job(
         job_name(definition),
         selection=dg.AssetSelection.assets(table_key(definition)),
@@ -53,13 +53,13 @@ def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> 
             partitions.get_partition_key_for_timestamp(current.timestamp()))
 
 
-def build_source_schedule(definition: SourceDefinition, job: UnresolvedAssetJobDefinition
-                          ) -> dg.ScheduleDefinition | None:
+def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefinition | None:
     if definition.schedule is None:
         return None
     default_status = dg.DefaultScheduleStatus.RUNNING if definition.enabled else dg.DefaultScheduleStatus.STOPPED
     description = f"{definition.source_id}: {definition.schedule} (UTC)"
-    if partitions_for(definition) is None:
+    # A webhook source's scheduled run loads what waits (no partition); only incremental KV sources ask for ranges.
+    if partitions_for(definition) is None or definition.source_type == "webhook":
         return dg.ScheduleDefinition(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
                                      execution_timezone="UTC", default_status=default_status,
                                      description=description)

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dlt_platform.config import (
-    DefinitionError,
     DefinitionProblem,
     SourceDefinition,
     parse_sources_document,
@@ -34,6 +33,10 @@ from dlt_platform.settings import Settings
 log = logging.getLogger(__name__)
 
 RECONSTRUCTION_KEY = "dlt_platform/sources"
+
+
+class CatalogUnavailable(RuntimeError):
+    """The Worker could not hand over its definitions and no earlier copy is cached."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def fetch_from_worker(settings: Settings, client: WorkerClient | None = None) ->
         document = client.get_sources()
     except (WorkerUnavailable, WorkerRejected) as error:
         if not cache.is_file():
-            raise DefinitionError(f"Worker sources unavailable ({error}) and no cached copy at {cache}") from None
+            raise CatalogUnavailable(f"Worker sources unavailable ({error}) and no cached copy at {cache}") from None
         log.warning("Worker sources unavailable (%s); using the cached copy %s", error, cache)
         return SourceCatalog.from_document(json.loads(cache.read_text(encoding="utf-8")), f"worker-cache:{cache}")
     finally:

@@ -27,8 +27,6 @@ from dlt_platform.sources.webhook import open_worker_client
 from dlt_platform.sources.webhook.rows import parse_received_at
 
 DEFAULT_R2_PREFIX = "webhooks"  # the Worker's default, when the definition's staging names no r2_prefix
-# Replayable hours, oldest first; end_offset=1 includes the hour in progress.
-DELIVERY_HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC", end_offset=1)
 # How often a sensor asks the Worker what waits: well under the default max wait of 60 s, and one small request.
 SENSOR_INTERVAL_SECONDS = 10
 ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -85,7 +83,7 @@ def build_webhook_asset(definition: WebhookSourceDefinition, settings: Settings,
                         version: int | None = None) -> dg.AssetsDefinition:
     translator = PlatformTranslator(definition, settings.destination_type(definition), version,
                                     upstream=raw_deliveries_key(definition), metadata=webhook_metadata(definition))
-    return build_source_asset(definition, settings, version, translator=translator, partitions_def=DELIVERY_HOURS)
+    return build_source_asset(definition, settings, version, translator=translator)
 
 
 def sensor_name(definition: WebhookSourceDefinition) -> str:

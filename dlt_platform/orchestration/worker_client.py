@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 import httpx
 
-from dlt_platform.contract import DAGSTER_TO_LEDGER_STATUS  # noqa: F401 (re-exported)
 from dlt_platform.http import RetryPolicy, send_with_retries
 
 

@@ -24,7 +24,7 @@ def dagster_status(stack, dagster_run_id: str) -> str | None:
 
 def sigkill_dagster(stack) -> int:
     """SIGKILL every process of the local Dagster (webserver, daemon, code servers, run workers) at once."""
-    process = stack.processes.pop("dagster")
+    process = stack.supervisor.release("dagster")
     root = psutil.Process(process.pid)
     tree = [root, *root.children(recursive=True)]
     for member in tree:

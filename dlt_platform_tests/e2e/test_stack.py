@@ -10,8 +10,22 @@ import duckdb
 import httpx
 
 from dlt_platform.local.sample_data import sample_namespaces
+from dlt_platform.settings import Settings
+from dlt_platform_tests.waiting import poll
 
 LIFECYCLE = ["queued", "launching", "launched", "running", "succeeded"]
+
+
+def seeded(title: str) -> list:
+    """The sample entries the stack seeded into a namespace (sample_data is deterministic per day)."""
+    return sample_namespaces(dt.datetime.now(dt.timezone.utc).date())[title]
+
+
+def recent_leads(lookback_days: int) -> int:
+    """Seeded leads a lookback run reads: keys dated within the last `lookback_days` days (today included)."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    oldest = f"lead:{today - dt.timedelta(days=lookback_days - 1):%Y%m%d}"
+    return sum(1 for entry in seeded("LEADS_KV") if entry.key >= oldest)
 
 
 def statuses_of(run: dict) -> list[str]:
@@ -41,11 +55,11 @@ def test_a_run_requested_through_the_worker_moves_through_every_status_and_loads
     assert runs[run_id]["status"] == "succeeded", run
     assert statuses_of(run) == LIFECYCLE, run["events"]
     assert run["trigger"] == "api" and run["dagster_run_id"]
-    assert run["tables"] == {"orders_kv": 2000, "orders_kv__items": run["tables"]["orders_kv__items"]}
+    assert run["tables"] == {"orders_kv": len(seeded("ORDERS_KV")),
+                             "orders_kv__items": run["tables"]["orders_kv__items"]}
     assert run["rows_loaded"] == sum(run["tables"].values())
-    seeded = {entry.key for entry in sample_namespaces(dt.date.today())["ORDERS_KV"]}
     keys = {row[0] for row in warehouse(stack, "select cf_kv_key from source_cloudflare.orders_kv")}
-    assert keys == seeded
+    assert keys == {entry.key for entry in seeded("ORDERS_KV")}
     print(f"orders run: requested -> succeeded in {time.monotonic() - requested:.1f} s")
 
 
@@ -84,7 +98,9 @@ def test_one_idempotency_key_gives_one_run_and_a_duplicate_delivery_launches_onc
     final = operator.wait_for_runs([first], timeout=300)[first]
     assert final["status"] == "succeeded", operator.run(first)
     assert "re-sent to the queue by reconciliation" in [e["message"] for e in operator.run(first)["events"]]
-    time.sleep(8)  # leave the second delivery time to be consumed
+    # The second delivery is acked without launching, and the Worker records that on the run.
+    poll(lambda: [e for e in operator.run(first)["events"] if (e["data"] or {}).get("duplicate_delivery")],
+         timeout=60, interval=0.5, what=f"the duplicate delivery of {first} to be acked")
     assert len(dagster_runs_tagged(stack, first)) == 1
     assert [r["run_id"] for r in operator.runs(source_id="cloudflare_kv_leads")].count(first) == 1
 
@@ -127,8 +143,10 @@ def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, m
     assert result.exit_code == 0, result.output
     assert f"Worker: reused at {stack.worker_url}" in result.output
     assert "Dagster: reused" in result.output and "unchanged" in result.output
-    assert "orders_kv 2000" in result.output and "leads_kv 450" in result.output
-    run_lines = [line for line in result.output.splitlines() if " api " in line or "│ api" in line]
+    lookback = Settings(config_path=stack.config_path).get_source("cloudflare_kv_leads").extract.incremental.lookback
+    assert f"orders_kv {len(seeded('ORDERS_KV'))}" in result.output
+    assert f"leads_kv {recent_leads(lookback)}" in result.output
+    run_lines = [line for line in result.output.splitlines() if line.split()[-1:] == ["api"]]
     # The two enabled KV sources and the webhook source (whatever deliveries wait).
     assert len(run_lines) == 3 and all("succeeded" in line for line in run_lines), result.output
     assert any("github_events" in line for line in run_lines), result.output
@@ -155,7 +173,7 @@ def test_operator_commands_against_the_local_orchestrator(stack, operator, monke
     assert operator.wait_for_runs([full], timeout=300)[full]["status"] == "succeeded"
     before = warehouse(stack, "select cf_kv_key from source_cloudflare.orders_kv order by 1")
     items_before = warehouse(stack, "select count(*) from source_cloudflare.orders_kv__items")
-    assert len(before) == 2000
+    assert len(before) == len(seeded("ORDERS_KV"))
     verified = CliRunner().invoke(app, ["verify-deployment", "--source-id", "cloudflare_kv_orders", "--limit", "15"])
     assert verified.exit_code == 0, verified.output
     assert "verified: run_" in verified.output and "orders_kv 15" in verified.output

@@ -10,7 +10,7 @@ import pytest
 from dlt_platform.config import parse_sources_document
 from dlt_platform.definitions import defs
 from dlt_platform.orchestration.checks import freshness_hours
-from dlt_platform.orchestration.platform import build_platform_definitions
+from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform.orchestration.schedules import lookback_partition_range
 from dlt_platform_tests.orchestration.conftest import generated_sources_document
 
@@ -80,7 +80,7 @@ def test_sample_config_graph(platform_env):
 
     checks = {(key.asset_key, key.name) for key in graph.asset_check_keys}
     for table in (ORDERS, LEADS, VENDORS):
-        assert {(table, "row_count"), (table, "column_schema_unchanged")} <= checks
+        assert {(table, "row_count"), (table, "column_schema_change")} <= checks
     assert (ORDERS, "freshness_check") in checks and (LEADS, "freshness_check") in checks
     assert (VENDORS, "freshness_check") not in checks  # disabled: no freshness expectation
 
@@ -101,15 +101,11 @@ def test_run_mirror_sensor_exists_when_the_worker_is_configured(platform_env, wo
     assert ("GET", "/internal/sources", None) in worker_api.ledger.requests
 
 
-def test_hundred_sources_load_and_graph(settings, hundred_definitions, capsys):
-    started = time.perf_counter()
+def test_hundred_sources_load_and_graph(settings, hundred_definitions):
+    # How long this takes is a figure of dlt_platform_tests/bench/code_location.py, not a bound checked here.
     definitions = build_platform_definitions(hundred_definitions, settings)
     graph = asset_graph(definitions)
     repository = definitions.get_repository_def()
-    seconds = time.perf_counter() - started
-    with capsys.disabled():
-        print(f"\n100-source code location built and resolved in {seconds:.1f}s")
-    assert seconds < 90
     assert len(graph.materializable_asset_keys) == 100
     # 10 shared namespaces and 50 raw snapshot prefixes upstream.
     assert len(graph.external_asset_keys) == 10 + 50

@@ -3,7 +3,6 @@
 import pytest
 import yaml
 
-from dlt_platform.config import DefinitionError
 from dlt_platform.orchestration.instance import (
     PG_URL_ENV,
     POSTGRES_INSTANCE,
@@ -11,6 +10,7 @@ from dlt_platform.orchestration.instance import (
     normalize_postgres_url,
     prepare_dagster_home,
 )
+from dlt_platform.settings import SettingsError
 
 
 @pytest.mark.parametrize("pasted, expected", [
@@ -34,7 +34,7 @@ def test_every_postgres_url_form_becomes_a_psycopg2_url(pasted, expected):
     ("postgresql:///dagster", "names no host"),
 ])
 def test_bad_urls_are_refused_naming_the_variable_without_the_password(bad, message):
-    with pytest.raises(DefinitionError, match=message) as error:
+    with pytest.raises(SettingsError, match=message) as error:
         normalize_postgres_url(bad)
     assert str(error.value).startswith(PG_URL_ENV) and "secret" not in str(error.value)
 

@@ -10,7 +10,7 @@ import dagster as dg
 
 from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.definitions import defs
-from dlt_platform.orchestration.platform import INVALID_GROUP
+from dlt_platform.orchestration.code_location import INVALID_GROUP
 from dlt_platform.orchestration.source_catalog import SourceCatalog
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN
 

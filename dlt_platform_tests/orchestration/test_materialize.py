@@ -5,8 +5,8 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from dlt_platform.orchestration.platform import build_platform_definitions
-from dlt_platform_tests.orchestration.conftest import SAMPLE_COUNTS, TODAY, read_table
+from dlt_platform.orchestration.code_location import build_platform_definitions
+from dlt_platform_tests.orchestration.conftest import NAMESPACE_IDS, SAMPLE_COUNTS, TODAY, read_table
 
 ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
 LEADS = dg.AssetKey(["source_cloudflare", "leads_kv"])
@@ -52,7 +52,7 @@ def test_materialize_sources_into_duckdb_records_loads_and_passes_checks(platfor
               for evaluation in result.get_asset_check_evaluations()}
     row_count = checks[(ORDERS, "row_count")]
     assert row_count.passed and row_count.metadata["table_row_count"].value == SAMPLE_COUNTS["ORDERS_KV"]
-    assert checks[(ORDERS, "column_schema_unchanged")].passed
+    assert checks[(ORDERS, "column_schema_change")].passed
 
 
 def test_run_config_limit_is_passed_to_the_source(platform, settings):
@@ -76,13 +76,13 @@ def test_a_new_column_fails_the_schema_check_with_a_warning(settings, kv_server,
     instance = dg.DagsterInstance.ephemeral()
 
     first = job.execute_in_process(instance=instance)
-    assert next(e for e in first.get_asset_check_evaluations() if e.check_name == "column_schema_unchanged").passed
+    assert next(e for e in first.get_asset_check_evaluations() if e.check_name == "column_schema_change").passed
     namespace.put("item:2", '{"name": "second", "color": "red"}')
     second = job.execute_in_process(instance=instance)
     assert second.success
-    check = next(e for e in second.get_asset_check_evaluations() if e.check_name == "column_schema_unchanged")
+    check = next(e for e in second.get_asset_check_evaluations() if e.check_name == "column_schema_change")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert check.metadata["added"].value == ["color"]
+    assert "Added columns: color" in check.description
 
 
 def test_a_partition_loads_exactly_its_window(platform, settings, kv_entries):
@@ -133,3 +133,29 @@ def test_schedule_and_backfill_load_their_partition_ranges(platform, settings, k
     assert keys == expected
     materialized = instance.get_materialized_partitions(LEADS)
     assert materialized == {f"{first + dt.timedelta(days=n):%Y-%m-%d}" for n in range(3)}
+
+
+def test_the_schema_check_of_a_partitioned_table_compares_with_the_previous_run_not_the_previous_partition(
+        platform, kv_server):
+    """A range run records one materialization per partition; the check must still see a new column."""
+    instance = dg.DagsterInstance.ephemeral()
+    job = platform.get_repository_def().get_job("load_cloudflare_kv_leads")
+    days = (f"{TODAY - dt.timedelta(days=1):%Y-%m-%d}", f"{TODAY:%Y-%m-%d}")
+    tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[1]}
+
+    def schema_check() -> dg.AssetCheckEvaluation:
+        result = job.execute_in_process(instance=instance, tags=tags)
+        assert result.success
+        return next(e for e in result.get_asset_check_evaluations() if e.check_name == "column_schema_change")
+
+    assert schema_check().passed  # first load
+    assert schema_check().passed  # same columns again: two materializations per run, compared across runs
+    namespace = kv_server.state.namespaces[NAMESPACE_IDS["LEADS_KV"]]
+    key = f"lead:{TODAY:%Y%m%d}:999999"
+    namespace.put(key, '{"lead_id": "lead_999999", "campaign": "winter"}')
+    try:
+        changed = schema_check()
+    finally:
+        namespace.delete(key)
+    assert not changed.passed and changed.severity == dg.AssetCheckSeverity.WARN
+    assert changed.metadata["added"].value == ["campaign"]

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dlt_platform.orchestration.platform import build_platform_definitions
+from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform_tests.orchestration.conftest import SAMPLE_COUNTS
 from dlt_platform_tests.orchestration.test_materialize import ORDERS, asset_job, latest_metadata
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlt_platform.cli import app
-from dlt_platform.orchestration.platform import build_platform_definitions
+from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform_tests.orchestration.conftest import NAMESPACE_IDS, SAMPLE_COUNTS, read_table
 from dlt_platform_tests.orchestration.test_run_mirror import instance, launch, workspace  # noqa: F401 - fixtures
 

@@ -3,7 +3,7 @@ of the source under its own prefix is replayed; a URL fails the run without bein
 
 import dagster as dg
 
-from dlt_platform.orchestration.platform import build_platform_definitions
+from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform_tests.orchestration.conftest import SAMPLE_COUNTS, read_table
 from dlt_platform_tests.snapshot_fixtures import snapshot_http_server, write_snapshot  # noqa: F401 - fixture
 

@@ -5,9 +5,8 @@ import json
 import pytest
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 
-from dlt_platform.config import DefinitionError
 from dlt_platform.definitions import load_catalog
-from dlt_platform.orchestration.source_catalog import SourceCatalog, read_catalog, worker_cache_path
+from dlt_platform.orchestration.source_catalog import CatalogUnavailable, SourceCatalog, read_catalog, worker_cache_path
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN, generated_sources_document
 
 
@@ -25,7 +24,7 @@ def test_worker_definitions_are_cached_and_used_while_it_is_down(settings, worke
     assert cached.definitions == fetched.definitions
 
     worker_cache_path(worker_settings).unlink()
-    with pytest.raises(DefinitionError, match="no cached copy"):
+    with pytest.raises(CatalogUnavailable, match="no cached copy"):
         read_catalog(worker_settings)
 
 

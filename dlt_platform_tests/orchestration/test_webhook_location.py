@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from dlt_platform.config import parse_definition
-from dlt_platform.orchestration.platform import build_code_location
+from dlt_platform.orchestration.code_location import build_code_location
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN, read_table
 from dlt_platform_tests.test_rest_client import FAST
 from dlt_platform_tests.webhook_fixtures import webhook_api  # noqa: F401  (fixture)
@@ -76,7 +76,7 @@ def test_webhook_sources_have_their_lineage_partitions_and_trigger(location):
     assert not repository.has_sensor_def("stripe_events_deliveries")
     assert repository.get_schedule_def("stripe_events_schedule").cron_schedule == "*/5 * * * *"
     checks = {key.name for key in location.resolve_asset_graph().asset_check_keys if key.asset_key == HOOKS}
-    assert checks == {"row_count", "column_schema_unchanged"}
+    assert checks == {"row_count", "column_schema_change"}
 
 
 def evaluate(location, instance: dg.DagsterInstance):
@@ -149,7 +149,7 @@ def test_runs_load_the_waiting_deliveries_and_an_hour_partition_replays_that_hou
     loaded = {row[0] for row in read_table(hook_settings, "source_hooks", "github_events", "webhook_delivery_id")}
     assert loaded == set(store.deliveries["github_events"]) and set(in_hour) < loaded
     checks = {result.check_name: result.passed for result in replay.get_asset_check_evaluations()}
-    assert checks == {"row_count": True, "column_schema_unchanged": True}
+    assert checks == {"row_count": True, "column_schema_change": True}
 
 
 def test_a_run_asking_for_keys_is_refused_with_the_field_named(location, webhook_api):  # noqa: F811

@@ -15,6 +15,14 @@ from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform_tests.production.conftest import free_port
 
 
+def command_line(process: psutil.Process) -> str:
+    """Its command line, or "" for one that ended (or became a zombie) since it was listed."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""
+
+
 def test_sigterm_stops_wrangler_and_dagster(tmp_path):
     env = {**os.environ, "DLT_PLATFORM_DATA_DIR": str(tmp_path / "data")}
     for name in ("DAGSTER_PG_URL", "DLT_ORCHESTRATOR_URL", "DLT_INTERNAL_TOKEN"):
@@ -28,7 +36,7 @@ def test_sigterm_stops_wrangler_and_dagster(tmp_path):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and up.poll() is None:
             started = psutil.Process(up.pid).children(recursive=True)
-            commands = " ".join(" ".join(p.cmdline()) for p in started if p.is_running())
+            commands = " ".join(command_line(p) for p in started)
             # Both halves of the stack are up: wrangler dev (workerd) and serve's webserver and daemon.
             if "workerd" in commands and "dagster-webserver" in commands and "dagster-daemon" in commands:
                 break

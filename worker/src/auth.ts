@@ -1,12 +1,18 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { getCookie } from "hono/cookie";
+import { bearerAuth } from "hono/bearer-auth";
+import { generateSignedCookie, getSignedCookie } from "hono/cookie";
+import { HTTPException } from "hono/http-exception";
 import type { AppEnv, Env } from "./env";
-import { ApiError, unauthorized } from "./errors";
+import { ApiError, errorBody } from "./errors";
 
 const encoder = new TextEncoder();
 
 async function sha256(value: string): Promise<ArrayBuffer> {
   return crypto.subtle.digest("SHA-256", encoder.encode(value));
+}
+
+function hex(bytes: ArrayBuffer): string {
+  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Constant-time string comparison: both sides are hashed first so lengths never leak. */
@@ -15,84 +21,99 @@ export async function safeEqual(a: string, b: string): Promise<boolean> {
   return crypto.subtle.timingSafeEqual(da, db);
 }
 
-function bearerToken(header: string | undefined): string | null {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-  return match ? match[1] : null;
+// --- bearer tokens -------------------------------------------------------------------------
+
+// Every refusal is the API's 401 (a malformed header too: clients need not tell the cases apart).
+const refusal = { message: (c: Context) => c.json(errorBody("unauthorized", "missing or invalid credentials"), 401) };
+
+/** `Authorization: Bearer <secret>`, compared in constant time; an unset secret refuses everyone. */
+function requireBearer(secret: (env: Env) => string | undefined): MiddlewareHandler<AppEnv> {
+  return bearerAuth<AppEnv>({
+    verifyToken: async (token, c) => {
+      const expected = secret(c.env);
+      return Boolean(expected) && (await safeEqual(token, expected as string));
+    },
+    noAuthenticationHeader: refusal,
+    invalidAuthenticationHeader: refusal,
+    invalidToken: refusal,
+  });
 }
 
-/** True when the request carries `Authorization: Bearer <expected>`; an unset secret refuses everyone. */
-export async function hasBearer(header: string | undefined, expected: string | undefined): Promise<boolean> {
-  const token = bearerToken(header);
-  if (!token || !expected) return false;
-  return safeEqual(token, expected);
+export const requireOperator = requireBearer((env) => env.DLT_OPERATOR_TOKEN);
+export const requireInternal = requireBearer((env) => env.DLT_INTERNAL_TOKEN);
+
+/** Whether `middleware` lets the request through, without answering it (routes open to two kinds of credentials). */
+export async function passes(middleware: MiddlewareHandler<AppEnv>, c: Context<AppEnv>): Promise<boolean> {
+  let passed = false;
+  try {
+    await middleware(c, async () => {
+      passed = true;
+    });
+  } catch (err) {
+    if (!(err instanceof HTTPException)) throw err;
+  }
+  return passed;
 }
-
-export const requireOperator: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!(await hasBearer(c.req.header("Authorization"), c.env.DLT_OPERATOR_TOKEN))) throw unauthorized();
-  await next();
-};
-
-export const requireInternal: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!(await hasBearer(c.req.header("Authorization"), c.env.DLT_INTERNAL_TOKEN))) throw unauthorized();
-  await next();
-};
 
 // --- admin session -------------------------------------------------------------------------
 
 export const SESSION_COOKIE = "dlt_admin";
 export const SESSION_SECONDS = 12 * 60 * 60;
 
-async function hmacHex(key: string, message: string): Promise<string> {
-  const cryptoKey = await crypto.subtle.importKey("raw", encoder.encode(key), { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
-  const sig = await crypto.subtle.sign("HMAC", cryptoKey, encoder.encode(message));
-  return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Clock difference tolerated between the Worker instances that issue and check a session. */
 const CLOCK_SKEW_SECONDS = 60;
 
-/** The session signing key; sessions are off (sign-in answers 503) until the secret is set. */
-function sessionKey(env: Env): string | null {
-  return env.ADMIN_SESSION_KEY?.trim() || null;
-}
-
-/** What a session signs: its expiry and the operator token it was issued for (rotating the token ends it too). */
-async function sessionMessage(env: Env, expires: string): Promise<string> {
-  const token = [...new Uint8Array(await sha256(env.DLT_OPERATOR_TOKEN ?? ""))].map((b) => b.toString(16).padStart(2, "0"));
-  return `dlt-admin-session:${expires}:${token.join("")}`;
+/**
+ * What session cookies are signed with: ADMIN_SESSION_KEY, bound to the operator token the session was issued
+ * for (rotating either ends every session; rotating the key leaves the API token alone). Null until both are set:
+ * sign-in answers 503.
+ */
+async function sessionSecret(env: Env): Promise<string | null> {
+  const key = env.ADMIN_SESSION_KEY?.trim();
+  if (!key || !env.DLT_OPERATOR_TOKEN) return null;
+  return `dlt-admin-session\n${key}\n${hex(await sha256(env.DLT_OPERATOR_TOKEN))}`;
 }
 
 /**
- * Session value `<expiry>.<hmac(ADMIN_SESSION_KEY, expiry + operator token hash)>`: opaque, expiring, never the
- * token. Rotating ADMIN_SESSION_KEY signs every operator out without touching the API token.
+ * The Set-Cookie value of a new session: signed `<expiry>.<nonce>` (Hono's signed cookie, HMAC-SHA256), opaque,
+ * expiring, never the token.
  */
-export async function createSession(env: Env, nowMs = Date.now()): Promise<string> {
-  const key = sessionKey(env);
-  if (!key) throw new ApiError(503, "admin_sessions_off", "admin sign-in needs the ADMIN_SESSION_KEY secret");
-  const expires = String(Math.floor(nowMs / 1000) + SESSION_SECONDS);
-  return `${expires}.${await hmacHex(key, await sessionMessage(env, expires))}`;
+export async function sessionCookie(env: Env, nowMs = Date.now()): Promise<string> {
+  const secret = await sessionSecret(env);
+  if (!secret) throw new ApiError(503, "admin_sessions_off", "admin sign-in needs the ADMIN_SESSION_KEY secret");
+  const expires = Math.floor(nowMs / 1000) + SESSION_SECONDS;
+  return generateSignedCookie(SESSION_COOKIE, `${expires}.${crypto.randomUUID()}`, secret, {
+    httpOnly: true,
+    secure: true,
+    sameSite: "Strict",
+    path: "/",
+    maxAge: SESSION_SECONDS,
+  });
 }
 
-/** A session signed with the current key whose expiry lies in the next SESSION_SECONDS, whatever it claims. */
-export async function verifySession(env: Env, value: string | undefined, nowMs = Date.now()): Promise<boolean> {
-  const key = sessionKey(env);
-  if (!value || !key || !env.DLT_OPERATOR_TOKEN) return false;
-  const match = /^(\d{1,12})\.([0-9a-f]{64})$/.exec(value);
-  if (!match) return false;
+/**
+ * The session of the request: a cookie signed with the current secret whose expiry lies in the next
+ * SESSION_SECONDS, whatever it claims; null otherwise.
+ */
+export async function sessionFrom(c: Context<AppEnv>, nowMs = Date.now()): Promise<string | null> {
+  const secret = await sessionSecret(c.env);
+  if (!secret) return null;
+  const value = await getSignedCookie(c, secret, SESSION_COOKIE);
+  const match = typeof value === "string" ? /^(\d{1,12})\.[0-9a-f-]{36}$/.exec(value) : null;
+  if (!match) return null;
   const expiresMs = Number(match[1]) * 1000;
-  if (expiresMs < nowMs || expiresMs > nowMs + (SESSION_SECONDS + CLOCK_SKEW_SECONDS) * 1000) return false;
-  const expected = await hmacHex(key, await sessionMessage(env, match[1]));
-  return safeEqual(match[2], expected);
+  if (expiresMs < nowMs || expiresMs > nowMs + (SESSION_SECONDS + CLOCK_SKEW_SECONDS) * 1000) return null;
+  return value as string;
 }
 
 /** CSRF token bound to the session: a form is only accepted with the token of the cookie that posts it. */
 export async function csrfToken(env: Env, session: string): Promise<string> {
-  return hmacHex(sessionKey(env) ?? "", `dlt-admin-csrf:${session}`);
-}
-
-export async function sessionFrom(c: Context<AppEnv>): Promise<string | null> {
-  const value = getCookie(c, SESSION_COOKIE);
-  return (await verifySession(c.env, value)) ? (value as string) : null;
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(env.ADMIN_SESSION_KEY?.trim() ?? ""),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return hex(await crypto.subtle.sign("HMAC", key, encoder.encode(`dlt-admin-csrf:${session}`)));
 }

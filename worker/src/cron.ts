@@ -1,39 +1,41 @@
 /**
- * What a cron pattern cannot say about a schedule: ranges run upwards, and no 30th/31st of February only
- * (Dagster refuses it). The schema's pattern (generated from dlt_platform/cron.py) checks the syntax first; this
- * is the same function as Python's `cron_problem`, held to it by config/definition_cases.json.
+ * What the schema's cron pattern cannot say about a schedule, in the rules Dagster applies: ranges run upwards,
+ * and a schedule may not name only the 30th or 31st of February. The pattern (generated from dlt_platform/cron.py)
+ * checks the syntax first; cron-parser reads the fields. config/definition_cases.json holds this function to
+ * Python's `cron_problem`.
  */
+import { CronExpressionParser, type CronFieldCollection } from "cron-parser";
 
-const MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
-const WEEKDAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-// [lowest, highest, names] per field: minute hour day month weekday
-const FIELDS: [number, number, string[] | null][] = [
-  [0, 59, null],
-  [0, 23, null],
-  [1, 31, null],
-  [1, 12, MONTHS],
-  [0, 7, WEEKDAYS],
-];
-
-function value(token: string, low: number, names: string[] | null): number {
-  if (/^\d+$/.test(token)) return Number(token);
-  return (names ?? []).indexOf(token.toUpperCase()) + low;
+function fieldsOf(expression: string): CronFieldCollection {
+  return CronExpressionParser.parse(expression, { tz: "UTC" }).fields;
 }
 
-function expand(part: string, low: number, high: number, names: string[] | null): Set<number> {
-  const values = new Set<number>();
-  for (const item of part.split(",")) {
-    const [body, step] = item.split("/");
-    let start = low;
-    let end = high;
-    if (body !== "*") {
-      const [first, last] = body.split("-");
-      start = value(first, low, names);
-      end = last !== undefined ? value(last, low, names) : step !== undefined ? high : start;
-    }
-    for (let n = start; n <= end; n += Number(step ?? 1)) values.add(n);
+const FIELD_NAMES = ["minute", "hour", "day", "month", "weekday"] as const;
+
+/** `part` as field `index` of an expression that is otherwise all `*`: each field read on its own. */
+function alone(index: number, part: string): string {
+  return FIELD_NAMES.map((_, i) => (i === index ? part : "*")).join(" ");
+}
+
+/** Why one field does not parse, naming the list item at fault (cron-parser's own message names its numbers). */
+function fieldProblem(index: number, part: string): string | null {
+  try {
+    fieldsOf(alone(index, part));
+    return null;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const item = part.split(",").find((candidate) => {
+      try {
+        fieldsOf(alone(index, candidate));
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    const range = item?.split("/")[0];
+    if (range && /^Invalid range/.test(message)) return `range ${range} runs backwards`;
+    return `${FIELD_NAMES[index]} field: ${message}`;
   }
-  return values;
 }
 
 /** Why a schedule that matches the schema's cron pattern is still not one, or null. */
@@ -41,17 +43,13 @@ export function cronProblem(expression: string): string | null {
   const parts = expression.split(/ +/);
   if (parts.length !== 5) return "expected five fields (minute hour day month weekday)";
   for (const [index, part] of parts.entries()) {
-    const [low, , names] = FIELDS[index];
-    for (const item of part.split(",")) {
-      const body = item.split("/")[0];
-      if (!body.includes("-")) continue;
-      const [first, last] = body.split("-");
-      if (value(first, low, names) > value(last, low, names)) return `range ${body} runs backwards`;
-    }
+    const problem = fieldProblem(index, part);
+    if (problem) return problem;
   }
-  const days = expand(parts[2], 1, 31, null);
-  const months = expand(parts[3], 1, 12, MONTHS);
-  if (months.size === 1 && months.has(2) && days.size === 1 && (days.has(30) || days.has(31))) {
+  // The whole expression is not parsed: cron-parser refuses any day no month in it has, Dagster only this one case.
+  const days = fieldsOf(alone(2, parts[2])).dayOfMonth.values;
+  const months = fieldsOf(alone(3, parts[3])).month.values;
+  if (months.length === 1 && months[0] === 2 && days.length === 1 && (days[0] === 30 || days[0] === 31)) {
     return "February has no 30th or 31st";
   }
   return null;

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 export interface FieldError {
@@ -36,6 +37,8 @@ export function errorResponse(c: Context, err: unknown): Response {
   if (err instanceof ApiError) {
     return c.json(errorBody(err.code, err.message, err.fields), err.status, err.headers);
   }
+  // Hono's own middleware (bearer auth) answers with a prepared response.
+  if (err instanceof HTTPException) return err.getResponse();
   console.error("unhandled error", err instanceof Error ? err.message : String(err));
   return c.json(errorBody("internal_error", "internal error"), 500);
 }

@@ -1,10 +1,10 @@
 /** Small request helpers shared by the route modules. */
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./env";
 import { validationFailed } from "./errors";
 
 /** Parses the JSON body; `optional` accepts an empty body as undefined. */
-export async function readJson(c: Context<AppEnv>, optional = false): Promise<unknown> {
+async function readJson(c: Context<AppEnv>, optional = false): Promise<unknown> {
   const text = await c.req.text();
   if (!text.trim()) {
     if (optional) return undefined;
@@ -15,6 +15,20 @@ export async function readJson(c: Context<AppEnv>, optional = false): Promise<un
   } catch {
     throw validationFailed([{ field: "(body)", message: "body is not valid JSON" }]);
   }
+}
+
+/**
+ * The one way routes take a JSON body: read (any content type; 400 when missing or not JSON), handed to `parse`
+ * (a schema check that throws the 400 naming each field), then available as `c.req.valid("json")`.
+ */
+export function jsonBody<T extends object>(
+  parse: (body: unknown) => T,
+  options: { optional?: boolean } = {},
+): MiddlewareHandler<AppEnv, string, { out: { json: T } }> {
+  return async (c, next) => {
+    c.req.addValidatedData("json", parse(await readJson(c, options.optional)));
+    await next();
+  };
 }
 
 /** Longest Idempotency-Key accepted; a longer one is refused rather than cut (two keys must never collide). */

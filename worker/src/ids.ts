@@ -1,17 +1,12 @@
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+import { monotonicFactory } from "ulidx";
 
-/** `run_` + 26 Crockford base32 chars: 10 of millisecond time, 16 random, so ids sort by creation time. */
-export function newRunId(nowMs = Date.now()): string {
-  let time = "";
-  let t = nowMs;
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD[t % 32] + time;
-    t = Math.floor(t / 32);
-  }
-  const random = crypto.getRandomValues(new Uint8Array(16));
-  let tail = "";
-  for (const byte of random) tail += CROCKFORD[byte % 32];
-  return `run_${time}${tail}`;
+// Monotonic: a Worker's clock stands still between I/O, so ids made in one request share a millisecond and
+// must still sort in creation order (the run list breaks created_at ties by run_id).
+const nextUlid = monotonicFactory();
+
+/** `run_` + a ULID (26 Crockford base32 characters: 10 of millisecond time, 16 random), sortable by creation. */
+export function newRunId(): string {
+  return `run_${nextUlid()}`;
 }
 
 export function nowIso(): string {

@@ -1,5 +1,7 @@
 /** Reads one page of a KV namespace (list + bulk get) for the Dagster KV source. */
-import { ApiError, validationFailed } from "./errors";
+import { encodeBase64 } from "hono/utils/encode";
+import { decodeCursor, encodeCursor } from "./cursor";
+import { ApiError } from "./errors";
 import type { Env } from "./env";
 
 export interface KvRecord {
@@ -45,28 +47,25 @@ export function kvNamespace(env: Env, title: string): KVNamespace {
   return value;
 }
 
-function encodeCursor(cursor: ResumeCursor): string {
-  return RESUME_PREFIX + btoa(JSON.stringify(cursor)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+function isResumeCursor(value: unknown): value is ResumeCursor {
+  const c = value as ResumeCursor | null;
+  return (
+    typeof c === "object" &&
+    c !== null &&
+    (c.c === null || typeof c.c === "string") &&
+    Number.isInteger(c.s) &&
+    c.s >= 0 &&
+    Number.isInteger(c.l) &&
+    c.l >= 1 &&
+    c.l <= 1000
+  );
 }
 
-function decodeCursor(cursor: string | undefined): ResumeCursor {
+/** A cursor this endpoint returned (a resume point), or one of Cloudflare's own, passed through as is. */
+function readCursor(cursor: string | undefined): ResumeCursor {
   if (!cursor) return { c: null, s: 0, l: 0 };
   if (!cursor.startsWith(RESUME_PREFIX)) return { c: cursor, s: 0, l: 0 };
-  try {
-    const parsed = JSON.parse(atob(cursor.slice(RESUME_PREFIX.length).replace(/-/g, "+").replace(/_/g, "/")));
-    if ((parsed.c === null || typeof parsed.c === "string") && Number.isInteger(parsed.s) && parsed.s >= 0 && Number.isInteger(parsed.l) && parsed.l >= 1 && parsed.l <= 1000) {
-      return parsed;
-    }
-  } catch {
-    // fall through
-  }
-  throw validationFailed([{ field: "cursor", message: "not a cursor this endpoint returned" }]);
-}
-
-function base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
+  return decodeCursor(cursor.slice(RESUME_PREFIX.length), isResumeCursor);
 }
 
 export interface PageOptions {
@@ -85,7 +84,7 @@ export interface PageOptions {
  */
 export async function readKvPage(ns: KVNamespace, options: PageOptions): Promise<KvPage> {
   let budget = options.budget ?? KV_OPERATION_BUDGET;
-  const resume = decodeCursor(options.cursor);
+  const resume = readCursor(options.cursor);
   const listLimit = resume.l || options.limit;
   const listing = await ns.list({
     prefix: options.prefix || undefined,
@@ -131,7 +130,7 @@ export async function readKvPage(ns: KVNamespace, options: PageOptions): Promise
         try {
           record = { ...record, value: strictUtf8.decode(bytes) };
         } catch {
-          record = { ...record, value: base64(new Uint8Array(bytes)), value_encoding: "base64" };
+          record = { ...record, value: encodeBase64(bytes), value_encoding: "base64" };
         }
       }
       records.push(record);
@@ -139,7 +138,7 @@ export async function readKvPage(ns: KVNamespace, options: PageOptions): Promise
     }
   }
   if (done < entries.length) {
-    return { records, cursor: encodeCursor({ c: resume.c, s: resume.s + done, l: listLimit }), list_complete: false };
+    return { records, cursor: RESUME_PREFIX + encodeCursor({ c: resume.c, s: resume.s + done, l: listLimit }), list_complete: false };
   }
   const cursor = listing.list_complete ? null : listing.cursor;
   return { records, cursor, list_complete: listing.list_complete };

@@ -3,49 +3,13 @@
  * of the location (so a fixed definition clears); operators see them in GET /sources[/:id] and on the admin
  * page, and the queue fails a run of such a source instead of retrying its launch.
  */
-import { validationFailed, type FieldError } from "./errors";
+import type { ReportedLoadError } from "./bodies";
 import { nowIso } from "./ids";
 
 export interface LoadError {
   message: string;
   version: number | null;
   reported_at: string;
-}
-
-export interface ReportedLoadError {
-  source_id: string;
-  version: number | null;
-  message: string;
-}
-
-const MAX_ERRORS = 1000;
-const MAX_MESSAGE_CHARS = 4000;
-
-export function parseLoadErrorReport(body: unknown): ReportedLoadError[] {
-  const errors = (body as { errors?: unknown } | null)?.errors;
-  if (!Array.isArray(errors) || errors.length > MAX_ERRORS) {
-    throw validationFailed([{ field: "errors", message: `must be a list of at most ${MAX_ERRORS} errors` }]);
-  }
-  const fields: FieldError[] = [];
-  const parsed = errors.map((item, index) => {
-    const entry = (item ?? {}) as Record<string, unknown>;
-    if (typeof entry.source_id !== "string" || !entry.source_id) {
-      fields.push({ field: `errors.${index}.source_id`, message: "required string" });
-    }
-    if (entry.version != null && !(Number.isInteger(entry.version) && (entry.version as number) >= 1)) {
-      fields.push({ field: `errors.${index}.version`, message: "must be an integer >= 1 or null" });
-    }
-    if (typeof entry.message !== "string" || !entry.message) {
-      fields.push({ field: `errors.${index}.message`, message: "required string" });
-    }
-    return {
-      source_id: entry.source_id as string,
-      version: (entry.version as number | null | undefined) ?? null,
-      message: String(entry.message ?? "").slice(0, MAX_MESSAGE_CHARS),
-    };
-  });
-  if (fields.length) throw validationFailed(fields);
-  return parsed;
 }
 
 /** Replaces the reported set in one batch. */

@@ -17,10 +17,6 @@ function incrementalOf(definition: SourceDefinition): Incremental | null {
   return incremental && incremental.enabled !== false ? incremental : null;
 }
 
-export function hasPartitions(definition: SourceDefinition): boolean {
-  return incrementalOf(definition) !== null;
-}
-
 const DAY_KEY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const HOUR_KEY = /^(\d{4})-(\d{2})-(\d{2})-(\d{2}):00$/;
 

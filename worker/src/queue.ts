@@ -1,7 +1,7 @@
 /** Consumers of dlt-jobs-v2 (launch runs in Dagster) and dlt-jobs-v2-dlq (dead-letter them). */
 import { launchRun, terminateRun } from "./dagster";
 import { type Env, type JobMessage, positiveNumberVar } from "./env";
-import { applyStatus, claimForLaunch, findRun, findSource, recordLaunchFailure } from "./ledger";
+import { applyStatus, claimForLaunch, findRun, findSource, recordDuplicateDelivery, recordLaunchFailure } from "./ledger";
 import { SourceNotLoadable, waitUntilLoaded } from "./source_loading";
 
 export const DLQ_NAME = "dlt-jobs-v2-dlq";
@@ -32,6 +32,7 @@ export async function launchMessage(env: Env, message: Message<unknown>): Promis
   // Past queued (or held by another delivery): at-least-once delivery must not launch twice.
   const run = await claimForLaunch(env.DB, runId);
   if (!run) {
+    await recordDuplicateDelivery(env.DB, runId, message.attempts);
     message.ack();
     return;
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
-import { createSession, verifySession } from "../src/auth";
-import { csrfFrom, form, signIn } from "./admin_helpers";
+import { sessionCookie } from "../src/auth";
+import { adminStatusWith, csrfFrom, form, signIn } from "./admin_helpers";
 import { call, createSource, INTERNAL, json, OPERATOR, testEnv, uniqueId } from "./helpers";
 
 describe("admin", () => {
@@ -38,10 +38,16 @@ describe("admin", () => {
     expect((await call(env, "GET", "/admin?token=wrong", { token: null })).status).toBe(401);
     const forged = await call(env, "GET", "/admin", { token: null, headers: { Cookie: `dlt_admin=${OPERATOR}` } });
     expect(forged.status).toBe(401);
-    const old = await createSession(env, Date.now() - 13 * 3600 * 1000);
-    expect(await verifySession(env, old)).toBe(false);
-    expect(await verifySession(env, await createSession(env))).toBe(true);
-    expect(await verifySession({ ...env, DLT_OPERATOR_TOKEN: "rotated" }, await createSession(env))).toBe(false);
+    const old = await sessionCookie(env, Date.now() - 13 * 3600 * 1000);
+    expect(await adminStatusWith(env, old)).toBe(401);
+    expect(await adminStatusWith(env, await sessionCookie(env))).toBe(200);
+    expect(await adminStatusWith({ ...env, DLT_OPERATOR_TOKEN: "rotated" }, await sessionCookie(env))).toBe(401);
+    // A signed value changed after signing (a later expiry) is refused.
+    const [, signed] = /^dlt_admin=([^;]*)/.exec(await sessionCookie(env)) ?? [];
+    const [expires, ...rest] = decodeURIComponent(signed).split(".");
+    const later = [String(Number(expires) + 60), ...rest].join(".");
+    expect(await adminStatusWith(env, `dlt_admin=${encodeURIComponent(later)}`)).toBe(401);
+    expect(await adminStatusWith(env, `dlt_admin=${signed}`)).toBe(200);
   });
 
   it("renders sources and runs, escaped, with a link to the Dagster UI", async () => {

@@ -26,3 +26,9 @@ export function form(env: TestEnv, path: string, cookie: string, csrf?: string) 
     body: csrf === undefined ? "" : `csrf=${encodeURIComponent(csrf)}`,
   });
 }
+
+/** The status GET /admin answers with the session a Set-Cookie value (auth.sessionCookie) carries. */
+export async function adminStatusWith(env: TestEnv, setCookie: string): Promise<number> {
+  const response = await call(env, "GET", "/admin", { token: null, headers: { Cookie: setCookie.split(";")[0] } });
+  return response.status;
+}

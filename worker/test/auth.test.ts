@@ -60,6 +60,18 @@ describe("auth", () => {
     await expectUnauthorized(method, path, INTERNAL);
   });
 
+  it("answers a malformed Authorization header with the same JSON 401 and a Bearer challenge", async () => {
+    const { env } = testEnv();
+    for (const header of [`Basic ${btoa("a:b")}`, `Bearer ${OPERATOR} extra`, "Bearer", `Bearer\t${OPERATOR}`]) {
+      const response = await call(env, "GET", "/sources", { token: null, headers: { Authorization: header } });
+      expect(response.status, header).toBe(401);
+      expect(response.headers.get("WWW-Authenticate"), header).toMatch(/^Bearer /);
+      expect(await json(response)).toEqual({ error: { code: "unauthorized", message: "missing or invalid credentials" } });
+    }
+    const lowerCase = await call(env, "GET", "/sources", { token: null, headers: { Authorization: `bearer ${OPERATOR}` } });
+    expect(lowerCase.status).toBe(200);
+  });
+
   it("refuses everyone when the secret is not set", async () => {
     const { env } = testEnv({ DLT_OPERATOR_TOKEN: "" });
     const response = await call(env, "GET", "/sources", { token: "" });

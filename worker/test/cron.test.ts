@@ -83,7 +83,7 @@ describe("cron reconciliation", () => {
     });
     const report = await reconcile(env);
     expect(report.woke_container).toBe(false);
-    expect(report.errors).toBeGreaterThanOrEqual(1);
+    expect(report.errors).toBe(1);
     expect((await json(await call(env, "GET", `/runs/${b.runId}`))).status).toBe("canceled");
     expect((await json(await call(env, "GET", `/runs/${a.runId}`))).status).toBe("launched");
   });

@@ -191,6 +191,13 @@ describe("webhook intake: refusals store nothing and are counted", () => {
     );
     const future = svixHeaders(stripeBody, "msg_future", SECRETS.svix, nowSeconds() + 400);
     await expectRefused(await postHook(env, svix, stripeBody, future), 401, "future_timestamp");
+    // A timestamp that is not unix seconds, signed as it is.
+    const notSeconds = `t=soon,v1=${createHmac("sha256", SECRETS.stripe).update(`soon.${stripeBody}`).digest("hex")}`;
+    await expectRefused(
+      await postHook(env, stripe, stripeBody, { "content-type": "application/json", "stripe-signature": notSeconds }),
+      401,
+      "bad_timestamp",
+    );
     const noSvixId = svixHeaders(stripeBody, "msg_x");
     delete (noSvixId as Record<string, string>)["svix-id"];
     await expectRefused(await postHook(env, svix, stripeBody, noSvixId), 400, "missing_header");
@@ -202,7 +209,7 @@ describe("webhook intake: refusals store nothing and are counted", () => {
       unsupported_content_type: 1,
       body_too_large: 2,
     });
-    expect(await refusals(stripe)).toEqual({ stale_timestamp: 1 });
+    expect(await refusals(stripe)).toEqual({ stale_timestamp: 1, bad_timestamp: 1 });
     expect(await refusals(svix)).toEqual({ future_timestamp: 1, missing_header: 1 });
 
     // The operator API shows the same figures.

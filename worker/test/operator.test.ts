@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { encodeCursor } from "../src/cursor";
 import { call, createSource, dagsterDouble, definition, incrementalExtract, json, testEnv, uniqueId } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -228,6 +229,11 @@ describe("runs", () => {
     expect((await call(env, "GET", "/runs?status=bogus")).status).toBe(400);
     expect((await call(env, "GET", "/runs?limit=201")).status).toBe(400);
     expect((await call(env, "GET", "/runs?cursor=%%%")).status).toBe(400);
+    // Well-formed base64url JSON, but not a position in this list.
+    const foreign = await call(env, "GET", `/runs?cursor=${encodeCursor({ created_at: "x", run_id: "y" })}`);
+    expect((await json(foreign)).error.fields).toEqual([{ field: "cursor", message: "not a cursor this endpoint returned" }]);
+    // The cursor is URL-safe as returned (no padding, no + or /).
+    expect(page1.next_cursor).toMatch(/^[A-Za-z0-9_-]+$/);
   });
 
   it("cancels a queued run without Dagster, and refuses a second cancel", async () => {

@@ -1,4 +1,3 @@
-import { env as bindings } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { retryDelaySeconds } from "../src/queue";
@@ -74,10 +73,34 @@ describe("queue consumer", () => {
     const dagster = dagsterDouble(() => launchSuccess(`dg-dup-${runId}`));
     const first = fakeMessage({ run_id: runId });
     await worker.queue(batchOf("dlt-jobs-v2", [first.message]), env);
-    const second = fakeMessage({ run_id: runId });
+    const second = fakeMessage({ run_id: runId }, 2);
     await worker.queue(batchOf("dlt-jobs-v2", [second.message]), env);
     expect(second.state).toMatchObject({ acked: true, retried: false });
     expect(dagster.calls).toHaveLength(1);
+    // The acked duplicate leaves an event (what the end-to-end test waits on); the run stays launched.
+    const run = await json(await call(env, "GET", `/runs/${runId}`));
+    expect(run.status).toBe("launched");
+    expect(run.events.map((e: any) => [e.status, e.message, e.data])).toEqual([
+      ["queued", "queued (api)", { trigger: "api" }],
+      ["launching", "launching in Dagster", null],
+      ["launched", "launched in Dagster", { dagster_run_id: `dg-dup-${runId}` }],
+      [
+        "launched",
+        "queue delivery acked without launching",
+        { duplicate_delivery: true, delivery_attempts: 2, status: "launched" },
+      ],
+    ]);
+  });
+
+  it("records nothing for a delivery whose run the ledger does not hold", async () => {
+    const { env } = testEnv();
+    const { message, state } = fakeMessage({ run_id: "run_NOPE" });
+    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    expect(state).toMatchObject({ acked: true, retried: false });
+    const { n } = (await env.DB.prepare("SELECT COUNT(*) AS n FROM run_events WHERE run_id = 'run_NOPE'").first<{
+      n: number;
+    }>())!;
+    expect(n).toBe(0);
   });
 
   it("acks a canceled run without launching it", async () => {
@@ -240,9 +263,4 @@ describe("cancel of a launched run", () => {
     expect((await json(response)).error.code).toBe("dagster_unavailable");
     expect((await json(await call(env, "GET", `/runs/${runId}`))).status).toBe("launched");
   });
-});
-
-// The real queue binding exists (the tests swap in a recording queue to observe sends).
-it("has a real JOBS producer binding", () => {
-  expect(typeof bindings.JOBS.send).toBe("function");
 });

@@ -63,17 +63,23 @@ describe("launching a new or changed source", () => {
     const sourceId = await createSource(env);
     const runId = await requestRun(env, sourceId);
     let reloads = 0;
+    let reloadAt = 0;
     const dagster = dagsterDouble(
       (c) => {
-        if (c.query.includes("reloadRepositoryLocation")) reloads += 1;
+        if (c.query.includes("reloadRepositoryLocation")) {
+          reloads += 1;
+          reloadAt = Date.now();
+        }
         return c.query.includes("launchRun") ? launched() : reloaded;
       },
       { assetNode: () => (reloads ? atVersion(1) : notFound) },
     );
-    const started = Date.now();
     expect(await deliver(env, runId)).toMatchObject({ acked: true, retried: false });
     expect(reloads).toBe(1);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    // Not before the grace (a third of LOAD_WAIT_SECONDS) counted from the change, and Dagster was polled meanwhile.
+    const changedAt = Date.parse((await json(await call(env, "GET", `/sources/${sourceId}`))).updated_at);
+    expect(reloadAt - changedAt).toBeGreaterThanOrEqual(1000);
+    expect(dagster.assetQueries.length).toBeGreaterThan(1);
     expect(dagster.calls.at(-1)?.query).toContain("launchRun");
   });
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+from dlt.common.utils import chunks
 
 from dlt_platform.http import RetryPolicy, send_with_retries
 from dlt_platform.sources.cloudflare_kv.rest_client import BULK_GET_SIZE, CloudflareAPIError, CloudflareKVClient
@@ -48,11 +49,6 @@ class KVTransport(Protocol):
     def close(self) -> None: ...
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class RestTransport:
     """Listing pages of 1,000 keys, their values by bulk get in 10 requests sent concurrently: against the real
     API each request takes tens of milliseconds, so a page's reads overlap instead of adding up."""
@@ -75,15 +71,15 @@ class RestTransport:
                 return
 
     def records_for_keys(self, keys: list[str]) -> Iterator[list[KVRecord]]:
-        for chunk in _chunks(keys, 1000):
+        for chunk in chunks(keys, 1000):
             yield self._read([{"name": key} for key in chunk])
 
     def _read(self, listed: list[dict]) -> list[KVRecord]:
-        chunks = list(_chunks(listed, BULK_GET_SIZE))
+        batches = list(chunks(listed, BULK_GET_SIZE))
         results = self._pool.map(lambda chunk: self.client.bulk_get(self.namespace_id, [e["name"] for e in chunk]),
-                                 chunks)
+                                 batches)
         records: list[KVRecord] = []
-        for chunk, values in zip(chunks, results):
+        for chunk, values in zip(batches, results):
             for entry in chunk:
                 record = self._record(entry, None if values is None else values.get(entry["name"]), values is None)
                 if record is not None:

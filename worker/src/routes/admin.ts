@@ -1,18 +1,10 @@
 /** Admin page: server-rendered, cookie session from ?token=, CSRF-protected forms; /dagster/* proxy. */
 import { Hono, type Context } from "hono";
-import { deleteCookie, setCookie } from "hono/cookie";
+import { deleteCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
 import { secureHeaders } from "hono/secure-headers";
 import type { HtmlEscapedString } from "hono/utils/html";
-import {
-  createSession,
-  csrfToken,
-  hasBearer,
-  safeEqual,
-  SESSION_COOKIE,
-  SESSION_SECONDS,
-  sessionFrom,
-} from "../auth";
+import { csrfToken, passes, requireOperator, safeEqual, SESSION_COOKIE, sessionCookie, sessionFrom } from "../auth";
 import { dagsterFetch } from "../dagster";
 import type { AppEnv } from "../env";
 import { ApiError, unauthorized } from "../errors";
@@ -99,13 +91,7 @@ admin.get("/admin", async (c) => {
   if (token !== undefined) {
     // Exchange the token for a cookie and drop it from the URL (history, logs, referrers).
     if (!c.env.DLT_OPERATOR_TOKEN || !(await safeEqual(token, c.env.DLT_OPERATOR_TOKEN))) throw unauthorized();
-    setCookie(c, SESSION_COOKIE, await createSession(c.env), {
-      httpOnly: true,
-      secure: true,
-      sameSite: "Strict",
-      path: "/",
-      maxAge: SESSION_SECONDS,
-    });
+    c.header("Set-Cookie", await sessionCookie(c.env), { append: true });
     return c.redirect("/admin", 303);
   }
   const session = await requireSession(c);
@@ -228,7 +214,7 @@ for (const [action, enabled] of [
 
 /** The Dagster UI and its GraphQL/WebSocket traffic, for signed-in operators only, never driven cross-site. */
 admin.all("/dagster/*", async (c) => {
-  const viaBearer = await hasBearer(c.req.header("Authorization"), c.env.DLT_OPERATOR_TOKEN);
+  const viaBearer = await passes(requireOperator, c);
   if (!viaBearer && (await sessionFrom(c)) === null) throw unauthorized();
   assertProxyAllowed(c.req.raw, viaBearer);
   const url = new URL(c.req.url);

@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import type { AppEnv, Env } from "../env";
 import { findSource } from "../ledger";
 import { countRefusal, isRecorded, storeDelivery, type DeliveryDocument } from "../webhooks/deliveries";
-import { verifyDelivery, webhookConfig, type FieldLocation, type WebhookConfig } from "../webhooks/presets";
+import { required, verifyDelivery, webhookConfig, type FieldLocation, type WebhookConfig } from "../webhooks/presets";
 import { Refusal } from "../webhooks/refusals";
 import { UNKNOWN_SOURCE_ID } from "../webhooks/stats";
 import { concatBytes } from "../webhooks/verify";
@@ -56,27 +56,63 @@ function secretsOf(env: Env, config: WebhookConfig): string[] {
   return secrets;
 }
 
-/** Reads a value from a header or from the JSON body (parsed once, only after the signature was verified). */
-function locate(location: FieldLocation, headers: Headers, json: () => unknown): unknown {
-  if (location.header) return headers.get(location.header)?.trim() || undefined;
-  let value: unknown = json();
-  for (const part of (location.json_path as string).split(".")) {
-    value = typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[part] : undefined;
-  }
-  return value;
-}
-
 function asText(value: unknown): string | null {
   if (typeof value === "string" && value.length) return value;
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
   return null;
 }
 
-const SIGNATURE_HEADERS = new Set(["x-hub-signature-256", "x-hub-signature", "stripe-signature", "svix-signature", "webhook-signature"]);
+/**
+ * The delivery id and event type of a verified delivery, from headers or the JSON body (parsed at most once, only
+ * now). A header the delivery id comes from is required like the signature's.
+ */
+function identify(config: WebhookConfig, headers: Headers, text: string, signedId: string | null) {
+  let parsed: { value: unknown } | undefined;
+  const fromBody = (path: string): unknown => {
+    if (!parsed) {
+      try {
+        parsed = { value: JSON.parse(text) };
+      } catch {
+        parsed = { value: undefined };
+      }
+    }
+    let value = parsed.value;
+    for (const part of path.split(".")) {
+      const isObject = typeof value === "object" && value !== null && !Array.isArray(value);
+      value = isObject ? (value as Record<string, unknown>)[part] : undefined;
+    }
+    return value;
+  };
+  const at = (location: FieldLocation, isRequired: boolean) =>
+    location.header
+      ? isRequired
+        ? required(headers, location.header)
+        : headers.get(location.header)?.trim()
+      : fromBody(location.json_path as string);
+
+  const deliveryId = config.deliveryId ? asText(at(config.deliveryId, true)) : signedId;
+  if (!deliveryId || deliveryId.length > MAX_DELIVERY_ID) {
+    const where = config.deliveryId?.json_path ? `body field ${config.deliveryId.json_path}` : "delivery id header";
+    throw new Refusal("missing_delivery_id", `the ${where} must hold an id of 1 to ${MAX_DELIVERY_ID} characters`);
+  }
+  const eventType = config.eventType ? asText(at(config.eventType, false))?.slice(0, MAX_EVENT_TYPE) ?? null : null;
+  return { deliveryId, eventType };
+}
+
+/** Never kept in a delivery document, whatever a definition names. */
+const SIGNATURE_HEADERS = new Set([
+  "x-hub-signature-256",
+  "x-hub-signature",
+  "stripe-signature",
+  "svix-signature",
+  "webhook-signature",
+]);
 
 function keptHeaders(headers: Headers, config: WebhookConfig, presetHeaders: string[]): Record<string, string> {
   const names = ["content-type", "user-agent", ...presetHeaders];
-  for (const location of [config.deliveryId, config.eventType]) if (location?.header) names.push(location.header.toLowerCase());
+  for (const location of [config.deliveryId, config.eventType]) {
+    if (location?.header) names.push(location.header.toLowerCase());
+  }
   const kept: Record<string, string> = {};
   for (const name of names) {
     const value = headers.get(name);
@@ -85,9 +121,8 @@ function keptHeaders(headers: Headers, config: WebhookConfig, presetHeaders: str
   return kept;
 }
 
-async function accept(c: { env: Env; req: { raw: Request } }, sourceId: string, receivedMs: number) {
-  const request = c.req.raw;
-  const source = await findSource(c.env.DB, sourceId);
+async function accept(env: Env, request: Request, sourceId: string, receivedMs: number) {
+  const source = await findSource(env.DB, sourceId);
   if (!source) throw new Refusal("unknown_source", `no webhook source ${sourceId}`);
   if (source.definition.source_type !== "webhook") {
     throw new Refusal("not_a_webhook_source", `source ${sourceId} is not a webhook source`);
@@ -97,10 +132,11 @@ async function accept(c: { env: Env; req: { raw: Request } }, sourceId: string, 
 
   const type = mediaType(request.headers);
   if (!config.contentTypes.includes(type)) {
-    throw new Refusal("unsupported_content_type", `content type must be ${config.contentTypes.join(" or ")}, not ${type || "missing"}`);
+    const wanted = config.contentTypes.join(" or ");
+    throw new Refusal("unsupported_content_type", `content type must be ${wanted}, not ${type || "missing"}`);
   }
   const body = await readBody(request, config.maxBodyBytes);
-  const verified = await verifyDelivery(config, request.headers, body, secretsOf(c.env, config), Date.now());
+  const verified = await verifyDelivery(config, request.headers, body, secretsOf(env, config), Date.now());
 
   // Verified: now the bytes may be read.
   let text: string;
@@ -109,25 +145,9 @@ async function accept(c: { env: Env; req: { raw: Request } }, sourceId: string, 
   } catch {
     throw new Refusal("body_not_utf8", "the body is not UTF-8 text");
   }
-  let parsed: { value: unknown } | null = null;
-  const json = () => {
-    if (!parsed) {
-      try {
-        parsed = { value: JSON.parse(text) };
-      } catch {
-        parsed = { value: undefined };
-      }
-    }
-    return parsed.value;
-  };
-  const deliveryId = config.deliveryId ? asText(locate(config.deliveryId, request.headers, json)) : verified.signedId;
-  if (!deliveryId || deliveryId.length > MAX_DELIVERY_ID) {
-    const where = config.deliveryId?.header ?? (config.deliveryId?.json_path ? `body field ${config.deliveryId.json_path}` : "id header");
-    throw new Refusal("missing_delivery_id", `the delivery id (${where}) must be a value of 1..${MAX_DELIVERY_ID} characters`);
-  }
-  const eventType = config.eventType ? asText(locate(config.eventType, request.headers, json))?.slice(0, MAX_EVENT_TYPE) ?? null : null;
+  const { deliveryId, eventType } = identify(config, request.headers, text, verified.signedId);
 
-  if (await isRecorded(c.env.DB, sourceId, deliveryId)) return { delivery_id: deliveryId, duplicate: true };
+  if (await isRecorded(env.DB, sourceId, deliveryId)) return { delivery_id: deliveryId, duplicate: true };
   const doc: DeliveryDocument = {
     source_id: sourceId,
     delivery_id: deliveryId,
@@ -137,14 +157,14 @@ async function accept(c: { env: Env; req: { raw: Request } }, sourceId: string, 
     headers: keptHeaders(request.headers, config, verified.keptHeaders),
     body: text,
   };
-  const stored = await storeDelivery(c.env, config.r2Prefix, doc, body.byteLength);
+  const stored = await storeDelivery(env, config.r2Prefix, doc, body.byteLength);
   return { delivery_id: deliveryId, duplicate: !stored };
 }
 
 hooks.post("/hooks/:source_id", async (c) => {
   const sourceId = c.req.param("source_id");
   try {
-    return c.json(await accept(c, sourceId, Date.now()));
+    return c.json(await accept(c.env, c.req.raw, sourceId, Date.now()));
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     // Ids that name no source share one counter, so unauthenticated requests cannot grow the table.

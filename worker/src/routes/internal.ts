@@ -3,12 +3,12 @@ import { Hono } from "hono";
 import { requireInternal } from "../auth";
 import type { AppEnv } from "../env";
 import { notFound, validationFailed } from "../errors";
-import { background, readJson } from "../http";
+import { parseInternalRun, parseLoadErrorReport, parseStatusUpdate } from "../bodies";
+import { background, jsonBody } from "../http";
 import { kvNamespace, readKvPage } from "../kv";
-import { parseLoadErrorReport, replaceLoadErrors, sourceVersions } from "../load_errors";
+import { replaceLoadErrors, sourceVersions } from "../load_errors";
 import { ALERTING, applyStatus, findRun, listDefinitions, registerDagsterRun } from "../ledger";
 import { deliverNotifications } from "../notify";
-import { parseInternalRun, parseStatusUpdate } from "../validation";
 
 export const internal = new Hono<AppEnv>();
 
@@ -17,14 +17,14 @@ internal.get("/internal/sources", requireInternal, async (c) =>
 );
 
 /** The code location reports the definitions it could not build (the whole set; [] clears). */
-internal.post("/internal/sources/load-errors", requireInternal, async (c) => {
-  const errors = parseLoadErrorReport(await readJson(c));
+internal.post("/internal/sources/load-errors", requireInternal, jsonBody(parseLoadErrorReport), async (c) => {
+  const errors = c.req.valid("json");
   await replaceLoadErrors(c.env.DB, errors);
   return c.json({ recorded: errors.length });
 });
 
-internal.post("/internal/runs", requireInternal, async (c) => {
-  const body = parseInternalRun(await readJson(c));
+internal.post("/internal/runs", requireInternal, jsonBody(parseInternalRun), async (c) => {
+  const body = c.req.valid("json");
   const { run, created } = await registerDagsterRun(c.env.DB, {
     source_id: body.source_id,
     trigger: body.trigger,
@@ -38,9 +38,9 @@ internal.post("/internal/runs", requireInternal, async (c) => {
   return c.json({ run_id: run.run_id, created });
 });
 
-internal.post("/internal/runs/:run_id/status", requireInternal, async (c) => {
+internal.post("/internal/runs/:run_id/status", requireInternal, jsonBody(parseStatusUpdate), async (c) => {
   const runId = c.req.param("run_id");
-  const update = parseStatusUpdate(await readJson(c));
+  const update = c.req.valid("json");
   if (!(await findRun(c.env.DB, runId))) throw notFound(`run ${runId}`);
   const { run, applied } = await applyStatus(c.env.DB, runId, update);
   if (applied && ALERTING.has(run.status)) background(c, deliverNotifications(c.env, { runId }));

@@ -4,7 +4,8 @@ import { requireOperator } from "../auth";
 import { reloadLocation } from "../dagster";
 import type { AppEnv } from "../env";
 import { validationFailed } from "../errors";
-import { actorOf, background, idempotencyKey, readJson } from "../http";
+import { decodeCursor, encodeCursor } from "../cursor";
+import { actorOf, background, idempotencyKey, jsonBody } from "../http";
 import {
   createSource,
   getRun,
@@ -17,10 +18,12 @@ import {
   runView,
   setSourceEnabled,
   updateSource,
+  type RunListPosition,
 } from "../ledger";
 import { withLoadErrors } from "../load_errors";
 import { cancelRun, retryRun, startRun } from "../runs";
-import { assertDefinition, parseRunRequest, RUN_STATUSES, type RunStatus } from "../validation";
+import { parseRunRequest, parseSourceUpdate } from "../bodies";
+import { assertDefinition, RUN_STATUSES, type RunStatus } from "../validation";
 
 export const operator = new Hono<AppEnv>();
 
@@ -33,8 +36,8 @@ operator.get("/sources", requireOperator, async (c) => {
   return c.json({ sources: await withLoadErrors(c.env.DB, await listSources(c.env.DB, { includeRetired })) });
 });
 
-operator.post("/sources", requireOperator, async (c) => {
-  const definition = assertDefinition(await readJson(c));
+operator.post("/sources", requireOperator, jsonBody(assertDefinition), async (c) => {
+  const definition = c.req.valid("json");
   const source = await createSource(c.env.DB, definition, actorOf(c));
   background(c, reloadLocation(c.env));
   return c.json(source, 201);
@@ -45,25 +48,14 @@ operator.get("/sources/:source_id", requireOperator, async (c) => {
   return c.json(source);
 });
 
-operator.put("/sources/:source_id", requireOperator, async (c) => {
+operator.put("/sources/:source_id", requireOperator, jsonBody(parseSourceUpdate), async (c) => {
   const sourceId = c.req.param("source_id");
-  const body = (await readJson(c)) as { version?: unknown; definition?: unknown } | null;
-  const fields = [];
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw validationFailed([{ field: "(body)", message: "must be {\"version\": int, \"definition\": {...}}" }]);
-  }
-  for (const key of Object.keys(body)) {
-    if (key !== "version" && key !== "definition") fields.push({ field: key, message: "unknown field" });
-  }
-  if (!Number.isInteger(body.version) || (body.version as number) < 1) {
-    fields.push({ field: "version", message: "must be the integer version being edited" });
-  }
-  if (fields.length) throw validationFailed(fields);
+  const body = c.req.valid("json");
   const definition = assertDefinition(body.definition);
   if (definition.source_id !== sourceId) {
     throw validationFailed([{ field: "source_id", message: `must equal the path's source_id (${sourceId})` }]);
   }
-  const source = await updateSource(c.env.DB, sourceId, body.version as number, definition, actorOf(c));
+  const source = await updateSource(c.env.DB, sourceId, body.version, definition, actorOf(c));
   background(c, reloadLocation(c.env));
   return c.json(source);
 });
@@ -90,8 +82,8 @@ operator.get("/sources/:source_id/versions", requireOperator, async (c) =>
   c.json({ versions: await listVersions(c.env.DB, c.req.param("source_id")) }),
 );
 
-operator.post("/sources/:source_id/runs", requireOperator, async (c) => {
-  const request = parseRunRequest(await readJson(c, true));
+operator.post("/sources/:source_id/runs", requireOperator, jsonBody(parseRunRequest, { optional: true }), async (c) => {
+  const request = c.req.valid("json");
   const { run } = await startRun(c.env, {
     source_id: c.req.param("source_id"),
     trigger: "api",
@@ -101,19 +93,15 @@ operator.post("/sources/:source_id/runs", requireOperator, async (c) => {
   return c.json({ run_id: run.run_id, status: run.status }, 202);
 });
 
-function parseCursor(cursor: string | undefined) {
-  if (!cursor) return undefined;
-  try {
-    const [created_at, run_id] = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
-    if (typeof created_at === "string" && typeof run_id === "string") return { created_at, run_id };
-  } catch {
-    // reported below
-  }
-  throw validationFailed([{ field: "cursor", message: "not a cursor this endpoint returned" }]);
+/** A /runs cursor: the [created_at, run_id] of the last run of the previous page. */
+function isRunPosition(value: unknown): value is [string, string] {
+  return Array.isArray(value) && value.length === 2 && value.every((part) => typeof part === "string");
 }
 
-function makeCursor(created_at: string, run_id: string): string {
-  return btoa(JSON.stringify([created_at, run_id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+function readRunCursor(cursor: string | undefined): RunListPosition | undefined {
+  if (!cursor) return undefined;
+  const [created_at, run_id] = decodeCursor(cursor, isRunPosition);
+  return { created_at, run_id };
 }
 
 operator.get("/runs", requireOperator, async (c) => {
@@ -129,11 +117,11 @@ operator.get("/runs", requireOperator, async (c) => {
     source_id: source_id || undefined,
     status: (status as RunStatus) || undefined,
     limit: size,
-    cursor: parseCursor(cursor),
+    cursor: readRunCursor(cursor),
   });
   return c.json({
     runs: page.runs.map(runView),
-    next_cursor: page.next ? makeCursor(page.next.created_at, page.next.run_id) : null,
+    next_cursor: page.next ? encodeCursor([page.next.created_at, page.next.run_id]) : null,
   });
 });
 

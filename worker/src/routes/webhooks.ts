@@ -6,15 +6,15 @@ import { Hono } from "hono";
 import { requireInternal, requireOperator } from "../auth";
 import type { AppEnv } from "../env";
 import { notFound, validationFailed, type FieldError } from "../errors";
-import { readJson } from "../http";
+import { MAX_DELIVERIES_PER_PAGE, parseLoadedDeliveries } from "../bodies";
+import { jsonBody } from "../http";
 import { findSource, getSource } from "../ledger";
-import { decodeCursor, deliveryPage, markLoaded, waitingSummary, type DeliveryFilter } from "../webhooks/deliveries";
+import { positionOf, deliveryPage, markLoaded, waitingSummary, type DeliveryFilter } from "../webhooks/deliveries";
 import { allWebhookStats, webhookStats } from "../webhooks/stats";
 
 export const webhooks = new Hono<AppEnv>();
 
-export const MAX_PAGE = 1000;
-const MAX_RUN_ID = 200;
+export const MAX_PAGE = MAX_DELIVERIES_PER_PAGE;
 
 /** A source that is (or was) a webhook source; its deliveries stay readable while it is disabled. */
 async function webhookSource(db: D1Database, sourceId: string) {
@@ -43,7 +43,7 @@ function parseDeliveryQuery(query: Record<string, string>): DeliveryFilter {
   return {
     state: state as DeliveryFilter["state"],
     hour,
-    after: after ? decodeCursor(after) : undefined,
+    after: after ? positionOf(after) : undefined,
     limit: size,
   };
 }
@@ -55,23 +55,8 @@ webhooks.get("/internal/webhooks/:source_id/deliveries", requireInternal, async 
   return c.body(page, 200, { "content-type": "application/json; charset=utf-8" });
 });
 
-function parseLoaded(body: unknown): { run_id: string; delivery_ids: string[] } {
-  const fields: FieldError[] = [];
-  const value = (typeof body === "object" && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
-  const runId = value.run_id;
-  if (typeof runId !== "string" || !runId.trim() || runId.length > MAX_RUN_ID) {
-    fields.push({ field: "run_id", message: `must be the Dagster run id (1..${MAX_RUN_ID} characters)` });
-  }
-  const ids = value.delivery_ids;
-  if (!Array.isArray(ids) || ids.length < 1 || ids.length > MAX_PAGE || !ids.every((id) => typeof id === "string" && id)) {
-    fields.push({ field: "delivery_ids", message: `must be 1..${MAX_PAGE} delivery ids` });
-  }
-  if (fields.length) throw validationFailed(fields);
-  return { run_id: runId as string, delivery_ids: ids as string[] };
-}
-
-webhooks.post("/internal/webhooks/:source_id/deliveries/loaded", requireInternal, async (c) => {
-  const body = parseLoaded(await readJson(c));
+webhooks.post("/internal/webhooks/:source_id/deliveries/loaded", requireInternal, jsonBody(parseLoadedDeliveries), async (c) => {
+  const body = c.req.valid("json");
   const source = await webhookSource(c.env.DB, c.req.param("source_id"));
   return c.json({ marked: await markLoaded(c.env.DB, source.source_id, body.run_id, body.delivery_ids) });
 });

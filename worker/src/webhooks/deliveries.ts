@@ -4,6 +4,7 @@
  */
 import type { Env } from "../env";
 import { ApiError, validationFailed } from "../errors";
+import { decodeCursor, encodeCursor } from "../cursor";
 import { nowIso } from "../ids";
 import type { Preset } from "./presets";
 
@@ -95,22 +96,18 @@ export interface Cursor {
   delivery_id: string;
 }
 
-export function encodeCursor(cursor: Cursor): string {
-  const bytes = new TextEncoder().encode(JSON.stringify([cursor.received_at, cursor.delivery_id]));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+/** The position after which a page continues: [received_at, delivery_id]. */
+export function cursorAfter(cursor: Cursor): string {
+  return encodeCursor([cursor.received_at, cursor.delivery_id]);
 }
 
-export function decodeCursor(text: string): Cursor {
-  try {
-    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-    const [received_at, delivery_id] = JSON.parse(
-      new TextDecoder().decode(Uint8Array.from(binary, (ch) => ch.charCodeAt(0))),
-    );
-    if (typeof received_at === "string" && typeof delivery_id === "string") return { received_at, delivery_id };
-  } catch {
-    // reported below
-  }
-  throw validationFailed([{ field: "after", message: "not a cursor this endpoint returned" }]);
+function isPosition(value: unknown): value is [string, string] {
+  return Array.isArray(value) && value.length === 2 && value.every((part) => typeof part === "string");
+}
+
+export function positionOf(text: string): Cursor {
+  const [received_at, delivery_id] = decodeCursor(text, isPosition, "after");
+  return { received_at, delivery_id };
 }
 
 export interface DeliveryFilter {
@@ -178,7 +175,7 @@ export async function deliveryPage(env: Env, sourceId: string, filter: DeliveryF
     }
   }
   const last = rows[taken - 1];
-  const next = taken < rows.length && last ? encodeCursor(last) : null;
+  const next = taken < rows.length && last ? cursorAfter(last) : null;
   return `{"deliveries":[${documents.join(",")}],"next":${JSON.stringify(next)}}`;
 }
 

@@ -21,7 +21,7 @@ from dlt_platform.orchestration.assets import (
     source_system_key,
     table_key,
 )
-from dlt_platform.orchestration.checks import build_table_checks, freshness_checks
+from dlt_platform.orchestration.checks import build_table_checks, freshness_checks, schema_change_checks
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
 from dlt_platform.orchestration.schedules import build_source_job, build_source_schedule
 from dlt_platform.orchestration import webhook_assets
@@ -115,7 +115,7 @@ def build_code_location(definitions: list[SourceDefinition], settings: Settings,
         sensors.append(build_run_mirror_sensor(settings, source_by_key))
     location = dg.Definitions(
         assets=[*lineage_of(built)[1], *assets, *problem_specs(problems, versions)],
-        asset_checks=[*checks, *freshness],
+        asset_checks=[*checks, *schema_change_checks(built), *freshness],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

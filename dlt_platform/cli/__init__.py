@@ -1,0 +1,18 @@
+"""`dlt-platform` (alias `dlt-kv`): one command line, its sub-commands grouped by who uses them.
+
+- explore.py: look at KV namespaces, keys and values before loading (`namespaces`, `sources`, `keys`, `sample`,
+  `profile`);
+- load.py: load a source from a terminal (`load`);
+- local_stack.py: run the platform on this machine (`up`, `serve`);
+- deployment.py: operate a deployed orchestrator (`check-deployment`, `verify-deployment`) and regenerate what
+  the Worker reads from the Python side (`schema`).
+
+app.py holds what they share: the Typer app, settings, one-line errors; output.py prints listings.
+"""
+
+from dlt_platform.cli.app import app
+
+# Imported for the commands they register, in the order `--help` lists their groups.
+from dlt_platform.cli import explore, load, local_stack, deployment  # noqa: E402, F401, I001
+
+__all__ = ["app"]

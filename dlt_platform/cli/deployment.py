@@ -1,0 +1,141 @@
+"""Operate a deployed orchestrator through its operator API (`check-deployment`, `verify-deployment`), and
+regenerate the files the Worker reads from the Python side (`schema`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from dlt_platform.cli.app import DEPLOYMENT, JsonOption, UsageError, VerificationFailed, app, one_line_errors, settings
+from dlt_platform.cli.output import errors, print_json, print_listing, say
+from dlt_platform.cli.runs import follow_runs, print_runs
+from dlt_platform.config import parse_definition, render_json_schema
+from dlt_platform.contract import render_contract
+from dlt_platform.operator_client import OperatorClient
+from dlt_platform.run_request import RunRequest, write_disposition_for
+from dlt_platform.settings import PROJECT_ROOT
+
+SCHEMA_PATH = PROJECT_ROOT / "config" / "source.schema.json"
+CONTRACT_PATH = PROJECT_ROOT / "worker" / "src" / "contract.ts"
+
+UrlOption = Annotated[Optional[str], typer.Option("--url", help="Orchestrator URL (default: DLT_ORCHESTRATOR_URL).")]
+
+
+def _operator_client(url: str | None) -> OperatorClient:
+    config = settings()
+    url = url or config.orchestrator_url
+    if not url:
+        raise UsageError("--url: no orchestrator URL given and DLT_ORCHESTRATOR_URL is not set")
+    return OperatorClient(url, config.operator_token)
+
+
+@app.command("check-deployment", rich_help_panel=DEPLOYMENT)
+def check_deployment(url: UrlOption = None, runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
+                     as_json: JsonOption = False) -> None:
+    """Status only: health, sources, recent runs and the launch backlog. Changes nothing."""
+    with one_line_errors():
+        with _operator_client(url) as client:
+            health = client.health()
+            stored = client.sources()
+            recent = client.runs(limit=runs)
+            backlog = [r for status in ("queued", "launching") for r in client.runs(status=status, limit=200)]
+        if as_json:
+            print_json({"url": client.base_url, "health": health, "sources": stored, "runs": recent,
+                        "backlog": backlog})
+        else:
+            say(f"health: {'ok' if health.get('ok') else 'FAILING'} (D1 {health.get('d1')}, "
+                f"version {health.get('version')}) at {client.base_url}")
+            print_listing(["source_id", "version", "enabled", "schedule", "last run"], [
+                {"source_id": source["source_id"], "version": source["version"], "enabled": source["enabled"],
+                 "schedule": source["definition"].get("schedule"),
+                 "last run": f"{(source.get('last_run') or {}).get('status', '-')} "
+                             f"{(source.get('last_run') or {}).get('created_at', '')}".strip()}
+                for source in stored])
+            print_runs(recent)
+            oldest = min((r["created_at"] for r in backlog), default=None)
+            say(f"launch backlog: {len(backlog)} runs queued or launching" + (f", oldest from {oldest}" if oldest else ""))
+        if not health.get("ok"):
+            raise typer.Exit(1)
+
+
+@app.command("verify-deployment", rich_help_panel=DEPLOYMENT)
+def verify_deployment(
+    url: UrlOption = None,
+    source_id: Annotated[str, typer.Option("--source-id")] = "cloudflare_kv_orders",
+    limit: Annotated[int, typer.Option(min=1, help="Records the verification run loads.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 600,
+) -> None:
+    """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows.
+
+    The run is partial, so it merges on cf_kv_key (run_request.write_disposition_for): the keys it reads are
+    refreshed with their current values and no row is removed. Sources that append are refused, since a
+    verification run would add rows to what users see."""
+    with one_line_errors():
+        with _operator_client(url) as client:
+            health = client.health()
+            if not health.get("ok"):
+                raise VerificationFailed(f"orchestrator unhealthy: {health}")
+            say(_verification_plan(client, source_id, limit))
+            run_id = client.request_run(source_id, limit=limit)
+            say(f"requested {run_id} ({source_id}, limit {limit})")
+            follow_runs(client, [run_id], timeout)
+            run = client.run(run_id)
+            problems = []
+            if run["status"] != "succeeded":
+                problems.append(f"status is {run['status']}: {run.get('message') or ''}".strip())
+            seen = [event["status"] for event in run.get("events", [])]
+            for status in ("queued", "launched", "succeeded"):
+                if status not in seen:
+                    problems.append(f"ledger has no {status} event")
+            rows = run.get("rows_loaded")
+            if run["status"] == "succeeded" and not (rows and rows > 0):
+                problems.append("no rows loaded")
+            main_table = _main_table_rows(run)
+            if main_table is not None and main_table > limit:
+                problems.append(f"main table got {main_table} rows, more than the limit {limit}")
+            print_runs([run])
+            if problems:
+                raise VerificationFailed("verification failed: " + "; ".join(problems))
+            say(f"verified: {run_id} succeeded with {rows} rows merged on cf_kv_key; no row was removed")
+
+
+def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> str:
+    """What the verification run will do to the source's table, from the definition the Worker holds."""
+    stored = client.source(source_id)
+    if stored is None:
+        raise UsageError(f"--source-id: unknown source '{source_id}' at {client.base_url}")
+    definition = parse_definition(stored["definition"], "definition.")
+    disposition = write_disposition_for(definition, RunRequest(limit=limit))
+    table = f"{definition.destination.dataset}.{definition.destination.table}"
+    if disposition != "merge":
+        raise UsageError(f"--source-id: {source_id} writes with {disposition}; a verification run would add "
+                              f"rows to {table}. Verify with a source that merges or replaces.")
+    return (f"verification run: the first {limit} records of {source_id} merged into {table} on cf_kv_key "
+            f"(definition: {definition.destination.write_disposition}); keys already there are refreshed, "
+            f"no row is removed")
+
+
+def _main_table_rows(run: dict) -> int | None:
+    """Rows of the source's main table in a run (child tables such as `__items` may hold more)."""
+    tables = run.get("tables") or {}
+    main = [count for name, count in tables.items() if "__" not in name]
+    return main[0] if len(main) == 1 else None
+
+
+@app.command(rich_help_panel=DEPLOYMENT)
+def schema(check: Annotated[bool, typer.Option(help="Only check that the committed files are current.")] = False) -> None:
+    """Regenerate config/source.schema.json (the definition model) and worker/src/contract.ts (run statuses,
+    triggers, Dagster tags): what the Worker reads from the Python side."""
+    generated = {SCHEMA_PATH: render_json_schema(), CONTRACT_PATH: render_contract()}
+    if check:
+        stale = [path.name for path, rendered in generated.items()
+                 if not path.exists() or path.read_text(encoding="utf-8") != rendered]
+        if stale:
+            errors.print(f"error: {', '.join(stale)} stale; run `dlt-platform schema`")
+            raise typer.Exit(1)
+        say("config/source.schema.json and worker/src/contract.ts are current")
+        return
+    for path, rendered in generated.items():
+        path.write_text(rendered, encoding="utf-8")
+        say(f"wrote {path}")

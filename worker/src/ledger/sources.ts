@@ -1,0 +1,202 @@
+/** The source store: current definitions, their enabled flag, retirement; every change also writes a version. */
+import { ApiError, conflict, notFound } from "../errors";
+import { nowIso } from "../ids";
+import type { RunStatus } from "../contract";
+import type { SourceDefinition } from "../validation";
+import { isUniqueViolation } from "./d1";
+import { firstVersionStatement, nextVersionStatement, type SourceChange } from "./versions";
+
+export interface SourceRecord {
+  source_id: string;
+  version: number;
+  enabled: boolean;
+  definition: SourceDefinition;
+  updated_at: string;
+  updated_by: string;
+  /** Set once the source is retired (DELETE /sources/:id): disabled for good, hidden from Dagster. */
+  retired_at: string | null;
+  last_run: { run_id: string; status: RunStatus; created_at: string } | null;
+}
+
+interface SourceRow {
+  source_id: string;
+  version: number;
+  enabled: number;
+  definition: string;
+  updated_at: string;
+  updated_by: string;
+  retired_at: string | null;
+  last_run_id: string | null;
+  last_run_status: RunStatus | null;
+  last_run_created_at: string | null;
+}
+
+const SOURCE_SELECT = `
+  SELECT s.source_id, s.version, s.enabled, s.definition, s.updated_at, s.updated_by, s.retired_at,
+         r.run_id AS last_run_id, r.status AS last_run_status, r.created_at AS last_run_created_at
+  FROM sources s
+  LEFT JOIN runs r ON r.run_id = (
+    SELECT run_id FROM runs WHERE source_id = s.source_id ORDER BY created_at DESC, run_id DESC LIMIT 1)`;
+
+function toSource(row: SourceRow): SourceRecord {
+  return {
+    source_id: row.source_id,
+    version: row.version,
+    enabled: row.enabled === 1,
+    definition: JSON.parse(row.definition),
+    updated_at: row.updated_at,
+    updated_by: row.updated_by,
+    retired_at: row.retired_at,
+    last_run: row.last_run_id
+      ? { run_id: row.last_run_id, status: row.last_run_status as RunStatus, created_at: row.last_run_created_at as string }
+      : null,
+  };
+}
+
+/** Sources by id; retired ones only when asked for. */
+export async function listSources(db: D1Database, options: { includeRetired?: boolean } = {}): Promise<SourceRecord[]> {
+  const where = options.includeRetired ? "" : "WHERE s.retired_at IS NULL";
+  const { results } = await db.prepare(`${SOURCE_SELECT} ${where} ORDER BY s.source_id`).all<SourceRow>();
+  return results.map(toSource);
+}
+
+export async function findSource(db: D1Database, sourceId: string): Promise<SourceRecord | null> {
+  const row = await db.prepare(`${SOURCE_SELECT} WHERE s.source_id = ?`).bind(sourceId).first<SourceRow>();
+  return row ? toSource(row) : null;
+}
+
+export async function getSource(db: D1Database, sourceId: string): Promise<SourceRecord> {
+  const source = await findSource(db, sourceId);
+  if (!source) throw notFound(`source ${sourceId}`);
+  return source;
+}
+
+/** The definitions Dagster builds assets from: every source but the retired ones. */
+export async function listDefinitions(db: D1Database): Promise<SourceDefinition[]> {
+  const { results } = await db
+    .prepare("SELECT definition FROM sources WHERE retired_at IS NULL ORDER BY source_id")
+    .all<{ definition: string }>();
+  return results.map((row) => JSON.parse(row.definition));
+}
+
+/** Creates a source and its first version row in one batch. */
+export async function createSource(db: D1Database, definition: SourceDefinition, actor: string): Promise<SourceRecord> {
+  const at = nowIso();
+  const json = JSON.stringify(definition);
+  const enabled = definition.enabled ?? true;
+  try {
+    await db.batch([
+      db
+        .prepare(
+          `INSERT INTO sources (source_id, version, enabled, definition, created_at, updated_at, updated_by)
+           VALUES (?, 1, ?, ?, ?, ?, ?)`,
+        )
+        .bind(definition.source_id, enabled ? 1 : 0, json, at, at, actor),
+      firstVersionStatement(db, definition.source_id, json, at, actor),
+    ]);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw conflict(`source ${definition.source_id} already exists`);
+    throw err;
+  }
+  return getSource(db, definition.source_id);
+}
+
+/** What an edit is, when the caller does not say: only `enabled` flipped, or anything else. */
+function changeKind(current: SourceRecord, definition: SourceDefinition): SourceChange {
+  const enabled = definition.enabled ?? true;
+  const sameOtherwise =
+    JSON.stringify({ ...current.definition, enabled: undefined }) === JSON.stringify({ ...definition, enabled: undefined });
+  if (sameOtherwise && current.enabled !== enabled) return enabled ? "enable" : "disable";
+  return "update";
+}
+
+/**
+ * Replaces a definition if it is still at `expectedVersion`. The version row is inserted first and both
+ * statements are conditioned on the old version, so a concurrent edit makes both no-ops (one transaction).
+ */
+export async function updateSource(
+  db: D1Database,
+  sourceId: string,
+  expectedVersion: number,
+  definition: SourceDefinition,
+  actor: string,
+  change?: SourceChange,
+): Promise<SourceRecord> {
+  const current = await getSource(db, sourceId);
+  if (current.retired_at) throw sourceRetired(sourceId);
+  if (current.version !== expectedVersion) {
+    throw conflict(`source ${sourceId} is at version ${current.version}, not ${expectedVersion}`);
+  }
+  const enabled = definition.enabled ?? true;
+  const at = nowIso();
+  const json = JSON.stringify(definition);
+  const [, update] = await db.batch([
+    nextVersionStatement(db, sourceId, expectedVersion, json, change ?? changeKind(current, definition), at, actor),
+    db
+      .prepare(
+        `UPDATE sources SET version = version + 1, enabled = ?, definition = ?, updated_at = ?, updated_by = ?
+         WHERE source_id = ? AND version = ?`,
+      )
+      .bind(enabled ? 1 : 0, json, at, actor, sourceId, expectedVersion),
+  ]);
+  if (!update.meta.changes) throw conflict(`source ${sourceId} changed while it was being updated`);
+  return getSource(db, sourceId);
+}
+
+/** Enables or disables a source: a new version whose definition differs only in `enabled`. */
+export async function setSourceEnabled(
+  db: D1Database,
+  sourceId: string,
+  enabled: boolean,
+  actor: string,
+): Promise<{ source: SourceRecord; changed: boolean }> {
+  const current = await getSource(db, sourceId);
+  if (current.enabled === enabled) return { source: current, changed: false };
+  const definition = { ...current.definition, enabled };
+  const source = await updateSource(db, sourceId, current.version, definition, actor, enabled ? "enable" : "disable");
+  return { source, changed: true };
+}
+
+export const sourceRetired = (sourceId: string) =>
+  new ApiError(409, "source_retired", `source ${sourceId} is retired; its history is kept but it cannot change or run`);
+
+/**
+ * Retires a source: a last version (change "retire", disabled) and `retired_at`, in one batch conditioned on the
+ * version read, like updateSource. Versions and runs stay. Refused while runs are in flight, so nothing is left
+ * launching a source Dagster no longer has. Retiring a retired source changes nothing.
+ */
+export async function retireSource(
+  db: D1Database,
+  sourceId: string,
+  actor: string,
+): Promise<{ source: SourceRecord; changed: boolean }> {
+  const current = await getSource(db, sourceId);
+  if (current.retired_at) return { source: current, changed: false };
+  const { results: inFlight } = await db
+    .prepare(
+      `SELECT run_id FROM runs WHERE source_id = ? AND status IN ('queued', 'launching', 'launched', 'running')
+       ORDER BY created_at LIMIT 5`,
+    )
+    .bind(sourceId)
+    .all<{ run_id: string }>();
+  if (inFlight.length) {
+    throw new ApiError(
+      409,
+      "source_busy",
+      `source ${sourceId} has runs in flight (${inFlight.map((r) => r.run_id).join(", ")}): cancel them or let them finish first`,
+    );
+  }
+  const at = nowIso();
+  const json = JSON.stringify({ ...current.definition, enabled: false });
+  const [, update] = await db.batch([
+    nextVersionStatement(db, sourceId, current.version, json, "retire", at, actor),
+    db
+      .prepare(
+        `UPDATE sources SET version = version + 1, enabled = 0, definition = ?, retired_at = ?, updated_at = ?, updated_by = ?
+         WHERE source_id = ? AND version = ?`,
+      )
+      .bind(json, at, at, actor, sourceId, current.version),
+  ]);
+  if (!update.meta.changes) throw conflict(`source ${sourceId} changed while it was being retired`);
+  return { source: await getSource(db, sourceId), changed: true };
+}

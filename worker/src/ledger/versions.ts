@@ -1,0 +1,55 @@
+/** source_versions: one row per change of a source, the definition as it was after the change. */
+import { notFound } from "../errors";
+
+export type SourceChange = "create" | "update" | "enable" | "disable" | "retire";
+
+/**
+ * The statement recording version `expectedVersion + 1` of a source, only while the source is still at
+ * `expectedVersion` (batched before the sources update, so a concurrent edit makes both no-ops).
+ */
+export function nextVersionStatement(
+  db: D1Database,
+  sourceId: string,
+  expectedVersion: number,
+  definitionJson: string,
+  change: SourceChange,
+  at: string,
+  actor: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO source_versions (source_id, version, definition, change, changed_at, changed_by)
+       SELECT source_id, version + 1, ?, ?, ?, ? FROM sources WHERE source_id = ? AND version = ?`,
+    )
+    .bind(definitionJson, change, at, actor, sourceId, expectedVersion);
+}
+
+/** The first version of a new source. */
+export function firstVersionStatement(
+  db: D1Database,
+  sourceId: string,
+  definitionJson: string,
+  at: string,
+  actor: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO source_versions (source_id, version, definition, change, changed_at, changed_by)
+       VALUES (?, 1, ?, 'create', ?, ?)`,
+    )
+    .bind(sourceId, definitionJson, at, actor);
+}
+
+/** Every version of a source, newest first (404 for an unknown source). */
+export async function listVersions(db: D1Database, sourceId: string) {
+  const known = await db.prepare("SELECT 1 FROM sources WHERE source_id = ?").bind(sourceId).first();
+  if (!known) throw notFound(`source ${sourceId}`);
+  const { results } = await db
+    .prepare(
+      `SELECT version, definition, changed_at, changed_by, change FROM source_versions
+       WHERE source_id = ? ORDER BY version DESC`,
+    )
+    .bind(sourceId)
+    .all<{ version: number; definition: string; changed_at: string; changed_by: string; change: SourceChange }>();
+  return results.map((row) => ({ ...row, definition: JSON.parse(row.definition) }));
+}
