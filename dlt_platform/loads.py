@@ -25,6 +25,11 @@ from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import cloudflare_kv
 from dlt_platform.sources.rest_api import rest_api_source, run_snapshot, secret_query_params
 from dlt_platform.sources.rest_api.errors import described_failure
+from dlt_platform.sources.webhook import mark_loaded, webhook_deliveries
+
+# The dlt source of the source types with one table (`source_id` names its schema; see build_source); a
+# rest_api source is built from its definition's resources (sources/rest_api).
+DLT_SOURCES = {"cloudflare_kv": cloudflare_kv, "webhook": webhook_deliveries}
 
 LOADER_FILE_FORMAT = "parquet"
 # dlt gzips its intermediate extract files by default; they are local and short-lived, and compressing them
@@ -57,19 +62,27 @@ def build_source(definition: SourceDefinition, settings: Settings, request: RunR
     dataset never share a schema. The request is checked first (run_request.checked_request), and the source's
     write disposition follows from it (run_request.write_disposition_for): a partial run never replaces."""
     request = checked_request(definition, settings, request)
-    if definition.source_type == "cloudflare_kv":
-        factory = cloudflare_kv.clone(name=definition.source_id)
-        source = factory(definition, settings, request)
-        if settings.destination_type(definition) == "bigquery":
-            bigquery.apply_table_options(source.resources[definition.destination.table], definition.destination)
-        return source
     if definition.source_type == "rest_api":
         source = rest_api_source(definition, settings, request)
-        if settings.destination_type(definition) == "bigquery":
-            for name in source.selected_resources:
-                bigquery.apply_table_options(source.resources[name], definition.destination)
-        return source
-    raise ValueError(f"source_type: '{definition.source_type}' has no dlt source")
+        tables = list(source.selected_resources)
+    elif definition.source_type in DLT_SOURCES:
+        source = DLT_SOURCES[definition.source_type].clone(name=definition.source_id)(definition, settings, request)
+        tables = [definition.destination.table]
+    else:
+        raise ValueError(f"source_type: '{definition.source_type}' has no dlt source")
+    if settings.destination_type(definition) == "bigquery":
+        for name in tables:
+            bigquery.apply_table_options(source.resources[name], definition.destination)
+    return source
+
+
+def after_load(definition: SourceDefinition, settings: Settings, pipeline: dlt.Pipeline, load_ids: list[str],
+               run_id: str) -> dict:
+    """What a source does once its load packages are in the warehouse (and only then); returns metadata.
+    Webhook deliveries are marked loaded in the Worker: a run that failed before this leaves them waiting."""
+    if definition.source_type == "webhook" and load_ids:
+        return {"deliveries_marked_loaded": mark_loaded(definition, settings, pipeline, load_ids, run_id)}
+    return {}
 
 
 def run_kwargs(request: RunRequest) -> dict:
@@ -149,11 +162,12 @@ def published_snapshot(pipeline: dlt.Pipeline, definition: SourceDefinition, sou
     return last_snapshot_url(pipeline, definition)
 
 
-def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()) -> LoadResult:
+def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
+             run_id: str | None = None) -> LoadResult:
     source = build_source(definition, settings, request)
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
-    finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
+    pending = finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
     try:
         info: LoadInfo = pipeline.run(source, **run_kwargs(request))
     except Exception as error:
@@ -163,6 +177,7 @@ def run_load(definition: SourceDefinition, settings: Settings, request: RunReque
         raise reported from error
     rows = loaded_row_counts(pipeline)
     load_id = info.loads_ids[-1] if info.loads_ids else None
+    after_load(definition, settings, pipeline, [*pending, *info.loads_ids], run_id or f"cli-{load_id or 'empty'}")
     snapshot_url = published_snapshot(pipeline, definition, source, load_id) if definition.staging.raw_snapshot else None
     return LoadResult(
         source_id=definition.source_id,

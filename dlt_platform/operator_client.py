@@ -78,6 +78,10 @@ class OperatorClient:
     def run(self, run_id: str) -> dict:
         return self._call("GET", f"/runs/{run_id}")
 
+    def webhook_stats(self, source_id: str) -> dict:
+        """A webhook source's figures: accepted, waiting, loaded, refused by reason, last delivery."""
+        return self._call("GET", f"/sources/{source_id}/webhook")
+
     def retry_run(self, run_id: str) -> dict:
         """A new run of the same request that names `run_id` as the one it retries."""
         return self._call("POST", f"/runs/{run_id}/retry")

@@ -37,11 +37,13 @@ def reads_part_of_source(definition: SourceDefinition, request: RunRequest) -> b
 def write_disposition_for(definition: SourceDefinition, request: RunRequest) -> str:
     """The one place that decides how a run writes its table.
 
-    `replace` swaps the whole table for what the run read, so it only applies to a run that reads the whole
-    source; a partial run of a `replace` source merges on cf_kv_key instead (rows of the keys it read are
-    refreshed, child rows included; every other row stays). `merge` is always safe. `append` stays `append` for
+    Webhook tables always merge on webhook_delivery_id. `replace` swaps the whole table for what the run read, so
+    it only applies to a run that reads the whole source; a partial run of a `replace` source merges on cf_kv_key
+    instead (rows of the keys it read are refreshed, child rows included; every other row stays). `merge` is always safe. `append` stays `append` for
     partial runs too: it never deletes, and merging into an append table would collapse its history of each key.
     """
+    if definition.source_type == "webhook":
+        return "merge"  # on the delivery id, always: a batch of deliveries is never the whole feed
     configured = definition.destination.write_disposition
     if configured == "replace" and reads_part_of_source(definition, request):
         return "merge"
@@ -51,6 +53,12 @@ def write_disposition_for(definition: SourceDefinition, request: RunRequest) -> 
 def checked_request(definition: SourceDefinition, settings: Settings, request: RunRequest) -> RunRequest:
     """The request if it is one the platform runs (`from_snapshot` normalized to its object key); otherwise a
     ValueError naming the field. Checked before anything is read, so a refused request touches nothing."""
+    if definition.source_type == "webhook":
+        for name, asked in (("keys", request.keys is not None), ("full_refresh", request.full_refresh),
+                            ("from_snapshot", bool(request.from_snapshot))):
+            if asked:
+                raise ValueError(f"{name}: not for webhook sources; a run loads the waiting deliveries, and a run of "
+                                 "an hour partition replays that hour")
     if request.limit is not None and request.limit < 1:
         raise ValueError(f"limit: must be at least 1, got {request.limit}")
     if request.keys is not None and not request.keys:

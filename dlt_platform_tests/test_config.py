@@ -17,16 +17,19 @@ from .conftest import make_definition
 CONFIG = PROJECT_ROOT / "config"
 
 
-def test_sample_sources_are_the_original_platforms_three_and_the_local_sample_api():
+def test_sample_sources_are_the_original_platforms_three_the_local_sample_api_and_a_webhook_feed():
     definitions = {d.source_id: d for d in load_sources_file(CONFIG / "sources.json")}
     assert set(definitions) == {"cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors",
-                                "sample_api_issues"}
+                                "sample_api_issues", "github_events"}
     assert definitions["sample_api_issues"].extract.client.base_url == "http://127.0.0.1:8790"
     orders, leads, vendors = (definitions[k] for k in ("cloudflare_kv_orders", "cloudflare_kv_leads",
                                                         "cloudflare_kv_vendors"))
     assert orders.destination.write_disposition == "replace" and orders.staging.raw_snapshot
     assert leads.destination.write_disposition == "merge" and leads.extract.incremental.key_prefix.startswith("lead:")
     assert not vendors.enabled and vendors.destination.table == "vendor_kv"
+    github = definitions["github_events"]
+    # The local stack generates this Worker var (dlt_platform/local/stack.py) and the sender signs with it.
+    assert github.source_type == "webhook" and github.extract.signature.secret_names == ["LOCAL_WEBHOOK_SECRET"]
 
 
 def test_example_file_documents_a_valid_definition_with_every_field():

@@ -97,7 +97,8 @@ def kv_settings(settings: Settings, definition: SourceDefinition | None = None) 
     An explicit DLT_PLATFORM_KV_TRANSPORT is obeyed as it is."""
     if settings.kv_transport_override is not None or (definition is not None and definition.source_type != "cloudflare_kv"):
         return settings
-    if definition is not None and settings.kv_transport(definition) == "worker":
+    # Webhook deliveries are only ever read through the Worker.
+    if definition is not None and (definition.source_type == "webhook" or settings.kv_transport(definition) == "worker"):
         missing = not (settings.orchestrator_url and settings.internal_token)
     else:
         missing = not (settings.cloudflare_account_id and settings.cloudflare_api_token)

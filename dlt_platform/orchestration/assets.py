@@ -22,7 +22,7 @@ from pydantic import Field
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
-from dlt_platform.loads import (build_pipeline, build_source, check_before_load, finish_pending_loads,
+from dlt_platform.loads import (after_load, build_pipeline, build_source, check_before_load, finish_pending_loads,
                                 last_snapshot_url, loaded_row_counts, run_kwargs)
 from dlt_platform.orchestration.run_start import report_running
 from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
@@ -102,9 +102,14 @@ def pool_name(definition: SourceDefinition) -> str:
     return f"dlt_source_{definition.source_id}"
 
 
+# Webhook tables: one partition per UTC hour of received time, replayable from the UI (webhook_assets.py);
+# end_offset=1 includes the hour in progress.
+DELIVERY_HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC", end_offset=1)
+
+
 def time_windows(definition: SourceDefinition):
     """What a source's partitions are cut by (step, start, lookback): KV key-prefix windows when enabled, a
-    rest_api source's `extract.partitions`; None for sources without partitions."""
+    rest_api source's `extract.partitions`; None for sources without partitions (webhooks: DELIVERY_HOURS)."""
     if definition.source_type == "rest_api":
         return definition.extract.partitions
     incremental = getattr(definition.extract, "incremental", None)
@@ -113,7 +118,9 @@ def time_windows(definition: SourceDefinition):
 
 def partitions_for(definition: SourceDefinition) -> dg.TimeWindowPartitionsDefinition | None:
     """Incremental sources: one partition per key-prefix window. end_offset=1 keeps the window in progress, since
-    its keys are already being written and the lookback always reads it."""
+    its keys are already being written and the lookback always reads it. Webhook sources: DELIVERY_HOURS."""
+    if definition.source_type == "webhook":
+        return DELIVERY_HOURS
     incremental = time_windows(definition)
     if incremental is None:
         return None
@@ -129,24 +136,16 @@ def owners_of(definition: SourceDefinition) -> list[str]:
             for owner in definition.owners]
 
 
-def definition_metadata(definition: SourceDefinition) -> dict:
-    extract, staging = definition.extract, definition.staging
+def base_metadata(definition: SourceDefinition) -> dict:
+    """Asset metadata every source type shows: identity, schedule, table and its BigQuery options, tags."""
     metadata: dict = {
         "source_id": definition.source_id,
         "source_type": definition.source_type,
         "enabled": definition.enabled,
-        "namespace_id": extract.namespace_id,
-        "namespace_title": extract.namespace_title,
-        "kv_prefix": extract.prefix or "",
-        "transport": extract.transport,
         "write_disposition": definition.destination.write_disposition,
         "schedule": definition.schedule or "manual",
-        "snapshot_prefix": staging.r2_prefix if staging.raw_snapshot else "none",
         "dagster/table_name": f"{definition.destination.dataset}.{definition.destination.table}",
     }
-    if extract.incremental is not None and extract.incremental.enabled:
-        metadata["incremental_key_prefix"] = extract.incremental.key_prefix
-        metadata["incremental_lookback"] = f"{extract.incremental.lookback} {extract.incremental.step}(s)"
     destination = definition.destination
     if destination.location:
         metadata["bigquery_location"] = destination.location
@@ -159,22 +158,43 @@ def definition_metadata(definition: SourceDefinition) -> dict:
     return metadata
 
 
-class PlatformTranslator(DagsterDltTranslator):
-    """Names and describes the dlt resource of one source definition."""
+def definition_metadata(definition: SourceDefinition) -> dict:
+    """A KV source's asset metadata."""
+    extract, staging = definition.extract, definition.staging
+    metadata: dict = {
+        **base_metadata(definition),
+        "namespace_id": extract.namespace_id,
+        "namespace_title": extract.namespace_title,
+        "kv_prefix": extract.prefix or "",
+        "transport": extract.transport,
+        "snapshot_prefix": staging.r2_prefix if staging.raw_snapshot else "none",
+    }
+    if extract.incremental is not None and extract.incremental.enabled:
+        metadata["incremental_key_prefix"] = extract.incremental.key_prefix
+        metadata["incremental_lookback"] = f"{extract.incremental.lookback} {extract.incremental.step}(s)"
+    return metadata
 
-    def __init__(self, definition: SourceDefinition, destination_type: str, version: int | None = None) -> None:
+
+class PlatformTranslator(DagsterDltTranslator):
+    """Names and describes the dlt resource of one source definition (by default a KV source's; other source
+    types give their upstream node and metadata)."""
+
+    def __init__(self, definition: SourceDefinition, destination_type: str, version: int | None = None,
+                 upstream: dg.AssetKey | None = None, metadata: dict | None = None) -> None:
         self.definition, self.destination_type, self.version = definition, destination_type, version
+        self.upstream = upstream or upstream_key(definition)
+        self.metadata = metadata if metadata is not None else definition_metadata(definition)
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         definition = self.definition
         tags = {key: value for key, value in definition.tags.items() if _TAG_KEY.match(key) and _TAG_VALUE.match(value)}
         return dg.AssetSpec(
             key=table_key(definition),
-            deps=[upstream_key(definition)],
+            deps=[self.upstream],
             group_name=definition.destination.dataset,
             description=definition.description or f"{definition.source_type} source {definition.source_id}",
             kinds={"dlt", self.destination_type, SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)},
-            metadata={**definition_metadata(definition), "dagster/storage_kind": self.destination_type,
+            metadata={**self.metadata, "dagster/storage_kind": self.destination_type,
                       # The Worker launches a run once Dagster shows the version the run was requested against.
                       **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
             owners=owners_of(definition),
@@ -230,18 +250,22 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
     except ValueError as error:  # bad run config: the failure says which field, without a traceback
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if request.window is not None:
-        context.log.info(f"Loading key-prefix windows starting in [{request.window[0]}, {request.window[1]})")
+        context.log.info(f"Loading the partition window [{request.window[0]}, {request.window[1]})")
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
-    finish_pending_loads(pipeline, say=context.log.warning)
+    pending = finish_pending_loads(pipeline, say=context.log.warning)
     source = build_source(definition, settings, request)
     # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.
     for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)):
         rows = loaded_row_counts(pipeline)
         load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
         load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else ""
+        # The load succeeded (dagster-dlt yields only after pipeline.run returned): what follows a load, e.g.
+        # webhook deliveries marked loaded, happens before the materialization is recorded.
+        loaded_packages = [*pending, *(load_info.loads_ids if load_info else [])]
         metadata = {
             **(result.metadata or {}),
+            **after_load(definition, settings, pipeline, loaded_packages, context.run.run_id),
             "rows_loaded": dg.MetadataValue.int(sum(rows.values())),
             "rows_by_table": dg.MetadataValue.json(rows),
             "load_id": load_id,
@@ -260,9 +284,10 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
                 asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
 
 
-def build_source_asset(definition: SourceDefinition, settings: Settings, version: int | None = None) -> dg.AssetsDefinition:
+def build_source_asset(definition: SourceDefinition, settings: Settings, version: int | None = None,
+                       translator: PlatformTranslator | None = None) -> dg.AssetsDefinition:
     """The warehouse-table asset of one definition; its op is named after the source (the Worker's run config
-    addresses ops.<source_id>).
+    addresses ops.<source_id>). A KV source's translator by default; other source types pass theirs.
 
     No dlt pipeline is built here: every run builds its own (load_source) and hands it to dagster-dlt, and the
     translator names the destination itself. Building one per source resolved its destination's configuration
@@ -273,7 +298,8 @@ def build_source_asset(definition: SourceDefinition, settings: Settings, version
         dlt_source=build_source(definition, settings),
         dlt_pipeline=None,  # dagster-dlt's translator data takes Optional[Pipeline]; runs pass their own
         name=definition.source_id,
-        dagster_dlt_translator=PlatformTranslator(definition, settings.destination_type(definition), version),
+        dagster_dlt_translator=translator or PlatformTranslator(definition, settings.destination_type(definition),
+                                                                version),
         partitions_def=partitions_for(definition),
         pool=pool_name(definition),
     )

@@ -25,6 +25,7 @@ from dlt_platform.orchestration.checks import build_table_checks, freshness_chec
 from dlt_platform.orchestration.rest_api_assets import build_rest_api_asset
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
 from dlt_platform.orchestration.schedules import build_source_job, build_source_schedule
+from dlt_platform.orchestration import webhook_assets
 from dlt_platform.settings import Settings
 
 FRESHNESS_SENSOR = "freshness_checks_sensor"
@@ -61,25 +62,45 @@ def problem_specs(problems: list[DefinitionProblem], versions: dict[str, int]) -
     return list(specs.values())
 
 
+# The asset factory of each source type: one table asset (KV, webhooks) or one multi-asset (rest_api).
+ASSET_BUILDERS = {
+    "cloudflare_kv": build_source_asset,
+    "rest_api": build_rest_api_asset,
+    "webhook": webhook_assets.build_webhook_asset,
+}
+
+
+def lineage_of(definitions: list[SourceDefinition]) -> tuple[set[dg.AssetKey], list[dg.AssetSpec]]:
+    """The keys and specs of the nodes upstream of the tables: the source system and raw snapshot of the sources
+    the platform reads (KV, rest_api), the feed and raw deliveries of webhook sources."""
+    read = [d for d in definitions if d.source_type != "webhook"]
+    webhooks = [d for d in definitions if d.source_type == "webhook"]
+    keys = ({source_system_key(d) for d in read} | {k for d in read if (k := raw_snapshot_key(d))}
+            | {k for d in webhooks for k in webhook_assets.lineage_keys(d)})
+    return keys, [*lineage_specs(read), *webhook_assets.lineage_specs(webhooks)]
+
+
 def build_code_location(definitions: list[SourceDefinition], settings: Settings,
                         problems: list[DefinitionProblem] | None = None,
                         versions: dict[str, int] | None = None) -> tuple[dg.Definitions, list[DefinitionProblem]]:
     """The code location of every buildable definition, and every definition that was not (with why)."""
     problems, versions = list(problems or []), versions or {}
-    lineage = {source_system_key(d) for d in definitions} | {k for d in definitions if (k := raw_snapshot_key(d))}
+    lineage, _ = lineage_of(definitions)
     owners: dict[dg.AssetKey, str] = {}
     built: list[SourceDefinition] = []
-    assets, checks, jobs, schedules = [], [], [], []
+    assets, checks, jobs, schedules, sensors = [], [], [], [], []
     for index, definition in enumerate(definitions):
         try:
             clash = _table_clash(definition, owners, lineage)
             if clash:
                 raise ValueError(clash)
-            build_asset = build_rest_api_asset if definition.source_type == "rest_api" else build_source_asset
-            asset = build_asset(definition, settings, versions.get(definition.source_id))
+            webhook = definition.source_type == "webhook"
+            asset = ASSET_BUILDERS[definition.source_type](definition, settings, versions.get(definition.source_id))
             table_checks = build_table_checks(definition, settings)
             job = build_source_job(definition)
             schedule = build_source_schedule(definition, job)
+            # Webhook deliveries start runs as they arrive, unless the definition asks for a schedule.
+            sensor = webhook_assets.build_delivery_sensor(definition, job, settings) if webhook and not schedule else None
         except Exception as error:  # noqa: BLE001 - any failure of one source must leave the others loadable
             problems.append(DefinitionProblem(index, definition.source_id, f"{type(error).__name__}: {error}"))
             continue
@@ -90,8 +111,9 @@ def build_code_location(definitions: list[SourceDefinition], settings: Settings,
         jobs.append(job)
         if schedule is not None:
             schedules.append(schedule)
+        if sensor is not None:
+            sensors.append(sensor)
     freshness = freshness_checks(built)
-    sensors = []
     if freshness:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", dg.SupersessionWarning)
@@ -101,7 +123,7 @@ def build_code_location(definitions: list[SourceDefinition], settings: Settings,
         source_by_key = {key: definition.source_id for definition in built for key in table_keys(definition)}
         sensors.append(build_run_mirror_sensor(settings, source_by_key))
     location = dg.Definitions(
-        assets=[*lineage_specs(built), *assets, *problem_specs(problems, versions)],
+        assets=[*lineage_of(built)[1], *assets, *problem_specs(problems, versions)],
         asset_checks=[*checks, *schema_change_checks(built), *freshness],
         jobs=jobs,
         schedules=schedules,

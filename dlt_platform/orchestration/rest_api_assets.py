@@ -22,6 +22,7 @@ from dlt_platform.orchestration.assets import (
     _TAG_KEY, _TAG_VALUE, SourceRunConfig, owners_of, partitions_for, pool_name, raw_snapshot_key, run_request_for,
     source_system_key,
 )
+from dlt_platform.orchestration.run_start import report_running
 from dlt_platform.run_request import checked_request
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api import rest_api_source, resource_disposition
@@ -132,13 +133,14 @@ def build_rest_api_asset(definition: RestApiSourceDefinition, settings: Settings
 
     @dlt_assets(
         dlt_source=rest_api_source(definition, settings, describe_only=True),
-        dlt_pipeline=build_pipeline(definition, settings),
+        dlt_pipeline=None,  # as build_source_asset: each run builds its own pipeline
         name=definition.source_id,
         dagster_dlt_translator=RestApiTranslator(definition, settings.destination_type(definition), version),
         partitions_def=partitions_for(definition),
         pool=pool_name(definition),
     )
     def rest_api_asset(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig):
+        report_running(context, settings)  # the ledger shows `running` now, not at the run mirror's next tick
         yield from load_rest_api_source(context, dlt, config, definition, settings)
 
     return rest_api_asset

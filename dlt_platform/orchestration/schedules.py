@@ -59,7 +59,8 @@ def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefin
         return None
     default_status = dg.DefaultScheduleStatus.RUNNING if definition.enabled else dg.DefaultScheduleStatus.STOPPED
     description = f"{definition.source_id}: {definition.schedule} (UTC)"
-    if partitions_for(definition) is None:
+    # A webhook source's scheduled run loads what waits (no partition); only incremental KV sources ask for ranges.
+    if partitions_for(definition) is None or definition.source_type == "webhook":
         return dg.ScheduleDefinition(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
                                      execution_timezone="UTC", default_status=default_status,
                                      description=description)

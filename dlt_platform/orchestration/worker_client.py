@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from dlt_platform.http import RetryPolicy, send_with_retries
 
 
 class WorkerError(Exception):
@@ -36,6 +38,9 @@ class WorkerClient:
     token: str = field(repr=False)
     timeout_seconds: float = 10.0
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
+    # One attempt by default (sensors ask again on their next tick); runs reading deliveries retry 5xx and
+    # connection errors with the platform's policy.
+    policy: RetryPolicy = RetryPolicy(attempts=1)
 
     def __post_init__(self) -> None:
         self._http = httpx.Client(
@@ -54,9 +59,10 @@ class WorkerClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, body: dict | None = None) -> Any:
+    def _request(self, method: str, path: str, body: dict | None = None, params: dict | None = None) -> Any:
         try:
-            response = self._http.request(method, path, json=body)
+            request = self._http.build_request(method, path, json=body, params=params)
+            response = send_with_retries(self._http, request, self.policy)
         except httpx.HTTPError as error:  # connection refused, timeout, protocol error
             raise WorkerUnavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
         if response.status_code >= 500 or response.status_code in (401, 403, 408, 429):
@@ -66,7 +72,9 @@ class WorkerClient:
         except ValueError:
             payload = None
         if response.status_code >= 400:
-            error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            if isinstance(error, str):  # the flat form {"error": "...", "reason": "<code>"}
+                error = {"code": payload.get("reason", ""), "message": error}
             raise WorkerRejected(response.status_code, str(error.get("code", "")), str(error.get("message", "")))
         if payload is None:
             raise WorkerUnavailable(f"{method} {path}: HTTP {response.status_code} without a JSON body")
@@ -102,3 +110,25 @@ class WorkerClient:
         """POST /internal/sources/load-errors: the definitions the code location could not load, replacing the
         previous report ([] clears it)."""
         self._request("POST", "/internal/sources/load-errors", {"errors": errors})
+
+    # --- webhook deliveries (the Worker keeps them in R2 and D1; Dagster loads them) -------------------------
+
+    def webhook_waiting(self) -> dict[str, dict]:
+        """GET /internal/webhooks/waiting -> {source_id: {"waiting": n, "oldest_received_at": iso | None}}."""
+        sources = self._request("GET", "/internal/webhooks/waiting")["sources"]
+        return {source["source_id"]: source for source in sources}
+
+    def webhook_deliveries(self, source_id: str, *, hour: str | None = None, after: str | None = None,
+                           limit: int = 500) -> dict:
+        """One page of delivery documents, ordered by (received_at, delivery_id): the waiting ones, or with
+        `hour` (YYYY-MM-DDTHH) every delivery received in that UTC hour. -> {"deliveries": [...], "next": cursor}"""
+        params: dict = {"hour": hour} if hour is not None else {"state": "waiting", "limit": limit}
+        if after is not None:
+            params["after"] = after
+        return self._request("GET", f"/internal/webhooks/{quote(source_id, safe='')}/deliveries", params=params)
+
+    def mark_webhook_deliveries_loaded(self, source_id: str, run_id: str, delivery_ids: list[str]) -> int:
+        """POST .../deliveries/loaded (at most 1,000 ids a call; idempotent) -> how many were marked now."""
+        body = {"run_id": run_id, "delivery_ids": delivery_ids}
+        return int(self._request("POST", f"/internal/webhooks/{quote(source_id, safe='')}/deliveries/loaded",
+                                 body)["marked"])

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import json
-import time
 
 import dagster as dg
 import pytest
@@ -17,6 +16,7 @@ from dlt_platform_tests.orchestration.conftest import generated_sources_document
 ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
 LEADS = dg.AssetKey(["source_cloudflare", "leads_kv"])
 VENDORS = dg.AssetKey(["source_cloudflare", "vendor_kv"])
+GITHUB = dg.AssetKey(["source_webhooks", "github_events"])
 
 
 def asset_graph(definitions: dg.Definitions):
@@ -27,12 +27,13 @@ def test_sample_config_graph(platform_env):
     definitions = defs()
     graph = asset_graph(definitions)
     sample_api_tables = {dg.AssetKey(["source_sample_api", "issues"]), dg.AssetKey(["source_sample_api", "issue_comments"])}
-    assert set(graph.materializable_asset_keys) == {ORDERS, LEADS, VENDORS, *sample_api_tables}
+    assert set(graph.materializable_asset_keys) == {ORDERS, LEADS, VENDORS, GITHUB, *sample_api_tables}
     assert set(graph.external_asset_keys) == {
         dg.AssetKey(["cloudflare_kv", "ORDERS_KV"]), dg.AssetKey(["cloudflare_kv", "LEADS_KV"]),
         dg.AssetKey(["cloudflare_kv", "VENDOR_KV"]), dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"]),
         dg.AssetKey(["raw_staging", "cloudflare_kv", "leads"]), dg.AssetKey(["rest_api", "127_0_0_1_8790"]),
-        dg.AssetKey(["raw_staging", "rest_api", "sample_api"])}
+        dg.AssetKey(["raw_staging", "rest_api", "sample_api"]), dg.AssetKey(["webhook", "github_events"]),
+        dg.AssetKey(["raw_staging", "webhooks", "github_events"])}
     # Lineage: source system -> raw snapshot (when kept) -> warehouse table.
     assert graph.get(ORDERS).parent_keys == {dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"])}
     assert graph.get(dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"])).parent_keys == {
@@ -55,12 +56,13 @@ def test_sample_config_graph(platform_env):
     repository = definitions.get_repository_def()
     asset_job = repository.get_job("__ASSET_JOB")
     assert {node.name for node in asset_job.graph.node_defs} >= {
-        "cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors"}
+        "cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors", "github_events"}
     config_fields = asset_job.graph.node_named("cloudflare_kv_orders").definition.config_schema.config_type.fields
     assert set(config_fields) == {"limit", "keys", "full_refresh", "from_snapshot"}
     assert not any(field.is_required for field in config_fields.values())
 
-    # Partitions: only the incremental source, daily from its start, the window in progress included.
+    # Partitions: the incremental source, daily from its start, the window in progress included; the webhook
+    # source's replayable hours.
     partitions = graph.get(LEADS).partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition)
     assert partitions.get_first_partition_key() == "2026-01-01"
@@ -84,8 +86,11 @@ def test_sample_config_graph(platform_env):
     assert (ORDERS, "freshness_check") in checks and (LEADS, "freshness_check") in checks
     assert (VENDORS, "freshness_check") not in checks  # disabled: no freshness expectation
 
+    assert graph.get(GITHUB).partitions_def.cron_schedule == "0 * * * *"
+
     sensors = {sensor.name for sensor in repository.sensor_defs}
-    assert sensors == {"freshness_checks_sensor"}  # no run mirroring without an orchestrator URL
+    # The webhook source's deliveries sensor; no run mirroring without an orchestrator URL.
+    assert sensors == {"freshness_checks_sensor", "github_events_deliveries"}
 
 
 def test_run_mirror_sensor_exists_when_the_worker_is_configured(platform_env, worker_api, monkeypatch):

@@ -49,14 +49,15 @@ def test_bad_definitions_are_left_out_shown_and_reported_while_the_rest_loads(pl
     definitions = defs()
     repository = definitions.get_repository_def()  # what Dagster does when it loads the location
     graph = definitions.resolve_asset_graph()
-    assert {ORDERS, dg.AssetKey(["source_cloudflare", "leads_kv"]),
-            dg.AssetKey(["source_cloudflare", "vendor_kv"])} == set(graph.materializable_asset_keys)
+    assert {ORDERS, dg.AssetKey(["source_cloudflare", "leads_kv"]), dg.AssetKey(["source_cloudflare", "vendor_kv"]),
+            dg.AssetKey(["source_webhooks", "github_events"])} == set(graph.materializable_asset_keys)
     assert repository.has_job("load_cloudflare_kv_orders") and not repository.has_job("load_orders_again")
 
     specs = {spec.key: spec for spec in definitions.resolve_all_asset_specs()}
     placeholders = {key: spec for key, spec in specs.items() if spec.group_name == INVALID_GROUP}
+    nameless_entry = f"entry_{document['sources'].index(nameless)}"
     assert set(placeholders) == {dg.AssetKey([INVALID_GROUP, name]) for name in ("escaping_prefix", "orders_again",
-                                                                                  "entry_5", "reserved_dataset")}
+                                                                                  nameless_entry, "reserved_dataset")}
     escaping = placeholders[dg.AssetKey([INVALID_GROUP, "escaping_prefix"])]
     assert "staging.r2_prefix" in escaping.description and escaping.metadata["source_version"] == 2
     assert "already loaded by source cloudflare_kv_orders" in placeholders[
@@ -67,7 +68,9 @@ def test_bad_definitions_are_left_out_shown_and_reported_while_the_rest_loads(pl
     # the nameless entry belongs to no source
     assert set(reported) == {"escaping_prefix", "orders_again", "reserved_dataset"}
     assert reported["escaping_prefix"]["version"] == 2
-    assert reported["escaping_prefix"]["message"].startswith("sources[3].staging.r2_prefix: must be a relative path")
+    escaping_index = document["sources"].index(traversing)
+    assert reported["escaping_prefix"]["message"].startswith(
+        f"sources[{escaping_index}].staging.r2_prefix: must be a relative path")
     assert reported["orders_again"]["message"] == ("ValueError: table source_cloudflare.orders_kv is already loaded "
                                                    "by source cloudflare_kv_orders")
 

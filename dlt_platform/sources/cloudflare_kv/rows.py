@@ -15,7 +15,7 @@ import json
 
 import orjson
 
-from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt_platform.sources.columns import expand_fields
 
 AUDIT_COLUMNS = (
     "cf_kv_key",
@@ -44,14 +44,6 @@ AUDIT_COLUMN_HINTS = {
     "cf_kv_value_encoding": {"data_type": "text"},
 }
 
-_naming = NamingConvention()
-
-
-@functools.lru_cache(maxsize=65536)
-def _column_name(field: str) -> str:
-    """The column dlt will make of a field name (bounded cache: values may use ids as field names)."""
-    return _naming.normalize_identifier(field)
-
 
 @functools.lru_cache(maxsize=16)
 def _fetched_at(text: str) -> dt.datetime:
@@ -74,28 +66,11 @@ def _parsed_value(record: dict) -> tuple[object, bool]:
             return None, False
 
 
-def _value_fields(parsed: dict) -> dict:
-    """The fields of a JSON-object value, renamed where they would collide with an audit column."""
-    row: dict = {}
-    taken: set[str] | None = None
-    for field, value in parsed.items():
-        name = field
-        if _column_name(field) in AUDIT_SET:
-            # Rare: computed only when a field collides. Skip names the value itself already uses.
-            taken = taken or {_column_name(other) for other in parsed}
-            name = COLLISION_PREFIX + field
-            while _column_name(name) in AUDIT_SET or _column_name(name) in taken:
-                name = COLLISION_PREFIX + name
-            taken.add(_column_name(name))
-        row[name] = value
-    return row
-
-
 def warehouse_row(record: dict, namespace_id: str, namespace_title: str) -> dict:
     """The row an extracted record becomes: its record as read_pages yields it or a snapshot holds it ({key,
     value, value_encoding, metadata, expiration, fetched_at}); the value's fields, then the audit columns."""
     parsed, is_json = _parsed_value(record)
-    row = _value_fields(parsed) if isinstance(parsed, dict) else {}
+    row = expand_fields(parsed, AUDIT_SET, COLLISION_PREFIX) if isinstance(parsed, dict) else {}
     row.update(
         cf_kv_key=record["key"],
         cf_kv_namespace_id=namespace_id,

@@ -1,0 +1,131 @@
+"""Webhook sources in Dagster: the table asset, its lineage, and what starts its runs.
+
+    webhook/<source_id>  ->  raw_staging/<r2_prefix or webhooks>/<source_id>  ->  <dataset>/<table>
+    (the sender, external)   (deliveries the Worker kept in R2, by hour)          (warehouse table: the dlt asset)
+
+A run without a partition loads the deliveries waiting in the Worker; a run of an hour partition replays every
+delivery received in that UTC hour (from the Dagster UI: select hours, Materialize). Both merge on the delivery
+id, so replays are idempotent. A sensor per source requests a run once `batch.max_deliveries` deliveries wait or
+the oldest has waited `batch.max_wait_seconds`; a source with a `schedule` runs on it instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from dlt_platform.config import WebhookSourceDefinition
+from dlt_platform.contract import SOURCE_ID_TAG, TRIGGER_TAG
+from dlt_platform.orchestration.assets import (RAW_STAGING_GROUP, SOURCE_SYSTEM_GROUP, PlatformTranslator,
+                                               base_metadata, build_source_asset)
+from dlt_platform.orchestration.worker_client import WorkerError
+from dlt_platform.settings import Settings
+from dlt_platform.sources.webhook import open_worker_client
+from dlt_platform.sources.webhook.rows import parse_received_at
+
+DEFAULT_R2_PREFIX = "webhooks"  # the Worker's default, when the definition's staging names no r2_prefix
+# How often a sensor asks the Worker what waits: well under the default max wait of 60 s, and one small request.
+SENSOR_INTERVAL_SECONDS = 10
+ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                       dg.DagsterRunStatus.STARTED]
+
+
+def source_system_key(definition: WebhookSourceDefinition) -> dg.AssetKey:
+    return dg.AssetKey(["webhook", definition.source_id])
+
+
+def raw_deliveries_key(definition: WebhookSourceDefinition) -> dg.AssetKey:
+    prefix = definition.staging.r2_prefix or DEFAULT_R2_PREFIX
+    parts = [re.sub(r"[^A-Za-z0-9_]", "_", part) for part in prefix.split("/") if part]
+    return dg.AssetKey([RAW_STAGING_GROUP, *parts, definition.source_id])
+
+
+def lineage_keys(definition: WebhookSourceDefinition) -> list[dg.AssetKey]:
+    return [source_system_key(definition), raw_deliveries_key(definition)]
+
+
+def lineage_specs(definitions: list[WebhookSourceDefinition]) -> list[dg.AssetSpec]:
+    specs: list[dg.AssetSpec] = []
+    for definition in definitions:
+        preset = definition.extract.signature.preset
+        system = source_system_key(definition)
+        specs.append(dg.AssetSpec(
+            system, group_name=SOURCE_SYSTEM_GROUP, kinds={"webhook"},
+            description=f"Webhook sender posting to /hooks/{definition.source_id} ({preset} signatures).",
+            metadata={"hook_path": f"/hooks/{definition.source_id}", "signature_preset": preset}))
+        prefix = definition.staging.r2_prefix or DEFAULT_R2_PREFIX
+        specs.append(dg.AssetSpec(
+            raw_deliveries_key(definition), deps=[system], group_name=RAW_STAGING_GROUP, kinds={"r2", "json"},
+            description=f"Verified deliveries of {definition.source_id} as the Worker kept them before answering: "
+                        f"one JSON document each under {prefix}/{definition.source_id}/dt=YYYY-MM-DD/hr=HH/.",
+            metadata={"r2_prefix": f"{prefix}/{definition.source_id}"}))
+    return specs
+
+
+def webhook_metadata(definition: WebhookSourceDefinition) -> dict:
+    extract = definition.extract
+    return {
+        **base_metadata(definition),
+        "write_disposition": "merge",  # always, on the delivery id (see run_request.write_disposition_for)
+        "merge_key": "webhook_delivery_id",
+        "hook_path": f"/hooks/{definition.source_id}",
+        "signature_preset": extract.signature.preset,
+        "batch_max_deliveries": extract.batch.max_deliveries,
+        "batch_max_wait_seconds": extract.batch.max_wait_seconds,
+        "schedule": definition.schedule or f"sensor {sensor_name(definition)}",
+    }
+
+
+def build_webhook_asset(definition: WebhookSourceDefinition, settings: Settings,
+                        version: int | None = None) -> dg.AssetsDefinition:
+    translator = PlatformTranslator(definition, settings.destination_type(definition), version,
+                                    upstream=raw_deliveries_key(definition), metadata=webhook_metadata(definition))
+    return build_source_asset(definition, settings, version, translator=translator)
+
+
+def sensor_name(definition: WebhookSourceDefinition) -> str:
+    return f"{definition.source_id}_deliveries"
+
+
+def run_is_due(definition: WebhookSourceDefinition, waiting: dict | None, now: dt.datetime) -> str | None:
+    """Why a run should start now (None: not yet). `waiting` is the source's entry of /internal/webhooks/waiting."""
+    if not waiting or not waiting.get("waiting"):
+        return None
+    batch = definition.extract.batch
+    if waiting["waiting"] >= batch.max_deliveries:
+        return f"{waiting['waiting']} deliveries waiting (batch size {batch.max_deliveries})"
+    oldest = waiting.get("oldest_received_at")
+    if oldest and (now - parse_received_at(oldest)).total_seconds() >= batch.max_wait_seconds:
+        return f"{waiting['waiting']} deliveries waiting, the oldest since {oldest} (max wait {batch.max_wait_seconds} s)"
+    return None
+
+
+def build_delivery_sensor(definition: WebhookSourceDefinition, job: UnresolvedAssetJobDefinition,
+                          settings: Settings) -> dg.SensorDefinition:
+    default_status = dg.DefaultSensorStatus.RUNNING if definition.enabled else dg.DefaultSensorStatus.STOPPED
+
+    @dg.sensor(name=sensor_name(definition), job=job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+               default_status=default_status,
+               description=f"Runs {job.name} once {definition.extract.batch.max_deliveries} deliveries wait or the "
+                           f"oldest has waited {definition.extract.batch.max_wait_seconds} s.")
+    def deliveries_sensor(context: dg.SensorEvaluationContext):
+        # One run at a time reads the waiting deliveries; the next tick after it ends sees what is left.
+        active = context.instance.get_run_records(
+            dg.RunsFilter(tags={SOURCE_ID_TAG: definition.source_id}, statuses=ACTIVE_RUN_STATUSES), limit=1)
+        if active:
+            return dg.SkipReason(f"run {active[0].dagster_run.run_id} of {definition.source_id} is still going")
+        try:
+            with open_worker_client(settings, timeout_seconds=10) as client:
+                waiting = client.webhook_waiting().get(definition.source_id)
+        except (WorkerError, ValueError) as error:
+            return dg.SkipReason(f"cannot ask the Worker what waits: {error}")
+        reason = run_is_due(definition, waiting, dt.datetime.now(dt.timezone.utc))
+        if reason is None:
+            return dg.SkipReason(f"{(waiting or {}).get('waiting', 0)} deliveries waiting: not due yet")
+        context.log.info(reason)
+        return dg.RunRequest(tags={SOURCE_ID_TAG: definition.source_id, TRIGGER_TAG: "sensor"})
+
+    return deliveries_sensor
