@@ -20,7 +20,7 @@ from dlt.common.utils import chunks
 
 from dlt_platform import bigquery
 from dlt_platform.config import SourceDefinition
-from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
+from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import cloudflare_kv
 from dlt_platform.sources.rest_api import rest_api_source, run_snapshot, secret_query_params
@@ -57,10 +57,10 @@ def build_pipeline(definition: SourceDefinition, settings: Settings) -> dlt.Pipe
     )
 
 
-def build_source(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()):
+def build_source(definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest()):
     """The dlt source of a definition for one request; its schema is named after the source so sources sharing a
-    dataset never share a schema. The request is checked first (run_request.checked_request), and the source's
-    write disposition follows from it (run_request.write_disposition_for): a partial run never replaces."""
+    dataset never share a schema. The request is checked first (load_request.checked_request), and the source's
+    write disposition follows from it (load_request.write_disposition_for): a partial run never replaces."""
     request = checked_request(definition, settings, request)
     if definition.source_type == "rest_api":
         source = rest_api_source(definition, settings, request)
@@ -85,7 +85,7 @@ def after_load(definition: SourceDefinition, settings: Settings, pipeline: dlt.P
     return {}
 
 
-def run_kwargs(request: RunRequest) -> dict:
+def run_kwargs(request: LoadRequest) -> dict:
     """Arguments of pipeline.run() for a request (shared with the Dagster assets). No loader_file_format: it
     would pin every table's format, and BigQuery needs JSON lines for tables with a JSON column."""
     kwargs: dict = {}
@@ -102,7 +102,7 @@ class LoadResult:
     dataset: str
     rows_by_table: dict[str, int] = field(default_factory=dict)
     snapshot_url: str | None = None
-    write_disposition: str = ""  # how this run wrote the table (a partial run merges; see run_request.py)
+    write_disposition: str = ""  # how this run wrote the table (a partial run merges; see load_request.py)
 
 
 def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -162,7 +162,7 @@ def published_snapshot(pipeline: dlt.Pipeline, definition: SourceDefinition, sou
     return last_snapshot_url(pipeline, definition)
 
 
-def run_load(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
+def run_load(definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest(),
              run_id: str | None = None) -> LoadResult:
     source = build_source(definition, settings, request)
     check_before_load(definition, settings)

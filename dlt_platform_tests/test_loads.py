@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dlt_platform.loads import key_batches, run_load
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS
 
 from .test_rest_client import FAST
@@ -136,23 +136,23 @@ def incremental(**extra):
 
 def test_incremental_runs_load_the_lookback_windows_only(kv_state, transport_settings, warehouse):
     lead_keys(kv_state)
-    run_load(incremental(), transport_settings, RunRequest(now=FIXED_NOW))
+    run_load(incremental(), transport_settings, LoadRequest(now=FIXED_NOW))
     assert warehouse.query("select distinct day from source_test.leads_kv order by 1") == [(18,), (19,), (20,)]
-    run_load(incremental(), transport_settings, RunRequest(now=FIXED_NOW + dt.timedelta(days=1)))
+    run_load(incremental(), transport_settings, LoadRequest(now=FIXED_NOW + dt.timedelta(days=1)))
     assert warehouse.query("select count(*), count(distinct cf_kv_key) from source_test.leads_kv") == [(12, 12)]
 
 
 def test_a_partition_window_loads_exactly_its_days(kv_state, transport_settings, warehouse):
     lead_keys(kv_state)
     window = (dt.datetime(2026, 11, 13, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 15, tzinfo=dt.timezone.utc))
-    result = run_load(incremental(), transport_settings, RunRequest(window=window))
+    result = run_load(incremental(), transport_settings, LoadRequest(window=window))
     assert result.rows_by_table == {"leads_kv": 6}
     assert warehouse.query("select distinct day from source_test.leads_kv order by 1") == [(13,), (14,)]
 
 
 def test_full_refresh_of_an_incremental_source_reads_the_whole_namespace(kv_state, transport_settings, warehouse):
     lead_keys(kv_state)
-    result = run_load(incremental(), transport_settings, RunRequest(full_refresh=True, now=FIXED_NOW))
+    result = run_load(incremental(), transport_settings, LoadRequest(full_refresh=True, now=FIXED_NOW))
     assert result.rows_by_table == {"leads_kv": 31}
 
 
@@ -163,15 +163,15 @@ def test_explicit_key_batches_merge_into_one_table(kv_state, transport_settings,
     batches = list(key_batches(keys, batch_size=10, skip_batches=1, max_batches=5))
     assert [(n, len(b)) for n, b in batches] == [(1, 10), (2, 5)]
     for _, batch in batches:
-        run_load(make_definition(), transport_settings, RunRequest(keys=tuple(batch)))
-    run_load(make_definition(), transport_settings, RunRequest(keys=tuple(keys[10:12])))
+        run_load(make_definition(), transport_settings, LoadRequest(keys=tuple(batch)))
+    run_load(make_definition(), transport_settings, LoadRequest(keys=tuple(keys[10:12])))
     assert warehouse.query("select min(n), max(n), count(*) from source_test.orders_kv") == [(10, 24, 15)]
 
 
 def test_limit_stops_after_that_many_records(kv_state, transport_settings, warehouse):
     for number in range(50):
         put(kv_state, f"k{number:02d}", {"n": number})
-    assert run_load(make_definition(), transport_settings, RunRequest(limit=7)).rows_by_table == {"orders_kv": 7}
+    assert run_load(make_definition(), transport_settings, LoadRequest(limit=7)).rows_by_table == {"orders_kv": 7}
 
 
 def test_raw_snapshot_holds_what_was_extracted_and_replays_without_kv(kv_state, kv_api, transport_settings, warehouse):
@@ -188,7 +188,7 @@ def test_raw_snapshot_holds_what_was_extracted_and_replays_without_kv(kv_state, 
     before = warehouse.query("select * exclude (_dlt_load_id, _dlt_id) from source_test.orders_kv order by 1")
     kv_state.namespaces[NAMESPACE_ID].entries.clear()
     requests_before = len(kv_state.requests)
-    replay = run_load(definition, transport_settings, RunRequest(from_snapshot=first.snapshot_url))
+    replay = run_load(definition, transport_settings, LoadRequest(from_snapshot=first.snapshot_url))
     assert replay.rows_by_table == {"orders_kv": 2, "orders_kv__items": 2} and replay.snapshot_url is None
     assert len(kv_state.requests) == requests_before, "replay must not touch KV"
     after = warehouse.query("select * exclude (_dlt_load_id, _dlt_id) from source_test.orders_kv order by 1")

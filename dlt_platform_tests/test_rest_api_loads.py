@@ -10,7 +10,7 @@ import pytest
 
 from dlt_platform.loads import run_load
 from dlt_platform.local.rest_api_server import EPOCH
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api.errors import MissingSecret, RestApiError
 
@@ -196,7 +196,7 @@ def test_raw_snapshot_and_replay(sample_api, duckdb_settings):
 
     requests_before = len(sample_api.log)
     key = first.snapshot_url.split("raw_staging/", 1)[1]
-    replay = run_load(definition, duckdb_settings, RunRequest(from_snapshot=key, full_refresh=True))
+    replay = run_load(definition, duckdb_settings, LoadRequest(from_snapshot=key, full_refresh=True))
     assert len(sample_api.log) == requests_before  # a replay reads the snapshot, not the API
     assert replay.rows_by_table["issues"] == 45 and replay.rows_by_table["issue_comments"] == 90
     warehouse = DuckDBWarehouse(duckdb_settings)
@@ -241,7 +241,7 @@ def test_child_resources_keep_an_incremental_cursor_per_parent(sample_api, duckd
 
 def test_a_limited_run_reads_only_the_pages_it_needs_and_merges(sample_api, duckdb_settings):
     definition = rest_definition(issues_extract(sample_api.url))
-    result = run_load(definition, duckdb_settings, RunRequest(limit=15))
+    result = run_load(definition, duckdb_settings, LoadRequest(limit=15))
     assert result.rows_by_table["issues"] == 15 and result.rows_by_table["issue_comments"] == 30
     assert len([r for r in sample_api.log if r.path == "/issues"]) == 2  # 2 pages of 10, not 5
     assert result.write_disposition == "merge"
@@ -257,7 +257,7 @@ def test_a_partition_run_reads_its_window_and_leaves_the_cursor_alone(sample_api
     definition = rest_definition(extract, source_id="sample_payments")
     day_two = (EPOCH + dt.timedelta(days=1), EPOCH + dt.timedelta(days=2))
 
-    windowed = run_load(definition, duckdb_settings, RunRequest(window=day_two))
+    windowed = run_load(definition, duckdb_settings, LoadRequest(window=day_two))
 
     assert windowed.rows_by_table["charges"] == 5
     assert [r.query.get("updated_since") for r in sample_api.log] == ["2026-01-02T00:00:00Z"]
@@ -273,4 +273,4 @@ def test_a_partition_run_reads_its_window_and_leaves_the_cursor_alone(sample_api
 def test_a_window_is_refused_without_partitions(sample_api, duckdb_settings):
     with pytest.raises(ValueError, match="partition: this rest_api source has no partitions"):
         run_load(rest_definition(issues_extract(sample_api.url)), duckdb_settings,
-                 RunRequest(window=(EPOCH, EPOCH + dt.timedelta(days=1))))
+                 LoadRequest(window=(EPOCH, EPOCH + dt.timedelta(days=1))))

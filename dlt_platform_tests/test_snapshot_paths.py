@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dlt_platform.cli import app
 from dlt_platform.loads import run_load
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.snapshots import SnapshotWriter
 
 from .conftest import ACCOUNT_ID, API_TOKEN, NAMESPACE_ID, make_definition, query
@@ -62,24 +62,24 @@ def test_from_snapshot_refuses_anything_but_a_snapshot_of_the_source(loaded, res
     }
     for value, reason in refused.items():
         with pytest.raises(ValueError, match="from_snapshot") as error:
-            run_load(definition, rest_settings, RunRequest(from_snapshot=value))
+            run_load(definition, rest_settings, LoadRequest(from_snapshot=value))
         assert reason in str(error.value), (value, str(error.value))
     with pytest.raises(ValueError) as error:
-        run_load(definition, rest_settings, RunRequest(
+        run_load(definition, rest_settings, LoadRequest(
             from_snapshot=snapshot_http_server.url.replace("//", "//reader:s3cret-pass@") + "/x.ndjson.gz?sig=abc"))
     assert "s3cret-pass" not in str(error.value) and "sig=abc" not in str(error.value)
     assert snapshot_http_server.requests == [], "a from_snapshot URL must never be fetched"
     assert keys_in_table(rest_settings) == ["order:0", "order:1", "order:2"]
 
     # The source's own snapshot replays, by object key or by the URL the load printed.
-    assert run_load(definition, rest_settings, RunRequest(from_snapshot=own_key)).rows_by_table == {"orders_kv": 3}
+    assert run_load(definition, rest_settings, LoadRequest(from_snapshot=own_key)).rows_by_table == {"orders_kv": 3}
     printed = f"{rest_settings.snapshot_root}/{own_key}"
-    assert run_load(definition, rest_settings, RunRequest(from_snapshot=printed)).rows_by_table == {"orders_kv": 3}
+    assert run_load(definition, rest_settings, LoadRequest(from_snapshot=printed)).rows_by_table == {"orders_kv": 3}
 
 
 def test_a_source_without_snapshots_refuses_from_snapshot(rest_settings):
     with pytest.raises(ValueError, match="from_snapshot: .*staging.r2_prefix"):
-        run_load(make_definition(), rest_settings, RunRequest(from_snapshot=f"{PREFIX}/2026-11-26/1.ndjson.gz"))
+        run_load(make_definition(), rest_settings, LoadRequest(from_snapshot=f"{PREFIX}/2026-11-26/1.ndjson.gz"))
 
 
 def test_the_cli_refuses_a_url_in_one_line_without_fetching_it(loaded, rest_settings, monkeypatch, tmp_path,

@@ -16,7 +16,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from dlt_platform.loads import run_load
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 
 from .conftest import NAMESPACE_ID, make_definition, query
 
@@ -57,7 +57,7 @@ def test_snapshots_go_to_the_bucket_and_replay_from_it(kv_state, settings, s3_en
     s3.create_bucket(Bucket="another-bucket")
     s3.put_object(Bucket="another-bucket", Key=key, Body=gzip.compress(b'{"key": "planted"}\n'))
     with pytest.raises(ValueError, match="from_snapshot: must be an object key"):
-        run_load(definition, r2, RunRequest(from_snapshot=f"s3://another-bucket/{key}"))
-    replay = run_load(definition, r2, RunRequest(from_snapshot=first.snapshot_url))
+        run_load(definition, r2, LoadRequest(from_snapshot=f"s3://another-bucket/{key}"))
+    replay = run_load(definition, r2, LoadRequest(from_snapshot=first.snapshot_url))
     assert replay.rows_by_table == {"orders_kv": 5}
     assert query(r2, "select count(*) from source_test.orders_kv") == [(5,)]

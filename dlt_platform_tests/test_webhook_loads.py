@@ -12,7 +12,7 @@ import pytest
 
 from dlt_platform.config import parse_definition
 from dlt_platform.loads import run_load
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.sources.webhook.rows import AUDIT_COLUMNS
 
 from .bigquery_fixtures import DuckDBWarehouse
@@ -107,7 +107,7 @@ def test_a_replayed_hour_changes_nothing_and_reads_only_that_hour(lane, store):
     before = table_rows(warehouse, columns)
     assert len(before) == 7
 
-    replay = run_load(webhook_definition(), settings, RunRequest(window=(HOUR, HOUR + dt.timedelta(hours=1))))
+    replay = run_load(webhook_definition(), settings, LoadRequest(window=(HOUR, HOUR + dt.timedelta(hours=1))))
 
     assert replay.rows_by_table[TABLE] == 6
     assert table_rows(warehouse, columns) == before
@@ -123,9 +123,9 @@ def test_a_run_reads_what_waited_when_it_started_and_honours_its_limit(lane, sto
     for n in range(1200):  # three pages
         store.accept(SOURCE_ID, {"n": n}, received_at=now - dt.timedelta(seconds=1200 - n))
     late = store.accept(SOURCE_ID, {"n": -1}, received_at=now + dt.timedelta(minutes=5))
-    limited = run_load(webhook_definition(), settings, RunRequest(limit=700, now=now))
+    limited = run_load(webhook_definition(), settings, LoadRequest(limit=700, now=now))
     assert limited.rows_by_table[TABLE] == 700 and len(store.waiting_ids(SOURCE_ID)) == 501
-    rest = run_load(webhook_definition(), settings, RunRequest(now=now))
+    rest = run_load(webhook_definition(), settings, LoadRequest(now=now))
     assert rest.rows_by_table[TABLE] == 500
     assert store.waiting_ids(SOURCE_ID) == {late}
     assert warehouse.query(f"select count(*), min(n), max(n) from {DATASET}.{TABLE}") == [(1200, 0, 1199)]

@@ -1,4 +1,4 @@
-"""How each kind of run writes its table (run_request.write_disposition_for), against real DuckDB tables: a partial
+"""How each kind of run writes its table (load_request.write_disposition_for), against real DuckDB tables: a partial
 run of a replace source merges, a full run still replaces, append never deletes, and impossible requests are
 refused before anything is read."""
 
@@ -11,7 +11,7 @@ import json
 import pytest
 
 from dlt_platform.loads import run_load
-from dlt_platform.run_request import RunRequest, write_disposition_for
+from dlt_platform.load_request import LoadRequest, write_disposition_for
 
 from .conftest import FIXED_NOW, NAMESPACE_ID, make_definition, query
 from .test_loads import lead_keys
@@ -35,16 +35,16 @@ def orders(settings) -> list[tuple]:
 def test_dispositions_by_request():
     window = (FIXED_NOW - dt.timedelta(days=1), FIXED_NOW)
     incremental = {"incremental": {"key_prefix": "lead:{date:%Y%m%d}", "start": "2026-11-01"}}
-    partial = [RunRequest(limit=5), RunRequest(keys=("a",)), RunRequest(from_snapshot="p/2026-11-26/1.ndjson.gz"),
-               RunRequest(window=window)]
+    partial = [LoadRequest(limit=5), LoadRequest(keys=("a",)), LoadRequest(from_snapshot="p/2026-11-26/1.ndjson.gz"),
+               LoadRequest(window=window)]
     for disposition in ("replace", "merge", "append"):
         definition = make_definition(destination={"write_disposition": disposition})
         windowed = make_definition(destination={"write_disposition": disposition}, extract=incremental)
         expected = "merge" if disposition == "replace" else disposition
         assert [write_disposition_for(definition, request) for request in partial] == [expected] * 4
-        assert write_disposition_for(windowed, RunRequest()) == expected, "an incremental lookback is partial"
-        assert write_disposition_for(definition, RunRequest()) == disposition
-        assert write_disposition_for(windowed, RunRequest(full_refresh=True)) == disposition
+        assert write_disposition_for(windowed, LoadRequest()) == expected, "an incremental lookback is partial"
+        assert write_disposition_for(definition, LoadRequest()) == disposition
+        assert write_disposition_for(windowed, LoadRequest(full_refresh=True)) == disposition
 
 
 def test_a_partial_merge_into_a_replace_table_then_a_full_replace(kv_state, rest_settings):
@@ -52,12 +52,12 @@ def test_a_partial_merge_into_a_replace_table_then_a_full_replace(kv_state, rest
     definition = make_definition()
     run_load(definition, rest_settings)
     kv_state.namespaces[NAMESPACE_ID].put("order:00", json.dumps({"n": 100, "items": [{"sku": "NEW"}]}))
-    run_load(definition, rest_settings, RunRequest(limit=3))
+    run_load(definition, rest_settings, LoadRequest(limit=3))
     assert orders(rest_settings) == [("order:00", 100)] + [(f"order:{n:02d}", n) for n in range(1, 10)]
     assert query(rest_settings, "select count(*) from source_test.orders_kv__items") == [(19,)]
     assert query(rest_settings, "select i.sku from source_test.orders_kv__items i join source_test.orders_kv o "
                                 "on i._dlt_root_id = o._dlt_id where o.cf_kv_key = 'order:00'") == [("NEW",)]
-    run_load(definition, rest_settings, RunRequest(keys=("order:05", "order:05", "order:06")))  # a key given twice
+    run_load(definition, rest_settings, LoadRequest(keys=("order:05", "order:05", "order:06")))  # a key given twice
     assert len(orders(rest_settings)) == 10
     assert query(rest_settings, "select count(*) from source_test.orders_kv__items") == [(19,)]
     # A later full run still replaces: a key deleted from KV leaves the table, with its child rows.
@@ -72,10 +72,10 @@ def test_an_incremental_replace_source_keeps_older_windows(kv_state, rest_settin
     definition = make_definition(destination={"write_disposition": "replace", "table": "leads_kv"},
                                  extract={"incremental": {"key_prefix": "lead:{date:%Y%m%d}", "lookback": 3,
                                                           "start": "2026-11-01"}})
-    assert run_load(definition, rest_settings, RunRequest(full_refresh=True)).rows_by_table == {"leads_kv": 31}
-    assert run_load(definition, rest_settings, RunRequest(now=FIXED_NOW)).rows_by_table == {"leads_kv": 9}
+    assert run_load(definition, rest_settings, LoadRequest(full_refresh=True)).rows_by_table == {"leads_kv": 31}
+    assert run_load(definition, rest_settings, LoadRequest(now=FIXED_NOW)).rows_by_table == {"leads_kv": 9}
     window = (dt.datetime(2026, 11, 13, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 14, tzinfo=dt.timezone.utc))
-    run_load(definition, rest_settings, RunRequest(window=window))
+    run_load(definition, rest_settings, LoadRequest(window=window))
     assert query(rest_settings, "select count(*), count(distinct cf_kv_key) from source_test.leads_kv") == [(31, 31)]
 
 
@@ -83,16 +83,16 @@ def test_a_partial_run_of_an_append_source_appends(kv_state, rest_settings):
     put_orders(kv_state, range(5))
     definition = make_definition(destination={"write_disposition": "append"})
     run_load(definition, rest_settings)
-    run_load(definition, rest_settings, RunRequest(keys=("order:01", "order:02")))
+    run_load(definition, rest_settings, LoadRequest(keys=("order:01", "order:02")))
     assert query(rest_settings, "select cf_kv_key, count(*) from source_test.orders_kv group by 1 order by 1") == [
         ("order:00", 1), ("order:01", 2), ("order:02", 2), ("order:03", 1), ("order:04", 1)]
 
 
 @pytest.mark.parametrize("request_, message", [
-    (RunRequest(full_refresh=True, limit=2), "full_refresh: cannot be combined with limit or keys"),
-    (RunRequest(full_refresh=True, keys=("order:01",)), "full_refresh: cannot be combined with limit or keys"),
-    (RunRequest(limit=0), "limit: must be at least 1"),
-    (RunRequest(keys=()), "keys: give at least one key"),
+    (LoadRequest(full_refresh=True, limit=2), "full_refresh: cannot be combined with limit or keys"),
+    (LoadRequest(full_refresh=True, keys=("order:01",)), "full_refresh: cannot be combined with limit or keys"),
+    (LoadRequest(limit=0), "limit: must be at least 1"),
+    (LoadRequest(keys=()), "keys: give at least one key"),
 ])
 def test_requests_that_would_lose_rows_are_refused_before_reading(kv_state, rest_settings, request_, message):
     put_orders(kv_state, range(5))

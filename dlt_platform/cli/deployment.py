@@ -13,7 +13,7 @@ from dlt_platform.cli.runs import follow_runs, print_runs
 from dlt_platform.config import SourceDefinition, parse_definition, render_json_schema
 from dlt_platform.contract import render_contract
 from dlt_platform.operator_client import OperatorClient
-from dlt_platform.run_request import RunRequest, write_disposition_for
+from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform.sources.rest_api import loaded_resources as loaded_rest_api_resources
 from dlt_platform.sources.rest_api import resource_disposition
@@ -71,7 +71,7 @@ def verify_deployment(
 ) -> None:
     """A live limited run of one source through the Worker: waits for it, then checks the ledger and the rows.
 
-    The run is partial, so it merges on cf_kv_key (run_request.write_disposition_for): the keys it reads are
+    The run is partial, so it merges on cf_kv_key (load_request.write_disposition_for): the keys it reads are
     refreshed with their current values and no row is removed. Sources that append are refused, since a
     verification run would add rows to what users see."""
     with one_line_errors():
@@ -111,7 +111,7 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
     definition = parse_definition(stored["definition"], "definition.")
     if definition.source_type == "rest_api":
         return _rest_api_verification_plan(definition, limit)
-    disposition = write_disposition_for(definition, RunRequest(limit=limit))
+    disposition = write_disposition_for(definition, LoadRequest(limit=limit))
     table = f"{definition.destination.dataset}.{definition.destination.table}"
     if disposition != "merge":
         raise UsageError(f"--source-id: {source_id} writes with {disposition}; a verification run would add "
@@ -123,7 +123,7 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
 
 def _rest_api_verification_plan(definition: SourceDefinition, limit: int) -> str:
     """A limited run of a rest_api source merges every table on its primary key (appending ones are refused)."""
-    request = RunRequest(limit=limit)
+    request = LoadRequest(limit=limit)
     for resource in loaded_rest_api_resources(definition):
         try:
             disposition = resource_disposition(definition, resource, request)

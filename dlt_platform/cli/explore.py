@@ -17,7 +17,7 @@ from dlt_platform.cli.app import EXPLORE, JsonOption, SourceOption, app, kv_sett
 from dlt_platform.cli.output import console, print_json, print_listing, say
 from dlt_platform.config import SourceDefinition
 from dlt_platform.profiling import profile_records
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform.sources.cloudflare_kv import open_transport, read_pages
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
@@ -30,7 +30,7 @@ def _first_records(source_id: str, limit: int, command: str) -> tuple[SourceDefi
     config = settings()
     definition = kv_source(config, source_id, command)
     records: list[dict] = []
-    for page in read_pages(definition, kv_settings(config, definition), RunRequest(limit=limit)):
+    for page in read_pages(definition, kv_settings(config, definition), LoadRequest(limit=limit)):
         records.extend(page[: limit - len(records)])
         if len(records) >= limit:
             break

@@ -14,7 +14,7 @@ from dlt_platform.cli.app import LOAD, UsageError, app, kv_settings, kv_source, 
 from dlt_platform.cli.output import console, print_listing, say
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import LoadResult, key_batches, run_load
-from dlt_platform.run_request import RunRequest, checked_request
+from dlt_platform.load_request import LoadRequest, checked_request
 from dlt_platform.settings import Settings
 from dlt_platform.sources.cloudflare_kv import open_transport
 
@@ -33,7 +33,7 @@ def print_result(result: LoadResult) -> None:
         say(f"raw snapshot: {result.snapshot_url}")
 
 
-def load_with_progress(definition: SourceDefinition, config: Settings, request: RunRequest,
+def load_with_progress(definition: SourceDefinition, config: Settings, request: LoadRequest,
                        total: int | None = None, label: str = "") -> LoadResult:
     with _progress() as progress:
         task = progress.add_task(label or definition.source_id, total=total)
@@ -65,12 +65,12 @@ def load(
             for definition in config.load_sources():
                 if definition.enabled:
                     print_result(load_with_progress(definition, kv_settings(config, definition),
-                                                    RunRequest(limit=limit)))
+                                                    LoadRequest(limit=limit)))
             return
         definition = config.get_source(source_id)
         keys_list = _read_keys(keys_file) if keys_file else None
         if batch_size is None:
-            request = RunRequest(limit=limit, keys=tuple(keys_list) if keys_list else None,
+            request = LoadRequest(limit=limit, keys=tuple(keys_list) if keys_list else None,
                                  from_snapshot=from_snapshot, full_refresh=full_refresh)
             checked_request(definition, config, request)  # refused before the progress display starts
             read = config if from_snapshot else kv_settings(config, definition)
@@ -103,6 +103,6 @@ def _load_batches(definition: SourceDefinition, config: Settings, keys_list: lis
     total = (len(keys_list) + batch_size - 1) // batch_size
     say(f"{len(keys_list)} keys in {total} batches of {batch_size}; loading {len(batches)} (skipping {skip_batches})")
     for number, batch in batches:
-        result = load_with_progress(definition, config, RunRequest(keys=tuple(batch)), total=len(batch),
+        result = load_with_progress(definition, config, LoadRequest(keys=tuple(batch)), total=len(batch),
                                     label=f"batch {number + 1}/{total}")
         print_result(result)

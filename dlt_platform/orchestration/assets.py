@@ -25,7 +25,7 @@ from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_META
 from dlt_platform.loads import (after_load, build_pipeline, build_source, check_before_load, finish_pending_loads,
                                 last_snapshot_url, loaded_row_counts, run_kwargs)
 from dlt_platform.orchestration.run_start import report_running
-from dlt_platform.run_request import RunRequest, checked_request, write_disposition_for
+from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api import table_names as rest_api_tables
 
@@ -41,7 +41,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class SourceRunConfig(dg.Config):
     """What one run may ask for (the Worker's run request, the launchpad, the CLI's flags). Checked by
-    run_request.checked_request when the run starts; a partial run never replaces the table."""
+    load_request.checked_request when the run starts; a partial run never replaces the table."""
 
     limit: int | None = Field(None, description="Stop after this many records (a partial run: it never replaces).")
     keys: list[str] | None = Field(None, description="Load these keys only (a partial run: it never replaces).")
@@ -232,8 +232,8 @@ def partition_window(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt
     return window.start, window.end
 
 
-def run_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig) -> RunRequest:
-    return RunRequest(
+def load_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig) -> LoadRequest:
+    return LoadRequest(
         limit=config.limit,
         keys=tuple(config.keys) if config.keys is not None else None,
         full_refresh=config.full_refresh,
@@ -246,7 +246,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
                 definition: SourceDefinition, settings: Settings):
     """Run the source's dlt pipeline for this run's request and record what it loaded."""
     try:
-        request = checked_request(definition, settings, run_request_for(context, config))
+        request = checked_request(definition, settings, load_request_for(context, config))
     except ValueError as error:  # bad run config: the failure says which field, without a traceback
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if request.window is not None:

@@ -19,11 +19,11 @@ from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.loads import (build_pipeline, build_source, check_before_load, failed_run, finish_pending_loads,
                                 loaded_row_counts, published_snapshot, run_kwargs)
 from dlt_platform.orchestration.assets import (
-    _TAG_KEY, _TAG_VALUE, SourceRunConfig, owners_of, partitions_for, pool_name, raw_snapshot_key, run_request_for,
+    _TAG_KEY, _TAG_VALUE, SourceRunConfig, owners_of, partitions_for, pool_name, raw_snapshot_key, load_request_for,
     source_system_key,
 )
 from dlt_platform.orchestration.run_start import report_running
-from dlt_platform.run_request import checked_request
+from dlt_platform.load_request import checked_request
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api import rest_api_source, resource_disposition
 from dlt_platform.sources.rest_api.errors import RestApiError
@@ -82,7 +82,7 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
                          definition: RestApiSourceDefinition, settings: Settings):
     """Run the source's dlt pipeline for this run's request (the selected resources) and record what loaded."""
     try:
-        request = checked_request(definition, settings, run_request_for(context, config))
+        request = checked_request(definition, settings, load_request_for(context, config))
         source = build_source(definition, settings, request)  # secrets are read here: a missing one fails now
     except ValueError as error:  # bad run config: the failure says which field, without a traceback
         raise dg.Failure(description=str(error), allow_retries=False) from None

@@ -69,7 +69,7 @@ def webhook_metadata(definition: WebhookSourceDefinition) -> dict:
     extract = definition.extract
     return {
         **base_metadata(definition),
-        "write_disposition": "merge",  # always, on the delivery id (see run_request.write_disposition_for)
+        "write_disposition": "merge",  # always, on the delivery id (see load_request.write_disposition_for)
         "merge_key": "webhook_delivery_id",
         "hook_path": f"/hooks/{definition.source_id}",
         "signature_preset": extract.signature.preset,

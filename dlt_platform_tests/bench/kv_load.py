@@ -83,9 +83,9 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator
     load_seconds, steps = None, {}
     if mode in ("platform", "rows", "replay"):
         from dlt_platform.loads import build_pipeline, run_load
-        from dlt_platform.run_request import RunRequest
+        from dlt_platform.load_request import LoadRequest
 
-        request = RunRequest(from_snapshot=snapshot_url) if snapshot_url else RunRequest()
+        request = LoadRequest(from_snapshot=snapshot_url) if snapshot_url else LoadRequest()
         rows = run_load(definition(snapshot=mode == "replay"), settings, request).rows_by_table
         trace = build_pipeline(definition(), settings).last_trace
         steps = {step.step: (step.finished_at - step.started_at).total_seconds() for step in trace.steps}

@@ -21,7 +21,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.run_request import RunRequest, write_disposition_for
+from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, read_snapshot, replay_key
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
@@ -52,7 +52,7 @@ def open_transport(definition: SourceDefinition, settings: Settings) -> KVTransp
     return RestTransport(client, extract.namespace_id)
 
 
-def planned_prefixes(definition: SourceDefinition, request: RunRequest) -> list[str | None]:
+def planned_prefixes(definition: SourceDefinition, request: LoadRequest) -> list[str | None]:
     """The listing prefixes a run reads (when it reads a listing at all)."""
     incremental = definition.extract.incremental
     if incremental is None or not incremental.enabled or request.full_refresh:
@@ -62,7 +62,7 @@ def planned_prefixes(definition: SourceDefinition, request: RunRequest) -> list[
     return lookback_prefixes(incremental, request.now or dt.datetime.now(dt.timezone.utc))
 
 
-def read_pages(definition: SourceDefinition, settings: Settings, request: RunRequest) -> Iterator[list[dict]]:
+def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> Iterator[list[dict]]:
     """Pages of records with their `fetched_at`, straight from KV (or from a snapshot being replayed)."""
     if request.from_snapshot:
         page: list[dict] = []
@@ -135,7 +135,7 @@ class PageItems:
         return rows
 
 
-def kv_rows(definition: SourceDefinition, settings: Settings, request: RunRequest, items: PageItems) -> Iterator:
+def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
     snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
     remaining = request.limit
@@ -167,7 +167,7 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: RunReques
         dlt.current.resource_state().pop("last_snapshot", None)
 
 
-def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRequest) -> DltResource:
+def kv_resource(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> DltResource:
     # A partial run of a replace source merges (see write_disposition_for). Merge needs the key hint; it also
     # works on a table an earlier replace created: dlt adds the hint to the stored schema, and root_key lets it
     # replace the child rows (e.g. `__items`) of exactly the keys it merges.
@@ -185,5 +185,5 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: RunRe
 
 
 @dlt.source(root_key=True)
-def cloudflare_kv(definition: SourceDefinition, settings: Settings, request: RunRequest = RunRequest()) -> DltResource:
+def cloudflare_kv(definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest()) -> DltResource:
     return kv_resource(definition, settings, request)

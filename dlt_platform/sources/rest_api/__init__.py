@@ -17,7 +17,7 @@ from dlt.sources import DltResource, DltSource
 from dlt.sources.rest_api import rest_api_resources
 
 from dlt_platform.config import RestApiSourceDefinition, RestResource
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
 from dlt_platform.sources.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
@@ -35,8 +35,8 @@ def table_names(definition: RestApiSourceDefinition) -> list[str]:
     return [resource.name for resource in loaded_resources(definition)]
 
 
-def resource_disposition(definition: RestApiSourceDefinition, resource: RestResource, request: RunRequest) -> str:
-    """How a run writes a resource's table. As for KV (run_request.write_disposition_for), a run that reads part
+def resource_disposition(definition: RestApiSourceDefinition, resource: RestResource, request: LoadRequest) -> str:
+    """How a run writes a resource's table. As for KV (load_request.write_disposition_for), a run that reads part
     of the source (a limit, a replayed snapshot) never replaces: it merges on the primary key."""
     configured = definition.extract.effective(resource, "write_disposition") or definition.destination.write_disposition
     partial = not request.full_refresh and (request.limit is not None or request.from_snapshot is not None
@@ -50,7 +50,7 @@ def resource_disposition(definition: RestApiSourceDefinition, resource: RestReso
     return configured
 
 
-def checked_rest_request(definition: RestApiSourceDefinition, request: RunRequest) -> None:
+def checked_rest_request(definition: RestApiSourceDefinition, request: LoadRequest) -> None:
     if request.keys:
         raise ValueError("keys: a rest_api source reads endpoints, not keys")
     if request.window is not None and definition.extract.partitions is None:
@@ -108,7 +108,7 @@ def _first_items(limit: int):
     return keep
 
 
-def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest,
+def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest,
                   snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
     session = budgeted_session(definition.extract.http, secret_query_params(definition))
@@ -145,7 +145,7 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
     return built
 
 
-def _replayed_rows(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest) -> list[DltResource]:
+def _replayed_rows(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest) -> list[DltResource]:
     def rows(name: str):
         for page in replayed_items(request.from_snapshot, name, settings):
             yield [with_audit_columns(line["item"], line["url"], line["fetched_at"]) for line in page]
@@ -173,7 +173,7 @@ class _UnresolvedSecrets(dict):
         return "<resolved when a run starts>"
 
 
-def rest_api_source(definition: RestApiSourceDefinition, settings: Settings, request: RunRequest = RunRequest(),
+def rest_api_source(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest = LoadRequest(),
                     describe_only: bool = False) -> DltSource:
     """The dlt source of a rest_api definition for one request (checked by the caller, loads.build_source).
     Secrets are read from the environment here, before any request; `describe_only` reads none (nothing runs)."""

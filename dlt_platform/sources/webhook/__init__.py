@@ -20,7 +20,7 @@ from dlt.sources import DltResource
 
 from dlt_platform.config import WebhookSourceDefinition
 from dlt_platform.orchestration.worker_client import WorkerClient
-from dlt_platform.run_request import RunRequest
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
 from dlt_platform.sources.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, shape_row
 
@@ -65,7 +65,7 @@ def _pages(client: WorkerClient, source_id: str, hour: str | None) -> Iterator[l
             return
 
 
-def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, request: RunRequest
+def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest
                    ) -> Iterator[list[dict]]:
     """Pages of delivery documents for one run: the hours of a replay window, or the waiting deliveries
     received before the run started (so a steady stream of new ones cannot keep a run going forever)."""
@@ -91,7 +91,7 @@ def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, requ
                 return
 
 
-def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, request: RunRequest) -> Iterator[list[dict]]:
+def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest) -> Iterator[list[dict]]:
     state = dlt.current.load_package_state()["state"]
     ids: list[str] = state.setdefault(DELIVERY_IDS_STATE, [])
     for page in delivery_pages(definition, settings, request):
@@ -102,7 +102,7 @@ def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, reques
         yield rows
 
 
-def webhook_resource(definition: WebhookSourceDefinition, settings: Settings, request: RunRequest) -> DltResource:
+def webhook_resource(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest) -> DltResource:
     # Always merge on the delivery id whatever the definition's write_disposition says: redeliveries and replays
     # must never add rows, and a batch of deliveries is never the whole feed (replace would drop the rest).
     # root_key (on the source) lets a merge replace a delivery's child rows too.
@@ -117,7 +117,7 @@ def webhook_resource(definition: WebhookSourceDefinition, settings: Settings, re
 
 @dlt.source(root_key=True)
 def webhook_deliveries(definition: WebhookSourceDefinition, settings: Settings,
-                       request: RunRequest = RunRequest()) -> DltResource:
+                       request: LoadRequest = LoadRequest()) -> DltResource:
     return webhook_resource(definition, settings, request)
 
 

@@ -1,5 +1,8 @@
-"""What one run is asked to do, whoever asks (CLI, Worker run request, Dagster run config or partition), and the
-rules every request obeys wherever it came from: which write disposition it gets, and what it may combine."""
+"""What one load is asked to do, whoever asks (CLI, Worker run request, Dagster run config or partition), and the
+rules every request obeys wherever it came from: which write disposition it gets, and what it may combine.
+
+Named LoadRequest, not RunRequest: Dagster's `dg.RunRequest` (a sensor's or schedule's request for a run) is used
+next to it; the Worker's `RunRequest` (worker/src/bodies.ts) is the JSON body that becomes one of these."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from dlt_platform.snapshots import replay_key
 
 
 @dataclass(frozen=True)
-class RunRequest:
+class LoadRequest:
     limit: int | None = None  # stop after this many records (samples, smoke runs)
     keys: tuple[str, ...] | None = None  # explicit keys instead of a listing (backfill batches)
     full_refresh: bool = False  # drop what the table holds and load the whole namespace
@@ -24,7 +27,7 @@ class RunRequest:
     on_page: Callable[[int], None] | None = None  # progress: called with each page's record count
 
 
-def reads_part_of_source(definition: SourceDefinition, request: RunRequest) -> bool:
+def reads_part_of_source(definition: SourceDefinition, request: LoadRequest) -> bool:
     """True when the run reads only part of what the source holds: a limit, explicit keys, a replayed snapshot
     (which may be of a partial run), or key-prefix windows (a partition, or an incremental source's lookback)."""
     if request.full_refresh:
@@ -34,7 +37,7 @@ def reads_part_of_source(definition: SourceDefinition, request: RunRequest) -> b
                 or (incremental is not None and incremental.enabled))
 
 
-def write_disposition_for(definition: SourceDefinition, request: RunRequest) -> str:
+def write_disposition_for(definition: SourceDefinition, request: LoadRequest) -> str:
     """The one place that decides how a run writes its table.
 
     Webhook tables always merge on webhook_delivery_id. `replace` swaps the whole table for what the run read, so
@@ -50,7 +53,7 @@ def write_disposition_for(definition: SourceDefinition, request: RunRequest) -> 
     return configured
 
 
-def checked_request(definition: SourceDefinition, settings: Settings, request: RunRequest) -> RunRequest:
+def checked_request(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> LoadRequest:
     """The request if it is one the platform runs (`from_snapshot` normalized to its object key); otherwise a
     ValueError naming the field. Checked before anything is read, so a refused request touches nothing."""
     if definition.source_type == "webhook":
