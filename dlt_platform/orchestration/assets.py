@@ -294,17 +294,26 @@ def build_source_asset(definition: SourceDefinition, settings: Settings, version
     for every source on every load of the code location, in the webserver, the daemon and each run worker alike
     (about half the time of loading 100 sources)."""
 
+    return source_dlt_assets(definition, settings, build_source(definition, settings),
+                             translator or PlatformTranslator(definition, settings.destination_type(definition), version),
+                             load_source)
+
+
+def source_dlt_assets(definition: SourceDefinition, settings: Settings, dlt_source, translator: DagsterDltTranslator,
+                      load) -> dg.AssetsDefinition:
+    """The dlt_assets of one source, whatever its type: `translator` names its tables, `load` runs its dlt
+    pipeline in a run (load_source, rest_api_assets.load_rest_api_source)."""
+
     @dlt_assets(
-        dlt_source=build_source(definition, settings),
+        dlt_source=dlt_source,
         dlt_pipeline=None,  # dagster-dlt's translator data takes Optional[Pipeline]; runs pass their own
         name=definition.source_id,
-        dagster_dlt_translator=translator or PlatformTranslator(definition, settings.destination_type(definition),
-                                                                version),
+        dagster_dlt_translator=translator,
         partitions_def=partitions_for(definition),
         pool=pool_name(definition),
     )
     def source_asset(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig):
         report_running(context, settings)  # the ledger shows `running` now, not at the run mirror's next tick
-        yield from load_source(context, dlt, config, definition, settings)
+        yield from load(context, dlt, config, definition, settings)
 
     return source_asset

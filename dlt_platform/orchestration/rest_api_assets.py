@@ -11,19 +11,18 @@ annotations`: Dagster reads the op's config class from its annotation.)
 """
 
 import dagster as dg
-from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dlt_platform.config import RestApiSourceDefinition
 from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.loads import (build_pipeline, build_source, check_before_load, failed_run, finish_pending_loads,
                                 loaded_row_counts, published_snapshot, run_kwargs)
-from dlt_platform.orchestration.assets import (
-    _TAG_KEY, _TAG_VALUE, SourceRunConfig, owners_of, partitions_for, pool_name, raw_snapshot_key, load_request_for,
-    source_system_key,
-)
-from dlt_platform.orchestration.run_start import report_running
 from dlt_platform.load_request import checked_request
+from dlt_platform.orchestration.assets import (
+    _TAG_KEY, _TAG_VALUE, SourceRunConfig, load_request_for, owners_of, raw_snapshot_key,
+    source_dlt_assets, source_system_key,
+)
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api import rest_api_source, resource_disposition
 from dlt_platform.sources.rest_api.errors import RestApiError
@@ -131,16 +130,6 @@ def build_rest_api_asset(definition: RestApiSourceDefinition, settings: Settings
     """The multi-asset of one rest_api source; its op is named after the source (the Worker's run config
     addresses ops.<source_id>)."""
 
-    @dlt_assets(
-        dlt_source=rest_api_source(definition, settings, describe_only=True),
-        dlt_pipeline=None,  # as build_source_asset: each run builds its own pipeline
-        name=definition.source_id,
-        dagster_dlt_translator=RestApiTranslator(definition, settings.destination_type(definition), version),
-        partitions_def=partitions_for(definition),
-        pool=pool_name(definition),
-    )
-    def rest_api_asset(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig):
-        report_running(context, settings)  # the ledger shows `running` now, not at the run mirror's next tick
-        yield from load_rest_api_source(context, dlt, config, definition, settings)
-
-    return rest_api_asset
+    return source_dlt_assets(definition, settings, rest_api_source(definition, settings, describe_only=True),
+                             RestApiTranslator(definition, settings.destination_type(definition), version),
+                             load_rest_api_source)
