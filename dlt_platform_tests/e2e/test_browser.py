@@ -16,9 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page
 
+from dlt_platform.config import load_sources_file
+from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform_tests.e2e.browser_fixtures import dismiss_dagster_welcome, poll, screenshot, screenshot_on_failure
 
-SOURCE_IDS = ("cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors")
+# Every source of the sample config the stack starts with (KV, the sample REST API, the webhook feed).
+SOURCE_IDS = tuple(definition.source_id for definition in load_sources_file(PROJECT_ROOT / "config" / "sources.json"))
 TERMINAL = {"succeeded", "failed", "canceled", "dead_lettered"}
 DAGSTER_TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -75,7 +78,7 @@ def test_admin_page_signs_in_lists_sources_and_runs_a_source(live_stack, browser
         assert page.evaluate("document.cookie") == "", "the session cookie is readable from JavaScript"
         assert token not in page.content(), "the operator token is in the admin page HTML"
 
-        # Sources: all three listed; the disabled one cannot be run.
+        # Sources: all listed; the disabled one cannot be run.
         sources = table_after(page, "Sources")
         listed = [cells[0].splitlines()[0] for cells in table_cells(sources)]
         assert sorted(listed) == sorted(SOURCE_IDS), f"sources listed: {listed}"

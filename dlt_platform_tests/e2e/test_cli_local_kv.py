@@ -9,7 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dlt_platform.cli import app
+from dlt_platform.config import load_sources_file
 from dlt_platform.local.sample_data import sample_namespaces
+from dlt_platform.settings import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -66,11 +68,10 @@ def test_listings_keep_source_ids_whole_in_a_narrow_terminal_and_piped(newcomer)
     result = run("sources")
     lines = result.stdout.splitlines()
     assert lines[0].split()[0] == "source_id"
-    assert [line.split()[0] for line in lines[1:]] == ["cloudflare_kv_orders", "cloudflare_kv_leads",
-                                                        "cloudflare_kv_vendors"]
+    configured = [definition.source_id for definition in load_sources_file(PROJECT_ROOT / "config" / "sources.json")]
+    assert [line.split()[0] for line in lines[1:]] == configured
     assert "…" not in result.stdout
-    assert [source["source_id"] for source in json.loads(run("sources", "--json").stdout)] == [
-        "cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors"]
+    assert [source["source_id"] for source in json.loads(run("sources", "--json").stdout)] == configured
 
 
 def test_an_explicit_transport_is_obeyed_even_with_the_stack_up(newcomer, monkeypatch):
