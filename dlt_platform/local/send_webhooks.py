@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
 
 from dlt_platform.local.stack import LOCAL_WEBHOOK_SECRET, read_env_file
 from dlt_platform.settings import PROJECT_ROOT
@@ -91,31 +92,39 @@ async def _send_all(url: str, deliveries: list[Delivery], concurrency: int, summ
     for delivery in deliveries:
         queue.put_nowait(delivery)
 
+    async def attempt(client: httpx.AsyncClient, delivery: Delivery, retried: bool) -> tuple[int, str, bool]:
+        """(status, outcome, kept) of one POST; status 0 when the connection failed."""
+        try:
+            response = await client.post(url, content=delivery.body, headers=delivery.headers)
+        except httpx.TransportError as error:
+            return 0, type(error).__name__, False
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code == 200:
+            # A duplicate on a retry is this delivery, kept by an earlier attempt whose answer got lost.
+            duplicate = bool(answer.get("duplicate")) and not retried
+            return 200, "duplicate" if duplicate else "accepted", not duplicate
+        return response.status_code, answer.get("reason") or response.reason_phrase, False
+
+    def count_retry(state: RetryCallState) -> None:
+        status, outcome, _ = state.outcome.result()
+        summary.retried[(status, outcome)] += 1
+
     async def post(client: httpx.AsyncClient, delivery: Delivery) -> tuple[int, str, bool]:
         """(status, outcome, kept) of the last attempt."""
-        for attempt in range(ATTEMPTS):
-            retried = attempt > 0
-            try:
-                response = await client.post(url, content=delivery.body, headers=delivery.headers)
-            except httpx.TransportError as error:
-                status, outcome = 0, type(error).__name__
-            else:
-                try:
-                    answer = response.json()
-                except ValueError:
-                    answer = {}
-                status = response.status_code
-                if status == 200:
-                    # A duplicate on a retry is this delivery, kept by an earlier attempt whose answer got lost.
-                    duplicate = bool(answer.get("duplicate")) and not retried
-                    return status, "duplicate" if duplicate else "accepted", not duplicate
-                outcome = answer.get("reason") or response.reason_phrase
-                if status not in RETRY_STATUSES:
-                    return status, outcome, False
-            if attempt + 1 < ATTEMPTS:
-                summary.retried[(status, outcome)] += 1
-                await asyncio.sleep(0.2 * 2**attempt)
-        return status, outcome, False
+        attempts = 0
+
+        async def next_attempt() -> tuple[int, str, bool]:
+            nonlocal attempts
+            attempts += 1
+            return await attempt(client, delivery, retried=attempts > 1)
+
+        retrying = AsyncRetrying(stop=stop_after_attempt(ATTEMPTS), wait=wait_exponential(multiplier=0.2),
+                                 retry=retry_if_result(lambda answer: answer[0] in RETRY_STATUSES or answer[0] == 0),
+                                 before_sleep=count_retry, retry_error_callback=lambda state: state.outcome.result())
+        return await retrying(next_attempt)
 
     async def sender(client: httpx.AsyncClient) -> None:
         while not queue.empty():

@@ -22,7 +22,7 @@ from dlt_platform.config import WebhookSourceDefinition
 from dlt_platform.orchestration.worker_client import WorkerClient
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
-from dlt_platform.sources.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, shape_row
+from dlt_platform.sources.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, warehouse_row
 
 PAGE_SIZE = 500
 MARK_BATCH = 1000  # the Worker's limit of ids per `loaded` call
@@ -95,7 +95,7 @@ def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, reques
     state = dlt.current.load_package_state()["state"]
     ids: list[str] = state.setdefault(DELIVERY_IDS_STATE, [])
     for page in delivery_pages(definition, settings, request):
-        rows = [shape_row(document) for document in page]
+        rows = [warehouse_row(document) for document in page]
         ids.extend(row["webhook_delivery_id"] for row in rows)
         if request.on_page is not None:
             request.on_page(len(rows))

@@ -53,7 +53,7 @@ def parse_body(body: str) -> object:
             return None
 
 
-def shape_row(document: dict) -> dict:
+def warehouse_row(document: dict) -> dict:
     body = document.get("body")
     body = body if isinstance(body, str) else ""
     parsed = parse_body(body)
