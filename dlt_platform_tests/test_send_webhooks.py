@@ -3,6 +3,7 @@ receiver that fails some requests the way an overloaded Worker would."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import threading
 
@@ -44,3 +45,16 @@ def test_answers_are_counted_and_a_lost_answer_is_retried_without_doubling():
     assert summary.retried == collections.Counter({(503, "unavailable"): 2})
     assert sorted(summary.accepted_ids) == sorted(d.delivery_id for d in deliveries)
     assert orjson.loads(deliveries[0].body)["repository"]["full_name"].startswith("acme/")
+
+
+def test_send_works_where_an_event_loop_already_runs():
+    # A notebook, or Playwright's sync API in the same test session, keeps a loop running in the main thread.
+    deliveries = [github_delivery("secret", n) for n in range(5)]
+    state = {"lock": threading.Lock(), "attempts": collections.Counter(), "kept": set(), "fail_after_keeping": set()}
+
+    async def inside_a_loop():
+        with LoopbackServer(_Receiver, state) as server:
+            return send(f"{server.url}/hooks/github_events", deliveries, concurrency=2)
+
+    summary = asyncio.run(inside_a_loop())
+    assert summary.answers == collections.Counter({(200, "accepted"): 5})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import concurrent.futures
 import hashlib
 import hmac
 import time
@@ -143,7 +144,16 @@ def send(url: str, deliveries: list[Delivery], concurrency: int = 16) -> SendSum
     """POST every delivery to `url` from `concurrency` concurrent senders; what came back, counted."""
     summary = SendSummary()
     started = time.monotonic()
-    asyncio.run(_send_all(url, deliveries, concurrency, summary))
+    sending = _send_all(url, deliveries, concurrency, summary)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(sending)
+    else:
+        # Called where an event loop already runs in this thread (a notebook, Playwright's sync API): give the
+        # senders a loop of their own in another thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, sending).result()
     summary.seconds = time.monotonic() - started
     return summary
 
