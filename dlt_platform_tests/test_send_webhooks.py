@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import threading
 
 import orjson
@@ -56,5 +57,7 @@ def test_send_works_where_an_event_loop_already_runs():
         with LoopbackServer(_Receiver, state) as server:
             return send(f"{server.url}/hooks/github_events", deliveries, concurrency=2)
 
-    summary = asyncio.run(inside_a_loop())
+    # The loop runs in a thread of its own: this test session may itself hold a running loop (Playwright).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        summary = pool.submit(asyncio.run, inside_a_loop()).result()
     assert summary.answers == collections.Counter({(200, "accepted"): 5})
