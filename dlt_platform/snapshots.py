@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fsspec
@@ -115,6 +115,20 @@ def read_snapshot(key: str, settings: Settings) -> Iterator[dict]:
         for line in file:
             if line.strip():
                 yield _record(line)
+
+
+def snapshot_pages(key: str, settings: Settings, keep: Callable[[dict], bool] | None = None,
+                   size: int = 1000) -> Iterator[list[dict]]:
+    """A snapshot's records (those `keep` accepts) in pages of up to `size`, as a replay hands them to dlt."""
+    page: list[dict] = []
+    for record in read_snapshot(key, settings):
+        if keep is None or keep(record):
+            page.append(record)
+            if len(page) == size:
+                yield page
+                page = []
+    if page:
+        yield page
 
 
 def _record(line: str) -> dict:

@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { reconcile } from "../src/reconcile";
-import { call, createSource, dagsterDouble, INTERNAL, json, testEnv, uniqueId } from "./helpers";
+import { call, createSource, dagsterDouble, json, registeredRun, testEnv } from "./helpers";
 
 type TestEnv = ReturnType<typeof testEnv>["env"];
 
@@ -11,25 +11,14 @@ async function age(env: TestEnv, runId: string, minutes: number) {
   await env.DB.prepare("UPDATE runs SET updated_at = ?, created_at = ? WHERE run_id = ?").bind(past, past, runId).run();
 }
 
-async function launchedRun(env: TestEnv, sourceId: string, status = "launched") {
-  const dagsterRunId = uniqueId("dg");
-  const { run_id } = await json(
-    await call(env, "POST", "/internal/runs", {
-      token: INTERNAL,
-      body: { dagster_run_id: dagsterRunId, source_id: sourceId, trigger: "schedule", status },
-    }),
-  );
-  return { runId: run_id as string, dagsterRunId };
-}
-
 describe("cron reconciliation", () => {
   it("takes stuck runs' status from Dagster and re-sends old queued and launching runs", async () => {
     const { env, jobs } = testEnv();
     const sourceId = await createSource(env);
-    const stuckDone = await launchedRun(env, sourceId);
-    const stuckRunning = await launchedRun(env, sourceId, "running");
-    const stuckStarted = await launchedRun(env, sourceId);
-    const fresh = await launchedRun(env, sourceId);
+    const stuckDone = await registeredRun(env, sourceId, "launched");
+    const stuckRunning = await registeredRun(env, sourceId, "running");
+    const stuckStarted = await registeredRun(env, sourceId, "launched");
+    const fresh = await registeredRun(env, sourceId, "launched");
     for (const run of [stuckDone, stuckRunning, stuckStarted]) await age(env, run.runId, 30);
 
     const oldQueued = (await json(await call(env, "POST", `/sources/${sourceId}/runs`))).run_id;
@@ -73,8 +62,8 @@ describe("cron reconciliation", () => {
   it("keeps going when Dagster fails for one run and does not wake the container when DAGSTER_URL is set", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
-    const a = await launchedRun(env, sourceId);
-    const b = await launchedRun(env, sourceId);
+    const a = await registeredRun(env, sourceId, "launched");
+    const b = await registeredRun(env, sourceId, "launched");
     await age(env, a.runId, 60);
     await age(env, b.runId, 59);
     dagsterDouble(({ variables }) => {

@@ -158,3 +158,20 @@ export function batchOf(queue: string, messages: Message<unknown>[]): MessageBat
     },
   } as unknown as MessageBatch<unknown>;
 }
+
+/** A run as Dagster's run mirror registers it (POST /internal/runs): its ledger id and its Dagster run id. */
+export async function registeredRun(
+  e: Env,
+  sourceId: string,
+  status: "launched" | "running" = "running",
+  trigger: "schedule" | "api" = "schedule",
+) {
+  const dagsterRunId = uniqueId("dg");
+  const { run_id } = await json(
+    await call(e, "POST", "/internal/runs", {
+      token: INTERNAL,
+      body: { dagster_run_id: dagsterRunId, source_id: sourceId, trigger, status },
+    }),
+  );
+  return { runId: run_id as string, dagsterRunId };
+}

@@ -4,22 +4,23 @@ import worker from "../src/index";
 import { DLQ_NAME } from "../src/queue";
 import { reconcile } from "../src/reconcile";
 import { alertBox, passReceiverThrough } from "./alerts";
-import { batchOf, call, createSource, dagsterDouble, fakeMessage, INTERNAL, json, OPERATOR, testEnv, uniqueId } from "./helpers";
+import {
+  batchOf,
+  call,
+  createSource,
+  dagsterDouble,
+  fakeMessage,
+  INTERNAL,
+  json,
+  OPERATOR,
+  registeredRun,
+  testEnv,
+  uniqueId,
+} from "./helpers";
 
 type TestEnv = ReturnType<typeof testEnv>["env"];
 
 const PUBLIC_URL = "https://orchestrator.example";
-
-async function registeredRun(env: TestEnv, sourceId: string, status = "running") {
-  const dagsterRunId = uniqueId("dg");
-  const { run_id } = await json(
-    await call(env, "POST", "/internal/runs", {
-      token: INTERNAL,
-      body: { dagster_run_id: dagsterRunId, source_id: sourceId, trigger: "schedule", status },
-    }),
-  );
-  return { runId: run_id as string, dagsterRunId };
-}
 
 const eventsOf = async (env: TestEnv, runId: string) =>
   (await json(await call(env, "GET", `/runs/${runId}`))).events as { message: string }[];

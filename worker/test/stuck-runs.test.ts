@@ -1,7 +1,7 @@
 /** Runs left behind by a crash end: reconciliation limits and a cancel that works on an orphaned run. */
 import { describe, expect, it } from "vitest";
 import { reconcile } from "../src/reconcile";
-import { call, createSource, dagsterDouble, INTERNAL, json, testEnv, uniqueId } from "./helpers";
+import { call, createSource, dagsterDouble, json, registeredRun, testEnv } from "./helpers";
 
 type TestEnv = ReturnType<typeof testEnv>["env"];
 
@@ -16,25 +16,14 @@ async function age(env: TestEnv, runId: string, seconds: number) {
   ]);
 }
 
-async function registeredRun(env: TestEnv, sourceId: string, status: "launched" | "running") {
-  const dagsterRunId = uniqueId("dg");
-  const { run_id } = await json(
-    await call(env, "POST", "/internal/runs", {
-      token: INTERNAL,
-      body: { dagster_run_id: dagsterRunId, source_id: sourceId, trigger: "api", status },
-    }),
-  );
-  return { runId: run_id as string, dagsterRunId };
-}
-
 const runOf = async (env: TestEnv, runId: string) => json(await call(env, "GET", `/runs/${runId}`));
 
 describe("reconciliation of runs a crash left behind", () => {
   it("fails a run Dagster still calls STARTING once it is past RUN_STALE_AFTER_SECONDS, and tells Dagster", async () => {
     const { env } = testEnv({ RUN_STALE_AFTER_SECONDS: "600", RUN_MAX_RUNTIME_SECONDS: "3600" });
     const sourceId = await createSource(env);
-    const crashed = await registeredRun(env, sourceId, "launched");
-    const young = await registeredRun(env, sourceId, "launched");
+    const crashed = await registeredRun(env, sourceId, "launched", "api");
+    const young = await registeredRun(env, sourceId, "launched", "api");
     await age(env, crashed.runId, 11 * 60);
     await age(env, young.runId, 5 * 60);
     const dagster = dagsterDouble(({ query, variables }) => {
@@ -64,8 +53,8 @@ describe("reconciliation of runs a crash left behind", () => {
   it("fails a running run past RUN_MAX_RUNTIME_SECONDS, even when Dagster does not answer", async () => {
     const { env } = testEnv({ RUN_STALE_AFTER_SECONDS: "600", RUN_MAX_RUNTIME_SECONDS: "3600" });
     const sourceId = await createSource(env);
-    const long = await registeredRun(env, sourceId, "running");
-    const short = await registeredRun(env, sourceId, "running");
+    const long = await registeredRun(env, sourceId, "running", "api");
+    const short = await registeredRun(env, sourceId, "running", "api");
     await age(env, long.runId, 3700);
     await age(env, short.runId, 3000);
     dagsterDouble(() => new Response("unavailable", { status: 503 }));
@@ -83,7 +72,7 @@ describe("reconciliation of runs a crash left behind", () => {
   it("asks Dagster about every in-flight run, recently updated ones too", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
-    const done = await registeredRun(env, sourceId, "launched");
+    const done = await registeredRun(env, sourceId, "launched", "api");
     await age(env, done.runId, 60);
     dagsterDouble(({ variables }) => ({ runOrError: { __typename: "Run", runId: variables.runId, status: "FAILURE" } }));
     // Earlier tests of this file leave runs in flight too: Dagster answers FAILURE for each of them as well.
@@ -106,7 +95,7 @@ describe("cancel of an orphaned run", () => {
   it("marks the run canceled in Dagster and in the ledger when Dagster cannot terminate it", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
-    const orphan = await registeredRun(env, sourceId, "launched");
+    const orphan = await registeredRun(env, sourceId, "launched", "api");
     const dagster = dagsterDouble(({ query, variables }) => {
       if (variables.terminatePolicy === "MARK_AS_CANCELED_IMMEDIATELY") {
         return { terminateRun: { __typename: "TerminateRunSuccess", run: { runId: variables.runId, status: "CANCELED" } } };
@@ -139,7 +128,7 @@ describe("cancel of an orphaned run", () => {
   it("force-marks the run canceled when Dagster raised an error terminating it (its code server is gone)", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
-    const orphan = await registeredRun(env, sourceId, "running");
+    const orphan = await registeredRun(env, sourceId, "running", "api");
     // What the real Dagster answers then: HTTP 500 around a GraphQL body whose result is a PythonError.
     dagsterDouble(({ variables }) =>
       variables.terminatePolicy === "MARK_AS_CANCELED_IMMEDIATELY"
@@ -157,7 +146,7 @@ describe("cancel of an orphaned run", () => {
   it("marks a run Dagster does not know canceled", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
-    const orphan = await registeredRun(env, sourceId, "running");
+    const orphan = await registeredRun(env, sourceId, "running", "api");
     dagsterDouble(() => ({ terminateRun: { __typename: "RunNotFoundError", message: "Run not found" } }));
     const response = await call(env, "POST", `/runs/${orphan.runId}/cancel`);
     expect(response.status).toBe(200);
@@ -167,7 +156,7 @@ describe("cancel of an orphaned run", () => {
   it("records Dagster's final status when the run had already ended there", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
-    const ended = await registeredRun(env, sourceId, "running");
+    const ended = await registeredRun(env, sourceId, "running", "api");
     dagsterDouble(({ variables }) => ({
       terminateRun: {
         __typename: "TerminateRunFailure",
@@ -185,7 +174,7 @@ describe("cancel of an orphaned run", () => {
   it("answers 502 and changes nothing when Dagster cannot be reached", async () => {
     const { env } = testEnv();
     const sourceId = await createSource(env);
-    const run = await registeredRun(env, sourceId, "launched");
+    const run = await registeredRun(env, sourceId, "launched", "api");
     dagsterDouble(() => new Response("down", { status: 503 }));
     const response = await call(env, "POST", `/runs/${run.runId}/cancel`);
     expect(response.status).toBe(502);

@@ -23,7 +23,7 @@ from dlt.sources import DltResource
 from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
-from dlt_platform.snapshots import SnapshotWriter, read_snapshot, replay_key
+from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
 from dlt_platform.sources.cloudflare_kv.arrow_tables import ArrowShaper, CannotShape
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
@@ -65,15 +65,8 @@ def planned_prefixes(definition: SourceDefinition, request: LoadRequest) -> list
 def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> Iterator[list[dict]]:
     """Pages of records with their `fetched_at`, straight from KV (or from a snapshot being replayed)."""
     if request.from_snapshot:
-        page: list[dict] = []
         key = replay_key(request.from_snapshot, definition.staging.r2_prefix, definition.source_id, settings)
-        for record in read_snapshot(key, settings):
-            page.append(record)
-            if len(page) == 1000:
-                yield page
-                page = []
-        if page:
-            yield page
+        yield from snapshot_pages(key, settings)
         return
     transport = open_transport(definition, settings)
     try:

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 from dlt_platform.settings import Settings
-from dlt_platform.snapshots import SnapshotWriter, read_snapshot
+from dlt_platform.snapshots import SnapshotWriter, snapshot_pages
 
 
 class RunSnapshot:
@@ -38,13 +38,5 @@ class RunSnapshot:
 
 
 def replayed_items(key: str, resource: str, settings: Settings) -> Iterator[list[dict]]:
-    """Pages (of up to 1,000) of one resource's lines of a snapshot."""
-    page: list[dict] = []
-    for line in read_snapshot(key, settings):
-        if line.get("resource") == resource:
-            page.append(line)
-            if len(page) == 1000:
-                yield page
-                page = []
-    if page:
-        yield page
+    """Pages of one resource's lines of a snapshot."""
+    return snapshot_pages(key, settings, keep=lambda line: line.get("resource") == resource)
