@@ -50,13 +50,18 @@ def flat_records(kv_state, count: int = 1200) -> None:
     put(kv_state, "flat:empty", "")
 
 
-def nested_records(kv_state) -> None:
-    """Values whose lists become child tables: lists of objects, scalars in lists, lists of lists."""
-    for n in range(30):
+def nested_records(kv_state, count: int = 30) -> None:
+    """Values whose lists become child tables: lists of objects (with objects and lists inside), scalars in lists,
+    lists of lists, lists inside nested objects, empty lists, nulls and mixed items, and type clashes inside child
+    tables."""
+    for n in range(count):
         put(kv_state, f"nested:{n:03d}", {
             "order_id": f"o{n}", "total": n * 1.5,
-            "items": [{"sku": f"S{i}", "quantity": i, "tags": ["a", "b"][: i % 3]} for i in range(n % 4)],
-            "codes": [n, n + 1], "grid": [[n, 1], [2]]}, {"m": n})
+            "items": [{"sku": f"S{i}", "quantity": i if (n + i) % 7 else "many", "tags": ["a", "b"][: i % 3],
+                       "dims": {"w": i / 2, "unit": "cm"}} for i in range(n % 4)],
+            "codes": [n, n + 1] if n % 5 else [n, "x", None, 2.5], "grid": [[n, 1], [2]],
+            "meta": {"labels": ["x", None] if n % 2 else [], "mixed": [{"k": n}, 7] if n % 3 == 0 else None},
+            "seen": [f"2026-11-0{1 + n % 9}T10:00:00+00:00"]}, {"m": n})
 
 
 def tables(settings) -> dict[str, tuple[dict[str, str], list[str], list[tuple]]]:
@@ -77,7 +82,7 @@ def tables(settings) -> dict[str, tuple[dict[str, str], list[str], list[tuple]]]
                     if c not in ("_dlt_id", "_dlt_load_id", "_dlt_parent_id", "_dlt_root_id")]
             select = ", ".join(f't."{c}"' if c in columns else f"t.{c}" for c in keep)
             if "_dlt_root_id" in columns:
-                parent = table.rsplit("__", 1)[0]
+                parent = max((name for name in names if table.startswith(name + "__")), key=len)
                 parent_key = ("p.cf_kv_key" if parent == "orders_kv" else
                               "p._dlt_list_idx::varchar || '@' || r2.cf_kv_key")
                 joins = (f"join source_test.orders_kv r on r._dlt_id = t._dlt_root_id "
@@ -151,14 +156,17 @@ def test_list_free_values_load_the_same_through_arrow(kv_state, both, caplog):
     assert columns["created_at"] == "TIMESTAMP WITH TIME ZONE" and columns["cf_kv_metadata"] == "JSON"
 
 
-def test_values_with_lists_fall_back_to_the_row_normalizer_with_the_same_tables(kv_state, both, caplog):
-    flat_records(kv_state)  # the first listing page goes through Arrow, the page holding lists does not
+def test_values_with_lists_load_the_same_child_tables_through_arrow(kv_state, both, caplog):
+    flat_records(kv_state)
     nested_records(kv_state)
     definition = make_definition()
-    assert load_both(definition, both, caplog)[0] is True
+    assert load_both(definition, both, caplog)[0] is False, "the Arrow path shaped every page"
     assert_same(definition, both)
+    shaped = tables(both[0])
     assert {"orders_kv__items", "orders_kv__codes", "orders_kv__items__tags", "orders_kv__grid",
-            "orders_kv__grid__list"} <= set(tables(both[0]))
+            "orders_kv__grid__list", "orders_kv__meta__labels", "orders_kv__meta__mixed", "orders_kv__seen"} <= set(shaped)
+    assert {"quantity__v_text", "dims__w"} <= set(shaped["orders_kv__items"][0])
+    assert {"value__v_text", "value"} <= set(shaped["orders_kv__codes"][0])
 
 
 def test_merge_runs_keep_the_same_tables_and_replace_child_rows(kv_state, both, caplog):

@@ -25,7 +25,8 @@ from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
-from dlt_platform.sources.cloudflare_kv.arrow_tables import ArrowShaper, CannotShape
+from dlt_platform.sources.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
+from dlt_platform.sources.cloudflare_kv.nested_tables import child_table_item, declare_child_table
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
 from dlt_platform.sources.cloudflare_kv.transports import (
     KVTransport,
@@ -103,29 +104,38 @@ logging.getLogger("dlt").addFilter(_expected_arrow_hints)
 
 
 class PageItems:
-    """What the resource hands dlt for each page of rows: an Arrow table while the shaper can shape them, the rows
-    themselves (for dlt's row normalizer) from the first page it cannot to the end of the run."""
+    """What the resource hands dlt for each page of rows: Arrow tables (the root table's and its child tables')
+    while the shaper can shape them, the rows themselves (for dlt's row normalizer) from the first page it cannot
+    to the end of the run."""
 
     def __init__(self, table: str, shaping: str) -> None:
         self.table = table
         self.arrow = shaping == "arrow"
         self.shaper: ArrowShaper | None = None
+        self.resource: DltResource | None = None  # set once the resource exists (it declares the child tables)
         if self.arrow:
             _expected_arrow_hints.tables.add(table)
 
-    def of(self, rows: list[dict]):
+    def of(self, rows: list[dict]) -> list:
         if self.arrow:
             try:
                 if self.shaper is None:
                     self.shaper = ArrowShaper(dlt.current.source_schema(), self.table, AUDIT_COLUMN_HINTS)
-                table = self.shaper.shape(rows, dlt.current.load_package_state()["load_id"])
+                tables = self.shaper.shape(rows, dlt.current.load_package_state()["load_id"])
             except CannotShape as reason:
                 logger.info("%s: dlt's row normalizer shapes the rows from here on (%s)", self.table, reason)
                 self.arrow = False
             else:
-                columns = self.shaper.column_hints(table)
-                return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=columns)) if columns else table
-        return rows
+                return [self._item(name, table) for name, table in tables.items()]
+        return [rows]
+
+    def _item(self, name: str, table):
+        hints = self.shaper.column_hints(name, table)
+        if name == self.table:
+            return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints)) if hints else table
+        if name not in self.resource._hints_variants:
+            declare_child_table(self.resource, name, self.shaper.parents[name], self.table, CHILD_ID_COLUMNS)
+        return child_table_item(name, table, hints)
 
 
 def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
@@ -145,7 +155,7 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadReque
             if request.on_page is not None:
                 request.on_page(len(rows))
             if rows:
-                yield items.of(rows)
+                yield from items.of(rows)
             if remaining == 0:
                 break
     except BaseException:
@@ -168,13 +178,14 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: LoadR
     # BigQuery reads JSON columns (cf_kv_metadata) only from JSON lines, and dlt writes Arrow tables as parquet.
     shaping = settings.kv_shaping if settings.destination_type(definition) == "duckdb" else "rows"
     items = PageItems(definition.destination.table, shaping)
-    return dlt.resource(
+    items.resource = dlt.resource(
         kv_rows(definition, settings, request, items),
         name=definition.destination.table,
         write_disposition=disposition,
         primary_key="cf_kv_key" if disposition == "merge" else None,
         columns=AUDIT_COLUMN_HINTS,
     )
+    return items.resource
 
 
 @dlt.source(root_key=True)

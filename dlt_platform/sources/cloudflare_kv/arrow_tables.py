@@ -27,6 +27,7 @@ import pyarrow as pa
 from dlt.common.data_types.type_helpers import _COERCE_DISPATCH, PY_TYPE_TO_SC_TYPE, coerce_value, py_type_to_sc_type
 from dlt.common.json import json as dlt_json
 from dlt.common.normalizers.json import helpers as normalize_helpers
+from dlt.common.normalizers.json.helpers import get_nested_row_hash
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema import Schema
 from dlt.common.schema import utils as schema_utils
@@ -34,11 +35,19 @@ from dlt.common.time import normalize_timezone
 from dlt.common.typing import VARIANT_FIELD_FORMAT
 
 LOAD_ID, ROW_ID = "_dlt_load_id", "_dlt_id"
-# The `_dlt_*` columns as dlt's normalizer declares them (its default hints).
+ROOT_ID, PARENT_ID, LIST_INDEX, VALUE = "_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx", "value"
+# The `_dlt_*` columns as dlt's normalizer declares them (its default hints), in root and child tables.
 ROOT_ID_COLUMNS = {
     LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False},
     ROW_ID: {"name": ROW_ID, "data_type": "text", "nullable": False, "unique": True, "row_key": True},
 }
+CHILD_ID_COLUMNS = {
+    ROOT_ID: {"name": ROOT_ID, "data_type": "text", "nullable": False, "root_key": True},
+    PARENT_ID: {"name": PARENT_ID, "data_type": "text", "nullable": False, "parent_key": True},
+    LIST_INDEX: {"name": LIST_INDEX, "data_type": "bigint", "nullable": False},
+    ROW_ID: ROOT_ID_COLUMNS[ROW_ID],
+}
+
 ARROW_TYPES = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
                "timestamp": pa.timestamp("us", tz="UTC")}
 # The ISO timestamps whose parse by datetime.fromisoformat is certainly dlt's (other text goes through dlt's own
@@ -62,6 +71,13 @@ class ArrowShaper:
             raise CannotShape("schema with preferred types or a nesting limit")
         if normalize_helpers.get_root_row_id_type(schema, root_table) != "random":
             raise CannotShape("root row ids that are hashes (upsert, scd2)")
+        # A source with root_key=True propagates its root row's id to every child row (`_dlt_root_id`), and no
+        # other value: the only propagation handled here.
+        config = schema._normalizers_config["json"].get("config") or {}
+        propagation = config.get("propagation") or {}
+        self.propagates_root_id = config.get("root_key_propagation") is True and not propagation.get("root") and all(
+            table == root_table and mapping == {ROW_ID: ROOT_ID}
+            for table, mapping in (propagation.get("tables") or {}).items())
         self.schema, self.naming, self.root = schema, schema.naming, root_table
         self.declared = {name: {"name": name, **hint} for name, hint in declared_columns.items()}
         # Columns this shaper typed, per table: it knows them before dlt adds them to the schema.
@@ -69,8 +85,11 @@ class ArrowShaper:
         self._identifiers: dict[str, str] = {}
         self._joined: dict[tuple[str, ...], str] = {}
         self._names: dict[tuple[str, ...], dict[str, str]] = {}  # field name -> column name, per object path
-        self._json_columns: dict[str, bool] = {}
-        self._hinted: dict[str, dict] = {}
+        self._json_columns: dict[tuple[str, str], bool] = {}
+        self._tables: dict[tuple[str, ...], str] = {}
+        self._table_identifiers: dict[str, str] = {}
+        self.parents: dict[str, str] = {}  # child table -> its parent table, for the child tables this shaper made
+        self._hinted: dict[tuple[str, str], dict] = {}
 
     # --- dlt's naming, cached ---------------------------------------------------------------------------------
 
@@ -104,8 +123,11 @@ class ArrowShaper:
 
     # --- rows -> per-table rows, as dlt's relational normalizer walks them ---------------------------------------
 
-    def _flatten(self, table: str, row: dict) -> dict:
+    def _flatten(self, table: str, row: dict) -> tuple[dict, list[tuple[tuple[str, ...], list]]]:
+        """The row's columns (nested objects as `parent__child`) and its lists, each with its path of field names
+        (normalized as table names), as dlt's relational normalizer splits them."""
         flat: dict = {}
+        lists: list[tuple[tuple[str, ...], list]] = []
         stack: list[tuple[dict, tuple[str, ...]]] = [(row, ())]
         names_by_path = self._names
         while stack:
@@ -122,32 +144,88 @@ class ArrowShaper:
                 if kind is dict or kind is list:
                     if not self._is_json_column(table, nested_name):
                         if kind is list:
-                            raise CannotShape(f"the list {nested_name} makes a child table")
-                        stack.append((value, path + (self._identifier(key),)))
+                            lists.append((path + (self._table_identifier(key),), value))
+                        else:
+                            stack.append((value, path + (self._identifier(key),)))
                         continue
                 flat[nested_name] = value
-        return flat
+        return flat, lists
 
     def _is_json_column(self, table: str, name: str) -> bool:
         """Whether the column holds objects whole (declared JSON) instead of flattening them."""
-        is_json = self._json_columns.get(name)
+        is_json = self._json_columns.get((table, name))
         if is_json is None:
             column = self.column(table, name)
             is_json = column is not None and column["data_type"] == "json"
-            if is_json and name not in self.declared:
+            if is_json and (table != self.root or name not in self.declared):
                 raise CannotShape(f"a value lands on the JSON column {table}.{name}")
-            self._json_columns[name] = is_json
+            self._json_columns[(table, name)] = is_json
         return is_json
 
-    def shape(self, rows: list[dict], load_id: str) -> pa.Table:
-        """The Arrow table of the rows (their root table's)."""
-        flat_rows = []
+    def shape(self, rows: list[dict], load_id: str) -> dict[str, pa.Table]:
+        """The Arrow tables of the rows: their root table's, then the child tables their lists make (a parent
+        table before its children), by table name."""
+        root_rows: list[dict] = []
+        child_rows: dict[tuple[str, ...], list[dict]] = {}
         for row, row_id in zip(rows, generate_dlt_ids(len(rows))):
-            flat = self._flatten(self.root, row)
+            flat, lists = self._flatten(self.root, row)
             flat[LOAD_ID] = load_id
             flat[ROW_ID] = row_id
-            flat_rows.append(flat)
-        return self._arrow_table(self.root, flat_rows)
+            root_rows.append(flat)
+            if lists:
+                self._child_rows((self.root,), lists, row_id, row_id, child_rows)
+        shaped = {self.root: self._arrow_table(self.root, root_rows)}
+        for parts, table_rows in child_rows.items():
+            shaped[self._table_name(parts)] = self._arrow_table(self._table_name(parts), table_rows)
+        return shaped
+
+    def _child_rows(self, parent_parts: tuple[str, ...], lists: list[tuple[tuple[str, ...], list]], parent_id: str,
+                    root_id: str, out: dict[tuple[str, ...], list[dict]]) -> None:
+        """The rows of the child tables a row's lists make, as dlt's relational normalizer makes them: an object
+        item is flattened, a scalar becomes `value`, a list becomes the only item of a `list` child; every row
+        links to its root, its parent and its position, with the id dlt derives from those."""
+        if not self.propagates_root_id:
+            raise CannotShape("child tables of a source without root_key")
+        for path, items in lists:
+            parts = parent_parts + path
+            table = self._table_name(parts)
+            table_rows = out.get(parts)
+            if table_rows is None:
+                table_rows = out[parts] = []
+                if table not in self.parents:
+                    self.parents[table] = self._table_name(parent_parts)
+                    self.typed.setdefault(table, {}).update(CHILD_ID_COLUMNS)
+            for index, item in enumerate(items):
+                kind = type(item)
+                if kind is dict:
+                    flat, nested = self._flatten(table, item)
+                elif kind is list:
+                    flat, nested = {}, [(("list",), item)]
+                else:
+                    flat, nested = {VALUE: item}, []
+                row_id = get_nested_row_hash(parent_id, table, index)
+                flat[ROOT_ID] = root_id
+                flat[PARENT_ID] = parent_id
+                flat[LIST_INDEX] = index
+                flat[ROW_ID] = row_id
+                table_rows.append(flat)
+                if nested:
+                    self._child_rows(parts, nested, row_id, root_id, out)
+
+    def _table_name(self, parts: tuple[str, ...]) -> str:
+        name = self._tables.get(parts)
+        if name is None:
+            name = self._tables[parts] = self.naming.shorten_fragments(*parts) if len(parts) > 1 else parts[0]
+        return name
+
+    def _table_identifier(self, key: str) -> str:
+        name = self._table_identifiers.get(key)
+        if name is None:
+            name = normalize_helpers.normalize_table_identifier(self.schema, self.naming, key)
+            if name.startswith("_dlt") or "__v_" in name:
+                raise CannotShape(f"field name '{key}' uses dlt's reserved spellings")
+            self._table_identifiers[key] = name
+        return name
 
     # --- per-table rows -> typed Arrow columns -------------------------------------------------------------------
 
@@ -159,7 +237,7 @@ class ArrowShaper:
         variants: dict[str, list] = {}
         for name in names:
             values = [row.get(name) for row in rows]
-            if name not in self.declared and all(value is None for value in values):
+            if (table != self.root or name not in self.declared) and all(value is None for value in values):
                 continue  # dlt adds no column for a field that is always null (declared ones exist from the start)
             typed, spill = self._typed_values(table, name, values)
             columns[name] = typed
@@ -252,14 +330,18 @@ class ArrowShaper:
 
     # --- dlt hints -----------------------------------------------------------------------------------------------
 
-    def column_hints(self, arrow_table: pa.Table) -> dict[str, dict]:
-        """dlt column hints its Arrow types cannot carry and dlt does not hold yet: the `_dlt_*` columns as the
-        normalizer declares them, and variant columns. (dlt validates hints item by item: only new ones go.)"""
-        typed = self.typed.get(self.root, {})
+    def column_hints(self, table: str, arrow_table: pa.Table) -> dict[str, dict]:
+        """dlt column hints its Arrow types cannot carry and dlt does not hold yet: the root's `_dlt_*` columns as
+        the normalizer declares them, and variant columns. (dlt validates hints item by item: only new ones go; a
+        child table's `_dlt_*` columns are declared with the table, see child_table_hints.)"""
+        typed = self.typed.get(table, {})
+        is_root = table == self.root
         hints = {}
         for name in arrow_table.column_names:
-            if name not in self._hinted and (name in ROOT_ID_COLUMNS or typed.get(name, {}).get("variant")):
-                hints[name] = self._hinted[name] = dict(ROOT_ID_COLUMNS.get(name) or typed[name])
+            if (table, name) not in self._hinted and ((is_root and name in ROOT_ID_COLUMNS)
+                                                       or typed.get(name, {}).get("variant")):
+                hints[name] = self._hinted[(table, name)] = dict(
+                    (ROOT_ID_COLUMNS.get(name) if is_root else None) or typed[name])
         return hints
 
 
