@@ -64,6 +64,32 @@ def nested_records(kv_state, count: int = 30) -> None:
             "seen": [f"2026-11-0{1 + n % 9}T10:00:00+00:00"]}, {"m": n})
 
 
+def steady_records(kv_state, count: int = 3500) -> None:
+    """Several listing pages of values whose types hold steady after the first page (the column-at-a-time lane):
+    nested and null objects, lists of objects holding lists, scalar lists with nulls, lists of lists, empty and null
+    lists, zoned and zoneless timestamps, text that looks like a date; among them non-JSON, binary, scalar, array,
+    whitespace-led and multi-line values, and a page whose types clash (shaped value by value)."""
+    for n in range(count):
+        value = {"order_id": f"o{n}", "total": n * 1.25, "count": n, "paid": n % 3 == 0,
+                 "placed_at": f"2026-11-{1 + n % 28:02d}T{n % 24:02d}:30:00.{n % 1000:03d}+0{n % 9}:00",
+                 "local_at": "2026-11-02T10:00:00", "day": f"2026-11-{1 + n % 28:02d}",
+                 "customer": {"id": f"c{n % 11}", "address": {"city": ["Austin", "Oslo", "Pune"][n % 3]}}
+                 if n % 13 else None,
+                 "items": [{"sku": f"S{i}", "qty": i + 1, "price": i * 2.5, "tags": ["x", None, "z"][: i + 1],
+                            "sizes": [[i, i + 1], []]} for i in range(n % 4)] if n % 17 else None,
+                 "codes": [n, None, n + 2], "empty": [], "note": None}
+        if 2000 <= n < 2010:
+            value["count"] = "many"  # a page with a clash: shaped value by value, variant column
+        put(kv_state, f"steady:{n:05d}", value, {"v": n % 4} if n % 2 else None, 1_900_000_000 + n if n % 5 else None)
+    put(kv_state, "steady:01500x", "just words")
+    put(kv_state, "steady:01501x", b"\x89PNG\r\n\x1a\n\xff")
+    put(kv_state, "steady:01502x", "[1, 2]")
+    put(kv_state, "steady:01503x", "42")
+    put(kv_state, "steady:02500x", '  {"order_id": "lead-space", "count": 1}')
+    put(kv_state, "steady:02501x", '{"order_id": "two-lines",\n "count": 2}')
+    put(kv_state, "steady:02502x", '{"order_id": "bad json",')
+
+
 def tables(settings) -> dict[str, tuple[dict[str, str], list[str], list[tuple]]]:
     """Per table of the dataset: column -> type (in table order), the columns compared, and its rows sorted, with
     `_dlt_id`/`_dlt_load_id` left out and `_dlt_parent_id`/`_dlt_root_id` replaced by the key of the root row they
@@ -212,3 +238,28 @@ def test_the_shaping_comes_from_the_environment_and_a_wrong_value_names_the_vari
         Settings.from_env()
     monkeypatch.delenv("DLT_PLATFORM_KV_SHAPING")
     assert Settings.from_env().kv_shaping == "arrow"
+
+
+def test_pages_whose_types_hold_steady_are_shaped_column_at_a_time_with_the_same_tables(kv_state, both, caplog):
+    steady_records(kv_state)
+    definition = make_definition()
+    with caplog.at_level(logging.DEBUG, logger="dlt_platform.sources.cloudflare_kv"):
+        assert load_both(definition, both, caplog)[0] is False
+    assert_same(definition, both)
+    shaped = tables(both[0])
+    assert {"orders_kv__items", "orders_kv__items__tags", "orders_kv__items__sizes", "orders_kv__items__sizes__list",
+            "orders_kv__codes"} <= set(shaped)
+    assert shaped["orders_kv"][0]["placed_at"] == "TIMESTAMP WITH TIME ZONE" and shaped["orders_kv"][0]["day"] == "VARCHAR"
+    assert "count__v_text" in shaped["orders_kv"][0]
+
+
+def test_the_column_at_a_time_lane_takes_steady_pages_and_leaves_the_rest(kv_state, settings, tmp_path, caplog):
+    steady_records(kv_state)
+    arrow = dataclasses.replace(settings, data_dir=tmp_path / "arrow", kv_shaping="arrow")
+    with caplog.at_level(logging.DEBUG, logger="dlt_platform.sources.cloudflare_kv"):
+        run_load(make_definition(), arrow)
+    by_value = [r.getMessage() for r in caplog.records if "shaped value by value" in r.getMessage()]
+    # 4 listing pages: the first (new columns) and the third (the clash, a value on two lines, broken JSON) are
+    # shaped value by value; the second (non-JSON, binary, scalar and array values among objects) and the fourth not
+    assert len(by_value) == 2, by_value
+    assert "new column" in by_value[0] and "several lines" in by_value[1]

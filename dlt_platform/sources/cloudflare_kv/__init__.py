@@ -25,6 +25,7 @@ from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
 from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
+from dlt_platform.sources.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
 from dlt_platform.sources.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
 from dlt_platform.sources.cloudflare_kv.nested_tables import child_table_item, declare_child_table
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
@@ -108,26 +109,37 @@ class PageItems:
     while the shaper can shape them, the rows themselves (for dlt's row normalizer) from the first page it cannot
     to the end of the run."""
 
-    def __init__(self, table: str, shaping: str) -> None:
-        self.table = table
+    def __init__(self, table: str, shaping: str, namespace_id: str, namespace_title: str) -> None:
+        self.table, self.namespace_id, self.namespace_title = table, namespace_id, namespace_title
         self.arrow = shaping == "arrow"
         self.shaper: ArrowShaper | None = None
+        self.pages: PageShaper | None = None
         self.resource: DltResource | None = None  # set once the resource exists (it declares the child tables)
         if self.arrow:
             _expected_arrow_hints.tables.add(table)
 
-    def of(self, rows: list[dict]) -> list:
+    def of(self, records: list[dict]) -> list:
+        """The items of a page of records (as read_pages yields them)."""
         if self.arrow:
             try:
                 if self.shaper is None:
                     self.shaper = ArrowShaper(dlt.current.source_schema(), self.table, AUDIT_COLUMN_HINTS)
-                tables = self.shaper.shape(rows, dlt.current.load_package_state()["load_id"])
+                    self.pages = PageShaper(self.shaper, self.namespace_id, self.namespace_title)
+                load_id = dlt.current.load_package_state()["load_id"]
+                try:
+                    tables = self.pages.shape(records, load_id)
+                except NotVectorized as reason:
+                    logger.debug("%s: a page shaped value by value (%s)", self.table, reason)
+                    tables = self.shaper.shape(self._rows(records), load_id)
             except CannotShape as reason:
                 logger.info("%s: dlt's row normalizer shapes the rows from here on (%s)", self.table, reason)
                 self.arrow = False
             else:
                 return [self._item(name, table) for name, table in tables.items()]
-        return [rows]
+        return [self._rows(records)]
+
+    def _rows(self, records: list[dict]) -> list[dict]:
+        return [warehouse_row(record, self.namespace_id, self.namespace_title) for record in records]
 
     def _item(self, name: str, table):
         hints = self.shaper.column_hints(name, table)
@@ -142,7 +154,6 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadReque
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
     snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
     remaining = request.limit
-    extract = definition.extract
     try:
         for page in read_pages(definition, settings, request):
             if remaining is not None:
@@ -151,11 +162,10 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadReque
             if snapshot is not None:
                 for record in page:
                     snapshot.write(record)
-            rows = [warehouse_row(record, extract.namespace_id, extract.namespace_title) for record in page]
             if request.on_page is not None:
-                request.on_page(len(rows))
-            if rows:
-                yield from items.of(rows)
+                request.on_page(len(page))
+            if page:
+                yield from items.of(page)
             if remaining == 0:
                 break
     except BaseException:
@@ -177,7 +187,8 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: LoadR
     disposition = write_disposition_for(definition, request)
     # BigQuery reads JSON columns (cf_kv_metadata) only from JSON lines, and dlt writes Arrow tables as parquet.
     shaping = settings.kv_shaping if settings.destination_type(definition) == "duckdb" else "rows"
-    items = PageItems(definition.destination.table, shaping)
+    extract = definition.extract
+    items = PageItems(definition.destination.table, shaping, extract.namespace_id, extract.namespace_title)
     items.resource = dlt.resource(
         kv_rows(definition, settings, request, items),
         name=definition.destination.table,

@@ -187,6 +187,8 @@ class ArrowShaper:
         if not self.propagates_root_id:
             raise CannotShape("child tables of a source without root_key")
         for path, items in lists:
+            if not items:  # an empty list makes no rows, and no table
+                continue
             parts = parent_parts + path
             table = self._table_name(parts)
             table_rows = out.get(parts)
