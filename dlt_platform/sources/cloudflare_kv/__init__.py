@@ -24,7 +24,7 @@ from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
-from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
+from dlt_platform.sources.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
 from dlt_platform.sources.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
 from dlt_platform.sources.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
 from dlt_platform.sources.cloudflare_kv.nested_tables import child_table_item, declare_child_table
@@ -37,6 +37,12 @@ from dlt_platform.sources.cloudflare_kv.transports import (
 )
 from dlt_platform.sources.cloudflare_kv.windows import lookback_prefixes, window_prefixes
 from dlt_platform.http import RateBudget
+
+
+# Pages are shaped and handed to dlt in batches of about this many records: dlt's cost per item (and the cost of
+# each Arrow call, paid again whenever the reading threads hold the interpreter) is then paid once per batch.
+# Memory stays bounded by a batch and the pages read ahead.
+BATCH_RECORDS = 10_000
 
 
 def open_transport(definition: SourceDefinition, settings: Settings) -> KVTransport:
@@ -77,7 +83,8 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRe
             pages = transport.records_for_keys(keys)
         else:
             pages = (page for prefix in planned_prefixes(definition, request) for page in transport.pages(prefix))
-        for records in prefetched(pages):
+        # Reading runs a batch ahead, so the next batch is read while this one is shaped and written.
+        for records in prefetched(pages, depth=BATCH_RECORDS // LIST_PAGE_SIZE):
             fetched_at = dt.datetime.now(dt.timezone.utc).isoformat()
             yield [{**record, "fetched_at": fetched_at} for record in records]
     finally:
@@ -105,9 +112,11 @@ logging.getLogger("dlt").addFilter(_expected_arrow_hints)
 
 
 class PageItems:
-    """What the resource hands dlt for each page of rows: Arrow tables (the root table's and its child tables')
-    while the shaper can shape them, the rows themselves (for dlt's row normalizer) from the first page it cannot
-    to the end of the run."""
+    """What the resource hands dlt for each batch of pages: Arrow tables (the root table's and its child tables')
+    while the shapers can shape them, the rows themselves (for dlt's row normalizer) from the first page they
+    cannot to the end of the run. A batch is shaped column at a time (arrow_pages.py) if it can be; otherwise its
+    first page on its own (value by value, by arrow_tables.py, if it must: that learns what was new), and the rest
+    together again."""
 
     def __init__(self, table: str, shaping: str, namespace_id: str, namespace_title: str) -> None:
         self.table, self.namespace_id, self.namespace_title = table, namespace_id, namespace_title
@@ -118,25 +127,29 @@ class PageItems:
         if self.arrow:
             _expected_arrow_hints.tables.add(table)
 
-    def of(self, records: list[dict]) -> list:
-        """The items of a page of records (as read_pages yields them)."""
+    def of(self, pages: list[list[dict]]) -> list:
+        """The items of a batch of pages of records (as read_pages yields them)."""
         if self.arrow:
             try:
                 if self.shaper is None:
                     self.shaper = ArrowShaper(dlt.current.source_schema(), self.table, AUDIT_COLUMN_HINTS)
                     self.pages = PageShaper(self.shaper, self.namespace_id, self.namespace_title)
-                load_id = dlt.current.load_package_state()["load_id"]
-                try:
-                    tables = self.pages.shape(records, load_id)
-                except NotVectorized as reason:
-                    logger.debug("%s: a page shaped value by value (%s)", self.table, reason)
-                    tables = self.shaper.shape(self._rows(records), load_id)
+                shaped = self._shape(pages, dlt.current.load_package_state()["load_id"])
             except CannotShape as reason:
                 logger.info("%s: dlt's row normalizer shapes the rows from here on (%s)", self.table, reason)
                 self.arrow = False
             else:
-                return [self._item(name, table) for name, table in tables.items()]
-        return [self._rows(records)]
+                return [self._item(name, table) for tables in shaped for name, table in tables.items()]
+        return [self._rows([record for page in pages for record in page])]
+
+    def _shape(self, pages: list[list[dict]], load_id: str) -> list[dict]:
+        try:
+            return [self.pages.shape([record for page in pages for record in page], load_id)]
+        except NotVectorized as reason:
+            if len(pages) > 1:  # the first page alone, then the rest together again
+                return [*self._shape(pages[:1], load_id), *self._shape(pages[1:], load_id)]
+            logger.debug("%s: a page shaped value by value (%s)", self.table, reason)
+            return [self.shaper.shape(self._rows(pages[0]), load_id)]
 
     def _rows(self, records: list[dict]) -> list[dict]:
         return [warehouse_row(record, self.namespace_id, self.namespace_title) for record in records]
@@ -154,6 +167,7 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadReque
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
     snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
     remaining = request.limit
+    batch: list[list[dict]] = []
     try:
         for page in read_pages(definition, settings, request):
             if remaining is not None:
@@ -165,9 +179,14 @@ def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadReque
             if request.on_page is not None:
                 request.on_page(len(page))
             if page:
-                yield from items.of(page)
+                batch.append(page)
+            if sum(map(len, batch)) >= BATCH_RECORDS:
+                yield from items.of(batch)
+                batch = []
             if remaining == 0:
                 break
+        if batch:
+            yield from items.of(batch)
     except BaseException:
         if snapshot is not None:
             snapshot.discard()
