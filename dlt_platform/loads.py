@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.common.utils import chunks
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from dlt_platform import bigquery
 from dlt_platform.config import SourceDefinition
@@ -43,8 +44,9 @@ os.environ.setdefault("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "false")
 def destination_for(definition: SourceDefinition, settings: Settings):
     if settings.destination_type(definition) == "duckdb":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(credentials=str(settings.duckdb_path),
-                                       preferred_loader_file_format=LOADER_FILE_FORMAT)
+        credentials = DuckDbCredentials(str(settings.duckdb_path),
+                                        global_config={"memory_limit": settings.duckdb_memory_limit})
+        return dlt.destinations.duckdb(credentials=credentials, preferred_loader_file_format=LOADER_FILE_FORMAT)
     return bigquery.destination(definition.destination, settings, LOADER_FILE_FORMAT)
 
 
