@@ -52,7 +52,7 @@ class Settings:
     kv_shaping: str = "arrow"
     # DuckDB's memory while it loads (its default is 80% of RAM, and a load's memory grows with its rows without
     # one); DuckDB spills to disk past it.
-    duckdb_memory_limit: str = "256MB"
+    duckdb_memory_limit: str = "128MB"
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None) -> Settings:
@@ -75,7 +75,7 @@ class Settings:
             config_path=Path(path),
             kv_transport_override=transport,
             kv_shaping=shaping,
-            duckdb_memory_limit=env.get("DLT_PLATFORM_DUCKDB_MEMORY_LIMIT") or "256MB",
+            duckdb_memory_limit=env.get("DLT_PLATFORM_DUCKDB_MEMORY_LIMIT") or "128MB",
             data_dir=Path(env.get("DLT_PLATFORM_DATA_DIR") or PROJECT_ROOT / ".data"),
             destination_override=destination,
             cloudflare_api_base_url=(env.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_CLOUDFLARE_API).rstrip("/"),

@@ -100,8 +100,10 @@ class PageShaper:
         self._schema: pa.Schema | None = None  # the reader's types of the last page, text kept as text
 
     def shape(self, records: list[dict], load_id: str) -> dict[str, pa.Table]:
-        is_object = [record["value_encoding"] == "text" and record["value"][:1] == "{" for record in records]
-        blob = b"\n".join(record["value"].encode() if obj else b"{}" for record, obj in zip(records, is_object))
+        texts = [record["value"] for record in records]
+        encodings = [record["value_encoding"] for record in records]
+        is_object = [encoding == "text" and text[:1] == "{" for text, encoding in zip(texts, encodings)]
+        blob = "\n".join([text if obj else "{}" for text, obj in zip(texts, is_object)]).encode()
         if blob.count(b"\n") != len(records) - 1:
             raise NotVectorized("a value on several lines")
         values = self._read(blob, len(records))
@@ -111,7 +113,7 @@ class PageShaper:
         row_ids = pa.array(generate_dlt_ids(len(records)), pa.string())
         tables: dict[str, dict[str, pa.Array]] = {}
         root = self.shaper.root
-        columns = tables[root] = self._audit_columns(records, is_object)
+        columns = tables[root] = self._audit_columns(records, texts, encodings, is_object)
         self._flatten(root, (root,), values.columns, fields, (), columns, tables, row_ids, row_ids)
         columns[LOAD_ID] = pa.array([load_id] * len(records), pa.string())
         columns[ROW_ID] = row_ids
@@ -131,7 +133,8 @@ class PageShaper:
         self._schema = schema
         return table
 
-    def _audit_columns(self, records: list[dict], is_object: list[bool]) -> dict[str, pa.Array]:
+    def _audit_columns(self, records: list[dict], texts: list[str], encodings: list[str], is_object: list[bool]
+                       ) -> dict[str, pa.Array]:
         count = len(records)
         is_json = [obj or self._is_json_not_object(record) for record, obj in zip(records, is_object)]
         metadata = [record.get("metadata") for record in records]
@@ -146,8 +149,8 @@ class PageShaper:
             "cf_kv_expiration": pa.array([record.get("expiration") for record in records], pa.int64()),
             "cf_kv_fetched_at": _fetched_at_column(records),
             "cf_kv_value_is_json": pa.array(is_json, pa.bool_()),
-            "cf_kv_value_raw": pa.array([record["value"] for record in records], pa.string()),
-            "cf_kv_value_encoding": pa.array([record["value_encoding"] for record in records], pa.string()),
+            "cf_kv_value_raw": pa.array(texts, pa.string()),
+            "cf_kv_value_encoding": pa.array(encodings, pa.string()),
         }
         assert list(columns) == list(AUDIT_COLUMNS)
         return columns
