@@ -86,7 +86,9 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRe
         # Reading runs a batch ahead, so the next batch is read while this one is shaped and written.
         for records in prefetched(pages, depth=BATCH_RECORDS // LIST_PAGE_SIZE):
             fetched_at = dt.datetime.now(dt.timezone.utc).isoformat()
-            yield [{**record, "fetched_at": fetched_at} for record in records]
+            for record in records:  # the transport's own dicts: stamped in place
+                record["fetched_at"] = fetched_at
+            yield records
     finally:
         transport.close()
 
