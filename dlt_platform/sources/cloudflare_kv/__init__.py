@@ -1,14 +1,14 @@
-"""Cloudflare Workers KV as a dlt source: one resource, the namespace's records shaped into rows.
+"""Cloudflare Workers KV as a dlt source: one resource, the namespace's records shaped into its tables.
 
 What a run reads is decided here, in this order: a raw snapshot to replay; explicit keys; the incremental
 key-prefix windows (a partition's range, or the lookback from now); otherwise the whole listing under the
 definition's prefix. Every record read is written to the raw snapshot when the source keeps one.
 
-Each page of records becomes warehouse rows (rows.py), handed to dlt as an Arrow table (arrow_tables.py: the
-table dlt's row normalizer would make, without its row-by-row cost). Rows the Arrow shaping cannot reproduce
-exactly (values holding lists, which become child tables, among them) go to dlt's row normalizer, from that page
-to the end of the run; `kv_shaping="rows"` (the environment's DLT_PLATFORM_KV_SHAPING) sends every row there, and
-so does a BigQuery destination (see kv_resource).
+Batches of pages are handed to dlt as Arrow tables, the root table's and its child tables' (arrow_pages.py
+shapes a batch column at a time, arrow_tables.py a page value by value when it holds anything new; see
+PageItems), without dlt's row-by-row normalizer. Records the Arrow shaping cannot reproduce exactly go to dlt's
+row normalizer as rows (rows.py), from that batch to the end of the run; `kv_shaping="rows"` (the environment's
+DLT_PLATFORM_KV_SHAPING) sends every row there, and so does a BigQuery destination (see kv_resource).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ shaping, which follows dlt's rules for everything new:
 - each field's values must have the type of its column (Arrow's reader refuses a field whose type changes within
   the page; ints into a double column are widened, as dlt coerces them); a value that needs dlt's coercion or a
   variant column sends the page to the value-by-value shaping;
-- values must be JSON exactly as orjson reads it: no control characters (Arrow's reader accepts some raw ones in
-  strings, which both refuse, are fine), one line each, no field named like an audit column (those are renamed,
-  object by object).
+- values must be read as orjson reads them (the two refuse the same raw control characters in strings and the
+  same repeated fields), one line each, with no field named like an audit column (those are renamed, object by
+  object); a value spanning lines or a line holding two documents sends the page to the value-by-value shaping.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt_platform.sources.cloudflare_kv.arrow_tables import (
     ARROW_TYPES, LIST_INDEX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, VALUE, ArrowShaper, CannotShape,
 )
-from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS, AUDIT_SET, _fetched_at, _parsed_value
+from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS, AUDIT_SET, fetched_at_time, parsed_value
 from dlt_platform.sources.columns import column_name
 
 # The ISO timestamps Arrow's cast reads as dlt does (with their zone; dlt reads a zoneless one as UTC, Arrow refuses it).
@@ -87,8 +87,8 @@ def _fetched_at_column(records: list[dict]) -> pa.Array:
     times = [record["fetched_at"] for record in records]
     first = times[0] if times else None
     if times.count(first) == len(times):  # a page read at once: one time
-        return pa.array([_fetched_at(first)], ARROW_TYPES["timestamp"]).take(pa.array([0] * len(times)))
-    return pa.array([_fetched_at(time) for time in times], ARROW_TYPES["timestamp"])
+        return pa.array([fetched_at_time(first)], ARROW_TYPES["timestamp"]).take(pa.array([0] * len(times)))
+    return pa.array([fetched_at_time(time) for time in times], ARROW_TYPES["timestamp"])
 
 
 class PageShaper:
@@ -157,7 +157,7 @@ class PageShaper:
 
     @staticmethod
     def _is_json_not_object(record: dict) -> bool:
-        parsed, is_json = _parsed_value(record)
+        parsed, is_json = parsed_value(record)
         if type(parsed) is dict:  # an object the `{` test missed (leading whitespace)
             raise NotVectorized("an object value starting with whitespace")
         return is_json
@@ -177,14 +177,14 @@ class PageShaper:
                 nested = [array.field(i) for i in range(arrow_type.num_fields)]
                 if array.null_count:  # a null object has null fields
                     nested = [pc.if_else(array.is_valid(), child, pa.nulls(len(array), child.type)) for child in nested]
-                self._flatten(table, parts, nested, [f.name for f in arrow_type], path + (shaper._identifier(field),),
+                self._flatten(table, parts, nested, [f.name for f in arrow_type], path + (shaper.identifier(field),),
                               columns, tables, row_ids, root_ids)
                 continue
             if pa.types.is_list(arrow_type):
-                self._explode(table, parts + path + (shaper._table_identifier(field),), array, tables, row_ids,
+                self._explode(table, parts + path + (shaper.table_identifier(field),), array, tables, row_ids,
                               root_ids)
                 continue
-            name = shaper._join(*path, shaper._identifier(field)) if path else shaper._identifier(field)
+            name = shaper.join(*path, shaper.identifier(field)) if path else shaper.identifier(field)
             if name in columns:
                 raise NotVectorized(f"two fields make the column {table}.{name}")
             column = self._typed(table, name, array)
@@ -208,7 +208,7 @@ class PageShaper:
             if pc.all(pc.match_substring_regex(array, _ZONED_ISO_TIMESTAMP)).as_py() is not False:
                 return array.cast(ARROW_TYPES["timestamp"])
             try:
-                return shaper._array(table, name, array.to_pylist())
+                return shaper.array(table, name, array.to_pylist())
             except (ValueError, SyntaxError, CannotShape):
                 raise NotVectorized(f"{table}.{name}: text that is not a timestamp") from None
         return array.cast(ARROW_TYPES[data_type])
@@ -217,7 +217,7 @@ class PageShaper:
                  parent_ids: pa.Array, root_ids: pa.Array) -> None:
         """The child table `parts` of a list column: a row per item, linked to its root, parent and position."""
         shaper = self.shaper
-        table = shaper._table_name(parts)
+        table = shaper.table_name(parts)
         items = lists.flatten()
         if not len(items):  # empty or null lists only: no rows, and no table
             return

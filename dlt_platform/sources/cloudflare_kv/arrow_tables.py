@@ -1,20 +1,20 @@
-"""Warehouse rows shaped into an Arrow table: the table dlt's row normalizer would make of them, a page at a time.
+"""Warehouse rows shaped into Arrow tables, value by value: the tables dlt's row normalizer would make of them.
 
 dlt hands Arrow tables to the destination as they are (its Arrow path skips the row-by-row normalizer, most of a
 load's time), so this module does that normalizer's work for KV rows, by its rules and with its own functions
 where it has them (naming, type detection, coercion, row ids):
 - nested objects become `parent__child` columns;
+- lists become child tables (`orders_kv__items`; scalars in a `value` column, a list in a list as a `list` child),
+  each row linked by `_dlt_parent_id`, `_dlt_list_idx` and `_dlt_root_id`, with the id dlt derives from those;
 - a new column takes the type of its first value (ISO timestamps detected); a value its column's type cannot
   take goes to dlt's variant column (`amount__v_text`), as the row normalizer does;
-- rows get a random `_dlt_id` and the load's `_dlt_load_id`.
+- root rows get a random `_dlt_id` and the load's `_dlt_load_id`.
 
-Lists are not shaped here: they become child tables (`orders_kv__items`) linked by `_dlt_parent_id`/
-`_dlt_root_id`, and dlt's extract step cannot write a child table itself (it records every table it writes
-under a resource, and refuses a resource on a child table). Rows holding a list, and whatever else this module
-cannot reproduce exactly (integers past 64 bits, field names in dlt's reserved `_dlt`/variant spellings, values
-landing on a JSON column, schema settings KV sources do not use), raise CannotShape: the source then hands the
-rows to dlt's row normalizer. Column order matches the row path except for variant columns, appended after a
-page's other columns.
+It is the slow lane of the Arrow shaping, for pages with anything new (arrow_pages.py shapes the others column
+at a time, from the types this module records). What it cannot reproduce exactly (integers past 64 bits, field
+names in dlt's reserved `_dlt`/variant spellings, values landing on a JSON column, schema settings KV sources do
+not use) raises CannotShape: the source then hands the rows to dlt's row normalizer. Column order matches the row
+path except for variant columns, appended after a page's other columns.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class ArrowShaper:
 
     # --- dlt's naming, cached ---------------------------------------------------------------------------------
 
-    def _identifier(self, key: str) -> str:
+    def identifier(self, key: str) -> str:
         name = self._identifiers.get(key)
         if name is None:
             name = normalize_helpers.normalize_identifier(self.schema, self.naming, key) \
@@ -103,7 +103,7 @@ class ArrowShaper:
             self._identifiers[key] = name
         return name
 
-    def _join(self, *parts: str) -> str:
+    def join(self, *parts: str) -> str:
         name = self._joined.get(parts)
         if name is None:
             name = self._joined[parts] = self.naming.shorten_fragments(*parts)
@@ -138,15 +138,15 @@ class ArrowShaper:
             for key, value in current.items():
                 nested_name = names.get(key)
                 if nested_name is None:
-                    name = self._identifier(key)
-                    nested_name = names[key] = self._join(*path, name) if path else name
+                    name = self.identifier(key)
+                    nested_name = names[key] = self.join(*path, name) if path else name
                 kind = type(value)
                 if kind is dict or kind is list:
                     if not self._is_json_column(table, nested_name):
                         if kind is list:
-                            lists.append((path + (self._table_identifier(key),), value))
+                            lists.append((path + (self.table_identifier(key),), value))
                         else:
-                            stack.append((value, path + (self._identifier(key),)))
+                            stack.append((value, path + (self.identifier(key),)))
                         continue
                 flat[nested_name] = value
         return flat, lists
@@ -176,7 +176,7 @@ class ArrowShaper:
                 self._child_rows((self.root,), lists, row_id, row_id, child_rows)
         shaped = {self.root: self._arrow_table(self.root, root_rows)}
         for parts, table_rows in child_rows.items():
-            shaped[self._table_name(parts)] = self._arrow_table(self._table_name(parts), table_rows)
+            shaped[self.table_name(parts)] = self._arrow_table(self.table_name(parts), table_rows)
         return shaped
 
     def _child_rows(self, parent_parts: tuple[str, ...], lists: list[tuple[tuple[str, ...], list]], parent_id: str,
@@ -190,12 +190,12 @@ class ArrowShaper:
             if not items:  # an empty list makes no rows, and no table
                 continue
             parts = parent_parts + path
-            table = self._table_name(parts)
+            table = self.table_name(parts)
             table_rows = out.get(parts)
             if table_rows is None:
                 table_rows = out[parts] = []
                 if table not in self.parents:
-                    self.parents[table] = self._table_name(parent_parts)
+                    self.parents[table] = self.table_name(parent_parts)
                     self.typed.setdefault(table, {}).update(CHILD_ID_COLUMNS)
             for index, item in enumerate(items):
                 kind = type(item)
@@ -214,13 +214,13 @@ class ArrowShaper:
                 if nested:
                     self._child_rows(parts, nested, row_id, root_id, out)
 
-    def _table_name(self, parts: tuple[str, ...]) -> str:
+    def table_name(self, parts: tuple[str, ...]) -> str:
         name = self._tables.get(parts)
         if name is None:
             name = self._tables[parts] = self.naming.shorten_fragments(*parts) if len(parts) > 1 else parts[0]
         return name
 
-    def _table_identifier(self, key: str) -> str:
+    def table_identifier(self, key: str) -> str:
         name = self._table_identifiers.get(key)
         if name is None:
             name = normalize_helpers.normalize_table_identifier(self.schema, self.naming, key)
@@ -246,7 +246,7 @@ class ArrowShaper:
             for variant, variant_values in spill.items():
                 variants[variant] = variant_values
         for name, values in variants.items():
-            columns[name] = self._array(table, name, values)
+            columns[name] = self.array(table, name, values)
         return pa.table(columns)
 
     def _typed_values(self, table: str, name: str, values: list) -> tuple[pa.Array, dict[str, list]]:
@@ -264,7 +264,7 @@ class ArrowShaper:
         kinds_types = {PY_TYPE_TO_SC_TYPE.get(kind) for kind in kinds}
         if kinds_types == {data_type} or (data_type == "timestamp" and kinds == {str}
                                           and all(_PLAIN_ISO_TIMESTAMP.fullmatch(v) for v in values if v is not None)):
-            return self._array(table, name, values), {}
+            return self.array(table, name, values), {}
         # Mixed or clashing types: dlt's per-value rules (coercion, else a variant column).
         placed: list = [None] * len(values)
         spill: dict[str, list] = {}
@@ -276,7 +276,7 @@ class ArrowShaper:
                 placed[index] = coerced
             else:
                 spill.setdefault(target, [None] * len(values))[index] = coerced
-        return self._array(table, name, placed), spill
+        return self.array(table, name, placed), spill
 
     def _place(self, table: str, name: str, value: Any) -> tuple[str, Any]:
         """Where dlt's row normalizer puts a value of a column, and what it makes of it (JsonLItemsNormalizer)."""
@@ -293,7 +293,7 @@ class ArrowShaper:
         try:
             coerce_value(data_type, py_type_to_sc_type(type(value)), value)
         except (ValueError, SyntaxError):
-            variant = self._join(name, VARIANT_FIELD_FORMAT % py_type_to_sc_type(type(value)))
+            variant = self.join(name, VARIANT_FIELD_FORMAT % py_type_to_sc_type(type(value)))
             variant_column = self.column(table, variant) or self._new_column(table, variant, value, variant=True)
             try:
                 coerced = coerce_value(variant_column["data_type"], py_type_to_sc_type(type(value)), value)
@@ -315,7 +315,7 @@ class ArrowShaper:
         self.typed.setdefault(table, {})[name] = column
         return column
 
-    def _array(self, table: str, name: str, values: list) -> pa.Array:
+    def array(self, table: str, name: str, values: list) -> pa.Array:
         data_type = self.column(table, name)["data_type"]
         if data_type == "timestamp":
             # Arrow stores an aware datetime as its UTC instant and a naive one as UTC, as dlt's normalize_timezone

@@ -46,12 +46,12 @@ AUDIT_COLUMN_HINTS = {
 
 
 @functools.lru_cache(maxsize=16)
-def _fetched_at(text: str) -> dt.datetime:
+def fetched_at_time(text: str) -> dt.datetime:
     # Every record of a page shares one fetched_at: parse it once, not once a row.
     return dt.datetime.fromisoformat(text)
 
 
-def _parsed_value(record: dict) -> tuple[object, bool]:
+def parsed_value(record: dict) -> tuple[object, bool]:
     """The value as JSON, and whether it is JSON at all (binary values never are)."""
     if record["value_encoding"] != "text":
         return None, False
@@ -69,7 +69,7 @@ def _parsed_value(record: dict) -> tuple[object, bool]:
 def warehouse_row(record: dict, namespace_id: str, namespace_title: str) -> dict:
     """The row an extracted record becomes: its record as read_pages yields it or a snapshot holds it ({key,
     value, value_encoding, metadata, expiration, fetched_at}); the value's fields, then the audit columns."""
-    parsed, is_json = _parsed_value(record)
+    parsed, is_json = parsed_value(record)
     row = expand_fields(parsed, AUDIT_SET, COLLISION_PREFIX) if isinstance(parsed, dict) else {}
     row.update(
         cf_kv_key=record["key"],
@@ -77,7 +77,7 @@ def warehouse_row(record: dict, namespace_id: str, namespace_title: str) -> dict
         cf_kv_namespace_title=namespace_title,
         cf_kv_metadata=record.get("metadata"),
         cf_kv_expiration=record.get("expiration"),
-        cf_kv_fetched_at=_fetched_at(record["fetched_at"]),
+        cf_kv_fetched_at=fetched_at_time(record["fetched_at"]),
         cf_kv_value_is_json=is_json,
         cf_kv_value_raw=record["value"],
         cf_kv_value_encoding=record["value_encoding"],
