@@ -36,8 +36,10 @@ from dlt_platform.sources.cloudflare_kv.arrow_tables import (
 from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS, AUDIT_SET, fetched_at_time, parsed_value
 from dlt_platform.sources.columns import column_name
 
-# The ISO timestamps Arrow's cast reads as dlt does (with their zone; dlt reads a zoneless one as UTC, Arrow refuses it).
-_ZONED_ISO_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+# The ISO timestamps Arrow's cast reads as dlt does (with their zone; dlt reads a zoneless one as UTC, Arrow
+# refuses it).
+_ZONED_ISO_TIMESTAMP = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+                        r"(Z|[+-][0-9]{2}:[0-9]{2})$")
 _ARROW_KIND = {"bigint": pa.types.is_integer, "double": pa.types.is_floating, "text": pa.types.is_string,
                "bool": pa.types.is_boolean, "timestamp": pa.types.is_string}
 
@@ -195,7 +197,9 @@ class PageShaper:
         shaper = self.shaper
         known = shaper.column(table, name)
         if pa.types.is_null(array.type):
-            return None if known is None or known["data_type"] == "json" else pa.nulls(len(array), ARROW_TYPES[known["data_type"]])
+            if known is None or known["data_type"] == "json":
+                return None
+            return pa.nulls(len(array), ARROW_TYPES[known["data_type"]])
         if known is None:
             raise NotVectorized(f"a new column {table}.{name}")
         data_type = known["data_type"]
