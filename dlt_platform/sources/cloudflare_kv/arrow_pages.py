@@ -229,31 +229,28 @@ class PageShaper:
         if shaper.column(table, ROW_ID) is None or known_parent != parent:
             raise NotVectorized(f"a new child table {table}")
         shaper.parents[table] = parent
+        if table in tables:
+            raise NotVectorized(f"the child table {table} reached twice")
         parents = pc.list_parent_indices(lists)
         offsets = lists.offsets.to_numpy()
-        parent_index = parents.to_numpy()
-        positions = np.arange(offsets[0], offsets[0] + len(items)) - offsets[parent_index]
+        positions = np.arange(offsets[0], offsets[0] + len(items)) - offsets[parents.to_numpy()]
         child_parent_ids = parent_ids.take(parents)
-        positions_list = positions.tolist()
-        row_ids = _child_ids(child_parent_ids.to_pylist(), table, positions_list)
-        columns = tables.get(table)
-        if columns is not None:
-            raise NotVectorized(f"the child table {table} reached twice")
+        child_root_ids = root_ids.take(parents)
+        row_ids = _child_ids(child_parent_ids.to_pylist(), table, positions.tolist())
         columns = tables[table] = {}
         item_type = items.type
         if pa.types.is_struct(item_type):
-            nested = [items.field(i) for i in range(item_type.num_fields)]
             if items.null_count:
                 raise NotVectorized(f"{table}: null items in a list of objects")
+            nested = [items.field(i) for i in range(item_type.num_fields)]
             self._flatten(table, parts, nested, [f.name for f in item_type], (), columns, tables, row_ids,
-                          root_ids.take(parents))
+                          child_root_ids)
         elif pa.types.is_list(item_type):  # a list of lists: each inner list is the only item of a `list` child
-            self._explode(table, parts + ("list",), items, tables, row_ids, root_ids.take(parents))
+            self._explode(table, parts + ("list",), items, tables, row_ids, child_root_ids)
         else:
             column = self._typed(table, VALUE, items)
             if column is not None:
                 columns[VALUE] = column
-        child_root_ids = root_ids.take(parents)
         columns[ROOT_ID] = child_root_ids
         columns[PARENT_ID] = child_parent_ids
         columns[LIST_INDEX] = pa.array(positions, pa.int64())
