@@ -100,6 +100,70 @@ describe("/dagster/* proxy across sites", () => {
   });
 });
 
+describe("/dagster/* proxy forwards only the request it checked", () => {
+  const SET_NUX = "mutation%7BsetNuxSeen%7D";
+
+  it("refuses a repeated `query` parameter (the guard would read one, Dagster the last)", async () => {
+    const { env } = testEnv();
+    const seen = dagsterSeen();
+    const repeated = await withCookie(env, "GET", `/dagster/graphql?query=%7B__typename%7D&query=${SET_NUX}`, {});
+    expect((await refused(repeated, 400)).message).toContain("query");
+    // An encoded parameter name is the same parameter to both sides.
+    await refused(await withCookie(env, "GET", `/dagster/graphql?query=%7B__typename%7D&%71uery=${SET_NUX}`, {}), 400);
+    await refused(await call(env, "GET", `/dagster/graphql?query=%7B__typename%7D&query=${SET_NUX}`), 400);
+    expect(seen).toHaveLength(0);
+  });
+
+  it("decides on the decoded path: an encoded /graphql is GraphQL too", async () => {
+    const { env } = testEnv();
+    const seen = dagsterSeen();
+    await refused(await withCookie(env, "GET", `/dagster/graphq%6c?query=${SET_NUX}`, {}));
+    // HEAD runs Dagster's GET handler (Starlette adds it); its refusal has no body to read.
+    expect((await withCookie(env, "HEAD", `/dagster/%67raphql?query=${SET_NUX}`, {})).status).toBe(403);
+    await refused(await call(env, "GET", `/dagster/graphq%6C/?query=${SET_NUX}`));
+    const textPlain = { "content-type": "text/plain", Origin: OWN_ORIGIN };
+    const body = JSON.stringify({ query: LAUNCH });
+    const post = await withCookie(env, "POST", `/dagster/graphq%6c?query=${SET_NUX}`, textPlain, body);
+    expect((await refused(post, 415)).code).toBe("unsupported_media_type");
+    expect(seen).toHaveLength(0);
+  });
+
+  it("refuses paths that would decode differently twice, encoded slashes, a ? hidden in the path, bad escapes", async () => {
+    const { env } = testEnv();
+    const seen = dagsterSeen();
+    for (const path of [
+      "/dagster/graphq%256c",
+      "/dagster/x%2Fgraphql",
+      "/dagster/x%2fgraphql",
+      "/dagster/x%5Cgraphql",
+      "/dagster/graphql%3Fquery=mutation",
+      "/dagster/%E0%A4%A",
+    ]) {
+      const error = await refused(await withCookie(env, "GET", `${path}?query=%7B__typename%7D`, {}), 400);
+      expect(error.code, path).toBe("proxy_request_refused");
+    }
+    expect(seen).toHaveLength(0);
+  });
+
+  it("forwards the canonical request: decoded path, the one checked query, no credentials, redirects not followed", async () => {
+    const { env } = testEnv();
+    const seen = dagsterSeen();
+    const query = "{ version }";
+    const response = await withCookie(env, "GET", `/dagster/graphq%6c?query=${encodeURIComponent(query)}&variables=%7B%7D`, {
+      Cookie: `${await signIn(env)}; dagster_ui_pref=1`,
+    });
+    expect(response.status).toBe(200);
+    expect(seen).toHaveLength(1);
+    const forwarded = new URL(seen[0].url);
+    expect(forwarded.pathname).toBe("/dagster/graphql");
+    expect(forwarded.searchParams.getAll("query")).toEqual([query]);
+    expect(forwarded.searchParams.get("variables")).toBe("{}");
+    expect(seen[0].redirect).toBe("manual");
+    expect(seen[0].headers.get("Cookie")).toBe("dagster_ui_pref=1");
+    expect(seen[0].headers.get("Authorization")).toBeNull();
+  });
+});
+
 describe("admin page headers", () => {
   it("sends a CSP, X-Frame-Options DENY and a Referrer-Policy", async () => {
     const { env } = testEnv();

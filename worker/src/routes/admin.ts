@@ -11,7 +11,7 @@ import { ApiError, unauthorized } from "../errors";
 import { background } from "../http";
 import { getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
 import { reloadLocation } from "../dagster";
-import { assertProxyAllowed } from "../proxy_guard";
+import { canonicalProxyRequest } from "../proxy_guard";
 import { withLoadErrors } from "../load_errors";
 import { startRun } from "../runs";
 import { tableKeys } from "../rest_api";
@@ -218,17 +218,7 @@ for (const [action, enabled] of [
 admin.all("/dagster/*", async (c) => {
   const viaBearer = await passes(requireOperator, c);
   if (!viaBearer && (await sessionFrom(c)) === null) throw unauthorized();
-  assertProxyAllowed(c.req.raw, viaBearer);
-  const url = new URL(c.req.url);
-  const headers = new Headers(c.req.raw.headers);
-  // Operator credentials stay at the edge.
-  headers.delete("Authorization");
-  const cookies = (headers.get("Cookie") ?? "")
-    .split(";")
-    .map((part) => part.trim())
-    .filter((part) => part && !part.startsWith(`${SESSION_COOKIE}=`));
-  if (cookies.length) headers.set("Cookie", cookies.join("; "));
-  else headers.delete("Cookie");
-  const request = new Request(c.req.raw, { headers });
-  return dagsterFetch(c.env, url.pathname + url.search, request);
+  // Only the request the guard built goes on: what it checked is what Dagster executes.
+  const { path, init } = canonicalProxyRequest(c.req.raw, viaBearer, SESSION_COOKIE);
+  return dagsterFetch(c.env, path, init);
 });
