@@ -316,6 +316,13 @@ _HMAC_NEEDS_DELIVERY_ID = {
 }
 
 
+# GitHub's deliveries share big objects (repository, sender, organization, installation: ~100 fields each) and
+# each event type adds its own (pull_request, issue, workflow_run...). One table of every event type flattened
+# completely is ~3,000 columns wide; a table per event type, objects flattened one level and deeper ones kept as
+# JSON, stays in the low hundreds (docs/webhooks.md, "Table shapes").
+GITHUB_PRESET_SHAPE = {"table_per_event_type": True, "max_table_nesting": 1}
+
+
 class WebhookExtract(StrictModel):
     model_config = ConfigDict(json_schema_extra=_HMAC_NEEDS_DELIVERY_ID)
 
@@ -330,6 +337,26 @@ class WebhookExtract(StrictModel):
     content_types: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=lambda: ["application/json"], min_length=1, max_length=10)
     batch: DeliveryBatch = Field(default_factory=DeliveryBatch)
+    table_per_event_type: bool | None = Field(
+        None, description="Each event type's bodies in a table of their own, <table>__<event_type>, while <table> "
+                          "keeps one row per delivery (audit columns and raw body). Default: on for the github "
+                          "preset (GITHUB_PRESET_SHAPE), off otherwise.")
+    max_table_nesting: Annotated[int, Field(ge=0, le=10)] | None = Field(
+        None, description="Body objects nested deeper than this stay whole in JSON columns (native JSON in "
+                          "BigQuery), and deeper lists make no child tables. Default: 1 for the github preset, "
+                          "unbounded otherwise.")
+
+    def event_type_tables(self) -> bool:
+        """Whether bodies go to one table per event type (the definition's choice, else the preset's)."""
+        if self.table_per_event_type is not None:
+            return self.table_per_event_type
+        return self.signature.preset == "github" and GITHUB_PRESET_SHAPE["table_per_event_type"]
+
+    def nesting_limit(self) -> int | None:
+        """dlt's max_table_nesting for the bodies (the definition's, else the preset's; None: dlt's default)."""
+        if self.max_table_nesting is not None:
+            return self.max_table_nesting
+        return GITHUB_PRESET_SHAPE["max_table_nesting"] if self.signature.preset == "github" else None
 
     @field_validator("delivery_id")
     @classmethod
@@ -356,6 +383,19 @@ ENDPOINT_PATH_PATTERN = r"^[^\s?#]{1,1024}$"
 # `{resources.<parent>.<field>}` in a child's path or params: dlt fills it from each parent item.
 PARENT_REFERENCE = re.compile(r"\{resources\.([^.{}]+)\.([^{}]+)\}")
 SECRET_MESSAGE = 'must be {"env": "NAME"}: secrets are read from the environment, never written in a definition'
+# The platform's own secrets and settings share the container with the sources' secrets: the Worker's tokens and
+# session key, R2, BigQuery and Cloudflare credentials, Dagster's database, dlt's SECTION__KEY configuration. A
+# definition never names one (whatever DLT_SOURCE_SECRETS lists), so no source can send them to an API.
+PLATFORM_SECRET_PREFIXES = ("DLT_", "DAGSTER_", "CLOUDFLARE_", "GOOGLE_", "BIGQUERY_", "AWS_", "ADMIN_", "ALERT_")
+PLATFORM_SECRET_MESSAGE = ("names a platform secret (DLT_*, DAGSTER_*, CLOUDFLARE_*, GOOGLE_*, BIGQUERY_*, AWS_*, "
+                           "ADMIN_*, ALERT_*, names with __): a source may use only the secrets DLT_SOURCE_SECRETS "
+                           "lists for sources")
+# The same rule for the Worker's validator, as a pattern the schema can carry.
+NOT_PLATFORM_SECRET_PATTERN = f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*__)"
+
+
+def is_platform_secret(name: str) -> bool:
+    return name.startswith(PLATFORM_SECRET_PREFIXES) or "__" in name
 
 
 class EnvSecret(StrictModel):
@@ -363,7 +403,16 @@ class EnvSecret(StrictModel):
 
     model_config = ConfigDict(json_schema_extra={"x-message": SECRET_MESSAGE})
 
-    env: Annotated[str, Field(pattern=SECRET_NAME_PATTERN, description="Environment variable holding the secret.")]
+    env: Annotated[str, Field(pattern=SECRET_NAME_PATTERN, description="Environment variable holding the secret.",
+                              json_schema_extra={"allOf": [{"pattern": NOT_PLATFORM_SECRET_PATTERN,
+                                                            "x-message": PLATFORM_SECRET_MESSAGE}]})]
+
+    @field_validator("env")
+    @classmethod
+    def _not_a_platform_secret(cls, name: str) -> str:
+        if is_platform_secret(name):
+            raise ValueError(f"{name} {PLATFORM_SECRET_MESSAGE}")
+        return name
 
 
 def _secret_not_literal(value: object) -> object:
