@@ -42,6 +42,16 @@ export async function launchMessage(env: Env, message: Message<unknown>): Promis
     message.ack();
     return;
   }
+  if (source.retired_at) {
+    // Dagster no longer has a retired source: waiting for it to load would hold the consumer and retry for nothing.
+    await applyStatus(env.DB, runId, {
+      status: "canceled",
+      message: `canceled: source ${run.source_id} was retired (${source.retired_at}) before the run launched`,
+      data: { reason: "source_retired" },
+    });
+    message.ack();
+    return;
+  }
   let dagsterRunId: string;
   try {
     await waitUntilLoaded(env, source);

@@ -1,6 +1,18 @@
 /** DELETE /sources/:id retires a source: disabled, hidden from Dagster and the default listing, history kept. */
 import { describe, expect, it } from "vitest";
-import { call, createSource, dagsterDouble, definition, INTERNAL, json, testEnv } from "./helpers";
+import worker from "../src/index";
+import { createQueuedRun, retireSource } from "../src/ledger";
+import { ApiError } from "../src/errors";
+import { batchOf, call, createSource, dagsterDouble, definition, fakeMessage, INTERNAL, json, testEnv } from "./helpers";
+
+type TestEnv = ReturnType<typeof testEnv>["env"];
+
+async function runsOf(env: TestEnv, sourceId: string) {
+  const { results } = await env.DB.prepare("SELECT run_id, status, message FROM runs WHERE source_id = ? ORDER BY created_at")
+    .bind(sourceId)
+    .all<{ run_id: string; status: string; message: string | null }>();
+  return results;
+}
 
 describe("DELETE /sources/:id", () => {
   it("retires a source: a 'retire' version, gone from Dagster's listing, runs kept, new runs refused", async () => {
@@ -61,5 +73,64 @@ describe("DELETE /sources/:id", () => {
     await call(env, "POST", `/runs/${run_id}/cancel`);
     expect((await call(env, "DELETE", `/sources/${id}`)).status).toBe(200);
     expect((await call(env, "DELETE", "/sources/no_such_source")).status).toBe(404);
+  });
+});
+
+describe("retire and run requests on one source", () => {
+  it("a run request whose read of the source came before the retirement inserts no run", async () => {
+    const { env } = testEnv();
+    const id = await createSource(env);
+    // startRun has read the source (not retired yet); the retirement lands; then its insert runs.
+    expect((await retireSource(env.DB, id, "alice")).changed).toBe(true);
+    const insert = createQueuedRun(env.DB, { source_id: id, trigger: "api", request: {}, max_pending: 100 });
+    await expect(insert).rejects.toSatisfy((err) => err instanceof ApiError && err.code === "source_retired");
+    expect(await runsOf(env, id)).toEqual([]);
+  });
+
+  it("interleaved DELETE and POST /runs never leave a retired source with a run in flight", async () => {
+    const { env } = testEnv();
+    const ids = await Promise.all(Array.from({ length: 8 }, () => createSource(env)));
+    const outcomes = await Promise.all(
+      ids.map(async (id) => {
+        const [retire, run] = await Promise.all([
+          call(env, "DELETE", `/sources/${id}`),
+          call(env, "POST", `/sources/${id}/runs`),
+        ]);
+        return { id, retire: retire.status, run: run.status, retireCode: retire.status === 200 ? null : (await json(retire)).error.code };
+      }),
+    );
+    for (const outcome of outcomes) {
+      const retired = (await json(await call(env, "GET", `/sources/${outcome.id}`))).retired_at !== null;
+      const runs = await runsOf(env, outcome.id);
+      // Exactly one side wins: retired with no run, or a queued run and the retirement refused as busy.
+      if (retired) {
+        expect(outcome, outcome.id).toMatchObject({ retire: 200, run: 409 });
+        expect(runs).toEqual([]);
+      } else {
+        expect(outcome, outcome.id).toMatchObject({ retire: 409, retireCode: "source_busy", run: 202 });
+        expect(runs.map((r) => r.status)).toEqual(["queued"]);
+      }
+    }
+  });
+
+  it("the launch consumer acks a queued run of a retired source and marks it canceled, without retrying", async () => {
+    const { env } = testEnv();
+    const id = await createSource(env);
+    const { run_id } = await json(await call(env, "POST", `/sources/${id}/runs`));
+    // A run left queued by a retirement from before retire and run requests were serialized.
+    await env.DB.prepare("UPDATE sources SET retired_at = ?, enabled = 0 WHERE source_id = ?")
+      .bind(new Date().toISOString(), id)
+      .run();
+    const dagster = dagsterDouble(() => {
+      throw new Error("a retired source's run must not reach Dagster");
+    });
+    const { message, state } = fakeMessage({ run_id });
+    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    expect(state).toMatchObject({ acked: true, retried: false });
+    expect(dagster.calls).toHaveLength(0);
+    expect(dagster.assetQueries).toHaveLength(0);
+    const [run] = await runsOf(env, id);
+    expect(run.status).toBe("canceled");
+    expect(run.message).toContain(`source ${id} was retired`);
   });
 });

@@ -2,6 +2,7 @@
 import { ApiError } from "../errors";
 import { isUniqueViolation } from "./d1";
 import { insertRun, type NewRun, type RunRow } from "./runs";
+import { sourceRetired } from "./sources";
 
 /** Seconds a client refused for too many pending runs is asked to wait (about one launch-and-run cycle). */
 export const PENDING_RETRY_AFTER_SECONDS = 60;
@@ -27,7 +28,9 @@ function sameRequest(existing: RunRow, run: NewRun): RunRow {
 
 /**
  * Creates a queued run, or returns the run an earlier request with the same Idempotency-Key created (422 when
- * that request differed). With `max_pending`, a source already holding that many pending runs answers 429.
+ * that request differed). With `max_pending`, a source already holding that many pending runs answers 429. The
+ * insert itself requires the source not to be retired (409 `source_retired`): a DELETE that lands between the
+ * caller's read of the source and this insert leaves no queued run behind.
  */
 export async function createQueuedRun(db: D1Database, run: NewRun): Promise<{ run: RunRow; created: boolean }> {
   if (run.idempotency_key) {
@@ -36,7 +39,7 @@ export async function createQueuedRun(db: D1Database, run: NewRun): Promise<{ ru
   }
   let created: RunRow | null;
   try {
-    created = await insertRun(db, { ...run, status: "queued" });
+    created = await insertRun(db, { ...run, status: "queued", live_source_only: true });
   } catch (err) {
     // A concurrent request with the same key won the insert.
     if (run.idempotency_key && isUniqueViolation(err)) {
@@ -46,6 +49,11 @@ export async function createQueuedRun(db: D1Database, run: NewRun): Promise<{ ru
     throw err;
   }
   if (!created) {
+    const source = await db
+      .prepare("SELECT retired_at FROM sources WHERE source_id = ?")
+      .bind(run.source_id)
+      .first<{ retired_at: string | null }>();
+    if (!source || source.retired_at) throw sourceRetired(run.source_id);
     throw new ApiError(
       429,
       "too_many_pending_runs",

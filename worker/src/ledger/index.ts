@@ -2,7 +2,7 @@
  * The D1 ledger: sources and their versions, runs and their events. One module per concern; the ledger's whole
  * API is re-exported here, so callers import from "./ledger".
  */
-export { ALERTING, canTransition, PENDING, TERMINAL } from "./status_machine";
+export { ALERTING, canTransition, IN_FLIGHT, PENDING, TERMINAL } from "./status_machine";
 export {
   createSource,
   findSource,

@@ -4,7 +4,7 @@ import { newRunId, nowIso } from "../ids";
 import type { RunRequest } from "../bodies";
 import type { RunStatus, Trigger } from "../contract";
 import { isUniqueViolation } from "./d1";
-import { ALERTING, PENDING, TERMINAL } from "./status_machine";
+import { ALERTING, PENDING, statusList, TERMINAL } from "./status_machine";
 
 export interface RunRow {
   run_id: string;
@@ -105,10 +105,12 @@ export interface NewRun {
   message?: string;
   /** Insert only while the source has fewer than this many pending runs (the count and the insert are atomic). */
   max_pending?: number;
+  /** Insert only while the source is not retired, in the insert itself (a retirement may land after any read). */
+  live_source_only?: boolean;
 }
 
 /**
- * Inserts a run and its first event in one batch; null when `max_pending` refused it. Unique violations
+ * Inserts a run and its first event in one batch; null when `max_pending` or `live_source_only` refused it. Unique violations
  * (idempotency, dagster id) propagate.
  */
 export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow | null> {
@@ -124,13 +126,23 @@ export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow | n
     ...(run.dagster_run_id ? { dagster_run_id: run.dagster_run_id } : {}),
   };
   const bounded = run.max_pending !== undefined;
+  const conditions: string[] = [];
+  const conditionParams: unknown[] = [];
+  if (bounded) {
+    conditions.push(`(SELECT COUNT(*) FROM runs WHERE source_id = ? AND status IN (${statusList(PENDING)})) < ?`);
+    conditionParams.push(run.source_id, run.max_pending);
+  }
+  if (run.live_source_only) {
+    conditions.push("EXISTS (SELECT 1 FROM sources WHERE source_id = ? AND retired_at IS NULL)");
+    conditionParams.push(run.source_id);
+  }
   const [inserted] = await db.batch([
     db
       .prepare(
         `INSERT INTO runs (run_id, source_id, status, trigger, dagster_run_id, retry_of, request, partition_key,
                            idempotency_key, created_at, updated_at, started_at, finished_at)
          SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-         ${bounded ? `WHERE (SELECT COUNT(*) FROM runs WHERE source_id = ? AND status IN (${PENDING.map((p) => `'${p}'`).join(", ")})) < ?` : ""}`,
+         ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}`,
       )
       .bind(
         runId,
@@ -146,7 +158,7 @@ export async function insertRun(db: D1Database, run: NewRun): Promise<RunRow | n
         now,
         started,
         finished,
-        ...(bounded ? [run.source_id, run.max_pending] : []),
+        ...conditionParams,
       ),
     db
       .prepare("INSERT INTO run_events (run_id, status, message, at, data) SELECT run_id, ?, ?, ?, ? FROM runs WHERE run_id = ?")

@@ -4,7 +4,8 @@ import { nowIso } from "../ids";
 import type { RunStatus } from "../contract";
 import type { SourceDefinition } from "../validation";
 import { isUniqueViolation } from "./d1";
-import { firstVersionStatement, nextVersionStatement, type SourceChange } from "./versions";
+import { IN_FLIGHT, statusList } from "./status_machine";
+import { firstVersionStatement, nextVersionStatement, type SourceChange, type SqlCondition } from "./versions";
 
 export interface SourceRecord {
   source_id: string;
@@ -160,10 +161,27 @@ export async function setSourceEnabled(
 export const sourceRetired = (sourceId: string) =>
   new ApiError(409, "source_retired", `source ${sourceId} is retired; its history is kept but it cannot change or run`);
 
+async function inFlightRunIds(db: D1Database, sourceId: string): Promise<string[]> {
+  const { results } = await db
+    .prepare(`SELECT run_id FROM runs WHERE source_id = ? AND status IN (${statusList(IN_FLIGHT)}) ORDER BY created_at LIMIT 5`)
+    .bind(sourceId)
+    .all<{ run_id: string }>();
+  return results.map((row) => row.run_id);
+}
+
+const sourceBusy = (sourceId: string, runIds: string[]) =>
+  new ApiError(
+    409,
+    "source_busy",
+    `source ${sourceId} has runs in flight (${runIds.join(", ")}): cancel them or let them finish first`,
+  );
+
 /**
  * Retires a source: a last version (change "retire", disabled) and `retired_at`, in one batch conditioned on the
- * version read, like updateSource. Versions and runs stay. Refused while runs are in flight, so nothing is left
- * launching a source Dagster no longer has. Retiring a retired source changes nothing.
+ * version read, like updateSource, and on the source holding no run in flight, so nothing is left launching a
+ * source Dagster no longer has. Both conditions are in the statements themselves: a run request either inserts
+ * its run before the batch (and the retirement is refused, 409 `source_busy`) or after it (and is refused,
+ * 409 `source_retired`, see createQueuedRun). Versions and runs stay. Retiring a retired source changes nothing.
  */
 export async function retireSource(
   db: D1Database,
@@ -172,31 +190,27 @@ export async function retireSource(
 ): Promise<{ source: SourceRecord; changed: boolean }> {
   const current = await getSource(db, sourceId);
   if (current.retired_at) return { source: current, changed: false };
-  const { results: inFlight } = await db
-    .prepare(
-      `SELECT run_id FROM runs WHERE source_id = ? AND status IN ('queued', 'launching', 'launched', 'running')
-       ORDER BY created_at LIMIT 5`,
-    )
-    .bind(sourceId)
-    .all<{ run_id: string }>();
-  if (inFlight.length) {
-    throw new ApiError(
-      409,
-      "source_busy",
-      `source ${sourceId} has runs in flight (${inFlight.map((r) => r.run_id).join(", ")}): cancel them or let them finish first`,
-    );
-  }
+  const inFlight = await inFlightRunIds(db, sourceId);
+  if (inFlight.length) throw sourceBusy(sourceId, inFlight);
   const at = nowIso();
   const json = JSON.stringify({ ...current.definition, enabled: false });
+  const idle: SqlCondition = {
+    sql: `NOT EXISTS (SELECT 1 FROM runs WHERE source_id = ? AND status IN (${statusList(IN_FLIGHT)}))`,
+    params: [sourceId],
+  };
   const [, update] = await db.batch([
-    nextVersionStatement(db, sourceId, current.version, json, "retire", at, actor),
+    nextVersionStatement(db, sourceId, current.version, json, "retire", at, actor, idle),
     db
       .prepare(
         `UPDATE sources SET version = version + 1, enabled = 0, definition = ?, retired_at = ?, updated_at = ?, updated_by = ?
-         WHERE source_id = ? AND version = ?`,
+         WHERE source_id = ? AND version = ? AND ${idle.sql}`,
       )
-      .bind(json, at, at, actor, sourceId, current.version),
+      .bind(json, at, at, actor, sourceId, current.version, ...idle.params),
   ]);
-  if (!update.meta.changes) throw conflict(`source ${sourceId} changed while it was being retired`);
+  if (!update.meta.changes) {
+    const raced = await inFlightRunIds(db, sourceId);
+    if (raced.length) throw sourceBusy(sourceId, raced);
+    throw conflict(`source ${sourceId} changed while it was being retired`);
+  }
   return { source: await getSource(db, sourceId), changed: true };
 }

@@ -20,6 +20,14 @@ export const ALERTING: ReadonlySet<RunStatus> = new Set(["failed", "dead_lettere
 /** Runs that wait for Dagster to start them: the backlog MAX_PENDING_RUNS_PER_SOURCE bounds. */
 export const PENDING: readonly RunStatus[] = ["queued", "launching", "launched"];
 
+/** Runs not yet finished: a source holding any cannot be retired, and no run is queued for a retired source. */
+export const IN_FLIGHT: readonly RunStatus[] = ["queued", "launching", "launched", "running"];
+
+/** SQL list of `statuses`, for `status IN (...)` (the names are the contract's fixed identifiers). */
+export function statusList(statuses: readonly RunStatus[]): string {
+  return statuses.map((status) => `'${status}'`).join(", ");
+}
+
 /** Forward only; dead_lettered only from queued|launching; canceled from any non-terminal status. */
 export function canTransition(from: RunStatus, to: RunStatus): boolean {
   if (TERMINAL.has(from)) return false;

@@ -3,9 +3,15 @@ import { notFound } from "../errors";
 
 export type SourceChange = "create" | "update" | "enable" | "disable" | "retire";
 
+/** A further SQL condition (and its parameters) a version statement and its sources update both carry. */
+export interface SqlCondition {
+  sql: string;
+  params: unknown[];
+}
+
 /**
  * The statement recording version `expectedVersion + 1` of a source, only while the source is still at
- * `expectedVersion` (batched before the sources update, so a concurrent edit makes both no-ops).
+ * `expectedVersion` and `onlyIf` holds (batched before the sources update, so a concurrent edit makes both no-ops).
  */
 export function nextVersionStatement(
   db: D1Database,
@@ -15,13 +21,15 @@ export function nextVersionStatement(
   change: SourceChange,
   at: string,
   actor: string,
+  onlyIf?: SqlCondition,
 ): D1PreparedStatement {
   return db
     .prepare(
       `INSERT INTO source_versions (source_id, version, definition, change, changed_at, changed_by)
-       SELECT source_id, version + 1, ?, ?, ?, ? FROM sources WHERE source_id = ? AND version = ?`,
+       SELECT source_id, version + 1, ?, ?, ?, ? FROM sources WHERE source_id = ? AND version = ?
+       ${onlyIf ? `AND ${onlyIf.sql}` : ""}`,
     )
-    .bind(definitionJson, change, at, actor, sourceId, expectedVersion);
+    .bind(definitionJson, change, at, actor, sourceId, expectedVersion, ...(onlyIf?.params ?? []));
 }
 
 /** The first version of a new source. */
