@@ -8,6 +8,7 @@ and the benchmark all build their pipelines and sources here, so there is one co
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -18,8 +19,10 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.common.utils import chunks
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.pipeline.exceptions import PipelineStepFailed
 
-from dlt_platform import bigquery
+from dlt_platform import bigquery, duckdb_warehouse
+from dlt_platform import failed_packages
 from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
@@ -48,6 +51,14 @@ def destination_for(definition: SourceDefinition, settings: Settings):
                                         global_config={"memory_limit": settings.duckdb_memory_limit})
         return dlt.destinations.duckdb(credentials=credentials, preferred_loader_file_format=LOADER_FILE_FORMAT)
     return bigquery.destination(definition.destination, settings, LOADER_FILE_FORMAT)
+
+
+def warehouse_turn(definition: SourceDefinition, settings: Settings, say=print):
+    """What a run holds while its dlt pipeline uses the warehouse: its turn on the local DuckDB file (runs take
+    turns: duckdb_warehouse.py), nothing for BigQuery."""
+    if settings.destination_type(definition) != "duckdb":
+        return contextlib.nullcontext()
+    return duckdb_warehouse.warehouse_turn(settings.duckdb_path, settings.duckdb_wait_seconds, say=say)
 
 
 def build_pipeline(definition: SourceDefinition, settings: Settings) -> dlt.Pipeline:
@@ -122,16 +133,37 @@ def last_snapshot_url(pipeline: dlt.Pipeline, definition: SourceDefinition) -> s
     return state.get("resources", {}).get(definition.destination.table, {}).get("last_snapshot")
 
 
+def pending_packages(pipeline: dlt.Pipeline) -> list[str]:
+    return [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
+
+
 def finish_pending_loads(pipeline: dlt.Pipeline, say=print) -> list[str]:
-    """Load what an earlier, failed run left in the pipeline, and say so. dlt's run() would otherwise load only
-    those packages and silently skip the new extraction; a package that cannot load fails here, with dlt's
-    message on how to drop it."""
-    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
-    if pending:
-        say(f"{pipeline.pipeline_name}: loading {len(pending)} load package(s) left by an earlier failed run "
-            f"({', '.join(pending)}) before this run; `dlt pipeline --pipelines-dir {pipeline.pipelines_dir} "
-            f"{pipeline.pipeline_name} drop-pending-packages` discards them instead")
+    """Load what an earlier, failed run left in the pipeline, and say so (dlt's run() would otherwise load only
+    those packages and silently skip the new extraction); returns the packages loaded. A package that fails
+    terminally, or the same way as on its previous attempt, is set aside (failed_packages.py: kept in
+    <data_dir>/failed_packages/<source_id>/<load_id>, aborted with dlt) and the run goes on with new data; any
+    other failure fails the run, and the next run tries the package again."""
+    pending = pending_packages(pipeline)
+    if not pending:
+        return []
+    say(f"{pipeline.pipeline_name}: loading {len(pending)} load package(s) left by an earlier failed run "
+        f"({', '.join(pending)}) before this run")
+    try:
         pipeline.run()
+    except PipelineStepFailed as error:
+        load_id = error.load_id or pending[0]
+        reason = failed_packages.failure_text(error)
+        if not (failed_packages.is_terminal(error) or failed_packages.failed_before(pipeline, load_id, reason)):
+            raise
+        left = set(pending_packages(pipeline))
+        loaded = [package for package in pending if package not in left]
+        aside = failed_packages.set_aside(pipeline, load_id, reason)
+        dropped = sorted(left - {load_id})
+        say(f"{pipeline.pipeline_name}: {aside.describe()}"
+            + (f"; later pending packages dropped to be extracted again: {', '.join(dropped)}" if dropped else "")
+            + "; this run goes on with new data")
+        return loaded
+    failed_packages.forget_failure(pipeline)
     return pending
 
 
@@ -169,14 +201,16 @@ def run_load(definition: SourceDefinition, settings: Settings, request: LoadRequ
     source = build_source(definition, settings, request)
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
-    pending = finish_pending_loads(pipeline, say=lambda line: print(line, file=sys.stderr))
-    try:
-        info: LoadInfo = pipeline.run(source, **run_kwargs(request))
-    except Exception as error:
-        reported = failed_run(error, definition, source)
-        if reported is error:
-            raise
-        raise reported from error
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    with warehouse_turn(definition, settings, say):
+        pending = finish_pending_loads(pipeline, say=say)
+        try:
+            info: LoadInfo = pipeline.run(source, **run_kwargs(request))
+        except Exception as error:
+            reported = failed_run(error, definition, source)
+            if reported is error:
+                raise
+            raise reported from error
     rows = loaded_row_counts(pipeline)
     load_id = info.loads_ids[-1] if info.loads_ids else None
     after_load(definition, settings, pipeline, [*pending, *info.loads_ids], run_id or f"cli-{load_id or 'empty'}")

@@ -104,7 +104,7 @@ def make_settings(root: Path):
         (["load", "--source-id", "nope"], {}, "error: source_id: unknown source 'nope'"),
         (["keys", "--source-id", "test_orders"], {"CLOUDFLARE_API_TOKEN": ""}, "error: CLOUDFLARE_API_TOKEN is not set"),
         (["keys", "--source-id", "test_orders"], {"CLOUDFLARE_API_TOKEN": "bad-token-123"},
-         "error: Cloudflare API HTTP 403: Authentication error (code 10000)"),
+         "error: Cloudflare API HTTP 403: Authentication error (code 10000) (CLOUDFLARE_API_TOKEN)"),
         (["load"], {}, "error: give exactly one of --source-id or --all"),
     ],
 )

@@ -113,7 +113,7 @@ def test_an_unreachable_api_is_named_by_host_after_bounded_attempts():
 def test_403_reports_cloudflares_message_without_the_token(kv_api):
     with pytest.raises(CloudflareAPIError) as error:
         list(transport(kv_api, token="wrong-token-value").pages(None))
-    assert str(error.value) == "Cloudflare API HTTP 403: Authentication error (code 10000)"
+    assert str(error.value) == "Cloudflare API HTTP 403: Authentication error (code 10000) (CLOUDFLARE_API_TOKEN)"
     assert "wrong-token-value" not in str(error.value)
 
 

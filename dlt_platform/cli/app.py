@@ -17,6 +17,7 @@ import typer
 from dlt_platform.bigquery import BigQueryCredentialsError
 from dlt_platform.cli.output import errors, note
 from dlt_platform.config import DefinitionError, SourceDefinition
+from dlt_platform.duckdb_warehouse import WarehouseBusy
 from dlt_platform.local.stack import DEFAULT_STATE_DIR, StackError, running_local_worker
 from dlt_platform.operator_client import OperatorAPIError
 from dlt_platform.settings import Settings, SettingsError
@@ -61,7 +62,7 @@ class VerificationFailed(RuntimeError):
 
 # The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
 PLATFORM_ERRORS = (UsageError, DefinitionError, SettingsError, CloudflareAPIError, OperatorAPIError, StackError,
-                   RestApiError, BigQueryCredentialsError, VerificationFailed)
+                   RestApiError, BigQueryCredentialsError, VerificationFailed, WarehouseBusy)
 
 
 def _root_cause(error: BaseException) -> BaseException:

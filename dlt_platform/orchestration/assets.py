@@ -23,7 +23,7 @@ from pydantic import Field
 from dlt_platform.config import SourceDefinition
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
 from dlt_platform.loads import (after_load, build_pipeline, build_source, check_before_load, finish_pending_loads,
-                                last_snapshot_url, loaded_row_counts, run_kwargs)
+                                last_snapshot_url, loaded_row_counts, run_kwargs, warehouse_turn)
 from dlt_platform.orchestration.run_start import report_running
 from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
@@ -253,6 +253,12 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
         context.log.info(f"Loading the partition window [{request.window[0]}, {request.window[1]})")
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
+    with warehouse_turn(definition, settings, say=context.log.info):
+        yield from _load_in_turn(context, dlt, definition, settings, request, pipeline)
+
+
+def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, definition: SourceDefinition,
+                  settings: Settings, request: LoadRequest, pipeline):
     pending = finish_pending_loads(pipeline, say=context.log.warning)
     source = build_source(definition, settings, request)
     # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.

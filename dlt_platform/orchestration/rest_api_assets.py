@@ -17,7 +17,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt_platform.config import RestApiSourceDefinition
 from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.loads import (build_pipeline, build_source, check_before_load, failed_run, finish_pending_loads,
-                                loaded_row_counts, published_snapshot, run_kwargs)
+                                loaded_row_counts, published_snapshot, run_kwargs, warehouse_turn)
 from dlt_platform.load_request import checked_request
 from dlt_platform.orchestration.assets import (
     _TAG_KEY, _TAG_VALUE, SourceRunConfig, load_request_for, owners_of, raw_snapshot_key,
@@ -91,14 +91,15 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
         context.log.info(f"Loading the incremental resources from {request.window[0]} to {request.window[1]}")
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
-    finish_pending_loads(pipeline, say=context.log.warning)
-    try:
-        results = list(dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)))
-    except Exception as error:
-        reported = failed_run(error, definition, source)
-        if reported is error:
-            raise
-        raise dg.Failure(description=str(reported), allow_retries=False) from None
+    with warehouse_turn(definition, settings, say=context.log.info):
+        finish_pending_loads(pipeline, say=context.log.warning)
+        try:
+            results = list(dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)))
+        except Exception as error:
+            reported = failed_run(error, definition, source)
+            if reported is error:
+                raise
+            raise dg.Failure(description=str(reported), allow_retries=False) from None
     rows = loaded_row_counts(pipeline)
     load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
     load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else ""

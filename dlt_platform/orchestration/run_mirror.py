@@ -15,6 +15,7 @@ import dagster as dg
 from dagster import DagsterEventType
 
 from dlt_platform.contract import PARTITION_TAG, RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG, TRIGGERS
+from dlt_platform.orchestration.failure_cause import masked, one_line, run_failure_cause
 from dlt_platform.orchestration.worker_client import WorkerClient, WorkerRejected, WorkerUnavailable
 from dlt_platform.settings import Settings
 
@@ -130,9 +131,12 @@ class RunMirror:
                                                  status=status, at=at)
             self._ledger_ids[run.run_id] = ledger_id
         tables = self.rows_of(instance, run) if status == "succeeded" else None
-        message = (event.message or None) if status in ("failed", "canceled") else None
-        self.client.post_status(ledger_id, status, dagster_run_id=run.run_id, at=at,
-                                message=message[:MAX_MESSAGE_CHARS] if message else None,
+        message = None
+        if status == "failed":
+            message = run_failure_cause(instance, run.run_id, event.message or None)
+        elif status == "canceled":
+            message = one_line(masked(event.message), MAX_MESSAGE_CHARS) if event.message else None
+        self.client.post_status(ledger_id, status, dagster_run_id=run.run_id, at=at, message=message,
                                 rows_loaded=sum(tables.values()) if tables is not None else None, tables=tables)
 
     def mirror(self, instance: dg.DagsterInstance, cursor: int) -> MirrorOutcome:

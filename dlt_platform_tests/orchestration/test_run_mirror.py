@@ -153,3 +153,43 @@ def test_worker_client_never_puts_the_token_in_errors(worker_api):
         with pytest.raises(Exception) as raised:
             client.post_status("run_x", "running")
         assert INTERNAL_TOKEN not in str(raised.value) and INTERNAL_TOKEN not in repr(client)
+
+
+WRONG_TOKEN = "cf-wrong-token-0123456789"
+
+
+def test_a_failed_run_reports_its_cause_in_one_line_without_the_secret(instance, workspace, mirror, worker_api,
+                                                                      monkeypatch):
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", WRONG_TOKEN)  # the run reads its settings from the environment
+    ledger = worker_api.ledger
+    ledger.add_run("run_wrong_token", "cloudflare_kv_orders")
+    run = launch(instance, workspace, ORDERS, {"dlt_platform/run_id": "run_wrong_token", "dlt_platform/trigger": "api",
+                                               "dlt_platform/source_id": "cloudflare_kv_orders"})
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    tick(mirror, instance, None)
+    message = ledger.runs["run_wrong_token"]["message"]
+    assert ledger.runs["run_wrong_token"]["status"] == "failed"
+    assert message == "Cloudflare API HTTP 403: Authentication error (code 10000) (CLOUDFLARE_API_TOKEN)", message
+    assert "Steps failed" not in message and "\n" not in message and WRONG_TOKEN not in message
+
+
+def test_a_run_that_finds_the_warehouse_held_open_says_who_holds_it(instance, workspace, mirror, worker_api,
+                                                                    platform_env, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("DLT_PLATFORM_DUCKDB_WAIT_SECONDS", "1")
+    database = platform_env.duckdb_path
+    database.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); sys.stdin.read()", str(database)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"  # a DuckDB session outside the platform holds the file
+        run = launch(instance, workspace, VENDORS, {"dlt_platform/source_id": "cloudflare_kv_vendors"})
+    finally:
+        holder.communicate("", timeout=30)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    tick(mirror, instance, None)
+    message = ledger_run(worker_api.ledger, run.run_id)["message"]
+    assert message.startswith(f"DuckDB warehouse {database.resolve()} locked by PID {holder.pid} "), message

@@ -23,7 +23,9 @@ class CloudflareAPIError(RuntimeError):
     """An API call that failed; the message carries Cloudflare's own error text, never credentials."""
 
     def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(f"Cloudflare API HTTP {status_code}: {message}" if status_code else message)
+        # A refused token is the usual cause of 401/403: name the variable that holds it.
+        credentials = " (CLOUDFLARE_API_TOKEN)" if status_code in (401, 403) else ""
+        super().__init__(f"Cloudflare API HTTP {status_code}: {message}{credentials}" if status_code else message)
         self.status_code = status_code
 
 
