@@ -3,10 +3,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from dlt_platform.config import SourceDefinition, parse_definition
+from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
 from dlt_platform.settings import Settings
 from dlt_platform_tests.worker_kv_double import WorkerKVDouble
@@ -72,7 +72,7 @@ def make_definition(**overrides) -> SourceDefinition:
 
 
 def query(settings: Settings, sql: str) -> list[tuple]:
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+    with read_connection(settings.duckdb_path) as connection:
         return connection.execute(sql).fetchall()
 
 

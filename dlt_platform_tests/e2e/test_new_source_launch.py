@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-import duckdb
+from dlt_platform.duckdb_warehouse import read_connection
 
 
 def new_definition(source_id: str) -> dict:
@@ -45,7 +45,7 @@ def test_a_run_requested_right_after_post_sources_starts_without_a_failed_launch
     assert launch_failures == [], launch_failures
     assert [event["status"] for event in run["events"]].count("launching") >= 1
     started = parse_time(run["started_at"])
-    with duckdb.connect(str(stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
+    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
         (rows,) = connection.execute(f"select count(*) from source_fresh.{source_id}_t").fetchone()
     assert rows == run["tables"][f"{source_id}_t"] and rows > 0
     for event in run["events"]:

@@ -6,9 +6,9 @@ import datetime as dt
 import time
 import uuid
 
-import duckdb
 import httpx
 
+from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.rest_api_server import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
@@ -40,7 +40,7 @@ def statuses_of(run: dict) -> list[str]:
 
 
 def warehouse(stack, sql: str) -> list[tuple]:
-    with duckdb.connect(str(stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
+    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
         return connection.execute(sql).fetchall()
 
 

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from dlt_platform.config import load_sources_file, parse_sources_document
+from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 from dlt_platform.local.sample_data import sample_namespaces
@@ -197,8 +198,6 @@ def worker_api():
 
 
 def read_table(settings: Settings, dataset: str, table: str, columns: str = "count(*)") -> list[tuple]:
-    import duckdb
-
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+    with read_connection(settings.duckdb_path) as connection:
         return connection.execute(f"select {columns} from {dataset}.{table}").fetchall()
 

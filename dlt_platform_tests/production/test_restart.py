@@ -10,10 +10,10 @@ import shutil
 import signal
 import time
 
-import duckdb
 import httpx
 import psutil
 
+from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.orchestration.run_launcher import BOOT_ID_ENV
 from dlt_platform_tests.production.conftest import MERGED_SOURCE, MINUTELY_SOURCE
@@ -28,7 +28,7 @@ FAILED_IN_D1_WITHIN = 180
 
 
 def warehouse_rows(stack, table: str) -> tuple[int, int]:
-    with duckdb.connect(str(stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
+    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
         return connection.execute(f"select count(*), count(distinct cf_kv_key) from source_cloudflare.{table}").fetchone()
 
 
@@ -127,7 +127,7 @@ def test_sigkill_mid_run_then_restart_on_an_empty_disk_loses_nothing(pg_stack, p
     seeded = len(sample_namespaces(dt.datetime.now(dt.timezone.utc).date())["ORDERS_KV"])
     assert rows == keys == seeded, f"{rows} rows for {keys} keys after the retry ({seeded} seeded)"
     # dlt keeps its state in the destination; the pipeline folder on the emptied disk was rebuilt from it.
-    with duckdb.connect(str(pg_stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
+    with read_connection(pg_stack.paths.data_dir / "warehouse.duckdb") as connection:
         states = connection.execute("select count(*) from source_cloudflare._dlt_pipeline_state "
                                     "where pipeline_name = ?", [MERGED_SOURCE]).fetchone()[0]
     assert states >= 2
