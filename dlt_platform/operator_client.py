@@ -52,8 +52,9 @@ class OperatorClient:
     def health(self) -> dict:
         return self._call("GET", "/health", ok=(200, 503))
 
-    def sources(self) -> list[dict]:
-        return self._call("GET", "/sources")["sources"]
+    def sources(self, include_retired: bool = False) -> list[dict]:
+        params = {"include_retired": "1"} if include_retired else {}
+        return self._call("GET", "/sources", params=params)["sources"]
 
     def source(self, source_id: str) -> dict | None:
         try:
@@ -69,6 +70,10 @@ class OperatorClient:
     def update_source(self, source_id: str, version: int, definition: dict, actor: str = "operator") -> dict:
         return self._call("PUT", f"/sources/{source_id}", json={"version": version, "definition": definition},
                           headers={"X-Actor": actor})
+
+    def retire_source(self, source_id: str, actor: str = "operator") -> dict:
+        """Disabled for good and gone from Dagster's definitions; its versions and runs are kept."""
+        return self._call("DELETE", f"/sources/{source_id}", headers={"X-Actor": actor})
 
     def request_run(self, source_id: str, idempotency_key: str | None = None, **request) -> str:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}

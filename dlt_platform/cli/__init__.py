@@ -4,6 +4,8 @@
   `profile`);
 - load.py: load a source from a terminal (`load`);
 - local_stack.py: run the platform on this machine (`up`, `serve`);
+- sources.py: list the configured sources; keep a sources file and the Worker's D1 alike (`sources push`,
+  `pull`, `diff`);
 - deployment.py: operate a deployed orchestrator (`check-deployment`, `verify-deployment`) and regenerate what
   the Worker reads from the Python side (`schema`).
 
@@ -13,6 +15,6 @@ app.py holds what they share: the Typer app, settings, one-line errors; output.p
 from dlt_platform.cli.app import app
 
 # Imported for the commands they register, in the order `--help` lists their groups.
-from dlt_platform.cli import explore, load, local_stack, deployment  # noqa: E402, F401, I001
+from dlt_platform.cli import explore, sources, load, local_stack, deployment  # noqa: E402, F401, I001
 
 __all__ = ["app"]

@@ -25,7 +25,7 @@ CONTRACT_PATH = PROJECT_ROOT / "worker" / "src" / "contract.ts"
 UrlOption = Annotated[Optional[str], typer.Option("--url", help="Orchestrator URL (default: DLT_ORCHESTRATOR_URL).")]
 
 
-def _operator_client(url: str | None) -> OperatorClient:
+def deployment_client(url: str | None) -> OperatorClient:
     config = settings()
     url = url or config.orchestrator_url
     if not url:
@@ -38,7 +38,7 @@ def check_deployment(url: UrlOption = None, runs: Annotated[int, typer.Option(he
                      as_json: JsonOption = False) -> None:
     """Status only: health, sources, recent runs and the launch backlog. Changes nothing."""
     with one_line_errors():
-        with _operator_client(url) as client:
+        with deployment_client(url) as client:
             health = client.health()
             stored = client.sources()
             recent = client.runs(limit=runs)
@@ -75,7 +75,7 @@ def verify_deployment(
     refreshed with their current values and no row is removed. Sources that append are refused, since a
     verification run would add rows to what users see."""
     with one_line_errors():
-        with _operator_client(url) as client:
+        with deployment_client(url) as client:
             health = client.health()
             if not health.get("ok"):
                 raise VerificationFailed(f"orchestrator unhealthy: {health}")

@@ -73,9 +73,8 @@ def _reads(definition: SourceDefinition, config) -> dict:
     return {"reads": definition.extract.namespace_title, "transport": config.kv_transport(definition)}
 
 
-@app.command(rich_help_panel=EXPLORE)
-def sources(as_json: JsonOption = False) -> None:
-    """List the configured sources."""
+def list_configured_sources(as_json: bool = False) -> None:
+    """List the configured sources (`dlt-platform sources`, `sources list`: cli/sources.py)."""
     with one_line_errors():
         config = settings()
         definitions = config.load_sources()
