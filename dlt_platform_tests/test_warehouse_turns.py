@@ -1,4 +1,5 @@
-"""Runs of different sources into the one local DuckDB file take turns instead of failing on DuckDB's lock.
+"""Runs of different sources into the one local DuckDB file take turns instead of failing on DuckDB's lock; into
+BigQuery (its emulator) they run side by side.
 
 Real processes (`dlt-platform load`), a real DuckDB file and the loopback KV API. The collision is made certain,
 not left to timing: the test holds the warehouse (its turn, or DuckDB's own lock as a DuckDB shell would) until
@@ -20,6 +21,7 @@ import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection, warehouse_turn
 from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+from dlt_platform_tests.bigquery_fixtures import emulator_client
 from dlt_platform_tests.conftest import ACCOUNT_ID, API_TOKEN
 
 SOURCES = 8
@@ -134,3 +136,24 @@ def test_a_turn_is_reentrant_in_one_process_and_readers_share(tmp_path):
             f"with read_connection(Path({str(database)!r}), wait_seconds=5) as c: print(c.execute('select 42').fetchone()[0])")],
             capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0 and probe.stdout.strip() == "42", probe.stderr
+
+
+def test_eight_loads_at_once_into_the_bigquery_emulator_all_land_every_row(eight_sources, bigquery_emulator):
+    """BigQuery takes no turns: the same eight loads at once, into the production warehouse's wire protocol."""
+    env, _ = eight_sources
+    env = {**env, "DLT_PLATFORM_DESTINATION": "bigquery", "BIGQUERY_EMULATOR_HOST": bigquery_emulator.url,
+           "GOOGLE_CLOUD_PROJECT": bigquery_emulator.project_id,
+           "NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION": "true"}  # the emulator reads no gzip
+    client = emulator_client(bigquery_emulator)
+    client.delete_dataset("turns", delete_contents=True, not_found_ok=True)
+    try:
+        loads = [Load(env, f"kv_source_{number}") for number in range(SOURCES)]
+        outcomes = [load.finish() for load in loads]
+        assert [code for code, _ in outcomes] == [0] * SOURCES, "\n".join(text for _, text in outcomes)
+        assert all("waiting for the DuckDB warehouse" not in text for _, text in outcomes)
+        counts = [tuple(next(iter(client.query(
+            f"select count(*), count(distinct cf_kv_key) from turns.table_{number}").result())))
+            for number in range(SOURCES)]
+        assert counts == [(RECORDS, RECORDS)] * SOURCES
+    finally:
+        client.delete_dataset("turns", delete_contents=True, not_found_ok=True)
