@@ -144,3 +144,15 @@ def test_without_credentials_or_a_local_stack_the_missing_variable_is_named(cli_
     monkeypatch.setenv("DLT_PLATFORM_STATE_DIR", str(tmp_path / "no-stack"))
     result = CliRunner().invoke(app, ["keys", "--source-id", "test_orders"])
     assert result.exit_code == 1 and result.output.strip() == "error: CLOUDFLARE_ACCOUNT_ID is not set"
+
+
+def test_the_run_summary_says_why_a_run_failed(capsys):
+    from dlt_platform.cli.runs import print_runs
+
+    print_runs([{"source_id": "cloudflare_kv_orders", "run_id": "run_1", "status": "succeeded", "tables": {"orders_kv": 3},
+                 "trigger": "api", "message": None},
+                {"source_id": "cloudflare_kv_leads", "run_id": "run_2", "status": "failed", "tables": None,
+                 "trigger": "api", "message": "Cloudflare API HTTP 403: Authentication error (code 10000)"}])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "cloudflare_kv_leads run_2 failed: Cloudflare API HTTP 403: Authentication error (code 10000)"
+    assert not any(line.startswith("cloudflare_kv_orders run_1") for line in lines)

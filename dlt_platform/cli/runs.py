@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dlt_platform.cli.output import console, print_listing
+from dlt_platform.cli.output import console, print_listing, say
 from dlt_platform.operator_client import OperatorClient
 
 
@@ -25,3 +25,9 @@ def print_runs(runs: list[dict], as_json: bool = False) -> None:
              "rows per table": ", ".join(f"{name} {count}" for name, count in sorted((run.get("tables") or {}).items()))
              or "-", "trigger": run["trigger"]} for run in runs]
     print_listing(["source", "run", "status", "rows per table", "trigger"], rows, as_json, document=runs)
+    if as_json:
+        return
+    # Why a run did not succeed, one line each under the table (the ledger's message: the run's root cause).
+    for run in runs:
+        if run["status"] != "succeeded" and run.get("message"):
+            say(f"{run['source_id']} {run['run_id']} {run['status']}: {run['message']}")
