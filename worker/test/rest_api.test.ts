@@ -5,10 +5,11 @@ import worker from "../src/index";
 import { signIn } from "./admin_helpers";
 import { batchOf, call, dagsterDouble, definition, fakeMessage, json, testEnv, uniqueId } from "./helpers";
 
-function restDefinition(sourceId: string, extract: Record<string, unknown> = {}) {
+// One source per table: tests that keep their sources pass a dataset of their own.
+function restDefinition(sourceId: string, extract: Record<string, unknown> = {}, dataset = "source_api") {
   const base = definition(sourceId, {
     source_type: "rest_api",
-    destination: { type: "bigquery", dataset: "source_api", write_disposition: "merge" },
+    destination: { type: "bigquery", dataset, write_disposition: "merge" },
     extract: {
       client: {
         base_url: "https://api.example.com/v1",
@@ -76,23 +77,23 @@ describe("rest_api sources", () => {
   it("are listed on the admin page with their tables", async () => {
     const { env } = testEnv();
     const sourceId = uniqueId("api");
-    expect((await call(env, "POST", "/sources", { body: restDefinition(sourceId) })).status).toBe(201);
+    expect((await call(env, "POST", "/sources", { body: restDefinition(sourceId, {}, "api_listed") })).status).toBe(201);
     const cookie = await signIn(env);
     const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
     expect(page).toContain(sourceId);
-    expect(page).toContain("rest_api &rarr; source_api.issues, source_api.issue_comments");
+    expect(page).toContain("rest_api &rarr; api_listed.issues, api_listed.issue_comments");
   });
 
   it("take a partition only when the definition has partitions", async () => {
     const { env } = testEnv();
     const plain = uniqueId("api");
-    expect((await call(env, "POST", "/sources", { body: restDefinition(plain) })).status).toBe(201);
+    expect((await call(env, "POST", "/sources", { body: restDefinition(plain, {}, "api_plain") })).status).toBe(201);
     const refused = await call(env, "POST", `/sources/${plain}/runs`, { body: { partition: "2026-01-02" } });
     expect(refused.status).toBe(400);
     expect(await refused.text()).toContain("has no partitions");
 
     const partitioned = uniqueId("api");
-    const body = restDefinition(partitioned, { partitions: { step: "day", start: "2026-01-01" } });
+    const body = restDefinition(partitioned, { partitions: { step: "day", start: "2026-01-01" } }, "api_partitioned");
     expect((await call(env, "POST", "/sources", { body })).status).toBe(201);
     const accepted = await call(env, "POST", `/sources/${partitioned}/runs`, { body: { partition: "2026-01-02" } });
     expect(accepted.status, await accepted.clone().text()).toBe(202);

@@ -4,6 +4,7 @@ import { nowIso } from "../ids";
 import type { RunStatus } from "../contract";
 import type { SourceDefinition } from "../validation";
 import { isUniqueViolation } from "./d1";
+import { claimDestination } from "./destinations";
 import { IN_FLIGHT, statusList } from "./status_machine";
 import { firstVersionStatement, nextVersionStatement, type SourceChange, type SqlCondition } from "./versions";
 
@@ -80,26 +81,44 @@ export async function listDefinitions(db: D1Database): Promise<SourceDefinition[
   return results.map((row) => JSON.parse(row.definition));
 }
 
-/** Creates a source and its first version row in one batch. */
+/**
+ * Times a create or an edit that changes tables checks them again when another source changed between its check
+ * and its write. Each lost attempt means another write landed, so this bounds the wait, never the progress.
+ */
+const DESTINATION_CHECKS = 10;
+
+const sourcesChanged = (sourceId: string) =>
+  conflict(`other sources kept changing while source ${sourceId} was being saved (their tables were checked): retry`);
+
+/**
+ * Creates a source and its first version row in one batch, only if no other live source loads one of its tables
+ * (409 `destination_taken`, see claimDestination) and no source changed since that was checked.
+ */
 export async function createSource(db: D1Database, definition: SourceDefinition, actor: string): Promise<SourceRecord> {
-  const at = nowIso();
   const json = JSON.stringify(definition);
   const enabled = definition.enabled ?? true;
-  try {
-    await db.batch([
-      db
-        .prepare(
-          `INSERT INTO sources (source_id, version, enabled, definition, created_at, updated_at, updated_by)
-           VALUES (?, 1, ?, ?, ?, ?, ?)`,
-        )
-        .bind(definition.source_id, enabled ? 1 : 0, json, at, at, actor),
-      firstVersionStatement(db, definition.source_id, json, at, actor),
-    ]);
-  } catch (err) {
-    if (isUniqueViolation(err)) throw conflict(`source ${definition.source_id} already exists`);
-    throw err;
+  for (let attempt = 0; attempt < DESTINATION_CHECKS; attempt++) {
+    if (await findSource(db, definition.source_id)) throw conflict(`source ${definition.source_id} already exists`);
+    const claim = await claimDestination(db, definition);
+    const at = nowIso();
+    let inserted: D1Result;
+    try {
+      [inserted] = await db.batch([
+        db
+          .prepare(
+            `INSERT INTO sources (source_id, version, enabled, definition, created_at, updated_at, updated_by)
+             SELECT ?, 1, ?, ?, ?, ?, ? ${claim ? `WHERE ${claim.sql}` : ""}`,
+          )
+          .bind(definition.source_id, enabled ? 1 : 0, json, at, at, actor, ...(claim?.params ?? [])),
+        firstVersionStatement(db, definition.source_id, json, at, actor),
+      ]);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw conflict(`source ${definition.source_id} already exists`);
+      throw err;
+    }
+    if (inserted.meta.changes) return getSource(db, definition.source_id);
   }
-  return getSource(db, definition.source_id);
+  throw sourcesChanged(definition.source_id);
 }
 
 /** What an edit is, when the caller does not say: only `enabled` flipped, or anything else. */
@@ -113,7 +132,8 @@ function changeKind(current: SourceRecord, definition: SourceDefinition): Source
 
 /**
  * Replaces a definition if it is still at `expectedVersion`. The version row is inserted first and both
- * statements are conditioned on the old version, so a concurrent edit makes both no-ops (one transaction).
+ * statements are conditioned on the old version, so a concurrent edit makes both no-ops (one transaction). An
+ * edit that loads a table it did not load before is refused when another live source loads it (claimDestination).
  */
 export async function updateSource(
   db: D1Database,
@@ -129,19 +149,27 @@ export async function updateSource(
     throw conflict(`source ${sourceId} is at version ${current.version}, not ${expectedVersion}`);
   }
   const enabled = definition.enabled ?? true;
-  const at = nowIso();
   const json = JSON.stringify(definition);
-  const [, update] = await db.batch([
-    nextVersionStatement(db, sourceId, expectedVersion, json, change ?? changeKind(current, definition), at, actor),
-    db
-      .prepare(
-        `UPDATE sources SET version = version + 1, enabled = ?, definition = ?, updated_at = ?, updated_by = ?
-         WHERE source_id = ? AND version = ?`,
-      )
-      .bind(enabled ? 1 : 0, json, at, actor, sourceId, expectedVersion),
-  ]);
-  if (!update.meta.changes) throw conflict(`source ${sourceId} changed while it was being updated`);
-  return getSource(db, sourceId);
+  const kind = change ?? changeKind(current, definition);
+  for (let attempt = 0; attempt < DESTINATION_CHECKS; attempt++) {
+    const claim = await claimDestination(db, definition, current.definition);
+    const at = nowIso();
+    const [, update] = await db.batch([
+      nextVersionStatement(db, sourceId, expectedVersion, json, kind, at, actor, claim ?? undefined),
+      db
+        .prepare(
+          `UPDATE sources SET version = version + 1, enabled = ?, definition = ?, updated_at = ?, updated_by = ?
+           WHERE source_id = ? AND version = ? ${claim ? `AND ${claim.sql}` : ""}`,
+        )
+        .bind(enabled ? 1 : 0, json, at, actor, sourceId, expectedVersion, ...(claim?.params ?? [])),
+    ]);
+    if (update.meta.changes) return getSource(db, sourceId);
+    const now = await getSource(db, sourceId);
+    if (now.version !== expectedVersion || now.retired_at) {
+      throw conflict(`source ${sourceId} changed while it was being updated`);
+    }
+  }
+  throw sourcesChanged(sourceId);
 }
 
 /** Enables or disables a source: a new version whose definition differs only in `enabled`. */

@@ -32,7 +32,7 @@ export function nextVersionStatement(
     .bind(definitionJson, change, at, actor, sourceId, expectedVersion, ...(onlyIf?.params ?? []));
 }
 
-/** The first version of a new source. */
+/** The first version of a new source, batched after its insert: nothing when that insert's condition held it back. */
 export function firstVersionStatement(
   db: D1Database,
   sourceId: string,
@@ -43,9 +43,9 @@ export function firstVersionStatement(
   return db
     .prepare(
       `INSERT INTO source_versions (source_id, version, definition, change, changed_at, changed_by)
-       VALUES (?, 1, ?, 'create', ?, ?)`,
+       SELECT source_id, 1, ?, 'create', ?, ? FROM sources WHERE source_id = ? AND version = 1 AND updated_at = ?`,
     )
-    .bind(sourceId, definitionJson, at, actor);
+    .bind(definitionJson, at, actor, sourceId, at);
 }
 
 /** Every version of a source, newest first (404 for an unknown source). */
