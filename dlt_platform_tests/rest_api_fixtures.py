@@ -1,9 +1,13 @@
 """The rest_api lane: the loopback sample API (dlt_platform/local/rest_api_server.py), its credentials in the
-environment, and a definition that reads every collection of it the way a user would write it."""
+environment, listed for sources and bound to its host as a deployment would list them (DLT_SOURCE_SECRETS, with
+the loopback host explicitly allowed), and a definition that reads every collection of it the way a user would
+write it."""
 
 from __future__ import annotations
 
 import copy
+import json
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,6 +16,7 @@ from dlt_platform.local.rest_api_server import SampleApiState, serve_sample_api
 
 TOKEN, API_KEY = "tok_sample_0123456789", "key_sample_9876543210"
 TOKEN_ENV, API_KEY_ENV = "SAMPLE_API_TOKEN", "SAMPLE_API_KEY"
+QUERY_KEY_ENV = "SAMPLE_QUERY_KEY"  # an API key some tests send as a query parameter
 # Retries fast enough for tests, still exponential: 0.1 s, 0.2 s, 0.4 s, ...
 FAST_HTTP = {"max_attempts": 4, "backoff_seconds": 0.1, "max_retry_delay_seconds": 5}
 
@@ -23,8 +28,19 @@ def sample_api(monkeypatch):
     state.url = server.url
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     monkeypatch.setenv(API_KEY_ENV, API_KEY)
+    allow_sample_api(monkeypatch, server.url)
     yield state
     server.stop()
+
+
+def allow_sample_api(monkeypatch, url: str, *names: str) -> str:
+    """Lists the sample API's secrets (and `names`) for sources, bound to its host:port, and allows sources to
+    reach that loopback address; the host:port."""
+    host = urlsplit(url).netloc
+    secrets = {name: [host] for name in (TOKEN_ENV, API_KEY_ENV, QUERY_KEY_ENV, *names)}
+    monkeypatch.setenv("DLT_SOURCE_SECRETS", json.dumps(secrets))
+    monkeypatch.setenv("DLT_PLATFORM_ALLOW_PRIVATE_HOSTS", host)
+    return host
 
 
 def issues_extract(base_url: str) -> dict:

@@ -1,9 +1,11 @@
 """HTTP APIs as a dlt source: a rest_api definition's `extract` handed to `dlt.sources.rest_api`.
 
-The definition already is dlt's RESTAPIConfig (secrets as {"env": NAME}); this module resolves the secrets,
-gives dlt's client the platform's session (dlt's retries plus a per-host request budget, session.py), and adds
-to every resource a response hook (which page an item came from) and a map step (audit columns, raw snapshot).
-Pagination, auth, parent/child resources and incremental cursors are dlt's own.
+The definition already is dlt's RESTAPIConfig (secrets as {"env": NAME}); this module checks, before any
+request, that its secrets are listed for sources and bound to its host (credentials.py) and that its hosts are
+not the platform's own network (hosts.py), resolves the secrets, gives dlt's client the platform's session
+(dlt's retries, a per-host request budget and the run's RequestGuard, session.py), and adds to every resource a
+response hook (which page an item came from) and a map step (audit columns, raw snapshot). Pagination, auth,
+parent/child resources and incremental cursors are dlt's own.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import dlt
 from dlt.sources import DltResource, DltSource
 from dlt.sources.rest_api import rest_api_resources
 
-from dlt_platform.config import RestApiSourceDefinition, RestResource
+from dlt_platform.config import OAuth2ClientCredentialsAuth, RestApiSourceDefinition, RestResource
 from dlt_platform.load_request import LoadRequest
-from dlt_platform.settings import Settings
+from dlt_platform.settings import Settings, private_host_allowance, source_secret_hosts
 from dlt_platform.sources.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
+from dlt_platform.sources.rest_api.credentials import source_credentials
+from dlt_platform.sources.rest_api.hosts import HostPolicy
 from dlt_platform.sources.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
 from dlt_platform.sources.rest_api.secrets import resolved
-from dlt_platform.sources.rest_api.session import budgeted_session
+from dlt_platform.sources.rest_api.session import RequestGuard, budgeted_session
 from dlt_platform.sources.rest_api.snapshot import RunSnapshot, replayed_items
 
 
@@ -88,6 +92,8 @@ def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str,
                                            exclude={"http", "partitions"})  # the platform's, not dlt's
     config = resolved(dumped, "extract", os.environ if environ is None else environ)
     config["client"]["session"] = session
+    if config["client"].get("auth", {}).get("type") == "oauth2_client_credentials":
+        config["client"]["auth"]["session"] = session  # the token request goes through the guard too
     for index, resource in enumerate(config["resources"]):
         name = resource["name"]
         if window is not None and "incremental" in resource["endpoint"] and name not in (child_cursors or {}):
@@ -108,10 +114,28 @@ def _first_items(limit: int):
     return keep
 
 
+def request_guard(definition: RestApiSourceDefinition, settings: Settings,
+                  environ: Mapping[str, str] | None = None) -> RequestGuard:
+    """The run's RequestGuard, once its secrets and hosts passed the checks a run makes before any request:
+    every secret listed for sources and bound to the hosts it goes to, base_url (and an OAuth2 token URL) not
+    on the platform's network. Raises SecretNotAllowed or HostNotAllowed, one line naming the field."""
+    environ = os.environ if environ is None else environ
+    credentials = source_credentials(definition, source_secret_hosts(environ))
+    hosts = HostPolicy(private_host_allowance(environ), settings.orchestrator_url)
+    client = definition.extract.client
+    hosts.check(client.base_url, "extract.client.base_url")
+    if isinstance(client.auth, OAuth2ClientCredentialsAuth):
+        hosts.check(client.auth.access_token_url, "extract.client.auth.access_token_url")
+    return RequestGuard(hosts, credentials, {credential.secret: environ.get(credential.secret, "")
+                                             for credential in credentials})
+
+
 def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest,
                   snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
-    session = budgeted_session(definition.extract.http, secret_query_params(definition))
+    # Only a source that runs sends requests; one built to describe the asset graph checks nothing.
+    guard = request_guard(definition, settings) if environ is None else None
+    session = budgeted_session(definition.extract.http, secret_query_params(definition), guard)
     child_cursors = child_cursor_plans(definition)
     config = dlt_config(definition, session, pages, environ, child_cursors, request.window)
     resources = {resource.name: resource for resource in rest_api_resources(config)}
