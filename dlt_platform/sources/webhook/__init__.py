@@ -8,25 +8,40 @@ merge on webhook_delivery_id, so a redelivered or replayed delivery never adds a
 The ids a run read are kept in its dlt load package state. Only once that package has loaded are they marked
 loaded in the Worker (`mark_loaded`): a run that fails leaves them waiting for the next one, and a package an
 earlier run could not load is marked when a later run finally loads it.
+
+A package that cannot load is set aside by the next run (failed_packages.py); its deliveries stay waiting in the
+Worker. So that one poisoned delivery cannot block the source, deliveries of set-aside packages ("suspects")
+are kept out of the batches of new deliveries and retried only by runs that find nothing new: half of the most
+recently set-aside group at a time, so a failing half is set aside again and halved until the delivery that
+fails is alone. A delivery set aside again once alone in its package, or set aside MAX_SET_ASIDE times, is not
+read again ("quarantined": it stays waiting in the Worker, which has no failed state yet; its packages are kept).
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import dlt
 from dlt.sources import DltResource
 
+from dlt_platform import failed_packages
 from dlt_platform.config import WebhookSourceDefinition
 from dlt_platform.orchestration.worker_client import WorkerClient
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
-from dlt_platform.sources.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, warehouse_row
+from dlt_platform.sources.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, warehouse_rows
 
 PAGE_SIZE = 500
 MARK_BATCH = 1000  # the Worker's limit of ids per `loaded` call
 DELIVERY_IDS_STATE = "webhook_delivery_ids"  # load package state: the ids this package holds
+# Halving a group of suspects isolates one poisoned delivery of the largest batch (10,000) in 14 steps.
+MAX_SET_ASIDE = 16
+log = logging.getLogger(__name__)
 
 
 class WebhookConfigError(ValueError):
@@ -91,27 +106,110 @@ def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, requ
                 return
 
 
-def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest) -> Iterator[list[dict]]:
+@dataclass
+class SetAsideHistory:
+    """What a source's set-aside packages say about its deliveries."""
+
+    times: collections.Counter = field(default_factory=collections.Counter)  # id -> packages set aside with it
+    group: dict[str, str] = field(default_factory=dict)  # id -> the latest set-aside package holding it
+    group_size: dict[str, int] = field(default_factory=dict)  # set-aside package -> deliveries it held
+    alone: set[str] = field(default_factory=set)  # set aside in a package of its own
+    folder: Path | None = None
+
+    @classmethod
+    def read(cls, data_dir: Path, source_id: str) -> SetAsideHistory:
+        history = cls(folder=failed_packages.source_dir(data_dir, source_id))
+        for aside in failed_packages.set_aside_packages(data_dir, source_id):
+            ids = aside.package_state.get(DELIVERY_IDS_STATE) or []
+            history.group_size[aside.load_id] = len(ids)
+            for delivery_id in ids:
+                history.times[delivery_id] += 1
+                history.group[delivery_id] = aside.load_id
+            if len(ids) == 1:
+                history.alone.add(ids[0])
+        return history
+
+    def quarantined(self, delivery_id: str) -> bool:
+        # Alone once is not enough: a lone delivery may have met a failure that was not its own.
+        times = self.times[delivery_id]
+        return (delivery_id in self.alone and times >= 2) or times >= MAX_SET_ASIDE
+
+    def quarantined_count(self) -> int:
+        return sum(1 for delivery_id in self.times if self.quarantined(delivery_id))
+
+    def next_trial(self, suspects: list[dict]) -> list[dict]:
+        """The suspects to retry now, from the most recently set-aside group: its first half (rounded up) while
+        all of it waits, all that waits once part of it loaded (the part that failed is in the rest, or the
+        failure was not the deliveries': a table since fixed)."""
+        latest = max(self.group[document["delivery_id"]] for document in suspects)
+        members = [document for document in suspects if self.group[document["delivery_id"]] == latest]
+        if len(members) < self.group_size[latest]:
+            return members
+        return members[: (len(members) + 1) // 2]
+
+
+def run_deliveries(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest
+                   ) -> Iterator[list[dict]]:
+    """The pages of deliveries this run loads: new ones, else a trial of suspects; never quarantined ones."""
+    history = SetAsideHistory.read(settings.data_dir, definition.source_id)
+    if not history.times:
+        yield from delivery_pages(definition, settings, request)
+        return
+    suspects: list[dict] = []
+    quarantined = 0
+    new_seen = False
+    for page in delivery_pages(definition, settings, request):
+        chosen = []
+        for document in page:
+            delivery_id = document["delivery_id"]
+            if history.quarantined(delivery_id):
+                quarantined += 1
+            elif delivery_id in history.times and request.window is None:
+                suspects.append(document)
+            else:
+                chosen.append(document)
+        if chosen:
+            new_seen = True
+            yield chosen
+    if quarantined:
+        log.warning("%s: %d waiting deliveries not read: they failed on their own in load packages set aside in %s",
+                    definition.source_id, quarantined, history.folder)
+    if suspects and not new_seen:
+        trial = history.next_trial(suspects)
+        log.warning("%s: nothing new waits; retrying %d of %d deliveries of set-aside load packages",
+                    definition.source_id, len(trial), len(suspects))
+        yield trial
+
+
+def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest) -> Iterator:
     state = dlt.current.load_package_state()["state"]
     ids: list[str] = state.setdefault(DELIVERY_IDS_STATE, [])
-    for page in delivery_pages(definition, settings, request):
-        rows = [warehouse_row(document) for document in page]
-        ids.extend(row["webhook_delivery_id"] for row in rows)
+    table = definition.destination.table
+    per_event_type = definition.extract.event_type_tables()
+    for page in run_deliveries(definition, settings, request):
+        by_table: dict[str, list[dict]] = {}
+        for document in page:
+            for name, row in warehouse_rows(document, table, per_event_type):
+                by_table.setdefault(name, []).append(row)
+        ids.extend(document["delivery_id"] for document in page)
         if request.on_page is not None:
-            request.on_page(len(rows))
-        yield rows
+            request.on_page(len(page))
+        for name, rows in by_table.items():
+            yield dlt.mark.with_table_name(rows, name)
 
 
 def webhook_resource(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest) -> DltResource:
     # Always merge on the delivery id whatever the definition's write_disposition says: redeliveries and replays
     # must never add rows, and a batch of deliveries is never the whole feed (replace would drop the rest).
-    # root_key (on the source) lets a merge replace a delivery's child rows too.
+    # root_key (on the source) lets a merge replace a delivery's child rows too. The resource's hints hold for
+    # every table it writes (<table> and, per event type, <table>__<event_type>).
     return dlt.resource(
         webhook_rows(definition, settings, request),
         name=definition.destination.table,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key="webhook_delivery_id",
         columns=AUDIT_COLUMN_HINTS,
+        max_table_nesting=definition.extract.nesting_limit(),
     )
 
 
