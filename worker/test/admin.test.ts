@@ -97,6 +97,42 @@ describe("admin", () => {
     ]);
   });
 
+  it("shows a failed run's message, escaped, with a CSRF-checked Retry that names the failed run", async () => {
+    const { env, jobs } = testEnv();
+    const sourceId = await createSource(env);
+    const { run_id: failedId } = await json(await call(env, "POST", `/sources/${sourceId}/runs`));
+    const reason = "HTTP 500 from <img src=x onerror=alert(1)> & more";
+    const failed = await call(env, "POST", `/internal/runs/${failedId}/status`, {
+      token: INTERNAL,
+      body: { status: "failed", message: reason },
+    });
+    expect(failed.status).toBe(200);
+    const cookie = await signIn(env);
+    for (const path of ["/admin", `/admin/runs/${failedId}`]) {
+      const page = await (await call(env, "GET", path, { token: null, headers: { Cookie: cookie } })).text();
+      expect(page, path).toContain("HTTP 500 from &lt;img src=x onerror=alert(1)&gt; &amp; more");
+      expect(page, path).not.toContain("<img src=x");
+      expect(page, path).toContain(`action="/admin/runs/${failedId}/retry"`);
+    }
+    const retryPath = `/admin/runs/${failedId}/retry`;
+    expect((await form(env, retryPath, cookie)).status).toBe(403);
+    expect((await form(env, retryPath, cookie, "0".repeat(64))).status).toBe(403);
+    const sentBefore = jobs.sent.length;
+    const csrf = await csrfFrom(env, cookie);
+    const retried = await form(env, retryPath, cookie, csrf);
+    expect(retried.status).toBe(303);
+    expect(jobs.sent).toHaveLength(sentBefore + 1);
+    const retry = await json(await call(env, "GET", `/runs/${jobs.sent[sentBefore].run_id}`));
+    expect(retry).toMatchObject({ source_id: sourceId, trigger: "retry", retry_of: failedId, status: "queued" });
+    // A second click retries the same failed run: the same retry, not another run.
+    expect((await form(env, retryPath, cookie, csrf)).status).toBe(303);
+    expect(jobs.sent).toHaveLength(sentBefore + 1);
+    // Only finished runs are retried, and the button is only offered for failed ones.
+    expect((await form(env, `/admin/runs/${retry.run_id}/retry`, cookie, csrf)).status).toBe(409);
+    const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
+    expect(page).not.toContain(`action="/admin/runs/${retry.run_id}/retry"`);
+  });
+
   it("proxies /dagster/* for a signed-in operator, keeping the path and dropping credentials", async () => {
     const { env } = testEnv();
     const cookie = await signIn(env);

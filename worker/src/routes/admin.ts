@@ -9,11 +9,11 @@ import { dagsterFetch } from "../dagster";
 import type { AppEnv } from "../env";
 import { ApiError, unauthorized } from "../errors";
 import { background } from "../http";
-import { getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
+import { ALERTING, getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
 import { reloadLocation } from "../dagster";
 import { canonicalProxyRequest } from "../proxy_guard";
 import { withLoadErrors } from "../load_errors";
-import { startRun } from "../runs";
+import { retryRun, startRun } from "../runs";
 import { tableKeys } from "../rest_api";
 import { webhookSection } from "./admin_webhooks";
 
@@ -67,11 +67,25 @@ function status(value: string) {
   return html`<span class="s-${value}">${value}</span>`;
 }
 
-function runRow(run: RunRow) {
+/** The Retry form of a failed (or dead-lettered) run; nothing for other runs. */
+function retryForm(run: RunRow, csrf: string) {
+  if (!ALERTING.has(run.status)) return "";
+  return html`<form method="post" action="/admin/runs/${encodeURIComponent(run.run_id)}/retry">
+    <input type="hidden" name="csrf" value="${csrf}" /><button>Retry</button>
+  </form>`;
+}
+
+/** Under a failed (or dead-lettered) status in the runs list: why, as the ledger recorded it, and Retry. */
+function failure(run: RunRow, csrf: string) {
+  if (!ALERTING.has(run.status)) return "";
+  return html`${run.message ? html`<div class="load-error">${run.message}</div>` : ""}${retryForm(run, csrf)}`;
+}
+
+function runRow(run: RunRow, csrf: string) {
   return html`<tr>
     <td><a href="/admin/runs/${encodeURIComponent(run.run_id)}">${run.run_id}</a></td>
     <td>${run.source_id}</td>
-    <td>${status(run.status)}</td>
+    <td>${status(run.status)}${failure(run, csrf)}</td>
     <td>${run.trigger}</td>
     <td>${run.rows_loaded ?? ""}</td>
     <td>${run.created_at}</td>
@@ -136,7 +150,7 @@ admin.get("/admin", async (c) => {
     <h2>Recent runs</h2>
     <table>
       <tr><th>run</th><th>source</th><th>status</th><th>trigger</th><th>rows</th><th>created</th><th>started</th><th>finished</th></tr>
-      ${runs.runs.map(runRow)}
+      ${runs.runs.map((run) => runRow(run, csrf))}
     </table>
     <p class="muted">Refreshes every ${refreshSeconds} seconds.</p>`;
   return c.html(page("dlt-orchestrator", body, csrf, refreshSeconds));
@@ -147,10 +161,11 @@ admin.get("/admin/runs/:run_id", async (c) => {
   const run = await getRun(c.env.DB, c.req.param("run_id"));
   const events = await listEvents(c.env.DB, run.run_id);
   const terminal = TERMINAL.has(run.status);
+  const csrf = await csrfToken(c.env, session);
   const body = html`
     <table>
       <tr><th>source</th><td>${run.source_id}</td></tr>
-      <tr><th>status</th><td>${status(run.status)}</td></tr>
+      <tr><th>status</th><td>${status(run.status)}${retryForm(run, csrf)}</td></tr>
       <tr><th>trigger</th><td>${run.trigger}</td></tr>
       <tr><th>dagster run</th><td>${run.dagster_run_id
         ? html`<a href="/dagster/runs/${encodeURIComponent(run.dagster_run_id)}">${run.dagster_run_id}</a>`
@@ -170,7 +185,7 @@ admin.get("/admin/runs/:run_id", async (c) => {
           <td><code>${e.data ? JSON.stringify(e.data) : ""}</code></td></tr>`,
       )}
     </table>`;
-  return c.html(page(`Run ${run.run_id}`, body, await csrfToken(c.env, session), terminal ? undefined : 5));
+  return c.html(page(`Run ${run.run_id}`, body, csrf, terminal ? undefined : 5));
 });
 
 /** A form post: a valid session and the CSRF token derived from it. */
@@ -199,6 +214,17 @@ admin.post("/admin/logout", async (c) => {
 admin.post("/admin/sources/:source_id/runs", async (c) => {
   await requireForm(c);
   await startRun(c.env, { source_id: c.req.param("source_id"), trigger: "admin", request: {} });
+  return c.redirect("/admin", 303);
+});
+
+/**
+ * A new run of the failed run's source with its request, naming it in retry_of (as POST /runs/:id/retry). The
+ * failed run's id is the Idempotency-Key, so a second click (or a resubmitted form) finds the same retry.
+ */
+admin.post("/admin/runs/:run_id/retry", async (c) => {
+  await requireForm(c);
+  const runId = c.req.param("run_id");
+  await retryRun(c.env, runId, `admin-retry:${runId}`);
   return c.redirect("/admin", 303);
 });
 
