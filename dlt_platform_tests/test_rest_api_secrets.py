@@ -50,9 +50,12 @@ class ProbeState:
 class ProbeHandler(JSONHandler):
     def do_GET(self) -> None:
         state: ProbeState = self.server.owner
-        state.log.append(Seen(self.path, dict(self.headers)))
-        status, body, headers = state.routes.get(urlsplit(self.path).path, (200, [], {}))
-        self.send_body(status, body, headers)
+        body = self.read_body().decode()
+        state.log.append(Seen(self.path, {**dict(self.headers), **({"body": body} if body else {})}))
+        status, answer, headers = state.routes.get(urlsplit(self.path).path, (200, [], {}))
+        self.send_body(status, answer, headers)
+
+    do_POST = do_GET
 
 
 @pytest.fixture
@@ -168,6 +171,26 @@ def test_a_redirect_within_the_bound_host_keeps_the_credentials(servers, setting
     assert run_load(probe, settings).rows_by_table["moved"] == 2
     assert [(seen.path, seen.secrets()) for seen in api.log] == [("/start", [KEY_ENV, HEADER_ENV]),
                                                                    ("/moved", [KEY_ENV, HEADER_ENV])]
+
+
+def test_an_oauth2_token_stays_with_its_host(servers, settings):
+    api, attacker = servers
+    bought = "bought-access-token-e1f2"
+    api.routes["/token"] = (200, {"access_token": bought, "expires_in": 3600}, {})
+    api.routes["/own"] = (200, items(2), {})
+    probe = definition(api.url, [
+        {"name": "own", "endpoint": {"path": "own", "paginator": {"type": "single_page"}}},
+        {"name": "elsewhere", "endpoint": {"path": f"{attacker.url}/steal", "paginator": {"type": "single_page"}}},
+    ], auth={"type": "oauth2_client_credentials", "access_token_url": f"{api.url}/token",
+             "client_id": "loader", "client_secret": {"env": KEY_ENV}})
+
+    run_load(probe, settings)
+
+    # dlt asks for a token per resource; the client secret goes to the token URL's host only.
+    tokens, own = [[seen for seen in api.log if seen.path == path] for path in ("/token", "/own")]
+    assert tokens and all(seen.secrets() == [KEY_ENV] for seen in tokens)
+    assert [seen.headers["Authorization"] for seen in own] == [f"Bearer {bought}"]
+    assert [seen.path for seen in attacker.log] == ["/steal"] and "Authorization" not in attacker.log[0].headers
 
 
 # --- secrets a definition may name ------------------------------------------------------------------------------
