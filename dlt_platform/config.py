@@ -340,7 +340,7 @@ class WebhookExtract(StrictModel):
     table_per_event_type: bool | None = Field(
         None, description="Each event type's bodies in a table of their own, <table>__<event_type>, while <table> "
                           "keeps one row per delivery (audit columns and raw body). Default: on for the github "
-                          "preset (GITHUB_PRESET_SHAPE), off otherwise.")
+                          "preset, off otherwise.")
     max_table_nesting: Annotated[int, Field(ge=0, le=10)] | None = Field(
         None, description="Body objects nested deeper than this stay whole in JSON columns (native JSON in "
                           "BigQuery), and deeper lists make no child tables. Default: 1 for the github preset, "
