@@ -4,7 +4,9 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    DAGSTER_HOME=/app/.dagster
+    DAGSTER_HOME=/app/.dagster \
+    DLT_PLATFORM_DATA_DIR=/app/.data \
+    DLT_PLATFORM_CONTAINER=1
 
 RUN pip install --no-cache-dir "uv>=0.9" \
     && useradd --create-home --uid 10001 dlt

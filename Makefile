@@ -4,7 +4,7 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: up test install install-python install-node install-debian install-bqemulator
+.PHONY: up test deploy install install-python install-node install-debian install-bqemulator
 
 install: install-python install-node install-bqemulator
 
@@ -48,3 +48,8 @@ up: install
 test: install install-debian
 	.venv/bin/pytest
 	npm test
+
+# Deploy or upgrade (docs/deploy.md): D1 migrations --remote, then wrangler deploy, then check-deployment.
+# DEPLOY_FLAGS=--local rehearses it against wrangler dev's local D1 and skips the real deploy.
+deploy:
+	.venv/bin/dlt-platform deploy $(DEPLOY_FLAGS)

@@ -1,7 +1,8 @@
 """The Dagster entrypoint of the container (and of the local stack): webserver + daemon, supervised.
 
-Before Dagster starts, $DAGSTER_HOME/dagster.yaml is written for this environment (Postgres when DAGSTER_PG_URL
-is set, else SQLite; see orchestration/instance.py) and this start gets an id that run monitoring uses to end
+In the container it refuses to start without DAGSTER_PG_URL or DLT_ORCHESTRATOR_URL (embedded_refusals). Before
+Dagster starts, $DAGSTER_HOME/dagster.yaml is written for this environment (Postgres when DAGSTER_PG_URL is set,
+else SQLite; see orchestration/instance.py), the storage is created or migrated, and this start gets an id that run monitoring uses to end
 runs whose worker died with a previous start (orchestration/run_launcher.py). The webserver listens on loopback
 on an internal port; the public port is served by a guard that refuses foreign Host headers (host_guard.py).
 All children log to this process's stdout/stderr. A child that dies is restarted (processes.Supervisor);
@@ -22,7 +23,7 @@ from pathlib import Path
 from dlt_platform.orchestration.instance import prepare_dagster_home
 from dlt_platform.orchestration.run_launcher import BOOT_ID_ENV
 from dlt_platform.processes import Supervisor
-from dlt_platform.settings import PROJECT_ROOT
+from dlt_platform.settings import ALLOW_EMBEDDED_ENV, CONTAINER_MARKER_ENV, PROJECT_ROOT
 
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -45,20 +46,46 @@ def children(host: str, port: int, webserver_port: int) -> dict[str, list[str]]:
     }
 
 
+# `dagster instance migrate` does the same: DagsterInstance.upgrade() brings run, event and schedule storage to
+# this Dagster's schema (alembic) and runs the data migrations; on a current schema it changes nothing.
+STORAGE_SCRIPT = "import dagster\nwith dagster.DagsterInstance.get() as instance:\n    instance.upgrade()\n"
+
+
 def create_storage(env: dict) -> None:
-    """Create (or migrate) Dagster's storage in one process before the webserver and the daemon start: two
-    processes creating a fresh SQLite storage at once can both stamp its schema version, after which neither
-    loads ("alembic_version has more than one head"). A failure here (Postgres not reachable yet) is left to
-    the children, which report it and are restarted."""
+    """Create Dagster's storage, or migrate it to this Dagster's schema (`dagster instance migrate`: a new image
+    on the Postgres of the previous one), in one process before the webserver and the daemon start: two processes
+    creating a fresh SQLite storage at once can both stamp its schema version, after which neither loads
+    ("alembic_version has more than one head"). A failure here (Postgres not reachable yet) is left to the
+    children, which report it and are restarted."""
     # Its output is not repeated: a storage error can quote the connection string.
-    result = subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
-                            env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-c", STORAGE_SCRIPT], env=env, cwd=PROJECT_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if result.returncode != 0:
-        print(f"serve: creating Dagster's storage failed (exit {result.returncode}); the webserver and daemon "
-              "will try again", flush=True)
+        print(f"serve: creating or migrating Dagster's storage failed (exit {result.returncode}); the webserver and "
+              "daemon will try again", flush=True)
+
+
+def embedded_refusals(env: dict) -> list[str]:
+    """In the deployed container (the Dockerfile sets DLT_PLATFORM_CONTAINER=1), what would silently make it a
+    throw-away deployment: no DAGSTER_PG_URL (history on the ephemeral disk) or no DLT_ORCHESTRATOR_URL (the
+    sources file baked into the image). One line each; DLT_PLATFORM_ALLOW_EMBEDDED=1 accepts both."""
+    if env.get(CONTAINER_MARKER_ENV) != "1" or env.get(ALLOW_EMBEDDED_ENV) == "1":
+        return []
+    reasons = {
+        "DAGSTER_PG_URL": "Dagster's history would live on the container's ephemeral disk",
+        "DLT_ORCHESTRATOR_URL": "Dagster would load the sources file baked into the image, not the Worker's",
+    }
+    return [f"serve: {name} is not set: {why}; set it as a Worker secret (docs/deploy.md), or "
+            f"{ALLOW_EMBEDDED_ENV}=1 for a throw-away deployment"
+            for name, why in reasons.items() if not (env.get(name) or "").strip()]
 
 
 def serve(host: str = "127.0.0.1", port: int = 3000) -> int:
+    refusals = embedded_refusals(dict(os.environ))
+    for line in refusals:
+        print(line, file=sys.stderr, flush=True)
+    if refusals:
+        return 1
     env = prepare_dagster_home(dict(os.environ))
     create_storage(env)
     env[BOOT_ID_ENV] = uuid.uuid4().hex

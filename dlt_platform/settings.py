@@ -38,8 +38,8 @@ class DeploymentVariable:
 
 # What the Dagster container receives from the Worker, declared once: worker/src/container.ts forwards exactly
 # these (when set), and docs/deploy.md's secrets table and .env.example are checked against them
-# (dlt_platform_tests/test_container.py). Secrets of rest_api sources come on top, by the names listed in the
-# Worker var SOURCE_SECRETS.
+# (dlt_platform_tests/test_container.py). Secrets of rest_api sources come on top: the names DLT_SOURCE_SECRETS
+# lists, and those in the Worker var SOURCE_SECRETS.
 CONTAINER_ENV = (
     DeploymentVariable("DLT_ORCHESTRATOR_URL", True, "the Worker's own URL; Dagster reads definitions and reports "
                        "runs there (without it the container would load the sources file baked into the image)"),
@@ -55,6 +55,9 @@ CONTAINER_ENV = (
     DeploymentVariable("DLT_R2_ENDPOINT_URL", False, "the bucket's S3 endpoint, https://<account id>.r2.cloudflarestorage.com"),
     DeploymentVariable("DLT_R2_ACCESS_KEY_ID", False, "R2 API token's access key id"),
     DeploymentVariable("DLT_R2_SECRET_ACCESS_KEY", False, "R2 API token's secret access key"),
+    DeploymentVariable("DLT_SOURCE_SECRETS", False, "the secrets rest_api sources may use, each with the hosts it may "
+                       "be sent to, as JSON ({\"GITHUB_TOKEN\": [\"api.github.com\"]}); the container also receives "
+                       "each secret it names"),
     DeploymentVariable("DAGSTER_ALLOWED_HOSTS", False, "extra host names the Dagster UI answers (a custom domain in "
                        "front of the Worker); the Worker URL's host is always allowed"),
     DeploymentVariable("DLT_PLATFORM_DESTINATION", False, "duckdb or bigquery: overrides every definition's "

@@ -115,3 +115,95 @@ def test_serve_runs_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigter
             os.killpg(serve.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# --- what the container receives: one list ------------------------------------------------------------------
+
+def _container_ts_variables() -> dict[str, bool]:
+    source = (PROJECT_ROOT / "worker" / "src" / "container.ts").read_text()
+    block = re.search(r"export const CONTAINER_ENV = \[(.*?)\] as const;", source, flags=re.DOTALL).group(1)
+    return {name: required == "true"
+            for name, required in re.findall(r'\{ name: "([A-Z0-9_]+)", required: (true|false) \}', block)}
+
+
+def _secrets_table() -> dict[str, str]:
+    """docs/deploy.md step 4: each named secret and its `needed` cell."""
+    doc = (PROJECT_ROOT / "docs" / "deploy.md").read_text()
+    section = doc[doc.index("## 4. Secrets"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not cells[0].startswith("`"):
+            continue  # the header, and rows of names the definitions choose
+        for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]):
+            rows[name] = cells[1]
+    return rows
+
+
+def test_the_container_variables_are_declared_once_and_the_worker_docs_and_env_example_agree():
+    from dlt_platform.settings import CONTAINER_ENV, CONTAINER_MARKER_ENV, WORKER_SECRETS
+
+    declared = {variable.name: variable.required for variable in CONTAINER_ENV}
+    assert _container_ts_variables() == declared, "worker/src/container.ts CONTAINER_ENV differs from settings.py"
+    required_worker = re.search(r"REQUIRED_WORKER_SECRETS = \[([^\]]*)\]",
+                                (PROJECT_ROOT / "worker" / "src" / "container.ts").read_text()).group(1)
+    assert re.findall(r'"([A-Z_]+)"', required_worker) == [v.name for v in WORKER_SECRETS if v.required]
+
+    table = _secrets_table()
+    everything = {**declared, **{v.name: v.required for v in WORKER_SECRETS}}
+    assert set(table) == set(everything), f"docs/deploy.md secrets table vs settings.py: {set(table) ^ set(everything)}"
+    for name, required in everything.items():
+        assert (table[name] == "required") == required, f"docs/deploy.md: {name} is {table[name]!r}"
+
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    assert set(declared) <= listed, f".env.example lacks {set(declared) - listed}"
+    assert re.search(rf"^\s+{CONTAINER_MARKER_ENV}=1\b", (PROJECT_ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
+
+
+def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    base = {name: value for name, value in os.environ.items()
+            if name not in ("DAGSTER_PG_URL", "DLT_ORCHESTRATOR_URL", "DLT_PLATFORM_ALLOW_EMBEDDED")}
+    return subprocess.run([str(Path(sys.executable).parent / "dlt-platform"), "serve", "--port", str(_free_port())],
+                          env={**base, "DAGSTER_HOME": str(tmp_path / "dagster"), "DLT_PLATFORM_CONTAINER": "1", **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_serve_in_the_container_refuses_to_start_without_postgres_or_the_orchestrator_url(tmp_path):
+    started = time.monotonic()
+    neither = _serve(tmp_path)
+    assert neither.returncode == 1 and neither.stdout == ""
+    lines = neither.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("serve: DAGSTER_PG_URL is not set: ") and "DLT_PLATFORM_ALLOW_EMBEDDED=1" in lines[0]
+    assert lines[1].startswith("serve: DLT_ORCHESTRATOR_URL is not set: ")
+
+    secret_url = "postgresql://dagster:pg-secret-value@127.0.0.1:1/dagster"
+    no_url = _serve(tmp_path, DAGSTER_PG_URL=secret_url)
+    assert no_url.returncode == 1
+    assert [line.split(":")[1].strip() for line in no_url.stderr.strip().splitlines()] == [
+        "DLT_ORCHESTRATOR_URL is not set"]
+    assert "pg-secret-value" not in no_url.stderr
+    # Refused before anything was prepared: no Dagster home, no process started.
+    assert not (tmp_path / "dagster").exists() and time.monotonic() - started < 30
+
+
+def test_allow_embedded_lets_a_throw_away_container_start(tmp_path):
+    port = _free_port()
+    env = {name: value for name, value in os.environ.items() if name not in ("DAGSTER_PG_URL", "DLT_ORCHESTRATOR_URL")}
+    env.update(DAGSTER_HOME=str(tmp_path / "dagster"), DLT_PLATFORM_DATA_DIR=str(tmp_path / "data"),
+               DLT_PLATFORM_CONTAINER="1", DLT_PLATFORM_ALLOW_EMBEDDED="1")
+    log = open(tmp_path / "serve.log", "wb")
+    serve = subprocess.Popen([str(Path(sys.executable).parent / "dlt-platform"), "serve", "--port", str(port)],
+                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait(lambda: "started dagster-daemon" in (tmp_path / "serve.log").read_text(), 60, "serve to start")
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=40) == 0
+        assert "is not set" not in (tmp_path / "serve.log").read_text()
+    finally:
+        try:
+            os.killpg(serve.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,8 +1,11 @@
-"""Operate a deployed orchestrator through its operator API (`check-deployment`, `verify-deployment`), and
-regenerate the files the Worker reads from the Python side (`schema`)."""
+"""Deploy and operate an orchestrator: `deploy` (D1 migrations, wrangler deploy, check), `check-deployment` and
+`verify-deployment` through its operator API, and regenerate the files the Worker reads from the Python side
+(`schema`)."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -49,6 +52,10 @@ def check_deployment(url: UrlOption = None, runs: Annotated[int, typer.Option(he
         else:
             say(f"health: {'ok' if health.get('ok') else 'FAILING'} (D1 {health.get('d1')}, "
                 f"version {health.get('version')}) at {client.base_url}")
+            missing = health.get("missing") or {}
+            for kind in ("secrets", "bindings"):
+                if missing.get(kind):
+                    say(f"missing {kind}: {', '.join(missing[kind])}")
             print_listing(["source_id", "version", "enabled", "schedule", "last run"], [
                 {"source_id": source["source_id"], "version": source["version"], "enabled": source["enabled"],
                  "schedule": source["definition"].get("schedule"),
@@ -142,6 +149,47 @@ def _main_table_rows(run: dict) -> int | None:
     tables = run.get("tables") or {}
     main = [count for name, count in tables.items() if "__" not in name]
     return main[0] if len(main) == 1 else None
+
+
+def wrangler_binary(folder: Path) -> Path:
+    """The wrangler of the release being deployed (its node_modules), else this checkout's."""
+    for root in (folder, PROJECT_ROOT):
+        binary = root / "node_modules" / ".bin" / "wrangler"
+        if binary.exists():
+            return binary
+    raise UsageError("wrangler is not installed: run `npm ci` (or `make install`) first")
+
+
+def _wrangler_step(folder: Path, *args: str) -> None:
+    say(f"$ npx wrangler {' '.join(args)}")
+    # stdin closed: wrangler runs non-interactively (no confirmation prompt) as in CI.
+    result = subprocess.run([str(wrangler_binary(folder)), *args], cwd=folder, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise VerificationFailed(f"wrangler {' '.join(args[:2])} failed (exit {result.returncode}); the steps "
+                                 "after it did not run")
+
+
+@app.command(rich_help_panel=DEPLOYMENT)
+def deploy(
+    url: UrlOption = None,
+    local: Annotated[bool, typer.Option("--local", help="Rehearse on this machine: migrate wrangler dev's local "
+                                                        "D1 and skip the real deploy (named as skipped).")] = False,
+) -> None:
+    """Deploy or upgrade, in order: D1 migrations (--remote), `wrangler deploy` (Worker and image), then
+    check-deployment. Run from the repository root (its wrangler.toml); `make deploy` runs it.
+
+    Migrations go first so new code never meets a schema without its tables; they must therefore be additive
+    (the previous Worker keeps running on the new schema until `wrangler deploy` replaces it)."""
+    folder = Path.cwd()
+    with one_line_errors():
+        if not (folder / "wrangler.toml").is_file():
+            raise UsageError(f"deploy: no wrangler.toml in {folder}; run it from the repository root")
+        _wrangler_step(folder, "d1", "migrations", "apply", "DB", "--local" if local else "--remote")
+        if local:
+            say("skipped: npx wrangler deploy (--local: the Worker under test is wrangler dev, nothing is deployed)")
+        else:
+            _wrangler_step(folder, "deploy")
+    check_deployment(url=url, runs=10, as_json=False)
 
 
 @app.command(rich_help_panel=DEPLOYMENT)

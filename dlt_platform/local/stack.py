@@ -91,10 +91,11 @@ class RunningWorker:
 
 def running_local_worker(state_dir: Path = DEFAULT_STATE_DIR) -> RunningWorker | None:
     """The Worker `dlt-platform up` started from `state_dir`, if it is still up: its worker.env names its URL
-    (PUBLIC_URL) and tokens, and /health must answer with D1 ok."""
+    (DLT_ORCHESTRATOR_URL; PUBLIC_URL in state folders written before) and tokens, and /health must answer with D1
+    ok."""
     env_file = StackPaths(state_dir=state_dir).worker_env
     values = read_env_file(env_file)
-    url, token = values.get("PUBLIC_URL"), values.get("DLT_INTERNAL_TOKEN")
+    url, token = values.get("DLT_ORCHESTRATOR_URL") or values.get("PUBLIC_URL"), values.get("DLT_INTERNAL_TOKEN")
     if not url or not token or not worker_answers(url):
         return None
     return RunningWorker(url=url, internal_token=token, env_file=env_file)
@@ -161,7 +162,9 @@ class LocalStack:
             values[LOCAL_WEBHOOK_SECRET] = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
             changed = True
         wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds),
-                  "PUBLIC_URL": self.worker_url, **self.extra_worker_vars}
+                  "DLT_ORCHESTRATOR_URL": self.worker_url,
+                  # The local Dagster keeps its history and definitions on this machine (GET /health accepts it).
+                  "DLT_PLATFORM_ALLOW_EMBEDDED": "1", **self.extra_worker_vars}
         if any(values.get(name) != value for name, value in wanted.items()):
             values.update(wanted)
             changed = True

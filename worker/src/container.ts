@@ -1,24 +1,73 @@
 import { Container } from "@cloudflare/containers";
 import type { Env } from "./env";
 
-/** Secrets and settings the Dagster container receives as environment variables, when set on the Worker. */
-// Names are the ones dlt_platform/settings.py (and dlt, for BigQuery) read.
-const FORWARDED_ENV = [
-  "DLT_INTERNAL_TOKEN",
-  "DLT_ORCHESTRATOR_URL",
-  "DAGSTER_PG_URL",
-  "CLOUDFLARE_ACCOUNT_ID",
-  "CLOUDFLARE_API_TOKEN",
-  "DLT_R2_BUCKET",
-  "DLT_R2_ENDPOINT_URL",
-  "DLT_R2_ACCESS_KEY_ID",
-  "DLT_R2_SECRET_ACCESS_KEY",
-  "DESTINATION__BIGQUERY__CREDENTIALS",
-  "DLT_PLATFORM_DESTINATION",
-  "DLT_PLATFORM_KV_TRANSPORT",
+/**
+ * What the Dagster container receives as environment variables, when set on the Worker: the list
+ * dlt_platform/settings.py declares as CONTAINER_ENV (dlt_platform_tests/test_container.py compares the two).
+ * `required` ones are named by GET /health (with the operator token) when missing.
+ */
+export const CONTAINER_ENV = [
+  { name: "DLT_ORCHESTRATOR_URL", required: true },
+  { name: "DLT_INTERNAL_TOKEN", required: true },
+  { name: "DAGSTER_PG_URL", required: true },
+  { name: "DESTINATION__BIGQUERY__CREDENTIALS", required: false },
+  { name: "CLOUDFLARE_ACCOUNT_ID", required: false },
+  { name: "CLOUDFLARE_API_TOKEN", required: false },
+  { name: "DLT_R2_BUCKET", required: false },
+  { name: "DLT_R2_ENDPOINT_URL", required: false },
+  { name: "DLT_R2_ACCESS_KEY_ID", required: false },
+  { name: "DLT_R2_SECRET_ACCESS_KEY", required: false },
+  { name: "DLT_SOURCE_SECRETS", required: false },
+  { name: "DAGSTER_ALLOWED_HOSTS", required: false },
+  { name: "DLT_PLATFORM_DESTINATION", required: false },
+  { name: "DLT_PLATFORM_KV_TRANSPORT", required: false },
+  { name: "DLT_PLATFORM_ALLOW_EMBEDDED", required: false },
 ] as const;
 
+/** The Worker's own secrets it cannot work without (settings.py WORKER_SECRETS, the required ones). */
+export const REQUIRED_WORKER_SECRETS = ["DLT_OPERATOR_TOKEN", "DLT_INTERNAL_TOKEN", "ADMIN_SESSION_KEY"] as const;
+
+/** What DLT_PLATFORM_ALLOW_EMBEDDED=1 lets the container do without (serve checks the same, serve.py). */
+const EMBEDDED_OPTIONAL = new Set<string>(["DAGSTER_PG_URL", "DLT_ORCHESTRATOR_URL"]);
+
 const SECRET_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/** Names of rest_api sources' secrets: SOURCE_SECRETS ("A,B") and the keys of DLT_SOURCE_SECRETS (JSON). */
+function sourceSecretNames(env: Env): string[] {
+  const listed = String(env.SOURCE_SECRETS ?? "").split(/[\s,]+/);
+  let scoped: string[] = [];
+  try {
+    const document: unknown = JSON.parse(String(env.DLT_SOURCE_SECRETS ?? "") || "{}");
+    if (document && typeof document === "object" && !Array.isArray(document)) scoped = Object.keys(document);
+  } catch {
+    // Not JSON: the container's settings refuse it with the variable named; the Worker forwards no name from it.
+  }
+  return [...new Set([...listed, ...scoped])].filter((name) => SECRET_NAME.test(name));
+}
+
+function isSet(env: Env, name: string): boolean {
+  const value = (env as unknown as Record<string, unknown>)[name];
+  return typeof value === "string" ? value !== "" : value !== undefined && value !== null;
+}
+
+/**
+ * Names (never values) of what this deployment lacks: required Worker secrets, required container variables,
+ * secrets listed in SOURCE_SECRETS but not set, and bindings (the container's, or DAGSTER_URL in its place).
+ */
+export function missingConfiguration(env: Env): { secrets: string[]; bindings: string[] } {
+  // A throw-away deployment (and the local stack) keeps Dagster's history and definitions on its own disk.
+  const embedded = (env as unknown as Record<string, unknown>).DLT_PLATFORM_ALLOW_EMBEDDED === "1";
+  const secrets = [
+    ...REQUIRED_WORKER_SECRETS,
+    ...CONTAINER_ENV.filter((variable) => variable.required && !(embedded && EMBEDDED_OPTIONAL.has(variable.name))).map(
+      (variable) => variable.name,
+    ),
+    ...sourceSecretNames(env),
+  ].filter((name, index, names) => names.indexOf(name) === index && !isSet(env, name));
+  const bindings: string[] = ["DB", "JOBS", "RAW_STAGING"].filter((name) => !isSet(env, name));
+  if (!isSet(env, "DAGSTER") && !isSet(env, "DAGSTER_URL")) bindings.push("DAGSTER");
+  return { secrets, bindings };
+}
 
 /**
  * The container's environment: the settings above, plus the secrets rest_api definitions name as
@@ -27,11 +76,8 @@ const SECRET_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
  */
 export function containerEnv(env: Env): Record<string, string> {
   const source = env as unknown as Record<string, unknown>;
-  const listed = String(source.SOURCE_SECRETS ?? "")
-    .split(/[\s,]+/)
-    .filter((name) => SECRET_NAME.test(name));
   const vars: Record<string, string> = {};
-  for (const name of [...FORWARDED_ENV, ...listed]) {
+  for (const name of [...CONTAINER_ENV.map((variable) => variable.name), ...sourceSecretNames(env)]) {
     const value = source[name];
     if (typeof value === "string" && value) vars[name] = value;
   }

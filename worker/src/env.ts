@@ -23,8 +23,11 @@ export interface Env {
   DAGSTER_URL?: string;
   /** Secret: Slack-compatible incoming webhook that gets one alert per failed or dead-lettered run. */
   ALERT_WEBHOOK_URL?: string;
-  /** The Worker's public origin (https://...), for links in alerts; without it alerts carry no links. */
-  PUBLIC_URL?: string;
+  /**
+   * Secret: the Worker's own URL (https://...). The container gets it (Dagster reads definitions and reports runs
+   * there) and alerts link to it; without it alerts carry no links.
+   */
+  DLT_ORCHESTRATOR_URL?: string;
   /** Launching runs older than this (minutes) are re-sent to the queue. */
   STUCK_RUN_MINUTES?: string;
   QUEUED_RESEND_MINUTES?: string;
@@ -34,8 +37,15 @@ export interface Env {
   RUN_MAX_RUNTIME_SECONDS?: string;
   /** First delay between launch retries, in seconds (default 30). */
   LAUNCH_RETRY_BASE_SECONDS?: string;
+  /**
+   * Hosts rest_api definitions may name as base_url although they are loopback, private, link-local or the Worker's
+   * own (comma-separated host or host:port; the local stack's sample API). Dagster reads the same variable.
+   */
+  DLT_PLATFORM_ALLOW_PRIVATE_HOSTS?: string;
   /** Names of Worker secrets the Dagster container receives for rest_api definitions ({"env": NAME}). */
   SOURCE_SECRETS?: string;
+  /** Secret: JSON of the secrets rest_api sources may use and their hosts; forwarded, with each secret it names. */
+  DLT_SOURCE_SECRETS?: string;
   /** Runs of one source that may wait (queued, launching, launched) before new requests get 429 (default 3). */
   MAX_PENDING_RUNS_PER_SOURCE?: string;
   /** Largest request body, in KB (default 256); larger ones get 413. */

@@ -51,9 +51,9 @@ function redact(text: string, env: Env): string {
   return out;
 }
 
-/** The Worker's public origin from PUBLIC_URL, or null when it is not an http(s) URL. */
+/** The Worker's public origin from DLT_ORCHESTRATOR_URL, or null when it is not an http(s) URL. */
 function publicBase(env: Env): string | null {
-  const value = (env.PUBLIC_URL ?? "").trim().replace(/\/+$/, "");
+  const value = (env.DLT_ORCHESTRATOR_URL ?? "").trim().replace(/\/+$/, "");
   return /^https?:\/\/[^/\s]+/.test(value) ? value : null;
 }
 

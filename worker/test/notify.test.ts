@@ -20,7 +20,7 @@ import {
 
 type TestEnv = ReturnType<typeof testEnv>["env"];
 
-const PUBLIC_URL = "https://orchestrator.example";
+const ORCHESTRATOR_URL = "https://orchestrator.example";
 
 const eventsOf = async (env: TestEnv, runId: string) =>
   (await json(await call(env, "GET", `/runs/${runId}`))).events as { message: string }[];
@@ -28,7 +28,7 @@ const eventsOf = async (env: TestEnv, runId: string) =>
 describe("alerts", () => {
   it("sends one alert with source, run, reason and links when a run is dead-lettered, and no secret", async () => {
     const box = alertBox();
-    const { env } = testEnv({ ALERT_WEBHOOK_URL: box.url, PUBLIC_URL });
+    const { env } = testEnv({ ALERT_WEBHOOK_URL: box.url, DLT_ORCHESTRATOR_URL: ORCHESTRATOR_URL });
     const sourceId = await createSource(env);
     const { run_id: runId } = await json(await call(env, "POST", `/sources/${sourceId}/runs`));
     dagsterDouble(() => ({ launchRun: { __typename: "PipelineNotFoundError", message: "no job __ASSET_JOB" } }));
@@ -44,7 +44,7 @@ describe("alerts", () => {
     const [alert] = received.bodies;
     expect(alert.text).toContain(`Run ${runId} of source ${sourceId} dead_lettered`);
     expect(alert.text).toContain("no job __ASSET_JOB");
-    expect(alert.text).toContain(`${PUBLIC_URL}/admin/runs/${runId}`);
+    expect(alert.text).toContain(`${ORCHESTRATOR_URL}/admin/runs/${runId}`);
     expect(alert.blocks?.[0]).toMatchObject({ type: "section", text: { type: "mrkdwn" } });
     const raw = JSON.stringify(alert);
     for (const secret of [box.url, OPERATOR, INTERNAL]) expect(raw).not.toContain(secret);
@@ -58,7 +58,7 @@ describe("alerts", () => {
 
   it("retries a failed delivery on a later cron, sends it once, and never holds up the status change", async () => {
     const box = alertBox({ fail: 1 });
-    const { env } = testEnv({ ALERT_WEBHOOK_URL: box.url, PUBLIC_URL });
+    const { env } = testEnv({ ALERT_WEBHOOK_URL: box.url, DLT_ORCHESTRATOR_URL: ORCHESTRATOR_URL });
     const sourceId = await createSource(env);
     const { runId, dagsterRunId } = await registeredRun(env, sourceId);
     passReceiverThrough();
@@ -81,7 +81,7 @@ describe("alerts", () => {
     expect(received.attempts).toBe(2);
     expect(received.bodies).toHaveLength(1);
     expect(received.bodies[0].text).toContain("failed: load failed");
-    expect(received.bodies[0].text).toContain(`${PUBLIC_URL}/dagster/runs/${dagsterRunId}`);
+    expect(received.bodies[0].text).toContain(`${ORCHESTRATOR_URL}/dagster/runs/${dagsterRunId}`);
     expect(received.bodies[0].text).not.toContain(INTERNAL);
     expect(received.bodies[0].text).toContain("[redacted]");
   });
@@ -114,7 +114,7 @@ describe("alerts", () => {
     expect(received.bodies).toHaveLength(1);
     expect(received.bodies[0].text).toContain(`Run ${stuck.runId} of source ${sourceId} failed: stuck: running for`);
     expect(received.bodies[0].text).toContain("RUN_MAX_RUNTIME_SECONDS=600");
-    // Without PUBLIC_URL the alert carries no links rather than wrong ones.
+    // Without DLT_ORCHESTRATOR_URL the alert carries no links rather than wrong ones.
     expect(received.bodies[0].text).not.toContain("http");
   });
 
