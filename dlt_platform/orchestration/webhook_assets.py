@@ -23,7 +23,7 @@ from dlt_platform.orchestration.assets import (RAW_STAGING_GROUP, SOURCE_SYSTEM_
                                                base_metadata, build_source_asset)
 from dlt_platform.orchestration.worker_client import WorkerError
 from dlt_platform.settings import Settings
-from dlt_platform.sources.webhook import open_worker_client
+from dlt_platform.sources.webhook import SetAsideHistory, open_worker_client
 from dlt_platform.sources.webhook.rows import parse_received_at
 
 DEFAULT_R2_PREFIX = "webhooks"  # the Worker's default, when the definition's staging names no r2_prefix
@@ -76,6 +76,12 @@ def webhook_metadata(definition: WebhookSourceDefinition) -> dict:
         "batch_max_deliveries": extract.batch.max_deliveries,
         "batch_max_wait_seconds": extract.batch.max_wait_seconds,
         "schedule": definition.schedule or f"sensor {sensor_name(definition)}",
+        # The asset is the source's table; with a table per event type, bodies land next to it in
+        # <table>__<event_type> tables (written by the same dlt resource, in the same run).
+        "table_shape": (f"{definition.destination.table} (one row per delivery, raw body) + "
+                        f"{definition.destination.table}__<event_type>" if extract.event_type_tables()
+                        else f"{definition.destination.table} (one row per delivery, body expanded, raw body)"),
+        "max_table_nesting": "unbounded" if extract.nesting_limit() is None else extract.nesting_limit(),
     }
 
 
@@ -122,6 +128,13 @@ def build_delivery_sensor(definition: WebhookSourceDefinition, job: UnresolvedAs
                 waiting = client.webhook_waiting().get(definition.source_id)
         except (WorkerError, ValueError) as error:
             return dg.SkipReason(f"cannot ask the Worker what waits: {error}")
+        # Deliveries quarantined here (they failed on their own) still wait in the Worker, which has no failed
+        # state: a run for them alone would read nothing, so none is started.
+        history = SetAsideHistory.read(settings.data_dir, definition.source_id)
+        quarantined = history.quarantined_count()
+        if waiting and quarantined and waiting.get("waiting", 0) <= quarantined:
+            return dg.SkipReason(f"{waiting['waiting']} deliveries waiting, none to load: they failed on their own "
+                                 f"in load packages set aside in {history.folder}")
         reason = run_is_due(definition, waiting, dt.datetime.now(dt.timezone.utc))
         if reason is None:
             return dg.SkipReason(f"{(waiting or {}).get('waiting', 0)} deliveries waiting: not due yet")

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 import dagster as dg
 import pytest
 
+from dlt_platform import failed_packages
 from dlt_platform.config import parse_definition
 from dlt_platform.orchestration.code_location import build_code_location
+from dlt_platform.sources.webhook import DELIVERY_IDS_STATE
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN, read_table
 from dlt_platform_tests.test_rest_client import FAST
 from dlt_platform_tests.webhook_fixtures import webhook_api  # noqa: F401  (fixture)
@@ -112,6 +115,23 @@ def test_the_sensor_requests_a_run_once_a_batch_is_full_or_the_oldest_waited_lon
     assert INTERNAL_TOKEN not in result.skip_message
 
 
+def test_the_sensor_starts_no_run_for_deliveries_that_failed_on_their_own(location, hook_settings,
+                                                                         webhook_api):  # noqa: F811
+    store, instance = webhook_api.store, dg.DagsterInstance.ephemeral()
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    poisoned = store.accept("github_events", {"n": 1}, received_at=old)
+    # Set aside twice, the second time alone (as sources/webhook does): quarantined.
+    for load_id, ids in (("1796600000.1", [poisoned, "d-other"]), ("1796600100.1", [poisoned])):
+        folder = failed_packages.source_dir(hook_settings.data_dir, "github_events") / load_id
+        folder.mkdir(parents=True)
+        (folder / failed_packages.MANIFEST).write_text(json.dumps(
+            {"load_id": load_id, "reason": "job x: Conversion Error", "package_state": {DELIVERY_IDS_STATE: ids}}))
+    result = evaluate(location, instance)
+    assert result.run_requests == [] and "1 deliveries waiting, none to load" in result.skip_message
+    store.accept("github_events", {"n": 2}, received_at=old)  # a new one waited past max wait: a run
+    assert len(evaluate(location, instance).run_requests) == 1
+
+
 def test_the_sensor_waits_while_a_run_of_the_source_is_going(location, webhook_api):  # noqa: F811
     instance = dg.DagsterInstance.ephemeral()
     for n in range(60):
@@ -144,7 +164,8 @@ def test_runs_load_the_waiting_deliveries_and_an_hour_partition_replays_that_hou
     assert replay.success
     assert read_table(hook_settings, "source_hooks", "github_events") == [(31,)]
     replayed = instance.get_latest_materialization_event(HOOKS).asset_materialization
-    assert replayed.metadata["rows_by_table"].value == {"github_events": 30}
+    # The github preset's shape: one row per delivery in the table, the bodies in a table per event type.
+    assert replayed.metadata["rows_by_table"].value == {"github_events": 30, "github_events__push": 30}
     assert replayed.partition == "2026-11-20-10:00"
     loaded = {row[0] for row in read_table(hook_settings, "source_hooks", "github_events", "webhook_delivery_id")}
     assert loaded == set(store.deliveries["github_events"]) and set(in_hour) < loaded
