@@ -56,6 +56,29 @@ function secretsOf(env: Env, config: WebhookConfig): string[] {
   return secrets;
 }
 
+// Ids read from a JSON body keep their type: the number 12345 and the string "12345" are two deliveries. A number
+// is its decimal text and most strings are kept as sent (so ids already stored do not change); a string that
+// reads like an integer, or starts with the tag, is tagged, so no two values share an id.
+const STRING_TAG = "string:";
+const INTEGER_TEXT = /^-?(0|[1-9][0-9]*)$/;
+
+// A lone surrogate (no UTF-8 form) or U+FFFD (what a decoder leaves of bytes that were not UTF-8).
+const NOT_UTF8 = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\ufffd/;
+
+/**
+ * The delivery id `value` stands for: trimmed, NFC, type-tagged when it comes from a JSON body; null when there is
+ * none (absent, blank, not a string or an integer that a number holds exactly).
+ */
+function deliveryIdOf(value: unknown, fromBody: boolean): string | null {
+  if (typeof value === "number") return fromBody && Number.isSafeInteger(value) ? String(value) : null;
+  if (typeof value !== "string") return null;
+  const text = value.trim();
+  if (!text) return null;
+  if (NOT_UTF8.test(text)) throw new Refusal("delivery_id_not_utf8", "the delivery id is not UTF-8 text");
+  const id = text.normalize("NFC");
+  return fromBody && (INTEGER_TEXT.test(id) || id.startsWith(STRING_TAG)) ? `${STRING_TAG}${id}` : id;
+}
+
 function asText(value: unknown): string | null {
   if (typeof value === "string" && value.length) return value;
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
@@ -90,10 +113,12 @@ function identify(config: WebhookConfig, headers: Headers, text: string, signedI
         : headers.get(location.header)?.trim()
       : fromBody(location.json_path as string);
 
-  const deliveryId = config.deliveryId ? asText(at(config.deliveryId, true)) : signedId;
+  const idInBody = Boolean(config.deliveryId?.json_path);
+  const deliveryId = deliveryIdOf(config.deliveryId ? at(config.deliveryId, true) : signedId, idInBody);
   if (!deliveryId || deliveryId.length > MAX_DELIVERY_ID) {
-    const where = config.deliveryId?.json_path ? `body field ${config.deliveryId.json_path}` : "delivery id header";
-    throw new Refusal("missing_delivery_id", `the ${where} must hold an id of 1 to ${MAX_DELIVERY_ID} characters`);
+    const where = idInBody ? `body field ${config.deliveryId?.json_path}` : "delivery id header";
+    const what = idInBody ? "a string or an integer id" : "an id";
+    throw new Refusal("missing_delivery_id", `the ${where} must hold ${what} of 1 to ${MAX_DELIVERY_ID} characters`);
   }
   const eventType = config.eventType ? asText(at(config.eventType, false))?.slice(0, MAX_EVENT_TYPE) ?? null : null;
   return { deliveryId, eventType };

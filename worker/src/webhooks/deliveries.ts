@@ -19,11 +19,29 @@ export interface DeliveryDocument {
   body: string;
 }
 
-/** `{prefix}/{source_id}/dt=YYYY-MM-DD/hr=HH/{delivery_id}.json`, UTC of received_at. */
-export function deliveryKey(prefix: string, doc: Pick<DeliveryDocument, "source_id" | "delivery_id" | "received_at">) {
+/** R2's longest object key, in UTF-8 bytes. */
+export const R2_MAX_KEY_BYTES = 1024;
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * `{prefix}/{source_id}/dt=YYYY-MM-DD/hr=HH/{encodeURIComponent(delivery_id)}.json`, UTC of received_at; when that
+ * would pass R2's 1,024 bytes, `.../hr=HH/sha256/{hex SHA-256 of the id}.json` instead (an encoded id never holds
+ * a `/`, so the two forms never meet). The D1 row keeps the key and the id.
+ */
+export async function deliveryKey(
+  prefix: string,
+  doc: Pick<DeliveryDocument, "source_id" | "delivery_id" | "received_at">,
+): Promise<string> {
   const day = doc.received_at.slice(0, 10);
   const hour = doc.received_at.slice(11, 13);
-  return `${prefix}/${doc.source_id}/dt=${day}/hr=${hour}/${encodeURIComponent(doc.delivery_id)}.json`;
+  const folder = `${prefix}/${doc.source_id}/dt=${day}/hr=${hour}/`;
+  const readable = `${folder}${encodeURIComponent(doc.delivery_id)}.json`;
+  if (new TextEncoder().encode(readable).length <= R2_MAX_KEY_BYTES) return readable;
+  return `${folder}sha256/${await sha256Hex(doc.delivery_id)}.json`;
 }
 
 export async function isRecorded(db: D1Database, sourceId: string, deliveryId: string): Promise<boolean> {
@@ -40,7 +58,7 @@ export async function isRecorded(db: D1Database, sourceId: string, deliveryId: s
  * an orphan no row points at, and is removed).
  */
 export async function storeDelivery(env: Env, prefix: string, doc: DeliveryDocument, bodyBytes: number): Promise<boolean> {
-  const key = deliveryKey(prefix, doc);
+  const key = await deliveryKey(prefix, doc);
   await env.RAW_STAGING.put(key, JSON.stringify(doc), { httpMetadata: { contentType: "application/json" } });
   const result = await env.DB.prepare(
     `INSERT INTO webhook_deliveries (source_id, delivery_id, received_at, event_type, r2_key, body_bytes, state)

@@ -10,6 +10,7 @@ export const REFUSAL_STATUS = {
   missing_header: 400,
   missing_delivery_id: 400,
   body_not_utf8: 400,
+  delivery_id_not_utf8: 400,
   bad_signature: 401,
   bad_timestamp: 401,
   stale_timestamp: 401,
