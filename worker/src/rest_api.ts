@@ -4,7 +4,7 @@
  * resource of the source, and a resource that merges has a primary key. Also the tables a source loads, which
  * are its assets in Dagster.
  */
-import type { FieldError } from "./errors";
+import { validationFailed, type FieldError } from "./errors";
 
 interface Endpoint {
   path?: unknown;
@@ -89,4 +89,91 @@ export function tableKeys(definition: {
   return (definition.extract as RestExtract).resources
     .filter((resource) => resource.selected !== false)
     .map((resource) => [dataset, resource.name]);
+}
+
+/** [lower-case host, port] of a URL as the WHATWG parser reads it (so 2130706433 and 0x7f.1 are 127.0.0.1). */
+function hostOf(url: string): [string, number] | undefined {
+  try {
+    const parsed = new URL(url);
+    const port = parsed.port ? Number(parsed.port) : parsed.protocol === "https:" ? 443 : 80;
+    return [parsed.hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, ""), port];
+  } catch {
+    return undefined;
+  }
+}
+
+/** `host` (any port) or `host:port` entries, as dlt_platform/sources/rest_api/hosts.py compares them. */
+function entryMatches(entry: string, host: string, port: number): boolean {
+  const parsed = hostOf(`http://${entry.trim()}`);
+  if (!parsed) return false;
+  const explicitPort = /:\d+$/.test(entry.trim());
+  return parsed[0] === host && (!explicitPort || parsed[1] === port);
+}
+
+const NOT_PUBLIC_V4: [number, number][] = [
+  [0x00000000, 8], // 0.0.0.0/8 "this network", the unspecified address
+  [0x0a000000, 8], // 10/8
+  [0x64400000, 10], // 100.64/10 shared address space
+  [0x7f000000, 8], // loopback
+  [0xa9fe0000, 16], // 169.254/16 link-local, the cloud metadata service
+  [0xac100000, 12], // 172.16/12
+  [0xc0a80000, 16], // 192.168/16
+];
+
+function notPublicAddress(host: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  if (v4) {
+    const value = v4.slice(1).reduce((sum, part) => sum * 256 + Number(part), 0);
+    return NOT_PUBLIC_V4.some(([base, bits]) => Math.floor(value / 2 ** (32 - bits)) === Math.floor(base / 2 ** (32 - bits)));
+  }
+  // The schema's base_url pattern admits no IPv6 literal; names other than localhost are resolved by Dagster.
+  return host === "localhost" || host.endsWith(".localhost");
+}
+
+/**
+ * base_url (and an OAuth2 token URL) of a rest_api definition naming a loopback, private, link-local or unspecified
+ * address, or the Worker's own host, unless DLT_PLATFORM_ALLOW_PRIVATE_HOSTS lists it: Dagster refuses such hosts
+ * when the run starts, resolving names first (hosts.py); this refuses the literal ones when the definition is
+ * created. `ownHosts`: the Worker's host names (the request's and DLT_ORCHESTRATOR_URL's).
+ */
+export function privateHostProblems(
+  definition: { source_type?: unknown; extract?: unknown },
+  allowed: string | undefined,
+  ownHosts: (string | undefined)[],
+): FieldError[] {
+  if (definition.source_type !== "rest_api") return [];
+  const client = (definition.extract as { client?: { base_url?: unknown; auth?: { access_token_url?: unknown } } })
+    ?.client;
+  const entries = String(allowed ?? "").split(",").filter((entry) => entry.trim());
+  const own = new Set(ownHosts.flatMap((url) => (url ? [hostOf(url.includes("://") ? url : `https://${url}`)?.[0]] : [])));
+  const problems: FieldError[] = [];
+  for (const [field, url] of [
+    ["extract.client.base_url", client?.base_url],
+    ["extract.client.auth.access_token_url", client?.auth?.access_token_url],
+  ] as const) {
+    const parsed = typeof url === "string" ? hostOf(url) : undefined;
+    if (!parsed || entries.some((entry) => entryMatches(entry, ...parsed))) continue;
+    const [host, port] = parsed;
+    const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const lift = `unless DLT_PLATFORM_ALLOW_PRIVATE_HOSTS lists ${where}`;
+    if (own.has(host)) {
+      problems.push({ field, message: `${where} is the orchestrator Worker's own host: sources may not call the platform's API, ${lift}` });
+    } else if (notPublicAddress(host)) {
+      problems.push({
+        field,
+        message: `${where} is a loopback, link-local, private or unspecified address: sources may not reach it, ${lift}`,
+      });
+    }
+  }
+  return problems;
+}
+
+/** privateHostProblems for a definition the operator API is about to store: a 400 naming the field. */
+export function assertHostsAllowed(
+  definition: { source_type?: unknown; extract?: unknown },
+  env: { DLT_PLATFORM_ALLOW_PRIVATE_HOSTS?: string; DLT_ORCHESTRATOR_URL?: string },
+  requestUrl: string,
+): void {
+  const problems = privateHostProblems(definition, env.DLT_PLATFORM_ALLOW_PRIVATE_HOSTS, [requestUrl, env.DLT_ORCHESTRATOR_URL]);
+  if (problems.length) throw validationFailed(problems, "source definition is not valid");
 }

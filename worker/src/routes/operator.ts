@@ -21,6 +21,7 @@ import {
   type RunListPosition,
 } from "../ledger";
 import { withLoadErrors } from "../load_errors";
+import { assertHostsAllowed } from "../rest_api";
 import { cancelRun, retryRun, startRun } from "../runs";
 import { parseRunRequest, parseSourceUpdate } from "../bodies";
 import { assertDefinition, RUN_STATUSES, type RunStatus } from "../validation";
@@ -38,6 +39,7 @@ operator.get("/sources", requireOperator, async (c) => {
 
 operator.post("/sources", requireOperator, jsonBody(assertDefinition), async (c) => {
   const definition = c.req.valid("json");
+  assertHostsAllowed(definition, c.env, c.req.url);
   const source = await createSource(c.env.DB, definition, actorOf(c));
   background(c, reloadLocation(c.env));
   return c.json(source, 201);
@@ -55,6 +57,7 @@ operator.put("/sources/:source_id", requireOperator, jsonBody(parseSourceUpdate)
   if (definition.source_id !== sourceId) {
     throw validationFailed([{ field: "source_id", message: `must equal the path's source_id (${sourceId})` }]);
   }
+  assertHostsAllowed(definition, c.env, c.req.url);
   const source = await updateSource(c.env.DB, sourceId, body.version, definition, actorOf(c));
   background(c, reloadLocation(c.env));
   return c.json(source);
