@@ -193,6 +193,23 @@ class Staging(StrictModel):
         return value
 
 
+SchemaEvolutionMode = Literal["evolve", "freeze", "discard_row", "discard_value"]
+SCHEMA_CONTRACT_DESCRIPTION = (
+    "dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns "
+    "and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new "
+    "column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops "
+    "such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always "
+    "adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.")
+
+
+class SchemaContract(StrictModel):
+    """dlt's schema contract, entity by entity (TSchemaContractDict); an entity left out evolves."""
+
+    tables: SchemaEvolutionMode = "evolve"
+    columns: SchemaEvolutionMode = "evolve"
+    data_type: SchemaEvolutionMode = "evolve"
+
+
 class SourceBase(StrictModel):
     """What every source has, whatever its type: an id, where its rows go, when it runs, who owns it."""
 
@@ -214,6 +231,13 @@ class SourceBase(StrictModel):
     ] = Field(default_factory=dict, max_length=MAX_TAGS)
     destination: Destination
     staging: Staging = Field(default_factory=Staging)
+    schema_contract: SchemaEvolutionMode | SchemaContract | None = Field(None, description=SCHEMA_CONTRACT_DESCRIPTION)
+
+    @property
+    def dlt_schema_contract(self) -> str | dict | None:
+        """The contract as dlt takes it (None: dlt's default, evolve everything)."""
+        contract = self.schema_contract
+        return contract.model_dump() if isinstance(contract, SchemaContract) else contract
 
     @field_validator("schedule", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.common.utils import chunks
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -86,7 +87,52 @@ def build_source(definition: SourceDefinition, settings: Settings, request: Load
     if settings.destination_type(definition) == "bigquery":
         for name in tables:
             bigquery.apply_table_options(source.resources[name], definition.destination)
+    if definition.schema_contract is not None:
+        source.schema_contract = definition.dlt_schema_contract
     return source
+
+
+class SchemaContractViolation(RuntimeError):
+    """A load the source's schema contract refused (`freeze`); nothing of it was loaded."""
+
+    def __init__(self, message: str, table: str) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+_REFUSED = {"tables": "new table `{table}`", "columns": "new column `{column}` of table `{table}`",
+            "data_type": "a new data type for column `{column}` of table `{table}`"}
+
+
+def refused_by_contract(error: BaseException, pipeline: dlt.Pipeline) -> SchemaContractViolation | None:
+    """The contract violation behind a failed run, if that is why it failed. Its package is aborted (and the
+    pipeline's schema and state restored to before it): it would fail every later run the same way, and a frozen
+    contract means none of it may load."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, DataValidationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    pipeline.abort_packages()
+    refused = _REFUSED.get(cause.schema_entity, "`{table}`").format(table=cause.table_name, column=cause.column_name)
+    return SchemaContractViolation(f"schema contract ({cause.schema_entity}: {cause.contract_mode}) refused {refused}; "
+                                   "nothing was loaded", cause.table_name)
+
+
+def rows_discarded(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Rows per table the schema contract dropped in the last run (`discard_row`): extracted into a table but not
+    normalized into it. Tables made by the normalizer (child tables of rows) have no extracted count."""
+    trace = pipeline.last_trace
+    extract, normalize = (trace.last_extract_info, trace.last_normalize_info) if trace else (None, None)
+    if extract is None or normalize is None:
+        return {}
+    extracted: dict[str, int] = {}
+    for metrics in extract.metrics.values():
+        for step in metrics:
+            for table, table_metrics in step["table_metrics"].items():
+                extracted[table] = extracted.get(table, 0) + table_metrics.items_count
+    return {table: count - normalize.row_counts.get(table, 0) for table, count in extracted.items()
+            if not table.startswith("_dlt") and count > normalize.row_counts.get(table, 0)}
 
 
 def after_load(definition: SourceDefinition, settings: Settings, pipeline: dlt.Pipeline, load_ids: list[str],
@@ -207,6 +253,9 @@ def run_load(definition: SourceDefinition, settings: Settings, request: LoadRequ
         try:
             info: LoadInfo = pipeline.run(source, **run_kwargs(request))
         except Exception as error:
+            violation = refused_by_contract(error, pipeline)
+            if violation is not None:
+                raise violation from None
             reported = failed_run(error, definition, source)
             if reported is error:
                 raise

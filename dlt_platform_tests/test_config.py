@@ -36,7 +36,7 @@ def test_example_file_documents_a_valid_definition_with_every_field():
     document = json.loads((CONFIG / "sources.example.json").read_text())
     definition, *rest_api_examples = parse_sources_document(document)
     fields = set(document["sources"][0]) | {f"extract.{k}" for k in document["sources"][0]["extract"]}
-    assert {"schedule", "freshness_hours", "owners", "tags", "staging", "extract.incremental",
+    assert {"schedule", "freshness_hours", "owners", "tags", "staging", "schema_contract", "extract.incremental",
             "extract.transport", "extract.prefix"} <= fields
     assert definition.extract.incremental is not None
     assert [d.source_id for d in rest_api_examples] == ["github_issues", "stripe_charges"]

@@ -23,8 +23,10 @@ from pydantic import Field
 from dlt_platform.config import SourceDefinition
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
 from dlt_platform.loads import (after_load, build_pipeline, build_source, check_before_load, finish_pending_loads,
-                                last_snapshot_url, loaded_row_counts, run_kwargs, warehouse_turn)
+                                last_snapshot_url, loaded_row_counts, refused_by_contract, rows_discarded, run_kwargs,
+                                warehouse_turn)
 from dlt_platform.orchestration.run_start import report_running
+from dlt_platform.orchestration.schema_contracts import ROWS_DISCARDED, has_contract, report_violation
 from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api import table_names as rest_api_tables
@@ -262,7 +264,8 @@ def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, de
     pending = finish_pending_loads(pipeline, say=context.log.warning)
     source = build_source(definition, settings, request)
     # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.
-    for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)):
+    results = run_within_contract(context, dlt, definition, source, pipeline, request)
+    for result in results:
         rows = loaded_row_counts(pipeline)
         load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
         load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else ""
@@ -279,6 +282,8 @@ def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, de
             "destination": settings.destination_type(definition),
             "write_disposition": write_disposition_for(definition, request),  # a partial run merges
         }
+        if has_contract(definition):
+            metadata[ROWS_DISCARDED] = dg.MetadataValue.int(sum(rows_discarded(pipeline).values()))
         if request.window is not None:
             metadata["window_start"] = request.window[0].isoformat()
             metadata["window_end"] = request.window[1].isoformat()
@@ -288,6 +293,20 @@ def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, de
         if snapshot:
             context.log_event(dg.AssetMaterialization(
                 asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
+
+
+def run_within_contract(context: dg.AssetExecutionContext, dlt: DagsterDltResource, definition: SourceDefinition,
+                        source, pipeline, request: LoadRequest) -> list:
+    """dagster-dlt's run of the source; a load the schema contract refuses fails the run in one line (and the
+    table's contract check), with nothing loaded."""
+    try:
+        return list(dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)))
+    except Exception as error:
+        violation = refused_by_contract(error, pipeline)
+        if violation is None:
+            raise
+        report_violation(context, definition, table_keys(definition), violation.table, str(violation))
+        raise dg.Failure(description=str(violation), allow_retries=False) from None
 
 
 def build_source_asset(definition: SourceDefinition, settings: Settings, version: int | None = None,

@@ -14,6 +14,7 @@ from croniter import croniter
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import build_pipeline
 from dlt_platform.orchestration.assets import partitions_for, table_keys
+from dlt_platform.orchestration.schema_contracts import build_contract_checks
 from dlt_platform.settings import Settings
 
 ROW_COUNT_CHECK = "row_count"
@@ -83,9 +84,11 @@ def table_row_count(definition: SourceDefinition, settings: Settings, table_name
 
 
 def build_table_checks(definition: SourceDefinition, settings: Settings) -> list[dg.AssetChecksDefinition]:
-    """Of every table the source loads: the row count check, and for a partitioned table its schema check (see
-    partitioned_schema_check)."""
-    return [check for key in table_keys(definition) for check in _checks_of_table(definition, settings, key)]
+    """Of every table the source loads: the row count check, for a partitioned table its schema check (see
+    partitioned_schema_check), and with a schema contract its contract check (schema_contracts.py)."""
+    keys = table_keys(definition)
+    return [*(check for key in keys for check in _checks_of_table(definition, settings, key)),
+            *build_contract_checks(definition, keys)]
 
 
 def _checks_of_table(definition: SourceDefinition, settings: Settings, key: dg.AssetKey

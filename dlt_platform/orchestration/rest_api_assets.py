@@ -17,12 +17,13 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt_platform.config import RestApiSourceDefinition
 from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.loads import (build_pipeline, build_source, check_before_load, failed_run, finish_pending_loads,
-                                loaded_row_counts, published_snapshot, run_kwargs, warehouse_turn)
+                                loaded_row_counts, published_snapshot, rows_discarded, warehouse_turn)
 from dlt_platform.load_request import checked_request
 from dlt_platform.orchestration.assets import (
-    _TAG_KEY, _TAG_VALUE, SourceRunConfig, load_request_for, owners_of, raw_snapshot_key,
+    _TAG_KEY, _TAG_VALUE, SourceRunConfig, load_request_for, owners_of, raw_snapshot_key, run_within_contract,
     source_dlt_assets, source_system_key,
 )
+from dlt_platform.orchestration.schema_contracts import ROWS_DISCARDED, has_contract
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api import rest_api_source, resource_disposition
 from dlt_platform.sources.rest_api.errors import RestApiError
@@ -94,8 +95,8 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
     with warehouse_turn(definition, settings, say=context.log.info):
         finish_pending_loads(pipeline, say=context.log.warning)
         try:
-            results = list(dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)))
-        except Exception as error:
+            results = run_within_contract(context, dlt, definition, source, pipeline, request)
+        except Exception as error:  # the run's snapshot is discarded; a failure of the API's is one line
             reported = failed_run(error, definition, source)
             if reported is error:
                 raise
@@ -105,6 +106,7 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
     load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else ""
     snapshot = published_snapshot(pipeline, definition, source, load_id) if definition.staging.raw_snapshot else None
     resources = {r.name: r for r in definition.extract.resources}
+    discarded = rows_discarded(pipeline) if has_contract(definition) else {}
     for result in results:
         table = result.asset_key.path[-1]
         # Each asset reports its own table and its child tables, so the run's total counts every row once.
@@ -119,6 +121,7 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
             "write_disposition": resource_disposition(definition, resources[table], request),
             **({"window_start": request.window[0].isoformat(), "window_end": request.window[1].isoformat()}
                if request.window is not None else {}),
+            **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
         })
     raw = raw_snapshot_key(definition)
     if raw is not None and snapshot:

@@ -226,8 +226,10 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: LoadR
     # works on a table an earlier replace created: dlt adds the hint to the stored schema, and root_key lets it
     # replace the child rows (e.g. `__items`) of exactly the keys it merges.
     disposition = write_disposition_for(definition, request)
-    # BigQuery reads JSON columns (cf_kv_metadata) only from JSON lines, and dlt writes Arrow tables as parquet.
-    shaping = settings.kv_shaping if settings.destination_type(definition) == "duckdb" else "rows"
+    # BigQuery reads JSON columns (cf_kv_metadata) only from JSON lines, and dlt writes Arrow tables as parquet;
+    # dlt checks schema contracts on rows in its normalizer, not on Arrow tables. Either goes through the rows.
+    arrow_allowed = settings.destination_type(definition) == "duckdb" and definition.schema_contract in (None, "evolve")
+    shaping = settings.kv_shaping if arrow_allowed else "rows"
     extract = definition.extract
     items = PageItems(definition.destination.table, shaping, extract.namespace_id, extract.namespace_title)
     items.resource = dlt.resource(
