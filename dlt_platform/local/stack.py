@@ -35,7 +35,8 @@ from dlt_platform.local.rest_api_server import SAMPLE_API_CREDENTIALS, SAMPLE_AP
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
 from dlt_platform.processes import ProcessError, Supervisor
-from dlt_platform.settings import PROJECT_ROOT, Settings
+from dlt_platform.settings import (ALLOW_PRIVATE_HOSTS_VARIABLE, PROJECT_ROOT, SOURCE_SECRETS_VARIABLE, Settings,
+                                   private_host_allowance, source_secret_hosts)
 
 # The Worker var holding the signing secret of local webhook sources (their extract.signature.secret_names).
 LOCAL_WEBHOOK_SECRET = "LOCAL_WEBHOOK_SECRET"
@@ -164,7 +165,9 @@ class LocalStack:
         wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds),
                   "DLT_ORCHESTRATOR_URL": self.worker_url,
                   # The local Dagster keeps its history and definitions on this machine (GET /health accepts it).
-                  "DLT_PLATFORM_ALLOW_EMBEDDED": "1", **self.extra_worker_vars}
+                  "DLT_PLATFORM_ALLOW_EMBEDDED": "1",
+                  # The sample API's source names a loopback base_url, which the Worker otherwise refuses.
+                  ALLOW_PRIVATE_HOSTS_VARIABLE: self.sample_api_host, **self.extra_worker_vars}
         if any(values.get(name) != value for name, value in wanted.items()):
             values.update(wanted)
             changed = True
@@ -178,6 +181,16 @@ class LocalStack:
         """The sample REST API's bearer token and API key. Fixed rather than generated: one sample API on its
         port serves every local stack (a second stack reuses it), and it only ever holds sample data."""
         return {name: os.environ.get(name) or value for name, value in SAMPLE_API_CREDENTIALS.items()}
+
+    def sample_api_scopes(self) -> dict[str, str]:
+        """The sample API's secrets listed for sources and bound to its host, and its loopback address allowed:
+        rest_api sources use no secret that is not listed and reach no private host that is not allowed
+        (dlt_platform/sources/rest_api/credentials.py, hosts.py). The operator's own entries are kept."""
+        listed = {name: list(hosts) for name, hosts in source_secret_hosts().items()}
+        for name in SAMPLE_API_CREDENTIALS:
+            listed[name] = list(dict.fromkeys([*listed.get(name, []), self.sample_api_host]))
+        allowed = dict.fromkeys([*private_host_allowance(), self.sample_api_host])
+        return {SOURCE_SECRETS_VARIABLE: json.dumps(listed), ALLOW_PRIVATE_HOSTS_VARIABLE: ",".join(allowed)}
 
     def operator(self) -> OperatorClient:
         return OperatorClient(self.worker_url, self.tokens()["DLT_OPERATOR_TOKEN"])
@@ -194,6 +207,7 @@ class LocalStack:
             "DLT_PLATFORM_DATA_DIR": str(self.paths.data_dir),
             "DLT_PLATFORM_CONFIG": str(self.config_path),
             **self.sample_api_credentials(),
+            **self.sample_api_scopes(),
             **self.extra_dagster_env,
             **(self.emulator.client_env() if self.warehouse == "bigquery" else {}),
         }
@@ -313,7 +327,11 @@ class LocalStack:
 
     @property
     def sample_api_url(self) -> str:
-        return f"http://127.0.0.1:{self.sample_api_port}"
+        return f"http://{self.sample_api_host}"
+
+    @property
+    def sample_api_host(self) -> str:
+        return f"127.0.0.1:{self.sample_api_port}"
 
     def sample_api_ready(self) -> bool:
         try:
