@@ -1,5 +1,6 @@
 """BigQuery specifics, against the emulator: the column types and table options dlt sends, the CLI configured
-only by environment variables, and credentials that cannot work refused in seconds."""
+only by environment variables, each documented form of Google credentials (a real token fetched from a loopback
+stand-in of Google's token endpoint, google_token_endpoint.py), and credentials that cannot work refused in seconds."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import bigquery
 
 from dlt_platform.bigquery import jsonl_for_json_tables
@@ -23,6 +22,7 @@ from dlt_platform.settings import PROJECT_ROOT
 
 from .bigquery_fixtures import free_port
 from .conftest import ACCOUNT_ID, API_TOKEN, make_definition
+from .google_token_endpoint import GoogleTokenEndpoint
 from .test_loads import ORDER, put
 
 # What the README promises for the audit columns.
@@ -125,23 +125,59 @@ def test_the_cli_loads_a_bigquery_source_into_the_emulator_twice_with_one_row_pe
     assert bigquery_warehouse.query("select count(*) from source_test.orders_kv__items") == [(4,)]
 
 
-def service_account_key(token_uri: str) -> dict:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    return {"type": "service_account", "project_id": "some-project", "private_key_id": "k1", "private_key": pem,
-            "client_email": "loader@some-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri}
+@pytest.fixture
+def token_endpoint(tmp_path):
+    with GoogleTokenEndpoint(tmp_path / "token-endpoint") as endpoint:
+        yield endpoint
 
 
-def credential_cases(tmp_path: Path) -> list[tuple[dict[str, str], str]]:
+def credential_env(form: str, key: dict, tmp_path: Path, endpoint: GoogleTokenEndpoint) -> dict[str, str]:
+    """One documented form of Google credentials for `key`, as an operator sets it."""
+    if form == "key JSON":
+        return {"DESTINATION__BIGQUERY__CREDENTIALS": json.dumps(key, indent=2)}  # multi-line, as downloaded
+    if form == "key fields":
+        # These carry no token_uri: dlt asks Google's own address, which the endpoint answers as an HTTPS proxy.
+        return {"DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": key["project_id"],
+                "DESTINATION__BIGQUERY__CREDENTIALS__CLIENT_EMAIL": key["client_email"],
+                "DESTINATION__BIGQUERY__CREDENTIALS__PRIVATE_KEY": key["private_key"], **endpoint.proxy_env()}
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(key))
+    return {"GOOGLE_APPLICATION_CREDENTIALS": str(path)}
+
+
+@pytest.mark.parametrize("form", ["key JSON", "key fields", "key file"])
+def test_each_documented_credential_form_loads_into_the_emulator_with_a_token_and_the_key_s_project(
+        form, kv_state, cli_env, bigquery_warehouse, token_endpoint, tmp_path):
+    emulator = bigquery_warehouse.emulator
+    # The key's project is the only project given (no GOOGLE_CLOUD_PROJECT): the load must take it from the key.
+    key = token_endpoint.new_key(emulator.project_id)
+    env = {**cli_env, "BIGQUERY_EMULATOR_HOST": emulator.url, **credential_env(form, key, tmp_path, token_endpoint)}
+    put(kv_state, "order:o1", ORDER)
+    result = cli("load", "--source-id", "bq_orders", env=env)
+    assert result.returncode == 0, result.stderr
+    assert bigquery_warehouse.query("select cf_kv_key, total from source_test.orders_kv") == [("order:o1", 12.5)]
+    # Tokens for this key, with the BigQuery client's scope: one for the check before the load, more for dlt's
+    # clients (the emulator host changed only the endpoint; the credentials were still used).
+    grants = [grant for grant in token_endpoint.grants if grant.client_email == key["client_email"]]
+    assert len(grants) >= 2 and {grant.scope for grant in grants} == set(bigquery.Client.SCOPE), grants
+    assert {grant.via for grant in grants} == {"https" if form == "key fields" else "http"}
+    assert token_endpoint.refusals == []
+
+
+def credential_cases(tmp_path: Path, endpoint: GoogleTokenEndpoint, emulator_url: str) -> list[tuple[dict, str]]:
     unreachable = tmp_path / "unreachable.json"  # a key whose token endpoint does not answer (nothing listens)
-    unreachable.write_text(json.dumps(service_account_key(f"http://127.0.0.1:{free_port()}/token")))
+    unreachable_key = endpoint.new_key("some-project", token_uri=f"http://127.0.0.1:{free_port()}/token")
+    unreachable.write_text(json.dumps(unreachable_key))
     malformed = tmp_path / "malformed.json"
     malformed.write_text('{"type": "service_account", "client_email": ')
     no_key = tmp_path / "no_key.json"
-    no_key.write_text(json.dumps({**service_account_key("http://127.0.0.1:9/token"), "private_key": ""}))
+    no_key.write_text(json.dumps({**endpoint.new_key("some-project"), "private_key": ""}))
+    # A key of a known account signed with another private key: the endpoint refuses the signature.
+    wrong_key = json.dumps({**endpoint.new_key("some-project", "signer"),
+                            "private_key": endpoint.new_key("some-project", "other", registered=False)["private_key"]})
+    fields = credential_env("key fields", endpoint.new_key("some-project"), tmp_path, endpoint)
     return [
-        ({}, "BigQuery credentials missing: set GOOGLE_APPLICATION_CREDENTIALS"),
+        ({}, "BigQuery credentials missing: set DESTINATION__BIGQUERY__CREDENTIALS to the service account key JSON"),
         ({"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "absent.json")},
          f"GOOGLE_APPLICATION_CREDENTIALS: no file at {tmp_path / 'absent.json'}"),
         ({"GOOGLE_APPLICATION_CREDENTIALS": str(malformed)}, f"{malformed} is not a JSON key file"),
@@ -150,23 +186,42 @@ def credential_cases(tmp_path: Path) -> list[tuple[dict[str, str], str]]:
         ({"BIGQUERY_EMULATOR_HOST": "http://127.0.0.1:9"}, "BIGQUERY_EMULATOR_HOST is set but no project id"),
         ({"BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}", "GOOGLE_CLOUD_PROJECT": "p"},
          "BIGQUERY_EMULATOR_HOST: nothing answers at http://127.0.0.1:"),
+        # The key JSON and the key fields, as deploy.md and the README give them.
+        ({"DESTINATION__BIGQUERY__CREDENTIALS": wrong_key},
+         "BigQuery credentials from DESTINATION__BIGQUERY__CREDENTIALS: http://127.0.0.1:"),
+        ({"DESTINATION__BIGQUERY__CREDENTIALS": wrong_key, "BIGQUERY_EMULATOR_HOST": emulator_url},
+         "refused them (invalid_grant: Invalid JWT Signature.)"),  # the emulator changes only the endpoint
+        ({"DESTINATION__BIGQUERY__CREDENTIALS": json.dumps(unreachable_key)},
+         "BigQuery credentials from DESTINATION__BIGQUERY__CREDENTIALS: no token from http://127.0.0.1:"),
+        ({"DESTINATION__BIGQUERY__CREDENTIALS": '{"type": "service_account", "client_email": '},
+         "DESTINATION__BIGQUERY__CREDENTIALS: not a service account key JSON"),
+        ({"DESTINATION__BIGQUERY__CREDENTIALS": json.dumps({**endpoint.new_key("some-project"), "client_email": ""})},
+         "DESTINATION__BIGQUERY__CREDENTIALS lacks client_email"),
+        ({name: value for name, value in fields.items() if not name.endswith("PRIVATE_KEY")},
+         "BigQuery credentials incomplete: set DESTINATION__BIGQUERY__CREDENTIALS__PRIVATE_KEY"),
+        ({**fields, "DESTINATION__BIGQUERY__CREDENTIALS__PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nnot a key"},
+         "DESTINATION__BIGQUERY__CREDENTIALS__*: unreadable DESTINATION__BIGQUERY__CREDENTIALS__PRIVATE_KEY"),
     ]
 
 
 def test_unusable_credentials_end_the_load_within_seconds_with_one_line_and_leave_nothing_pending(
-        kv_state, cli_env, tmp_path):
+        kv_state, cli_env, tmp_path, token_endpoint, bigquery_warehouse):
     put(kv_state, "order:o1", ORDER)
-    for extra, expected in credential_cases(tmp_path):
+    unexpected = []  # every case that went wrong, not only the first
+    for extra, expected in credential_cases(tmp_path, token_endpoint, bigquery_warehouse.emulator.url):
         started = time.monotonic()
         result = cli("load", "--source-id", "bq_orders", env={**cli_env, **extra}, timeout=60)
         elapsed = time.monotonic() - started
         lines = result.stderr.strip().splitlines()
-        assert result.returncode == 1 and len(lines) == 1 and expected in lines[0], (extra, result.stderr)
-        assert "PRIVATE KEY" not in result.stderr
-        assert elapsed < 30, (extra, elapsed)
-    # Refused before extracting: no load package waits in the pipeline for the next run.
+        if not (result.returncode == 1 and len(lines) == 1 and expected in lines[0] and elapsed < 30
+                and "PRIVATE KEY" not in result.stderr and "not a key" not in result.stderr):
+            unexpected.append((sorted(extra), expected, f"{elapsed:.1f} s", result.stderr[-300:]))
+    assert not unexpected, "\n".join(map(str, unexpected))
+    # Refused before extracting: no load package waits in the pipeline for the next run, nothing reached BigQuery.
     pipeline_dir = Path(cli_env["DLT_PLATFORM_DATA_DIR"]) / "pipelines" / "bq_orders"
     assert not list(pipeline_dir.glob("**/normalized/*")) and not list(pipeline_dir.glob("**/new/*"))
+    assert list(bigquery_warehouse.client.list_datasets()) == []
+    assert token_endpoint.grants == []  # no refused key was given a token
 
 
 @pytest.mark.parametrize("destination, message", [
