@@ -69,4 +69,6 @@ def serve(host: Annotated[str, typer.Option(help="Interface the UI binds (the co
     """Run Dagster (webserver + daemon) as the container does: supervised, stopped cleanly by SIGTERM."""
     from dlt_platform.serve import serve as run_serve
 
-    raise typer.Exit(run_serve(host, port))
+    with one_line_errors():  # a bad DAGSTER_PG_URL is one line naming it, not a traceback
+        code = run_serve(host, port)
+    raise typer.Exit(code)

@@ -3,9 +3,11 @@
 Dagster's instance file cannot branch on an environment variable, so the repository keeps one file per storage
 choice, both in Dagster's public configuration format and identical except for `storage`:
 - `dagster.yaml`: SQLite under $DAGSTER_HOME (the default, and what `dagster dev` reads);
-- `dagster.postgres.yaml`: `storage.postgres.postgres_url: {env: DAGSTER_PG_URL}` (the container).
-`dlt-platform serve` copies the chosen one to $DAGSTER_HOME/dagster.yaml before it starts Dagster, and hands
-its children the Postgres URL normalized to what dagster-postgres (SQLAlchemy + psycopg2) accepts.
+- `dagster.postgres.yaml`: Postgres at $DAGSTER_PG_URL (the container), through `PlatformPostgresStorage`, which
+  is dagster-postgres's storage taking the URL in every form Postgres hosts hand out.
+`dlt-platform serve` copies the chosen one to $DAGSTER_HOME/dagster.yaml before it starts Dagster (and refuses a
+bad DAGSTER_PG_URL in one line). Because the storage class itself normalizes the URL, Dagster's own CLI on that
+instance file (`dagster instance migrate`, `dagster asset materialize`) takes the same URLs as `serve`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from dagster_postgres import DagsterPostgresStorage
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -23,7 +26,8 @@ SQLITE_INSTANCE = PROJECT_ROOT / "dagster.yaml"
 POSTGRES_INSTANCE = PROJECT_ROOT / "dagster.postgres.yaml"
 # Schemes Postgres hosts and libraries hand out; every one means the same server protocol.
 POSTGRES_SCHEMES = {"postgres", "postgresql"}
-# SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; dagster-postgres installs psycopg2.
+# SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3 and no longer knows `postgres://`; dagster-postgres
+# installs psycopg2.
 DRIVER = "postgresql+psycopg2"
 
 
@@ -42,6 +46,20 @@ def normalize_postgres_url(url: str) -> str:
     if not parsed.database:
         raise SettingsError(f"{PG_URL_ENV}: the URL names no database")
     return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
+
+
+class PlatformPostgresStorage(DagsterPostgresStorage):
+    """dagster-postgres's run, event log and schedule storage (same configuration: `postgres_url` or
+    `postgres_db`), with a `postgres_url` normalized first: `postgres://`, `postgresql://`, any driver suffix and
+    query parameters such as `sslmode=require` all reach psycopg2. Dagster builds it in every process that opens
+    the instance (webserver, daemon, run workers, the `dagster` CLI) from dagster.postgres.yaml."""
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        config = dict(config_value)
+        if config.get("postgres_url"):
+            config["postgres_url"] = normalize_postgres_url(config["postgres_url"])
+        return super().from_config_value(inst_data, config)
 
 
 def prepare_dagster_home(env: dict[str, str]) -> dict[str, str]:

@@ -1,4 +1,11 @@
-"""The instance file serve picks, and every Postgres URL form users paste turned into one psycopg2 URL."""
+"""The instance file serve picks, every Postgres URL form users paste turned into one psycopg2 URL, and
+Dagster's own CLI on the Postgres instance file with those URLs (the real `dagster` against a real Postgres)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,7 +17,10 @@ from dlt_platform.orchestration.instance import (
     normalize_postgres_url,
     prepare_dagster_home,
 )
-from dlt_platform.settings import SettingsError
+from dlt_platform.settings import PROJECT_ROOT, SettingsError
+from dlt_platform_tests.postgres_fixtures import postgres  # noqa: F401  (session fixture)
+
+BIN = Path(sys.executable).parent
 
 
 @pytest.mark.parametrize("pasted, expected", [
@@ -40,10 +50,12 @@ def test_bad_urls_are_refused_naming_the_variable_without_the_password(bad, mess
 
 
 def test_the_instance_files_differ_only_in_storage():
-    sqlite, postgres = (yaml.safe_load(path.read_text()) for path in (SQLITE_INSTANCE, POSTGRES_INSTANCE))
+    sqlite, postgres_file = (yaml.safe_load(path.read_text()) for path in (SQLITE_INSTANCE, POSTGRES_INSTANCE))
     assert "storage" not in sqlite  # Dagster's default: SQLite under $DAGSTER_HOME
-    assert postgres.pop("storage") == {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
-    assert postgres == sqlite
+    assert postgres_file.pop("storage") == {"custom": {
+        "module": "dlt_platform.orchestration.instance", "class": "PlatformPostgresStorage",
+        "config": {"postgres_url": {"env": PG_URL_ENV}}}}
+    assert postgres_file == sqlite
     assert sqlite["run_monitoring"]["enabled"] is True and sqlite["run_monitoring"]["max_resume_run_attempts"] == 0
 
 
@@ -54,3 +66,56 @@ def test_serve_writes_the_instance_file_for_the_environment(tmp_path):
     env = prepare_dagster_home({"DAGSTER_HOME": str(tmp_path / "home"), PG_URL_ENV: "postgres://u@db/dagster"})
     assert (tmp_path / "home" / "dagster.yaml").read_bytes() == POSTGRES_INSTANCE.read_bytes()
     assert env[PG_URL_ENV] == "postgresql+psycopg2://u@db/dagster"
+
+
+ONE_ASSET = """
+import dagster
+
+
+@dagster.asset
+def rehearsal_asset() -> int:
+    return 1
+"""
+
+
+def dagster_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "dagster"), *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=180, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("scheme, query", [("postgresql", ""), ("postgres", "?sslmode=prefer")])
+def test_dagster_s_own_cli_runs_on_the_postgres_instance_file_with_the_urls_hosts_hand_out(
+        scheme, query, tmp_path, postgres):  # noqa: F811
+    """As an operator would: the repository's dagster.postgres.yaml as $DAGSTER_HOME/dagster.yaml, DAGSTER_PG_URL
+    as the host gave it, then `dagster instance migrate` and `dagster asset materialize`."""
+    database = f"dagster_cli_{scheme}"
+    url = postgres.create_database(database).split("?", 1)[0].replace("postgresql://", f"{scheme}://", 1) + query
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(POSTGRES_INSTANCE, home / "dagster.yaml")
+    (tmp_path / "one_asset.py").write_text(ONE_ASSET)
+    env = {**{name: value for name, value in os.environ.items() if not name.startswith("DAGSTER_")},
+           "DAGSTER_HOME": str(home), PG_URL_ENV: url, "PYTHONPATH": str(PROJECT_ROOT)}
+    migrate = dagster_cli("instance", "migrate", env=env, cwd=tmp_path)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    assert postgres.query(database, "select count(*) from alembic_version") == [(1,)]
+    materialize = dagster_cli("asset", "materialize", "-f", "one_asset.py", "--select", "rehearsal_asset",
+                              env=env, cwd=tmp_path)
+    assert materialize.returncode == 0, materialize.stderr[-2000:]
+    # The run and its materialization are in this Postgres database, not in a SQLite file under DAGSTER_HOME.
+    assert postgres.query(database, "select status from runs") == [("SUCCESS",)]
+    assert postgres.query(database, "select count(*) from event_logs where dagster_event_type = "
+                                    "'ASSET_MATERIALIZATION' and asset_key like %s", ("%rehearsal_asset%",)) == [(1,)]
+    assert not list(home.glob("**/*.db"))
+
+
+def test_serve_refuses_a_bad_postgres_url_in_one_line_naming_the_variable_without_the_password(tmp_path):
+    env = {**{name: value for name, value in os.environ.items() if not name.startswith(("DAGSTER_", "DLT_PLATFORM_"))},
+           "DAGSTER_HOME": str(tmp_path / "home"), PG_URL_ENV: "mysql://loader:hunter2@db.example.com/dagster",
+           "COLUMNS": "500"}
+    result = subprocess.run([str(BIN / "dlt-platform"), "serve", "--port", "0"], env=env, cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 1 and lines == [
+        f"error: {PG_URL_ENV}: expected a postgresql:// URL, got scheme 'mysql'"], lines
+    assert "hunter2" not in result.stdout + result.stderr
