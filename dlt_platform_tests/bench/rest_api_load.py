@@ -25,6 +25,10 @@ def run_load_process(base_url: str, data_dir: str, with_comments: bool, result) 
     from dlt_platform.settings import Settings
 
     os.environ["BENCH_API_TOKEN"] = TOKEN
+    # The loopback API's token listed for sources and bound to it, and its address allowed, as a deployment would.
+    host = base_url.removeprefix("http://")
+    os.environ["DLT_SOURCE_SECRETS"] = f'{{"BENCH_API_TOKEN": ["{host}"]}}'
+    os.environ["DLT_PLATFORM_ALLOW_PRIVATE_HOSTS"] = host
     resources = [{"name": "issues", "endpoint": {"path": "issues", "params": {"per_page": 100}}}]
     if with_comments:
         resources.append({"name": "issue_comments", "include_from_parent": ["id"],
