@@ -91,9 +91,14 @@ export async function sessionCookie(env: Env, nowMs = Date.now()): Promise<strin
   });
 }
 
+/** What D1 keeps of an ended session: a digest, so the table never holds a usable cookie value. */
+async function sessionDigest(session: string): Promise<string> {
+  return hex(await sha256(`dlt-admin-session-revocation\n${session}`));
+}
+
 /**
  * The session of the request: a cookie signed with the current secret whose expiry lies in the next
- * SESSION_SECONDS, whatever it claims; null otherwise.
+ * SESSION_SECONDS, whatever it claims, and that was not ended by a sign-out; null otherwise.
  */
 export async function sessionFrom(c: Context<AppEnv>, nowMs = Date.now()): Promise<string | null> {
   const secret = await sessionSecret(c.env);
@@ -103,7 +108,25 @@ export async function sessionFrom(c: Context<AppEnv>, nowMs = Date.now()): Promi
   if (!match) return null;
   const expiresMs = Number(match[1]) * 1000;
   if (expiresMs < nowMs || expiresMs > nowMs + (SESSION_SECONDS + CLOCK_SKEW_SECONDS) * 1000) return null;
-  return value as string;
+  const revoked = await c.env.DB.prepare("SELECT 1 AS revoked FROM admin_session_revocations WHERE session_digest = ?")
+    .bind(await sessionDigest(value as string))
+    .first();
+  return revoked ? null : (value as string);
+}
+
+/**
+ * Ends `session` on the server (sign-out): refused from now on, whoever holds a copy of the cookie. Rows of
+ * sessions that have expired anyway are removed in the same batch.
+ */
+export async function revokeSession(env: Env, session: string, nowMs = Date.now()): Promise<void> {
+  const expires = Number(session.split(".")[0]);
+  await env.DB.batch([
+    env.DB.prepare("INSERT OR IGNORE INTO admin_session_revocations (session_digest, expires_at) VALUES (?, ?)").bind(
+      await sessionDigest(session),
+      expires,
+    ),
+    env.DB.prepare("DELETE FROM admin_session_revocations WHERE expires_at < ?").bind(Math.floor(nowMs / 1000)),
+  ]);
 }
 
 /** CSRF token bound to the session: a form is only accepted with the token of the cookie that posts it. */

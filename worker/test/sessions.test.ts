@@ -36,6 +36,24 @@ describe("admin sessions", () => {
     expect(await out.text()).toContain("Signed out");
   });
 
+  it("ends the session on the server at sign-out: the same cookie, replayed, is refused; other sessions go on", async () => {
+    const { env } = testEnv();
+    const cookie = await signIn(env);
+    const other = await signIn(env);
+    expect(await adminStatusWith(env, cookie)).toBe(200);
+    expect((await form(env, "/admin/logout", cookie, await csrfFrom(env, cookie))).status).toBe(200);
+    // A copy of the cookie kept from before the sign-out (another tab, a stolen copy) no longer works.
+    expect(await adminStatusWith(env, cookie)).toBe(401);
+    expect((await call(env, "GET", "/dagster/", { token: null, headers: { Cookie: cookie } })).status).toBe(401);
+    expect((await form(env, "/admin/logout", cookie, "0".repeat(64))).status).toBe(401);
+    expect(await adminStatusWith(env, other)).toBe(200);
+    // What D1 keeps of the ended session is a digest, never the cookie value.
+    const { results } = await env.DB.prepare("SELECT * FROM admin_session_revocations").all<Record<string, unknown>>();
+    const value = decodeURIComponent(cookie.slice(cookie.indexOf("=") + 1));
+    expect(JSON.stringify(results)).not.toContain(value.split(".")[1]);
+    expect(results.length).toBeGreaterThanOrEqual(1);
+  });
+
   it("ends every session when ADMIN_SESSION_KEY is rotated, while the operator token keeps working", async () => {
     const { env } = testEnv();
     const cookie = await signIn(env);

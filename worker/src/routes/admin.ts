@@ -4,7 +4,7 @@ import { deleteCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
 import { secureHeaders } from "hono/secure-headers";
 import type { HtmlEscapedString } from "hono/utils/html";
-import { csrfToken, passes, requireOperator, safeEqual, SESSION_COOKIE, sessionCookie, sessionFrom } from "../auth";
+import { csrfToken, passes, requireOperator, revokeSession, safeEqual, SESSION_COOKIE, sessionCookie, sessionFrom } from "../auth";
 import { dagsterFetch } from "../dagster";
 import type { AppEnv } from "../env";
 import { ApiError, unauthorized } from "../errors";
@@ -188,19 +188,23 @@ admin.get("/admin/runs/:run_id", async (c) => {
   return c.html(page(`Run ${run.run_id}`, body, csrf, terminal ? undefined : 5));
 });
 
-/** A form post: a valid session and the CSRF token derived from it. */
-async function requireForm(c: Context<AppEnv>): Promise<void> {
+/** A form post: a valid session and the CSRF token derived from it; the session. */
+async function requireForm(c: Context<AppEnv>): Promise<string> {
   const session = await requireSession(c);
   const form = await c.req.parseBody();
   const sent = typeof form.csrf === "string" ? form.csrf : "";
   if (!sent || !(await safeEqual(sent, await csrfToken(c.env, session)))) {
     throw new ApiError(403, "csrf_failed", "missing or invalid CSRF token");
   }
+  return session;
 }
 
-/** Signs out: the cookie is cleared. Every session at once ends by rotating ADMIN_SESSION_KEY (docs/worker.md). */
+/**
+ * Signs out: the session ends on the server (a copy of the cookie is refused from now on) and the cookie is
+ * cleared. Every session at once ends by rotating ADMIN_SESSION_KEY (docs/worker.md).
+ */
 admin.post("/admin/logout", async (c) => {
-  await requireForm(c);
+  await revokeSession(c.env, await requireForm(c));
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true, httpOnly: true, sameSite: "Strict" });
   return c.html(
     html`<!doctype html>
