@@ -117,7 +117,8 @@ class Settings:
     cloudflare_requests_per_window: int = 1100
     cloudflare_window_seconds: float = 300.0
     retry_policy: RetryPolicy = RetryPolicy()
-    # BigQuery: the emulator's URL (no Google credentials then) and the project to load into.
+    # BigQuery: the emulator's URL (it changes only the endpoint; with no Google credentials given the load is
+    # anonymous) and the emulator's project. Credentials are dlt's variables, read by bigquery.py, never kept here.
     bigquery_emulator_host: str | None = None
     bigquery_project_id: str | None = None
     # How KV rows reach dlt: "arrow" (shaped into Arrow tables here) or "rows" (dlt's row normalizer).
