@@ -32,6 +32,7 @@ DAGSTER_TO_LEDGER_STATUS = {
     "STARTING": "launched",
     "MANAGED": "launched",
     "STARTED": "running",
+    "SUSPENDED": "running",  # paused, still in flight (Dagster resumes it)
     "SUCCESS": "succeeded",
     "FAILURE": "failed",
     "CANCELING": "canceled",

@@ -1,5 +1,6 @@
 """The names both languages share are generated from dlt_platform/contract.py and used from there."""
 
+import dagster as dg
 import yaml
 
 from dlt_platform import contract
@@ -11,10 +12,21 @@ def test_the_workers_contract_module_is_generated_from_the_python_one():
     assert committed == contract.render_contract(), "run `dlt-platform schema`"
 
 
-def test_the_contract_names_what_the_platform_uses():
-    assert "webhook" in contract.TRIGGERS
-    assert contract.TERMINAL_STATUSES < set(contract.RUN_STATUSES)
-    assert set(contract.DAGSTER_TO_LEDGER_STATUS.values()) <= set(contract.RUN_STATUSES)
+def test_every_dagster_run_status_maps_to_a_ledger_status():
+    """The Worker's reconciliation maps what Dagster says of a run through this table and refuses a status it
+    does not know: a status Dagster adds (SUSPENDED came that way) must be mapped here."""
+    assert set(contract.DAGSTER_TO_LEDGER_STATUS) == {status.value for status in dg.DagsterRunStatus}
+    assert set(contract.DAGSTER_TO_LEDGER_STATUS.values()) <= set(contract.RUN_STATUSES) - {"queued", "launching",
+                                                                                           "dead_lettered"}
+
+
+def test_python_users_of_run_statuses_take_them_from_the_contract():
+    from dlt_platform.orchestration.run_mirror import LEDGER_STATUS_BY_EVENT
+    from dlt_platform_tests.orchestration.conftest import LEDGER_ORDER, TERMINAL
+
+    assert set(LEDGER_STATUS_BY_EVENT.values()) <= set(contract.RUN_STATUSES)
+    # The Worker stand-in of the Dagster tests judges "forward" by this order and these final statuses.
+    assert (LEDGER_ORDER, TERMINAL) == (list(contract.RUN_STATUSES), set(contract.TERMINAL_STATUSES))
     workspace = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["python_module"]["location_name"] == contract.REPOSITORY_LOCATION
 

@@ -44,6 +44,7 @@ export const DAGSTER_TO_LEDGER_STATUS: Readonly<Record<string, RunStatus>> = {
   "STARTING": "launched",
   "MANAGED": "launched",
   "STARTED": "running",
+  "SUSPENDED": "running",
   "SUCCESS": "succeeded",
   "FAILURE": "failed",
   "CANCELING": "canceled",
