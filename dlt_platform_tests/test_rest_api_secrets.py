@@ -19,7 +19,7 @@ import pytest
 from dlt_platform.config import DefinitionError, parse_definition
 from dlt_platform.loads import run_load
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
-from dlt_platform.settings import Settings
+from dlt_platform.settings import Settings, SettingsError
 from dlt_platform.sources.rest_api.errors import HostNotAllowed, RestApiError, SecretNotAllowed
 
 TOKEN_ENV, KEY_ENV, HEADER_ENV = "PROBE_API_TOKEN", "PROBE_API_KEY", "PROBE_HEADER_SECRET"
@@ -324,3 +324,18 @@ def test_a_query_key_on_a_connection_error_is_masked_everywhere(settings, monkey
     traces = list((settings.data_dir / "pipelines").rglob("trace.pickle"))
     assert traces, "dlt keeps the failed run's trace"
     assert not [path for path in traces if any(form.encode() in path.read_bytes() for form in forms)]
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("GITHUB_TOKEN=api.github.com", 'DLT_SOURCE_SECRETS: expected a JSON object {"NAME": ["host", ...]}'),
+    ('{"DLT_OPERATOR_TOKEN": ["api.example.com"]}', "DLT_SOURCE_SECRETS: DLT_OPERATOR_TOKEN is a platform secret"),
+    ('{"GITHUB_TOKEN": "api.github.com"}', "DLT_SOURCE_SECRETS: GITHUB_TOKEN: expected a non-empty list of hosts"),
+    ('{"GITHUB_TOKEN": ["https://api.github.com/"]}', "DLT_SOURCE_SECRETS: expected hosts as host or host:port"),
+])
+def test_a_bad_secret_list_fails_the_run_naming_the_variable(servers, settings, monkeypatch, value, says):
+    api, _attacker = servers
+    monkeypatch.setenv("DLT_SOURCE_SECRETS", value)
+    with pytest.raises(SettingsError) as refused:
+        run_load(definition(api.url, [{"name": "issues", "endpoint": {"path": "issues"}}], auth=BEARER), settings)
+    assert str(refused.value).startswith(says) and "\n" not in str(refused.value)
+    assert not any(secret in str(refused.value) for secret in SECRETS.values()) and api.log == []
