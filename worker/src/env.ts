@@ -17,6 +17,8 @@ export interface Env {
   /** Secrets. */
   DLT_OPERATOR_TOKEN?: string;
   DLT_INTERNAL_TOKEN?: string;
+  /** Optional: a bearer token that may list and read (operator API, /mcp, admin page) but not change anything. */
+  DLT_READONLY_TOKEN?: string;
   /** Signs admin session cookies and their CSRF tokens; rotating it signs every operator out. */
   ADMIN_SESSION_KEY?: string;
   /** When non-empty, Dagster is reached at this URL instead of the container. */
@@ -52,6 +54,11 @@ export interface Env {
   MAX_BODY_KB?: string;
   /** How long a launch waits for Dagster to load a new or changed source, in seconds (default 90). */
   LOAD_WAIT_SECONDS?: string;
+  /**
+   * Webhook sources whose delivery id is not signed (github, ids from a header): hours during which the same body
+   * under another id is a duplicate (default 720, 30 days; 0 turns it off). See docs/webhooks.md.
+   */
+  WEBHOOK_REPLAY_WINDOW_HOURS?: string;
   // Webhook signing secrets carry the names webhook definitions give them (extract.signature.secret_names); the
   // intake reads them as env[name] (routes/hooks.ts).
 }

@@ -6,7 +6,15 @@
 import { Hono } from "hono";
 import type { AppEnv, Env } from "../env";
 import { findSource } from "../ledger";
-import { countRefusal, isRecorded, storeDelivery, type DeliveryDocument } from "../webhooks/deliveries";
+import {
+  countRefusal,
+  isRecorded,
+  sameBodyRecorded,
+  sha256Hex,
+  storeDelivery,
+  type DeliveryDocument,
+  type ReplayWindow,
+} from "../webhooks/deliveries";
 import { required, verifyDelivery, webhookConfig, type FieldLocation, type WebhookConfig } from "../webhooks/presets";
 import { Refusal } from "../webhooks/refusals";
 import { UNKNOWN_SOURCE_ID } from "../webhooks/stats";
@@ -124,6 +132,22 @@ function identify(config: WebhookConfig, headers: Headers, text: string, signedI
   return { deliveryId, eventType };
 }
 
+const DEFAULT_REPLAY_WINDOW_HOURS = 720;
+
+/**
+ * The body-digest window of a source whose delivery id is not signed (read from a header: github's
+ * X-GitHub-Delivery, an hmac header): a captured delivery re-sent under a new id verifies, so within the window the
+ * same body is the same delivery. Null for ids the signature covers (a JSON body field, svix's signed id) or with
+ * WEBHOOK_REPLAY_WINDOW_HOURS=0.
+ */
+async function replayWindow(env: Env, config: WebhookConfig, body: Uint8Array, receivedMs: number): Promise<ReplayWindow | null> {
+  if (!config.deliveryId?.header) return null;
+  const setting = env.WEBHOOK_REPLAY_WINDOW_HOURS?.trim();
+  const hours = setting ? Number(setting) : DEFAULT_REPLAY_WINDOW_HOURS;
+  if (!Number.isFinite(hours) || hours <= 0) return null;
+  return { bodySha256: await sha256Hex(body), since: new Date(receivedMs - hours * 3_600_000).toISOString() };
+}
+
 /** Never kept in a delivery document, whatever a definition names. */
 const SIGNATURE_HEADERS = new Set([
   "x-hub-signature-256",
@@ -173,6 +197,10 @@ async function accept(env: Env, request: Request, sourceId: string, receivedMs: 
   const { deliveryId, eventType } = identify(config, request.headers, text, verified.signedId);
 
   if (await isRecorded(env.DB, sourceId, deliveryId)) return { delivery_id: deliveryId, duplicate: true };
+  const replay = await replayWindow(env, config, body, receivedMs);
+  if (replay && (await sameBodyRecorded(env.DB, sourceId, replay)) !== null) {
+    return { delivery_id: deliveryId, duplicate: true };
+  }
   const doc: DeliveryDocument = {
     source_id: sourceId,
     delivery_id: deliveryId,
@@ -182,7 +210,7 @@ async function accept(env: Env, request: Request, sourceId: string, receivedMs: 
     headers: keptHeaders(request.headers, config, verified.keptHeaders),
     body: text,
   };
-  const stored = await storeDelivery(env, config.r2Prefix, doc, body.byteLength);
+  const stored = await storeDelivery(env, config.r2Prefix, doc, body.byteLength, replay);
   return { delivery_id: deliveryId, duplicate: !stored };
 }
 

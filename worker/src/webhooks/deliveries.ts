@@ -22,8 +22,9 @@ export interface DeliveryDocument {
 /** R2's longest object key, in UTF-8 bytes. */
 export const R2_MAX_KEY_BYTES = 1024;
 
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+/** Hex SHA-256 of `data` (text as UTF-8). */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", typeof data === "string" ? new TextEncoder().encode(data) : data);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -53,24 +54,64 @@ export async function isRecorded(db: D1Database, sourceId: string, deliveryId: s
 }
 
 /**
- * Keeps a delivery: R2 first, then the D1 row. Returns false when a concurrent request with the same id recorded it
- * first (its object stays what that request wrote, unless the two fell in different hours: then this one's object is
- * an orphan no row points at, and is removed).
+ * The body digest check of a source whose delivery id is not signed: a delivery with the same body received at or
+ * after `since` (ISO) is the same delivery, whatever id it came with.
  */
-export async function storeDelivery(env: Env, prefix: string, doc: DeliveryDocument, bodyBytes: number): Promise<boolean> {
+export interface ReplayWindow {
+  bodySha256: string;
+  since: string;
+}
+
+/** The id under which the same body was recorded within the window, or null. */
+export async function sameBodyRecorded(db: D1Database, sourceId: string, window: ReplayWindow): Promise<string | null> {
+  const row = await db
+    .prepare(
+      `SELECT delivery_id FROM webhook_deliveries WHERE source_id = ? AND body_sha256 = ? AND received_at >= ?
+       ORDER BY received_at LIMIT 1`,
+    )
+    .bind(sourceId, window.bodySha256, window.since)
+    .first<{ delivery_id: string }>();
+  return row?.delivery_id ?? null;
+}
+
+/**
+ * Keeps a delivery: R2 first, then the D1 row. Returns false when a concurrent request with the same id (or, with
+ * a `replay` window, the same body) recorded it first: its object stays what that request wrote; this one's, when
+ * no row points at it, is removed.
+ */
+export async function storeDelivery(
+  env: Env,
+  prefix: string,
+  doc: DeliveryDocument,
+  bodyBytes: number,
+  replay: ReplayWindow | null = null,
+): Promise<boolean> {
   const key = await deliveryKey(prefix, doc);
   await env.RAW_STAGING.put(key, JSON.stringify(doc), { httpMetadata: { contentType: "application/json" } });
+  // The body check is in the insert itself, so concurrent replays under different ids leave one row. (An upsert's
+  // SELECT always has a WHERE: without one SQLite would read ON CONFLICT as a join constraint.)
   const result = await env.DB.prepare(
-    `INSERT INTO webhook_deliveries (source_id, delivery_id, received_at, event_type, r2_key, body_bytes, state)
-     VALUES (?, ?, ?, ?, ?, ?, 'waiting') ON CONFLICT (source_id, delivery_id) DO NOTHING`,
+    `INSERT INTO webhook_deliveries (source_id, delivery_id, received_at, event_type, r2_key, body_bytes, state, body_sha256)
+     SELECT ?, ?, ?, ?, ?, ?, 'waiting', ?
+     WHERE ${replay ? "NOT EXISTS (SELECT 1 FROM webhook_deliveries WHERE source_id = ? AND body_sha256 = ? AND received_at >= ?)" : "true"}
+     ON CONFLICT (source_id, delivery_id) DO NOTHING`,
   )
-    .bind(doc.source_id, doc.delivery_id, doc.received_at, doc.event_type, key, bodyBytes)
+    .bind(
+      doc.source_id,
+      doc.delivery_id,
+      doc.received_at,
+      doc.event_type,
+      key,
+      bodyBytes,
+      replay?.bodySha256 ?? null,
+      ...(replay ? [doc.source_id, replay.bodySha256, replay.since] : []),
+    )
     .run();
   if (result.meta.changes) return true;
   const winner = await env.DB.prepare("SELECT r2_key FROM webhook_deliveries WHERE source_id = ? AND delivery_id = ?")
     .bind(doc.source_id, doc.delivery_id)
     .first<{ r2_key: string }>();
-  if (winner && winner.r2_key !== key) await env.RAW_STAGING.delete(key);
+  if (!winner || winner.r2_key !== key) await env.RAW_STAGING.delete(key);
   return false;
 }
 
