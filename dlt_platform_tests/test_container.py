@@ -17,6 +17,7 @@ import httpx
 import psutil
 
 from dlt_platform.settings import PROJECT_ROOT
+from dlt_platform_tests.deploy_doc import secrets_table
 
 
 def test_dockerfile_copies_and_runs_what_exists():
@@ -126,21 +127,6 @@ def _container_ts_variables() -> dict[str, bool]:
             for name, required in re.findall(r'\{ name: "([A-Z0-9_]+)", required: (true|false) \}', block)}
 
 
-def _secrets_table() -> dict[str, str]:
-    """docs/deploy.md step 4: each named secret and its `needed` cell."""
-    doc = (PROJECT_ROOT / "docs" / "deploy.md").read_text()
-    section = doc[doc.index("## 4. Secrets"):]
-    section = section[:section.index("\n## ", 1)]
-    rows = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) < 2 or not cells[0].startswith("`"):
-            continue  # the header, and rows of names the definitions choose
-        for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]):
-            rows[name] = cells[1]
-    return rows
-
-
 def test_the_container_variables_are_declared_once_and_the_worker_docs_and_env_example_agree():
     from dlt_platform.settings import CONTAINER_ENV, CONTAINER_MARKER_ENV, WORKER_SECRETS
 
@@ -150,7 +136,7 @@ def test_the_container_variables_are_declared_once_and_the_worker_docs_and_env_e
                                 (PROJECT_ROOT / "worker" / "src" / "container.ts").read_text()).group(1)
     assert re.findall(r'"([A-Z_]+)"', required_worker) == [v.name for v in WORKER_SECRETS if v.required]
 
-    table = _secrets_table()
+    table = secrets_table()
     everything = {**declared, **{v.name: v.required for v in WORKER_SECRETS}}
     assert set(table) == set(everything), f"docs/deploy.md secrets table vs settings.py: {set(table) ^ set(everything)}"
     for name, required in everything.items():

@@ -69,6 +69,8 @@ class WranglerDev:
     release: Path
     port: int
     log_path: Path
+    # e.g. ("--var", "DAGSTER_URL:http://127.0.0.1:3000"): a var wrangler dev sets over wrangler.toml's.
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
 
     @property
@@ -86,7 +88,7 @@ class WranglerDev:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(self.release / "node_modules" / ".bin" / "wrangler"), "dev", "--ip", "127.0.0.1", "--port",
-                 str(self.port), "--show-interactive-dev-session=false"],
+                 str(self.port), "--show-interactive-dev-session=false", *self.extra_args],
                 cwd=self.release, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
 
