@@ -150,11 +150,11 @@ class LocalStack:
     # --- tokens and env files ---------------------------------------------------------------------------
 
     def tokens(self) -> dict[str, str]:
-        """Operator and internal tokens, the admin session key and the local webhook signing secret, generated on first
-        use and kept in the git-ignored state folder."""
+        """Operator, read-only and internal tokens, the admin session key and the local webhook signing secret,
+        generated on first use and kept in the git-ignored state folder."""
         values = read_env_file(self.paths.worker_env)
         changed = False
-        for name in ("DLT_OPERATOR_TOKEN", "DLT_INTERNAL_TOKEN", "ADMIN_SESSION_KEY"):
+        for name in ("DLT_OPERATOR_TOKEN", "DLT_READONLY_TOKEN", "DLT_INTERNAL_TOKEN", "ADMIN_SESSION_KEY"):
             if not values.get(name):
                 values[name] = secrets.token_urlsafe(32)
                 changed = True

@@ -4,6 +4,7 @@ import { generateSignedCookie, getSignedCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv, Env } from "./env";
 import { ApiError, errorBody } from "./errors";
+import type { Role } from "./roles";
 
 const encoder = new TextEncoder();
 
@@ -64,22 +65,25 @@ export const SESSION_SECONDS = 12 * 60 * 60;
 const CLOCK_SKEW_SECONDS = 60;
 
 /**
- * What session cookies are signed with: ADMIN_SESSION_KEY, bound to the operator token the session was issued
- * for (rotating either ends every session; rotating the key leaves the API token alone). Null until both are set:
- * sign-in answers 503.
+ * What session cookies are signed with: ADMIN_SESSION_KEY, bound to the token the session was issued for (the
+ * operator's or the read-only one, DLT_READONLY_TOKEN: a cookie of one role never passes as the other; rotating
+ * the key or that token ends its sessions; rotating the key leaves the API tokens alone). Null until both are
+ * set: sign-in answers 503.
  */
-async function sessionSecret(env: Env): Promise<string | null> {
+async function sessionSecret(env: Env, role: Role = "operator"): Promise<string | null> {
   const key = env.ADMIN_SESSION_KEY?.trim();
-  if (!key || !env.DLT_OPERATOR_TOKEN) return null;
-  return `dlt-admin-session\n${key}\n${hex(await sha256(env.DLT_OPERATOR_TOKEN))}`;
+  const token = role === "operator" ? env.DLT_OPERATOR_TOKEN : env.DLT_READONLY_TOKEN;
+  if (!key || !token) return null;
+  const label = role === "operator" ? "dlt-admin-session" : "dlt-admin-session-readonly";
+  return `${label}\n${key}\n${hex(await sha256(token))}`;
 }
 
 /**
  * The Set-Cookie value of a new session: signed `<expiry>.<nonce>` (Hono's signed cookie, HMAC-SHA256), opaque,
  * expiring, never the token.
  */
-export async function sessionCookie(env: Env, nowMs = Date.now()): Promise<string> {
-  const secret = await sessionSecret(env);
+export async function sessionCookie(env: Env, nowMs = Date.now(), role: Role = "operator"): Promise<string> {
+  const secret = await sessionSecret(env, role);
   if (!secret) throw new ApiError(503, "admin_sessions_off", "admin sign-in needs the ADMIN_SESSION_KEY secret");
   const expires = Math.floor(nowMs / 1000) + SESSION_SECONDS;
   return generateSignedCookie(SESSION_COOKIE, `${expires}.${crypto.randomUUID()}`, secret, {
@@ -97,11 +101,11 @@ async function sessionDigest(session: string): Promise<string> {
 }
 
 /**
- * The session of the request: a cookie signed with the current secret whose expiry lies in the next
+ * The session of the request: a cookie signed with the current secret of `role` whose expiry lies in the next
  * SESSION_SECONDS, whatever it claims, and that was not ended by a sign-out; null otherwise.
  */
-export async function sessionFrom(c: Context<AppEnv>, nowMs = Date.now()): Promise<string | null> {
-  const secret = await sessionSecret(c.env);
+export async function sessionFrom(c: Context<AppEnv>, nowMs = Date.now(), role: Role = "operator"): Promise<string | null> {
+  const secret = await sessionSecret(c.env, role);
   if (!secret) return null;
   const value = await getSignedCookie(c, secret, SESSION_COOKIE);
   const match = typeof value === "string" ? /^(\d{1,12})\.[0-9a-f-]{36}$/.exec(value) : null;
@@ -112,6 +116,15 @@ export async function sessionFrom(c: Context<AppEnv>, nowMs = Date.now()): Promi
     .bind(await sessionDigest(value as string))
     .first();
   return revoked ? null : (value as string);
+}
+
+/** The admin session of the request with its role: an operator session, else a read-only one; null for neither. */
+export async function sessionWithRole(c: Context<AppEnv>): Promise<{ session: string; role: Role } | null> {
+  for (const role of ["operator", "reader"] as const) {
+    const session = await sessionFrom(c, Date.now(), role);
+    if (session) return { session, role };
+  }
+  return null;
 }
 
 /**

@@ -19,6 +19,8 @@ export interface Env {
   DLT_INTERNAL_TOKEN?: string;
   /** Optional: a bearer token that may list and read (operator API, /mcp, admin page) but not change anything. */
   DLT_READONLY_TOKEN?: string;
+  /** Optional: a bearer token that may list and read (operator API, /mcp, admin page) but not change anything. */
+  DLT_READONLY_TOKEN?: string;
   /** Signs admin session cookies and their CSRF tokens; rotating it signs every operator out. */
   ADMIN_SESSION_KEY?: string;
   /** When non-empty, Dagster is reached at this URL instead of the container. */

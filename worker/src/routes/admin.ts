@@ -4,7 +4,7 @@ import { deleteCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
 import { secureHeaders } from "hono/secure-headers";
 import type { HtmlEscapedString } from "hono/utils/html";
-import { csrfToken, passes, requireOperator, revokeSession, safeEqual, SESSION_COOKIE, sessionCookie, sessionFrom } from "../auth";
+import { csrfToken, passes, requireOperator, revokeSession, SESSION_COOKIE, sessionCookie, sessionFrom, sessionWithRole, safeEqual } from "../auth";
 import { dagsterFetch } from "../dagster";
 import type { AppEnv } from "../env";
 import { ApiError, unauthorized } from "../errors";
@@ -12,6 +12,7 @@ import { background } from "../http";
 import { ALERTING, getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
 import { reloadLocation } from "../dagster";
 import { canonicalProxyRequest } from "../proxy_guard";
+import { readOnly, tokenRole, type Role } from "../roles";
 import { withLoadErrors } from "../load_errors";
 import { retryRun, startRun } from "../runs";
 import { tableKeys } from "../rest_api";
@@ -67,21 +68,21 @@ function status(value: string) {
   return html`<span class="s-${value}">${value}</span>`;
 }
 
-/** The Retry form of a failed (or dead-lettered) run; nothing for other runs. */
-function retryForm(run: RunRow, csrf: string) {
-  if (!ALERTING.has(run.status)) return "";
+/** The Retry form of a failed (or dead-lettered) run; nothing for other runs or without `csrf` (read-only view). */
+function retryForm(run: RunRow, csrf: string | null) {
+  if (!ALERTING.has(run.status) || !csrf) return "";
   return html`<form method="post" action="/admin/runs/${encodeURIComponent(run.run_id)}/retry">
     <input type="hidden" name="csrf" value="${csrf}" /><button>Retry</button>
   </form>`;
 }
 
 /** Under a failed (or dead-lettered) status in the runs list: why, as the ledger recorded it, and Retry. */
-function failure(run: RunRow, csrf: string) {
+function failure(run: RunRow, csrf: string | null) {
   if (!ALERTING.has(run.status)) return "";
   return html`${run.message ? html`<div class="load-error">${run.message}</div>` : ""}${retryForm(run, csrf)}`;
 }
 
-function runRow(run: RunRow, csrf: string) {
+function runRow(run: RunRow, csrf: string | null) {
   return html`<tr>
     <td><a href="/admin/runs/${encodeURIComponent(run.run_id)}">${run.run_id}</a></td>
     <td>${run.source_id}</td>
@@ -94,23 +95,27 @@ function runRow(run: RunRow, csrf: string) {
   </tr>`;
 }
 
-/** The session of a signed-in operator, or a 401. */
-async function requireSession(c: Context<AppEnv>): Promise<string> {
-  const session = await sessionFrom(c);
-  if (!session) throw unauthorized();
-  return session;
+/** The session of a signed-in operator (or read-only viewer) and its role, or a 401. */
+async function requireSession(c: Context<AppEnv>): Promise<{ session: string; role: Role }> {
+  const signedIn = await sessionWithRole(c);
+  if (!signedIn) throw unauthorized();
+  return signedIn;
 }
 
 admin.get("/admin", async (c) => {
   const token = c.req.query("token");
   if (token !== undefined) {
     // Exchange the token for a cookie and drop it from the URL (history, logs, referrers).
-    if (!c.env.DLT_OPERATOR_TOKEN || !(await safeEqual(token, c.env.DLT_OPERATOR_TOKEN))) throw unauthorized();
-    c.header("Set-Cookie", await sessionCookie(c.env), { append: true });
+    // The read-only token (DLT_READONLY_TOKEN) opens a read-only session: the page without its forms.
+    const role = await tokenRole(c.env, token);
+    if (!role) throw unauthorized();
+    c.header("Set-Cookie", await sessionCookie(c.env, Date.now(), role), { append: true });
     return c.redirect("/admin", 303);
   }
-  const session = await requireSession(c);
+  const { session, role } = await requireSession(c);
   const csrf = await csrfToken(c.env, session);
+  // The forms that change state carry a CSRF token; the read-only view has none of them.
+  const actions = role === "operator" ? csrf : null;
   const [sources, runs, webhooks] = await Promise.all([
     listSources(c.env.DB).then((all) => withLoadErrors(c.env.DB, all)),
     listRuns(c.env.DB, { limit: 50 }),
@@ -135,13 +140,13 @@ admin.get("/admin", async (c) => {
             ? html`<a href="/admin/runs/${encodeURIComponent(s.last_run.run_id)}">${s.last_run.created_at}</a>
                 ${status(s.last_run.status)}`
             : ""}</td>
-          <td>
+          <td>${actions ? html`
             <form method="post" action="/admin/sources/${encodeURIComponent(s.source_id)}/runs">
               <input type="hidden" name="csrf" value="${csrf}" /><button ${s.enabled ? "" : "disabled"}>Run</button>
             </form>
             <form method="post" action="/admin/sources/${encodeURIComponent(s.source_id)}/${s.enabled ? "disable" : "enable"}">
               <input type="hidden" name="csrf" value="${csrf}" /><button>${s.enabled ? "Disable" : "Enable"}</button>
-            </form>
+            </form>` : ""}
           </td>
         </tr>`,
       )}
@@ -150,14 +155,14 @@ admin.get("/admin", async (c) => {
     <h2>Recent runs</h2>
     <table>
       <tr><th>run</th><th>source</th><th>status</th><th>trigger</th><th>rows</th><th>created</th><th>started</th><th>finished</th></tr>
-      ${runs.runs.map((run) => runRow(run, csrf))}
+      ${runs.runs.map((run) => runRow(run, actions))}
     </table>
     <p class="muted">Refreshes every ${refreshSeconds} seconds.</p>`;
   return c.html(page("dlt-orchestrator", body, csrf, refreshSeconds));
 });
 
 admin.get("/admin/runs/:run_id", async (c) => {
-  const session = await requireSession(c);
+  const { session, role } = await requireSession(c);
   const run = await getRun(c.env.DB, c.req.param("run_id"));
   const events = await listEvents(c.env.DB, run.run_id);
   const terminal = TERMINAL.has(run.status);
@@ -165,7 +170,7 @@ admin.get("/admin/runs/:run_id", async (c) => {
   const body = html`
     <table>
       <tr><th>source</th><td>${run.source_id}</td></tr>
-      <tr><th>status</th><td>${status(run.status)}${retryForm(run, csrf)}</td></tr>
+      <tr><th>status</th><td>${status(run.status)}${retryForm(run, role === "operator" ? csrf : null)}</td></tr>
       <tr><th>trigger</th><td>${run.trigger}</td></tr>
       <tr><th>dagster run</th><td>${run.dagster_run_id
         ? html`<a href="/dagster/runs/${encodeURIComponent(run.dagster_run_id)}">${run.dagster_run_id}</a>`
@@ -188,9 +193,13 @@ admin.get("/admin/runs/:run_id", async (c) => {
   return c.html(page(`Run ${run.run_id}`, body, csrf, terminal ? undefined : 5));
 });
 
-/** A form post: a valid session and the CSRF token derived from it; the session. */
-async function requireForm(c: Context<AppEnv>): Promise<string> {
-  const session = await requireSession(c);
+/**
+ * A form post: a valid session and the CSRF token derived from it; the session. Forms that change state refuse
+ * read-only sessions (403 read_only); sign-out (`anyRole`) takes them.
+ */
+async function requireForm(c: Context<AppEnv>, { anyRole = false } = {}): Promise<string> {
+  const { session, role } = await requireSession(c);
+  if (role !== "operator" && !anyRole) throw readOnly();
   const form = await c.req.parseBody();
   const sent = typeof form.csrf === "string" ? form.csrf : "";
   if (!sent || !(await safeEqual(sent, await csrfToken(c.env, session)))) {
@@ -204,7 +213,7 @@ async function requireForm(c: Context<AppEnv>): Promise<string> {
  * cleared. Every session at once ends by rotating ADMIN_SESSION_KEY (docs/worker.md).
  */
 admin.post("/admin/logout", async (c) => {
-  await revokeSession(c.env, await requireForm(c));
+  await revokeSession(c.env, await requireForm(c, { anyRole: true }));
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true, httpOnly: true, sameSite: "Strict" });
   return c.html(
     html`<!doctype html>

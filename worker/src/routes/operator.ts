@@ -1,6 +1,5 @@
-/** Operator API (bearer DLT_OPERATOR_TOKEN). */
+/** Operator API (bearer DLT_OPERATOR_TOKEN; reads also DLT_READONLY_TOKEN, roles.ts). */
 import { Hono } from "hono";
-import { requireOperator } from "../auth";
 import { reloadLocation } from "../dagster";
 import type { AppEnv } from "../env";
 import { validationFailed } from "../errors";
@@ -22,13 +21,14 @@ import {
 } from "../ledger";
 import { withLoadErrors } from "../load_errors";
 import { assertHostsAllowed } from "../rest_api";
+import { requireReader, requireWriter } from "../roles";
 import { cancelRun, retryRun, startRun } from "../runs";
 import { parseRunRequest, parseSourceUpdate } from "../bodies";
 import { assertDefinition, RUN_STATUSES, type RunStatus } from "../validation";
 
 export const operator = new Hono<AppEnv>();
 
-operator.get("/sources", requireOperator, async (c) => {
+operator.get("/sources", requireReader, async (c) => {
   const flag = c.req.query("include_retired");
   if (flag !== undefined && !["0", "1", "true", "false"].includes(flag)) {
     throw validationFailed([{ field: "include_retired", message: "must be 1 or 0" }]);
@@ -37,7 +37,7 @@ operator.get("/sources", requireOperator, async (c) => {
   return c.json({ sources: await withLoadErrors(c.env.DB, await listSources(c.env.DB, { includeRetired })) });
 });
 
-operator.post("/sources", requireOperator, jsonBody(assertDefinition), async (c) => {
+operator.post("/sources", requireWriter, jsonBody(assertDefinition), async (c) => {
   const definition = c.req.valid("json");
   assertHostsAllowed(definition, c.env, c.req.url);
   const source = await createSource(c.env.DB, definition, actorOf(c));
@@ -45,12 +45,12 @@ operator.post("/sources", requireOperator, jsonBody(assertDefinition), async (c)
   return c.json(source, 201);
 });
 
-operator.get("/sources/:source_id", requireOperator, async (c) => {
+operator.get("/sources/:source_id", requireReader, async (c) => {
   const [source] = await withLoadErrors(c.env.DB, [await getSource(c.env.DB, c.req.param("source_id"))]);
   return c.json(source);
 });
 
-operator.put("/sources/:source_id", requireOperator, jsonBody(parseSourceUpdate), async (c) => {
+operator.put("/sources/:source_id", requireWriter, jsonBody(parseSourceUpdate), async (c) => {
   const sourceId = c.req.param("source_id");
   const body = c.req.valid("json");
   const definition = assertDefinition(body.definition);
@@ -67,7 +67,7 @@ for (const [action, enabled] of [
   ["enable", true],
   ["disable", false],
 ] as const) {
-  operator.post(`/sources/:source_id/${action}`, requireOperator, async (c) => {
+  operator.post(`/sources/:source_id/${action}`, requireWriter, async (c) => {
     const { source, changed } = await setSourceEnabled(c.env.DB, c.req.param("source_id"), enabled, actorOf(c));
     if (changed) background(c, reloadLocation(c.env));
     return c.json(source);
@@ -75,17 +75,17 @@ for (const [action, enabled] of [
 }
 
 /** Retires a source: disabled for good, gone from Dagster's definitions, its versions and runs kept. */
-operator.delete("/sources/:source_id", requireOperator, async (c) => {
+operator.delete("/sources/:source_id", requireWriter, async (c) => {
   const { source, changed } = await retireSource(c.env.DB, c.req.param("source_id"), actorOf(c));
   if (changed) background(c, reloadLocation(c.env));
   return c.json(source);
 });
 
-operator.get("/sources/:source_id/versions", requireOperator, async (c) =>
+operator.get("/sources/:source_id/versions", requireReader, async (c) =>
   c.json({ versions: await listVersions(c.env.DB, c.req.param("source_id")) }),
 );
 
-operator.post("/sources/:source_id/runs", requireOperator, jsonBody(parseRunRequest, { optional: true }), async (c) => {
+operator.post("/sources/:source_id/runs", requireWriter, jsonBody(parseRunRequest, { optional: true }), async (c) => {
   const request = c.req.valid("json");
   const { run } = await startRun(c.env, {
     source_id: c.req.param("source_id"),
@@ -107,7 +107,7 @@ function readRunCursor(cursor: string | undefined): RunListPosition | undefined 
   return { created_at, run_id };
 }
 
-operator.get("/runs", requireOperator, async (c) => {
+operator.get("/runs", requireReader, async (c) => {
   const { source_id, status, limit, cursor } = c.req.query();
   const fields = [];
   if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
@@ -128,17 +128,17 @@ operator.get("/runs", requireOperator, async (c) => {
   });
 });
 
-operator.get("/runs/:run_id", requireOperator, async (c) => {
+operator.get("/runs/:run_id", requireReader, async (c) => {
   const run = await getRun(c.env.DB, c.req.param("run_id"));
   return c.json({ ...runView(run), events: await listEvents(c.env.DB, run.run_id) });
 });
 
-operator.post("/runs/:run_id/retry", requireOperator, async (c) => {
+operator.post("/runs/:run_id/retry", requireWriter, async (c) => {
   const { run } = await retryRun(c.env, c.req.param("run_id"), idempotencyKey(c));
   return c.json({ run_id: run.run_id, status: run.status, retry_of: run.retry_of }, 202);
 });
 
-operator.post("/runs/:run_id/cancel", requireOperator, async (c) => {
+operator.post("/runs/:run_id/cancel", requireWriter, async (c) => {
   const { run, dagster } = await cancelRun(c.env, c.req.param("run_id"), actorOf(c));
   return c.json({ ...runView(run), dagster });
 });

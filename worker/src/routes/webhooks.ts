@@ -1,13 +1,14 @@
 /**
  * Webhook deliveries for Dagster (bearer DLT_INTERNAL_TOKEN): what waits, pages of documents, marking them loaded.
- * For operators (bearer DLT_OPERATOR_TOKEN): per-source figures.
+ * For operators (bearer DLT_OPERATOR_TOKEN or DLT_READONLY_TOKEN): per-source figures.
  */
 import { Hono } from "hono";
-import { requireInternal, requireOperator } from "../auth";
+import { requireInternal } from "../auth";
 import type { AppEnv } from "../env";
 import { notFound, validationFailed, type FieldError } from "../errors";
 import { MAX_DELIVERIES_PER_PAGE, parseLoadedDeliveries } from "../bodies";
 import { jsonBody } from "../http";
+import { requireReader } from "../roles";
 import { findSource, getSource } from "../ledger";
 import { positionOf, deliveryPage, markLoaded, waitingSummary, type DeliveryFilter } from "../webhooks/deliveries";
 import { allWebhookStats, webhookStats } from "../webhooks/stats";
@@ -61,9 +62,9 @@ webhooks.post("/internal/webhooks/:source_id/deliveries/loaded", requireInternal
   return c.json({ marked: await markLoaded(c.env.DB, source.source_id, body.run_id, body.delivery_ids) });
 });
 
-webhooks.get("/webhooks", requireOperator, async (c) => c.json(await allWebhookStats(c.env.DB)));
+webhooks.get("/webhooks", requireReader, async (c) => c.json(await allWebhookStats(c.env.DB)));
 
-webhooks.get("/sources/:source_id/webhook", requireOperator, async (c) => {
+webhooks.get("/sources/:source_id/webhook", requireReader, async (c) => {
   const source = await getSource(c.env.DB, c.req.param("source_id"));
   if (source.definition.source_type !== "webhook") throw notFound(`webhook source ${source.source_id}`);
   return c.json(await webhookStats(c.env.DB, source.source_id, source.enabled));
