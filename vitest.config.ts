@@ -22,7 +22,11 @@ export default defineConfig({
         r2Buckets: ["RAW_STAGING"],
         queueProducers: { JOBS: "dlt-jobs-v2" },
         // The container's Durable Object, played by a double (tests of the container branch unset DAGSTER_URL).
-        durableObjects: { DAGSTER: { className: "DagsterContainerDouble", scriptName: "dagster-container-double" } },
+        durableObjects: {
+          DAGSTER: { className: "DagsterContainerDouble", scriptName: "dagster-container-double" },
+          // Run containers, played by a double of @cloudflare/containers' Container (run_containers.test.ts).
+          RUNNER: { className: "RunnerContainerDouble", scriptName: "runner-container-double" },
+        },
         workers: [
           {
             name: "dagster-container-double",
@@ -30,6 +34,13 @@ export default defineConfig({
             scriptPath: `${root}/worker/test/dagster-container-double.mjs`,
             compatibilityDate,
             durableObjects: { DAGSTER: "DagsterContainerDouble" },
+          },
+          {
+            name: "runner-container-double",
+            modules: true,
+            scriptPath: `${root}/worker/test/runner-container-double.mjs`,
+            compatibilityDate,
+            durableObjects: { RUNNER: "RunnerContainerDouble" },
           },
         ],
         bindings: {

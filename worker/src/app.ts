@@ -10,6 +10,7 @@ import { admin } from "./routes/admin";
 import { hooks } from "./routes/hooks";
 import { internal } from "./routes/internal";
 import { operator } from "./routes/operator";
+import { runContainerRoutes } from "./routes/run_containers";
 import { webhooks } from "./routes/webhooks";
 
 export const VERSION: string = pkg.version;
@@ -48,6 +49,7 @@ app.get("/health", async (c) => {
 
 app.route("/", operator);
 app.route("/", internal);
+app.route("/", runContainerRoutes);
 app.route("/", admin);
 app.route("/", hooks);
 app.route("/", webhooks);

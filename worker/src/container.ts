@@ -1,5 +1,6 @@
 import { Container } from "@cloudflare/containers";
 import type { Env } from "./env";
+import { addRunContainerEvent } from "./run_container_events";
 
 /**
  * What the Dagster container receives as environment variables, when set on the Worker: the list
@@ -93,5 +94,29 @@ export class DagsterContainer extends Container<Env> {
   constructor(ctx: DurableObjectState<{}>, env: Env) {
     super(ctx, env);
     this.envVars = containerEnv(env);
+  }
+}
+
+/**
+ * One run's container (wrangler.toml [[containers]] RUNNER). Its command and environment come with each start
+ * (routes/run_containers.ts); it runs until its run ends. Cloudflare stops an idle container after sleepAfter and
+ * only requests count as activity, so an expiry while the run still works renews the timeout instead.
+ */
+export class RunnerContainer extends Container<Env> {
+  sleepAfter = "10m";
+
+  override async onActivityExpired(): Promise<void> {
+    const { status } = await this.getState();
+    if (status === "running" || status === "healthy") this.renewActivityTimeout();
+  }
+
+  override async onStop(params: { exitCode: number; reason: "exit" | "runtime_signal" }): Promise<void> {
+    // The instance is named by its Dagster run id (getContainer(RUNNER, dagster_run_id)).
+    const dagsterRunId = this.ctx.id.name;
+    if (!dagsterRunId) return;
+    await addRunContainerEvent(this.env.DB, dagsterRunId, null, "exited", {
+      exit_code: params.exitCode,
+      reason: params.reason,
+    });
   }
 }

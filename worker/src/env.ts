@@ -1,4 +1,4 @@
-import type { DagsterContainer } from "./container";
+import type { DagsterContainer, RunnerContainer } from "./container";
 
 /** Body of a message on the dlt-jobs-v2 queue: the run lives in D1, the message only names it. */
 export interface JobMessage {
@@ -14,11 +14,15 @@ export interface Env {
   LEADS_KV: KVNamespace;
   VENDOR_KV: KVNamespace;
   DAGSTER: DurableObjectNamespace<DagsterContainer>;
+  /** Run containers, one instance per Dagster run (routes/run_containers.ts); unused when RUN_CONTAINER_HOST_URL is set. */
+  RUNNER?: DurableObjectNamespace<RunnerContainer>;
+  /** When non-empty, run containers are processes of the local run-container host at this URL instead of RUNNER. */
+  RUN_CONTAINER_HOST_URL?: string;
+  /** Seconds a stopped run container gets between SIGTERM and SIGKILL (default 10, at most 25). */
+  RUN_CONTAINER_STOP_GRACE_SECONDS?: string;
   /** Secrets. */
   DLT_OPERATOR_TOKEN?: string;
   DLT_INTERNAL_TOKEN?: string;
-  /** Optional: a bearer token that may list and read (operator API, /mcp, admin page) but not change anything. */
-  DLT_READONLY_TOKEN?: string;
   /** Optional: a bearer token that may list and read (operator API, /mcp, admin page) but not change anything. */
   DLT_READONLY_TOKEN?: string;
   /** Signs admin session cookies and their CSRF tokens; rotating it signs every operator out. */

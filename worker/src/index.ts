@@ -6,7 +6,7 @@ import { handleBatch } from "./queue";
 import { reconcile } from "./reconcile";
 
 // The main module may only export handlers and classes.
-export { DagsterContainer } from "./container";
+export { DagsterContainer, RunnerContainer } from "./container";
 
 export default {
   fetch: app.fetch,
