@@ -15,9 +15,11 @@ from typing import Annotated, Literal
 
 from croniter import croniter
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator,
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+    model_validator,
 )
 
+from dlt_platform.contract import PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES
 from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, CRON_SYNTAX_MESSAGE, cron_problem
 
 SOURCE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -267,6 +269,23 @@ SECRET_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
 JSON_PATH_PATTERN = r"^[A-Za-z0-9_\-]{1,64}(\.[A-Za-z0-9_\-]{1,64}){0,7}$"
 MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024
 
+# A webhook's signing key is a Worker secret of its own: naming a platform secret (the operator token, the session
+# key ...) would make the intake verify HMACs keyed with it. The list is dlt_platform/contract.py's.
+WEBHOOK_PLATFORM_SECRET_MESSAGE = (f"names a platform secret ({', '.join(p + '*' for p in PLATFORM_SECRET_PREFIXES)}, "
+                                   f"names with {PLATFORM_SECRET_INFIX}): a webhook's signing key needs a Worker "
+                                   "secret of its own")
+
+
+def _not_a_platform_secret_name(name: str) -> str:
+    if is_platform_secret(name):
+        raise ValueError(f"{name} {WEBHOOK_PLATFORM_SECRET_MESSAGE}")
+    return name
+
+
+WebhookSecretName = Annotated[str, Field(pattern=SECRET_NAME_PATTERN, json_schema_extra={"allOf": [{
+    "pattern": f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*{PLATFORM_SECRET_INFIX})",
+    "x-message": WEBHOOK_PLATFORM_SECRET_MESSAGE}]}), AfterValidator(_not_a_platform_secret_name)]
+
 _HMAC_NEEDS_HEADER = {
     "if": {"properties": {"preset": {"const": "hmac"}}},
     "then": {
@@ -285,7 +304,7 @@ class SignatureCheck(StrictModel):
     model_config = ConfigDict(json_schema_extra=_HMAC_NEEDS_HEADER)
 
     preset: Literal["github", "stripe", "svix", "hmac"]
-    secret_names: list[Annotated[str, Field(pattern=SECRET_NAME_PATTERN)]] = Field(
+    secret_names: list[WebhookSecretName] = Field(
         min_length=1, max_length=2,
         description="Worker secrets holding the signing key; two while a key is rotated (either one verifies).",
     )
@@ -409,17 +428,17 @@ PARENT_REFERENCE = re.compile(r"\{resources\.([^.{}]+)\.([^{}]+)\}")
 SECRET_MESSAGE = 'must be {"env": "NAME"}: secrets are read from the environment, never written in a definition'
 # The platform's own secrets and settings share the container with the sources' secrets: the Worker's tokens and
 # session key, R2, BigQuery and Cloudflare credentials, Dagster's database, dlt's SECTION__KEY configuration. A
-# definition never names one (whatever DLT_SOURCE_SECRETS lists), so no source can send them to an API.
-PLATFORM_SECRET_PREFIXES = ("DLT_", "DAGSTER_", "CLOUDFLARE_", "GOOGLE_", "BIGQUERY_", "AWS_", "ADMIN_", "ALERT_")
+# definition never names one (whatever DLT_SOURCE_SECRETS lists), so no source can send them to an API. The list is
+# in dlt_platform/contract.py (the Worker's intake reads it too).
 PLATFORM_SECRET_MESSAGE = ("names a platform secret (DLT_*, DAGSTER_*, CLOUDFLARE_*, GOOGLE_*, BIGQUERY_*, AWS_*, "
                            "ADMIN_*, ALERT_*, names with __): a source may use only the secrets DLT_SOURCE_SECRETS "
                            "lists for sources")
 # The same rule for the Worker's validator, as a pattern the schema can carry.
-NOT_PLATFORM_SECRET_PATTERN = f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*__)"
+NOT_PLATFORM_SECRET_PATTERN = f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*{PLATFORM_SECRET_INFIX})"
 
 
 def is_platform_secret(name: str) -> bool:
-    return name.startswith(PLATFORM_SECRET_PREFIXES) or "__" in name
+    return name.startswith(PLATFORM_SECRET_PREFIXES) or PLATFORM_SECRET_INFIX in name
 
 
 class EnvSecret(StrictModel):

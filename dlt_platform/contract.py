@@ -25,6 +25,12 @@ SOURCE_VERSION_METADATA = "dlt_platform/source_version"
 # The code location the Worker addresses (workspace.yaml's location_name).
 REPOSITORY_LOCATION = "dlt_platform"
 
+# Secret names that belong to the platform, never to a definition (a rest_api {"env": NAME}, a webhook's
+# secret_names): the Worker's tokens and session key, R2, BigQuery and Cloudflare credentials, Dagster's database,
+# alert URLs, and dlt's SECTION__KEY configuration (any name holding PLATFORM_SECRET_INFIX).
+PLATFORM_SECRET_PREFIXES = ("DLT_", "DAGSTER_", "CLOUDFLARE_", "GOOGLE_", "BIGQUERY_", "AWS_", "ADMIN_", "ALERT_")
+PLATFORM_SECRET_INFIX = "__"
+
 # Dagster run status -> ledger status.
 DAGSTER_TO_LEDGER_STATUS = {
     "QUEUED": "launched",
@@ -65,4 +71,7 @@ export const SOURCE_VERSION_METADATA = {_ts(SOURCE_VERSION_METADATA)};
 export const REPOSITORY_LOCATION = {_ts(REPOSITORY_LOCATION)};
 
 export const DAGSTER_TO_LEDGER_STATUS: Readonly<Record<string, RunStatus>> = {_ts(DAGSTER_TO_LEDGER_STATUS)};
+
+export const PLATFORM_SECRET_PREFIXES = {_ts(list(PLATFORM_SECRET_PREFIXES))} as const;
+export const PLATFORM_SECRET_INFIX = {_ts(PLATFORM_SECRET_INFIX)};
 """

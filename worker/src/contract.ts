@@ -50,3 +50,15 @@ export const DAGSTER_TO_LEDGER_STATUS: Readonly<Record<string, RunStatus>> = {
   "CANCELING": "canceled",
   "CANCELED": "canceled"
 };
+
+export const PLATFORM_SECRET_PREFIXES = [
+  "DLT_",
+  "DAGSTER_",
+  "CLOUDFLARE_",
+  "GOOGLE_",
+  "BIGQUERY_",
+  "AWS_",
+  "ADMIN_",
+  "ALERT_"
+] as const;
+export const PLATFORM_SECRET_INFIX = "__";

@@ -3,7 +3,7 @@
  * UTF-8, and kept out of R2 keys that would pass R2's 1,024-byte limit.
  */
 import { describe, expect, it } from "vitest";
-import { json, testEnv, uniqueId } from "./helpers";
+import { call, json, OPERATOR, testEnv, uniqueId } from "./helpers";
 import {
   createWebhookSource,
   expectRefused,
@@ -13,6 +13,7 @@ import {
   SECRET_NAMES,
   stored,
   stripeSignature,
+  webhookDefinition,
 } from "./webhook_helpers";
 
 const stripeExtract = { signature: { preset: "stripe", secret_names: [SECRET_NAMES.stripe] } };
@@ -84,5 +85,30 @@ describe("webhook delivery ids", () => {
     // Short ids keep their readable key.
     await sendStripe(env, stripe, "evt_short");
     expect((await stored(stripe)).keys.some((key) => key.endsWith("/evt_short.json"))).toBe(true);
+  });
+});
+
+describe("webhook signing secrets", () => {
+  it("a definition may not name a platform secret, and one stored before that rule never verifies with it", async () => {
+    const { env } = testEnv();
+    const sourceId = uniqueId("hook");
+    for (const name of ["DLT_OPERATOR_TOKEN", "ADMIN_SESSION_KEY", "DAGSTER_PG_URL", "DESTINATION__BIGQUERY__CREDENTIALS"]) {
+      const body = webhookDefinition(sourceId, githubExtract([SECRET_NAMES.github, name]));
+      const refused = await call(env, "POST", "/sources", { body });
+      expect(refused.status, name).toBe(400);
+      const { error } = await json(refused);
+      expect(error.fields, name).toEqual([
+        { field: "extract.signature.secret_names.1", message: expect.stringContaining("names a platform secret") },
+      ]);
+    }
+    // A definition stored before the rule (written to D1 directly) naming the operator token.
+    await createWebhookSource(env, sourceId, githubExtract());
+    const legacy = webhookDefinition(sourceId, githubExtract(["DLT_OPERATOR_TOKEN"]));
+    await env.DB.prepare("UPDATE sources SET definition = ? WHERE source_id = ?").bind(JSON.stringify(legacy), sourceId).run();
+    const payload = JSON.stringify({ forged: true });
+    const signedWithToken = await postHook(env, sourceId, payload, githubHeaders(payload, "d-forged", OPERATOR));
+    const answer = await expectRefused(signedWithToken, 503, "secret_not_configured");
+    expect(answer.error).not.toContain("DLT_OPERATOR_TOKEN");
+    expect(await stored(sourceId)).toEqual({ keys: [], rows: [] });
   });
 });

@@ -4,6 +4,7 @@
  * is counted by reason.
  */
 import { Hono } from "hono";
+import { PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES } from "../contract";
 import type { AppEnv, Env } from "../env";
 import { findSource } from "../ledger";
 import {
@@ -52,8 +53,22 @@ function mediaType(headers: Headers): string {
   return (headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
 }
 
-/** The values of the secrets the definition names that the Worker has (one or two during a rotation). */
+/** A name the platform's own secrets use (the list is dlt_platform/contract.py's), never a webhook's key. */
+function isPlatformSecret(name: string): boolean {
+  return PLATFORM_SECRET_PREFIXES.some((prefix) => name.startsWith(prefix)) || name.includes(PLATFORM_SECRET_INFIX);
+}
+
+/**
+ * The values of the secrets the definition names that the Worker has (one or two during a rotation). A platform
+ * secret is never used as a key, even by a definition stored before the validator refused such names: the intake
+ * would otherwise verify HMACs keyed with the operator token or the session key.
+ */
 function secretsOf(env: Env, config: WebhookConfig): string[] {
+  const platform = config.secretNames.filter(isPlatformSecret);
+  if (platform.length) {
+    console.error(`webhook secret_names name platform secrets, not used: ${platform.join(", ")}`);
+    throw new Refusal("secret_not_configured", "the source's signing secret is not configured");
+  }
   const values = config.secretNames.map((name) => (env as unknown as Record<string, unknown>)[name]);
   const secrets = values.filter((value): value is string => typeof value === "string" && value.length > 0);
   if (!secrets.length) {
