@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import json
 import re
 
 import dlt
@@ -19,7 +18,6 @@ from dlt_platform import failed_packages
 from dlt_platform.config import parse_definition
 from dlt_platform.loads import run_load
 from dlt_platform.load_request import LoadRequest
-from dlt_platform.sources.webhook import MAX_SET_ASIDE
 from dlt_platform.sources.webhook.rows import AUDIT_COLUMNS
 
 from .bigquery_fixtures import DuckDBWarehouse
@@ -253,12 +251,16 @@ def column_widths(warehouse, dataset: str) -> dict[str, int]:
     return {table: width for table, width in widths.items() if not table.startswith("_dlt")}
 
 
-def json_columns(warehouse, dataset: str, table: str) -> set[str]:
-    if warehouse.name == "bigquery":
-        return {name for name, kind in warehouse.column_types(dataset, table).items() if kind == "JSON"}
-    return {row[0] for row in warehouse.query(
-        f"select column_name from information_schema.columns where table_schema = '{dataset}' "
-        f"and table_name = '{table}' and data_type = 'JSON'")}
+def json_field(warehouse, dataset: str, table: str, column: str, field: str) -> str | None:
+    """A field of a JSON column read with the warehouse's JSON function (it fails on a column that is not JSON).
+    The emulator reports JSON columns as STRING (test_bigquery.py), so this is how its JSON is told apart."""
+    if warehouse.name == "duckdb":
+        [(kind,)] = warehouse.query(f"select data_type from information_schema.columns where table_schema = "
+                                    f"'{dataset}' and table_name = '{table}' and column_name = '{column}'")
+        assert kind == "JSON", f"{table}.{column} is {kind}"
+    [(value,)] = warehouse.query(f"select json_value({column}, '$.{field}') from {dataset}.{table} "
+                                 f"where {column} is not null limit 1")
+    return None if value is None else value.strip('"')
 
 
 def test_githubs_published_examples_land_once_per_event_type_in_tables_a_few_hundred_columns_wide(lane, store):
@@ -286,9 +288,7 @@ def test_githubs_published_examples_land_once_per_event_type_in_tables_a_few_hun
     assert max(widths.values()) < 300
     # Objects below the first level stay whole, as JSON.
     assert {"repository__owner", "sender__id"} <= warehouse.columns(DATASET, f"{TABLE}__push")
-    assert "repository__owner" in json_columns(warehouse, DATASET, f"{TABLE}__push")
-    owner = warehouse.query(f"select repository__owner from {DATASET}.{TABLE}__push limit 1")[0][0]
-    assert json.loads(owner)["login"]
+    assert json_field(warehouse, DATASET, f"{TABLE}__push", "repository__owner", "login") == "Codertocat"
     assert store.waiting_ids(SOURCE_ID) == set()
 
 
@@ -311,5 +311,5 @@ def test_stripe_events_land_once_per_type_in_tables_named_after_the_type(lane, s
     invoice = "stripe_events__invoice_paid"
     assert {"data__object__amount_paid", "data__object__customer_address", "request__id"} <= warehouse.columns(
         DATASET, invoice)
-    assert "data__object__customer_address" in json_columns(warehouse, DATASET, invoice)
+    assert json_field(warehouse, DATASET, invoice, "data__object__customer_address", "city") == "Berlin"
     assert warehouse.query(f"select sum(data__object__amount_paid) from {DATASET}.{invoice}") == [(5 * 1500,)]

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
-from dlt_platform.settings import PROJECT_ROOT
+from dlt_platform.local.send_webhooks import github_examples  # noqa: F401  (re-exported for the load tests)
 
 MAX_PAGE = 1000
 
@@ -155,20 +155,6 @@ def webhook_api():
         yield server
 
 
-# GitHub's published example deliveries (npm @octokit/webhooks-examples, a pinned devDependency): 329 full-size
-# payloads over 58 event types, as GitHub sends them.
-GITHUB_EXAMPLES = PROJECT_ROOT / "node_modules" / "@octokit" / "webhooks-examples" / "api.github.com" / "index.json"
-
-
-def github_examples() -> list[tuple[str, bytes]]:
-    """(X-GitHub-Event, body) of every published example delivery."""
-    if not GITHUB_EXAMPLES.exists():
-        raise FileNotFoundError(f"{GITHUB_EXAMPLES} is missing: install the npm devDependencies (npm ci)")
-    events = json.loads(GITHUB_EXAMPLES.read_text(encoding="utf-8"))
-    return [(event["name"], json.dumps(example, indent=2).encode()) for event in events
-            for example in event["examples"]]
-
-
 # Stripe's events as its API reference documents them (https://docs.stripe.com/api/events/object and the objects
 # of each type). No package ships Stripe's event fixtures for offline use, so the objects are built here with
 # every documented field of these types, varied per event.
@@ -271,7 +257,8 @@ def _invoice(n: int, created: int) -> dict:
         "customer_phone": None, "customer_shipping": None, "customer_tax_exempt": "none", "customer_tax_ids": [],
         "default_payment_method": None, "default_source": None, "default_tax_rates": [], "description": None,
         "discount": None, "discounts": [], "due_date": None, "ending_balance": 0, "footer": None,
-        "hosted_invoice_url": f"https://invoice.stripe.com/i/{n}", "invoice_pdf": f"https://pay.stripe.com/invoice/{n}/pdf",
+        "hosted_invoice_url": f"https://invoice.stripe.com/i/{n}",
+        "invoice_pdf": f"https://pay.stripe.com/invoice/{n}/pdf",
         "last_finalization_error": None, "latest_revision": None,
         "lines": {"object": "list", "data": [line], "has_more": False, "total_count": 1,
                   "url": f"/v1/invoices/in_{n:014d}/lines"},

@@ -1,11 +1,15 @@
 """Send signed sample deliveries to a webhook source of the local stack, as GitHub would.
 
     .venv/bin/python -m dlt_platform.local.send_webhooks --count 100
+    .venv/bin/python -m dlt_platform.local.send_webhooks --github-examples
 
 Each delivery is a GitHub-shaped event (push, issues, pull_request) with a fresh `X-GitHub-Delivery` id,
 `X-GitHub-Event`, and `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` (GitHub's documented
-scheme), keyed with the local signing secret the stack generated into `.local/worker.env`. Deliveries go out
-concurrently over HTTP; the summary counts answers by status and reason and gives deliveries per second.
+scheme), keyed with the local signing secret the stack generated into `.local/worker.env`. `--github-examples`
+sends GitHub's published example deliveries instead (329 full-size payloads over 58 event types, from the npm
+devDependency @octokit/webhooks-examples). Stripe deliveries (`stripe_delivery`) are signed as Stripe documents:
+`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. Deliveries go out concurrently over HTTP; the
+summary counts answers by status and reason and gives deliveries per second.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import collections
 import concurrent.futures
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -64,6 +69,43 @@ def github_delivery(secret: str, number: int, event: str | None = None) -> Deliv
                "X-GitHub-Delivery": delivery_id, "X-GitHub-Event": event,
                "X-Hub-Signature-256": github_signature(secret, body)}
     return Delivery(delivery_id, event, body, headers)
+
+
+# GitHub's published example deliveries (npm @octokit/webhooks-examples, a pinned devDependency of the project).
+GITHUB_EXAMPLES = PROJECT_ROOT / "node_modules" / "@octokit" / "webhooks-examples" / "api.github.com" / "index.json"
+
+
+def github_examples() -> list[tuple[str, bytes]]:
+    """(X-GitHub-Event, body) of every published example delivery, the body as GitHub formats it (indented)."""
+    if not GITHUB_EXAMPLES.exists():
+        raise FileNotFoundError(f"{GITHUB_EXAMPLES} is missing: install the npm devDependencies (npm ci)")
+    events = json.loads(GITHUB_EXAMPLES.read_text(encoding="utf-8"))
+    return [(event["name"], json.dumps(example, indent=2).encode()) for event in events
+            for example in event["examples"]]
+
+
+def github_example_deliveries(secret: str) -> list[Delivery]:
+    deliveries = []
+    for event, body in github_examples():
+        delivery_id = str(uuid.uuid4())
+        headers = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/local",
+                   "X-GitHub-Delivery": delivery_id, "X-GitHub-Event": event,
+                   "X-Hub-Signature-256": github_signature(secret, body)}
+        deliveries.append(Delivery(delivery_id, event, body, headers))
+    return deliveries
+
+
+def stripe_signature(secret: str, body: bytes, timestamp: int) -> str:
+    signed = f"{timestamp}.".encode() + body
+    return f"t={timestamp},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
+
+
+def stripe_delivery(secret: str, event_id: str, event_type: str, body: bytes) -> Delivery:
+    """A Stripe event as Stripe sends it: the id and type are in the body, the signature covers the send time."""
+    headers = {"Content-Type": "application/json; charset=utf-8",
+               "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+               "Stripe-Signature": stripe_signature(secret, body, int(time.time()))}
+    return Delivery(event_id, event_type, body, headers)
 
 
 # A sender retries what the Worker could not take now (5xx, 429, a dropped connection), as GitHub's redelivery or
@@ -161,6 +203,8 @@ def send(url: str, deliveries: list[Delivery], concurrency: int = 16) -> SendSum
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="deliveries to send (default 100)")
+    parser.add_argument("--github-examples", action="store_true",
+                        help="send GitHub's published example deliveries (329) instead of --count samples")
     parser.add_argument("--source-id", default="github_events", help="webhook source (default github_events)")
     parser.add_argument("--url", default="http://127.0.0.1:8787", help="the Worker (default the local stack's)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent senders (default 16)")
@@ -169,14 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     secret = read_env_file(args.state_dir / "worker.env").get(LOCAL_WEBHOOK_SECRET)
     if not secret:
         parser.error(f"{LOCAL_WEBHOOK_SECRET} not found in {args.state_dir / 'worker.env'}: start the stack (make up)")
-    deliveries = [github_delivery(secret, number) for number in range(args.count)]
+    if args.github_examples:
+        deliveries = github_example_deliveries(secret)
+    else:
+        deliveries = [github_delivery(secret, number) for number in range(args.count)]
     summary = send(f"{args.url.rstrip('/')}/hooks/{args.source_id}", deliveries, args.concurrency)
     for (status, outcome), count in sorted(summary.answers.items()):
         print(f"{status} {outcome}: {count}")
     for (status, outcome), count in sorted(summary.retried.items()):
         print(f"retried after {status} {outcome}: {count}")
     print(f"{summary.accepted} accepted in {summary.seconds:.1f} s ({summary.per_second:.0f} deliveries/s)")
-    return 0 if summary.accepted == args.count else 1
+    return 0 if summary.accepted == len(deliveries) else 1
 
 
 if __name__ == "__main__":

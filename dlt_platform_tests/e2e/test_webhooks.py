@@ -1,8 +1,10 @@
 """Webhook feeds through the local stack: signed deliveries POSTed to the real Worker (wrangler dev) over HTTP,
 kept in its local R2 and D1, loaded by Dagster's deliveries sensor into DuckDB, marked loaded in D1.
 
-Signatures are computed here with GitHub's documented scheme (HMAC-SHA256 of the raw body, hex, `sha256=`),
-through the sender script the README shows, not with the Worker's own code.
+Signatures are computed here with GitHub's and Stripe's documented schemes (HMAC-SHA256 of the raw body, hex,
+`sha256=`; HMAC-SHA256 of "<t>.<body>" in `Stripe-Signature: t=,v1=`), through the sender script the README
+shows, not with the Worker's own code. Real payloads: GitHub's published example deliveries (npm
+@octokit/webhooks-examples) and Stripe events built from its API reference (webhook_fixtures.stripe_events).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import time
 
 import duckdb
 
-from dlt_platform.local.send_webhooks import Delivery, github_delivery, send
+from dlt_platform.duckdb_warehouse import read_connection
+from dlt_platform.local.send_webhooks import (Delivery, github_delivery, github_example_deliveries, send,
+                                              stripe_delivery)
 from dlt_platform.local.stack import LOCAL_WEBHOOK_SECRET
 from dlt_platform_tests.waiting import poll
+from dlt_platform_tests.webhook_fixtures import stripe_events
 
 SOURCE, TABLE = "github_events", "source_webhooks.github_events"
 BURST = 2000
@@ -170,9 +175,68 @@ def _table(stack) -> list[tuple]:
     def read():
         try:
             with duckdb.connect(str(stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
-                return connection.execute(f"select webhook_delivery_id, webhook_received_at, webhook_event_type, "
-                                          f"action, issue__number from {TABLE} order by 1").fetchall()
+                # The github preset's shape: the bodies of `issues` deliveries in the issues table.
+                return connection.execute(f"select d.webhook_delivery_id, d.webhook_received_at, d.webhook_event_type, "
+                                          f"i.action, i.issue__number from {TABLE} d join {TABLE}__issues i "
+                                          f"using (webhook_delivery_id) order by 1").fetchall()
         except duckdb.IOException:
             return None
     return poll(read, timeout=60, interval=0.5, what="the warehouse file")
 
+
+
+STRIPE_SOURCE = "stripe_events"
+
+
+def stripe_definition() -> dict:
+    return {
+        "source_id": STRIPE_SOURCE, "source_type": "webhook",
+        "description": "Stripe events posted by the end-to-end test, signed with the stack's LOCAL_WEBHOOK_SECRET.",
+        "destination": {"type": "duckdb", "dataset": "source_webhooks", "table": STRIPE_SOURCE,
+                        "write_disposition": "merge"},
+        "extract": {"signature": {"preset": "stripe", "secret_names": [LOCAL_WEBHOOK_SECRET]},
+                    "table_per_event_type": True, "max_table_nesting": 2,
+                    "batch": {"max_deliveries": 35, "max_wait_seconds": 5}},
+    }
+
+
+def counts_per_table(stack, tables: list[str]) -> dict[str, tuple[int, int]] | None:
+    """(rows, distinct delivery ids) per table; None while a table is missing."""
+    try:
+        with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
+            return {table: connection.execute(f"select count(*), count(distinct webhook_delivery_id) "
+                                              f"from source_webhooks.{table}").fetchone() for table in tables}
+    except duckdb.CatalogException:
+        return None
+
+
+def test_githubs_published_examples_and_stripes_events_land_once_per_event_type_through_the_worker(stack, operator):
+    secret = stack.tokens()[LOCAL_WEBHOOK_SECRET]
+    if operator.source(STRIPE_SOURCE) is None:
+        operator.create_source(stripe_definition())
+    github = github_example_deliveries(secret)
+    stripe = [stripe_delivery(secret, event_id, kind, body) for event_id, kind, body in stripe_events(per_type=5)]
+    github_before = operator.webhook_stats(SOURCE)["loaded"]
+
+    sent_github = send(hook_url(stack), github, concurrency=8)
+    sent_stripe = send(hook_url(stack, STRIPE_SOURCE), stripe, concurrency=8)
+    assert sent_github.answers == collections.Counter({(200, "accepted"): 329}), sent_github
+    assert sent_stripe.answers == collections.Counter({(200, "accepted"): 35}), sent_stripe
+
+    expected: dict[str, int] = collections.Counter(f"{SOURCE}__{d.event}" for d in github)
+    expected.update(collections.Counter(f"{STRIPE_SOURCE}__{d.event.replace('.', '_')}" for d in stripe))
+    started = time.monotonic()
+
+    def every_event_table_complete():
+        counts = counts_per_table(stack, sorted(expected))
+        return counts if counts and all(counts[t] == (n, n) for t, n in expected.items()) else None
+    counts = poll(every_event_table_complete, timeout=600, interval=2, what="every event type's table complete")
+    assert len(expected) == 58 + 7 and counts == {table: (n, n) for table, n in expected.items()}
+    # One row per delivery in each source's table, every delivery marked loaded in D1.
+    rows, distinct = wait_until_loaded(stack, operator, [d.delivery_id for d in github], timeout=120)
+    assert (rows, distinct) == (329, 329)
+    assert operator.webhook_stats(SOURCE)["loaded"] - github_before >= 329
+    poll(lambda: operator.webhook_stats(STRIPE_SOURCE)["loaded"] == 35, timeout=120, interval=1,
+         what="the Stripe deliveries marked loaded")
+    print(f"\n329 GitHub example deliveries (58 event types) and 35 Stripe events (7 types) in their tables "
+          f"{time.monotonic() - started:.0f} s after the last was accepted")

@@ -198,6 +198,15 @@ def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, reques
             yield dlt.mark.with_table_name(rows, name)
 
 
+def body_file_format(definition: WebhookSourceDefinition, settings: Settings) -> str | None:
+    """JSON lines for BigQuery when nesting is bounded: objects below the bound become JSON columns, which
+    BigQuery loads from JSON lines only, and they appear as the rows come, after dlt chose each table's format
+    (bigquery.jsonl_for_json_tables sees only columns known before). None: the destination's preferred format."""
+    if settings.destination_type(definition) == "bigquery" and definition.extract.nesting_limit() is not None:
+        return "jsonl"
+    return None
+
+
 def webhook_resource(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest) -> DltResource:
     # Always merge on the delivery id whatever the definition's write_disposition says: redeliveries and replays
     # must never add rows, and a batch of deliveries is never the whole feed (replace would drop the rest).
@@ -210,6 +219,7 @@ def webhook_resource(definition: WebhookSourceDefinition, settings: Settings, re
         primary_key="webhook_delivery_id",
         columns=AUDIT_COLUMN_HINTS,
         max_table_nesting=definition.extract.nesting_limit(),
+        file_format=body_file_format(definition, settings),
     )
 
 
