@@ -101,7 +101,10 @@ class RequestGuard:
         response.url = self.mask(response.url)
 
 
-class BudgetedAdapter(HTTPAdapter):
+class GuardedAdapter(HTTPAdapter):
+    """The transport under dlt's retries: every attempt and redirect hop takes its turn in the host's budget and,
+    in a run, passes the RequestGuard."""
+
     def __init__(self, budgets: HostBudgets, guard: RequestGuard | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.budgets, self.guard = budgets, guard
@@ -166,7 +169,7 @@ def budgeted_session(limits: HttpLimits, secret_params: set[str] = frozenset(), 
         respect_retry_after_header=True,
     )
     session = client.session
-    adapter = BudgetedAdapter(HostBudgets(limits), guard)
+    adapter = GuardedAdapter(HostBudgets(limits), guard)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
