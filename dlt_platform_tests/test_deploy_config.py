@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,25 @@ def test_a_config_that_would_not_deploy_fails_the_check(tmp_path, change, error)
         broken.unlink()
     assert result.returncode != 0
     assert error in result.stdout + result.stderr
+
+
+def test_deploy_refuses_the_sample_ids_before_running_anything(tmp_path):
+    """The committed ids pass the dry run above; `dlt-platform deploy` refuses them before wrangler runs."""
+    from dlt_platform.cli.deployment import SAMPLE_D1_ID, SAMPLE_KV_IDS, sample_ids
+
+    committed = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())
+    assert committed["d1_databases"][0]["database_id"] == SAMPLE_D1_ID
+    assert {kv["binding"]: kv["id"] for kv in committed["kv_namespaces"]} == SAMPLE_KV_IDS
+    (tmp_path / "wrangler.toml").write_text((PROJECT_ROOT / "wrangler.toml").read_text())
+    # COLUMNS: the CLI's error console folds lines at 80 columns when stderr is not a terminal.
+    env = {**os.environ, "DLT_ORCHESTRATOR_URL": "http://127.0.0.1:9", "DLT_OPERATOR_TOKEN": "token", "COLUMNS": "300"}
+    result = subprocess.run([str(Path(sys.executable).parent / "dlt-platform"), "deploy"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: wrangler.toml: [[d1_databases]] DB database_id, [[kv_namespaces]] ORDERS_KV id, [[kv_namespaces]] "
+        "LEADS_KV id, [[kv_namespaces]] VENDOR_KV id still the repository's sample ids; put your own "
+        "(docs/deploy.md step 1) before deploying")
+    own = {**committed, "d1_databases": [{**committed["d1_databases"][0], "database_id": "f" * 32}],
+           "kv_namespaces": [{"binding": "ORDERS_KV", "id": "e" * 32}]}
+    assert sample_ids(own) == []

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -151,6 +152,22 @@ def _main_table_rows(run: dict) -> int | None:
     return main[0] if len(main) == 1 else None
 
 
+# The ids wrangler.toml is committed with, made up for the samples. `wrangler deploy --dry-run` checks no id, so a
+# deploy with them would fail late, after the Worker is live (docs/deploy.md step 1 says what replaces them).
+SAMPLE_D1_ID = "6f1c2a3e-8b4d-4e5f-9a7b-2c3d4e5f6a7b"
+SAMPLE_KV_IDS = {"ORDERS_KV": "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "LEADS_KV": "1b2c3d4e5f60718293a4b5c6d7e8f90a",
+                 "VENDOR_KV": "2c3d4e5f60718293a4b5c6d7e8f90a1b"}
+
+
+def sample_ids(config: dict) -> list[str]:
+    """The fields of a wrangler config that still hold the repository's sample ids."""
+    found = [f"[[d1_databases]] {db.get('binding')} database_id" for db in config.get("d1_databases", [])
+             if db.get("database_id") == SAMPLE_D1_ID]
+    found += [f"[[kv_namespaces]] {kv.get('binding')} id" for kv in config.get("kv_namespaces", [])
+              if kv.get("id") in SAMPLE_KV_IDS.values()]
+    return found
+
+
 def wrangler_binary(folder: Path) -> Path:
     """The wrangler of the release being deployed (its node_modules), else this checkout's."""
     for root in (folder, PROJECT_ROOT):
@@ -184,6 +201,10 @@ def deploy(
     with one_line_errors():
         if not (folder / "wrangler.toml").is_file():
             raise UsageError(f"deploy: no wrangler.toml in {folder}; run it from the repository root")
+        samples = sample_ids(tomllib.loads((folder / "wrangler.toml").read_text(encoding="utf-8")))
+        if samples and not local:
+            raise UsageError(f"wrangler.toml: {', '.join(samples)} still the repository's sample ids; put your own "
+                             "(docs/deploy.md step 1) before deploying")
         _wrangler_step(folder, "d1", "migrations", "apply", "DB", "--local" if local else "--remote")
         if local:
             say("skipped: npx wrangler deploy (--local: the Worker under test is wrangler dev, nothing is deployed)")
