@@ -6,9 +6,11 @@ import { passes, requireOperator } from "./auth";
 import { missingConfiguration } from "./container";
 import { positiveNumberVar, type AppEnv } from "./env";
 import { errorBody, errorResponse } from "./errors";
+import { openApiDocument } from "./openapi";
 import { admin } from "./routes/admin";
 import { hooks } from "./routes/hooks";
 import { internal } from "./routes/internal";
+import { mcpRoutes } from "./routes/mcp";
 import { operator } from "./routes/operator";
 import { runContainerRoutes } from "./routes/run_containers";
 import { webhooks } from "./routes/webhooks";
@@ -53,6 +55,14 @@ app.route("/", runContainerRoutes);
 app.route("/", admin);
 app.route("/", hooks);
 app.route("/", webhooks);
+
+/** The OpenAPI 3.1 document of every route above (openapi.ts); public, the same for every deployment. */
+function openapi() {
+  return openApiDocument(app.routes, VERSION).document;
+}
+app.get("/openapi.json", (c) => c.json(openapi()));
+// Agents: the Model Context Protocol, its tools calling the routes above (routes/mcp.ts, docs/agents.md).
+app.route("/", mcpRoutes({ fetch: (request, env, ctx) => app.fetch(request, env, ctx), version: VERSION, openapi }));
 
 app.notFound((c) => c.json(errorBody("not_found", "no such route"), 404));
 app.onError((err, c) => errorResponse(c, err));

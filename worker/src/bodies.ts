@@ -1,7 +1,8 @@
 /**
  * The JSON bodies of the API other than source definitions, one JSON Schema each (validated by json_schema.ts,
  * the engine that validates definitions with the schema Python generates), and what the routes read from them.
- * Routes take them through `jsonBody(parse...)` (http.ts).
+ * Routes take them through `jsonBody(parse...)` (http.ts); the schemas are exported for the OpenAPI document and
+ * the MCP tools (openapi.ts, mcp.ts), which describe the bodies with these very objects.
  */
 import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
 import { validationFailed, type FieldError } from "./errors";
@@ -47,7 +48,7 @@ export interface RunRequest {
 }
 
 const keysMessage = `must be 1..${MAX_KEYS} non-empty strings of at most 512 characters`;
-const checkRunRequest = schemaCheck({
+export const RUN_REQUEST_SCHEMA = {
   type: "object",
   additionalProperties: false,
   properties: {
@@ -67,7 +68,8 @@ const checkRunRequest = schemaCheck({
     partition: { type: "string", minLength: 1, maxLength: 256, "x-message": "must be a non-empty string" },
     full_refresh: { type: "boolean", "x-message": "must be a boolean" },
   },
-});
+} as const;
+const checkRunRequest = schemaCheck(RUN_REQUEST_SCHEMA);
 
 /** The optional body of POST /sources/:id/runs (none is {}). */
 export function parseRunRequest(body: unknown): RunRequest {
@@ -87,7 +89,7 @@ export interface SourceUpdate {
   definition: unknown;
 }
 
-const checkSourceUpdate = schemaCheck({
+export const SOURCE_UPDATE_SCHEMA = {
   type: "object",
   required: ["version", "definition"],
   additionalProperties: false,
@@ -95,7 +97,8 @@ const checkSourceUpdate = schemaCheck({
     version: { type: "integer", minimum: 1, "x-message": "must be the integer version being edited" },
     definition: { type: "object", "x-message": "must be the source definition (an object)" },
   },
-});
+} as const;
+const checkSourceUpdate = schemaCheck(SOURCE_UPDATE_SCHEMA);
 
 export function parseSourceUpdate(body: unknown): SourceUpdate {
   return validated<SourceUpdate>(checkSourceUpdate, body, "source update");
@@ -114,7 +117,7 @@ export interface InternalRunBody {
 }
 
 // Internal bodies accept fields they do not know: the code location may be newer than the Worker.
-const checkInternalRun = schemaCheck({
+export const INTERNAL_RUN_SCHEMA = {
   type: "object",
   required: ["dagster_run_id", "source_id", "trigger"],
   properties: {
@@ -125,7 +128,8 @@ const checkInternalRun = schemaCheck({
     status: statusOf,
     at: isoTime,
   },
-});
+} as const;
+const checkInternalRun = schemaCheck(INTERNAL_RUN_SCHEMA);
 
 export function parseInternalRun(body: unknown): InternalRunBody {
   const run = validated<Partial<InternalRunBody> & { at?: string | null }>(checkInternalRun, body, "run registration");
@@ -152,7 +156,7 @@ export interface StatusUpdate {
 }
 
 const tablesMessage = "must map table names to integer row counts";
-const checkStatusUpdate = schemaCheck({
+export const STATUS_UPDATE_SCHEMA = {
   type: "object",
   required: ["status"],
   properties: {
@@ -167,7 +171,8 @@ const checkStatusUpdate = schemaCheck({
     },
     at: isoTime,
   },
-});
+} as const;
+const checkStatusUpdate = schemaCheck(STATUS_UPDATE_SCHEMA);
 
 export function parseStatusUpdate(body: unknown): StatusUpdate {
   type Reported = { [K in keyof StatusUpdate]?: StatusUpdate[K] | null };
@@ -191,7 +196,7 @@ export interface ReportedLoadError {
   message: string;
 }
 
-const checkLoadErrorReport = schemaCheck({
+export const LOAD_ERROR_REPORT_SCHEMA = {
   type: "object",
   required: ["errors"],
   properties: {
@@ -210,7 +215,8 @@ const checkLoadErrorReport = schemaCheck({
       },
     },
   },
-});
+} as const;
+const checkLoadErrorReport = schemaCheck(LOAD_ERROR_REPORT_SCHEMA);
 
 /** The whole current set of load errors (a report replaces the previous one; [] clears). */
 export function parseLoadErrorReport(body: unknown): ReportedLoadError[] {
@@ -233,7 +239,7 @@ export interface LoadedDeliveries {
   delivery_ids: string[];
 }
 
-const checkLoadedDeliveries = schemaCheck({
+export const LOADED_DELIVERIES_SCHEMA = {
   type: "object",
   required: ["run_id", "delivery_ids"],
   properties: {
@@ -252,7 +258,8 @@ const checkLoadedDeliveries = schemaCheck({
       "x-message": `must be 1..${MAX_DELIVERIES_PER_PAGE} delivery ids`,
     },
   },
-});
+} as const;
+const checkLoadedDeliveries = schemaCheck(LOADED_DELIVERIES_SCHEMA);
 
 export function parseLoadedDeliveries(body: unknown): LoadedDeliveries {
   return validated<LoadedDeliveries>(checkLoadedDeliveries, body, "loaded deliveries");

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { reloadLocation } from "../dagster";
 import type { AppEnv } from "../env";
-import { validationFailed } from "../errors";
+import { ApiError, validationFailed } from "../errors";
 import { decodeCursor, encodeCursor } from "../cursor";
 import { actorOf, background, idempotencyKey, jsonBody } from "../http";
 import {
@@ -24,7 +24,7 @@ import { assertHostsAllowed } from "../rest_api";
 import { requireReader, requireWriter } from "../roles";
 import { cancelRun, retryRun, startRun } from "../runs";
 import { parseRunRequest, parseSourceUpdate } from "../bodies";
-import { assertDefinition, RUN_STATUSES, type RunStatus } from "../validation";
+import { assertDefinition, definitionErrors, RUN_STATUSES, type RunStatus, type SourceDefinition } from "../validation";
 
 export const operator = new Hono<AppEnv>();
 
@@ -43,6 +43,25 @@ operator.post("/sources", requireWriter, jsonBody(assertDefinition), async (c) =
   const source = await createSource(c.env.DB, definition, actorOf(c));
   background(c, reloadLocation(c.env));
   return c.json(source, 201);
+});
+
+/**
+ * The full check of a definition, as POST /sources makes it (schema, schedule, rest_api rules, hosts), storing
+ * nothing: 200 with the problems by field. Open to the read-only token. No route takes POST at
+ * /sources/{source_id}, so this path never stands for a source named "validate".
+ */
+operator.post("/sources/validate", requireReader, jsonBody((body) => ({ definition: body })), async (c) => {
+  const { definition } = c.req.valid("json");
+  const problems = definitionErrors(definition);
+  if (!problems.length) {
+    try {
+      assertHostsAllowed(definition as SourceDefinition, c.env, c.req.url);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.fields)) throw err;
+      problems.push(...err.fields);
+    }
+  }
+  return c.json({ valid: problems.length === 0, problems });
 });
 
 operator.get("/sources/:source_id", requireReader, async (c) => {
