@@ -44,7 +44,8 @@ describe("read-only token", () => {
   it("is refused 403 read_only on every changing operator route, and nothing is stored", async () => {
     const ids = await setUp();
     const before = await snapshot(ids.env.DB);
-    const changing = operatorRoutes().filter((route) => route.method !== "GET");
+    // POST /sources/validate checks and stores nothing: open to the read-only token (asserted below).
+    const changing = operatorRoutes().filter((route) => route.method !== "GET" && route.path !== "/sources/validate");
     // POST/PUT/DELETE /sources, enable, disable, runs, retry, cancel: the table must not shrink unnoticed.
     expect(changing.length).toBeGreaterThanOrEqual(8);
     for (const route of changing) {
@@ -59,6 +60,9 @@ describe("read-only token", () => {
       expect(response.status, `${route.method} ${route.path}`).toBe(403);
       expect((await json(response)).error.code).toBe("read_only");
     }
+    const validated = await call(ids.env, "POST", "/sources/validate", { token: READONLY, body: definition(uniqueId("ro_v")) });
+    expect(validated.status).toBe(200);
+    expect(await json(validated)).toEqual({ valid: true, problems: [] });
     expect(await snapshot(ids.env.DB)).toEqual(before);
     expect(ids.jobs.sent.length).toBe(ids.sent);
   });
