@@ -121,8 +121,9 @@ class Rehearsal:
         process needs to run (PATH, a HOME)."""
         app_root = self.log_dir / "app"
         dockerfile = (self.release / "Dockerfile").read_text()
-        env_block = re.search(r"^ENV (.+?)(?=^\S)", dockerfile, flags=re.MULTILINE | re.DOTALL).group(1)
-        image_env = dict(re.findall(r"([A-Z_][A-Z0-9_]*)=(\S+)", env_block))
+        image_stage = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)[-1]  # the image is the last stage
+        env_blocks = re.findall(r"^ENV (.+?)(?=^\S)", image_stage, flags=re.MULTILINE | re.DOTALL)
+        image_env = dict(re.findall(r"([A-Z_][A-Z0-9_]*)=(\S+)", "\n".join(env_blocks)))
         env = {name: value.replace("/app", str(app_root)) for name, value in image_env.items()}
         forwarded = {v.name: self.values[v.name] for v in CONTAINER_ENV if self.values.get(v.name)}
         home = app_root / "home"
