@@ -8,11 +8,12 @@ choice, both in Dagster's public configuration format and identical except for `
 `dlt-platform serve` copies the chosen one to $DAGSTER_HOME/dagster.yaml before it starts Dagster (and refuses a
 bad DAGSTER_PG_URL in one line). Because the storage class itself normalizes the URL, Dagster's own CLI on that
 instance file (`dagster instance migrate`, `dagster asset materialize`) takes the same URLs as `serve`.
+When DLT_R2_* are set, serve also appends a `compute_logs` section (R2_COMPUTE_LOGS): run output goes to R2 through
+dagster-aws's S3ComputeLogManager instead of only the container's ephemeral disk.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from dagster_postgres import DagsterPostgresStorage
@@ -22,6 +23,24 @@ from sqlalchemy.exc import ArgumentError
 from dlt_platform.settings import PROJECT_ROOT, SettingsError
 
 PG_URL_ENV = "DAGSTER_PG_URL"
+R2_VARIABLES = ("DLT_R2_BUCKET", "DLT_R2_ENDPOINT_URL", "DLT_R2_ACCESS_KEY_ID", "DLT_R2_SECRET_ACCESS_KEY")
+# Appended to the instance file when DLT_R2_* are set: run output (Dagster's compute logs) would otherwise live
+# only on the container's ephemeral disk. Variables only, never their values.
+R2_COMPUTE_LOGS = """
+# Written by dlt-platform serve because DLT_R2_* are set: run output (compute logs) to R2 through its S3 API.
+compute_logs:
+  module: dagster_aws.s3.compute_log_manager
+  class: S3ComputeLogManager
+  config:
+    bucket:
+      env: DLT_R2_BUCKET
+    endpoint_url:
+      env: DLT_R2_ENDPOINT_URL
+    prefix: dagster/compute_logs
+    # Output of a run still going is uploaded this often, so a container that dies mid-run leaves most of it.
+    upload_interval: 30
+    skip_empty_files: true
+"""
 SQLITE_INSTANCE = PROJECT_ROOT / "dagster.yaml"
 POSTGRES_INSTANCE = PROJECT_ROOT / "dagster.postgres.yaml"
 # Schemes Postgres hosts and libraries hand out; every one means the same server protocol.
@@ -62,9 +81,15 @@ class PlatformPostgresStorage(DagsterPostgresStorage):
         return super().from_config_value(inst_data, config)
 
 
+def r2_compute_logs(env: dict[str, str]) -> bool:
+    """Whether run output goes to R2: all four DLT_R2_* variables set (the raw snapshots' bucket and token)."""
+    return all((env.get(name) or "").strip() for name in R2_VARIABLES)
+
+
 def prepare_dagster_home(env: dict[str, str]) -> dict[str, str]:
     """Write $DAGSTER_HOME/dagster.yaml for this environment; return the environment Dagster's processes get
-    (DAGSTER_HOME absolute, DAGSTER_PG_URL normalized when set)."""
+    (DAGSTER_HOME absolute, DAGSTER_PG_URL normalized when set, R2's token as boto3's variables when run output
+    goes to R2)."""
     home = Path(env.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
     env = {**env, "DAGSTER_HOME": str(home)}
@@ -73,6 +98,15 @@ def prepare_dagster_home(env: dict[str, str]) -> dict[str, str]:
         env[PG_URL_ENV] = normalize_postgres_url(env[PG_URL_ENV])
         source = POSTGRES_INSTANCE
     target = home / "dagster.yaml"
-    if source.resolve() != target and (not target.exists() or target.read_bytes() != source.read_bytes()):
-        shutil.copyfile(source, target)
+    if source.resolve() == target:  # DAGSTER_HOME is the repository: its file is used as it is
+        return env
+    content = source.read_bytes()
+    if r2_compute_logs(env):
+        content += R2_COMPUTE_LOGS.encode()
+        # boto3 (under dagster-aws) reads its credentials from these; only Dagster's processes get them.
+        env.update(AWS_ACCESS_KEY_ID=env["DLT_R2_ACCESS_KEY_ID"].strip(),
+                   AWS_SECRET_ACCESS_KEY=env["DLT_R2_SECRET_ACCESS_KEY"].strip())
+        env.setdefault("AWS_DEFAULT_REGION", "auto")  # R2's region name for request signing
+    if not target.exists() or target.read_bytes() != content:
+        target.write_bytes(content)
     return env

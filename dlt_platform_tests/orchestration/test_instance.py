@@ -7,13 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
+from moto.server import ThreadedMotoServer
 
 from dlt_platform.orchestration.instance import (
     PG_URL_ENV,
     POSTGRES_INSTANCE,
     SQLITE_INSTANCE,
+    R2_VARIABLES,
     normalize_postgres_url,
     prepare_dagster_home,
 )
@@ -74,6 +77,7 @@ import dagster
 
 @dagster.asset
 def rehearsal_asset() -> int:
+    print("output of rehearsal_asset")
     return 1
 """
 
@@ -119,3 +123,41 @@ def test_serve_refuses_a_bad_postgres_url_in_one_line_naming_the_variable_withou
     assert result.returncode == 1 and lines == [
         f"error: {PG_URL_ENV}: expected a postgresql:// URL, got scheme 'mysql'"], lines
     assert "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.fixture
+def s3_endpoint():
+    """R2 cannot be reached from here; moto's S3 server on loopback speaks the same S3 API."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def test_run_output_goes_to_r2_when_its_variables_are_set(tmp_path, s3_endpoint):
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="r2-key-id",
+                      aws_secret_access_key="r2-secret-value")
+    s3.create_bucket(Bucket="dlt-raw-staging")
+    r2 = {"DLT_R2_BUCKET": "dlt-raw-staging", "DLT_R2_ENDPOINT_URL": s3_endpoint,
+          "DLT_R2_ACCESS_KEY_ID": "r2-key-id", "DLT_R2_SECRET_ACCESS_KEY": "r2-secret-value"}
+    clean = {name: value for name, value in os.environ.items() if not name.startswith(("DAGSTER_", "AWS_", "DLT_"))}
+    env = prepare_dagster_home({**clean, "DAGSTER_HOME": str(tmp_path / "home"), **r2})
+    instance_file = (tmp_path / "home" / "dagster.yaml").read_text()
+    assert yaml.safe_load(instance_file)["compute_logs"]["class"] == "S3ComputeLogManager"
+    assert "r2-secret-value" not in instance_file and s3_endpoint not in instance_file  # variables, not values
+    (tmp_path / "one_asset.py").write_text(ONE_ASSET)
+    materialize = dagster_cli("asset", "materialize", "-f", "one_asset.py", "--select", "rehearsal_asset",
+                              env=env, cwd=tmp_path)
+    assert materialize.returncode == 0, materialize.stderr[-2000:]
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="dlt-raw-staging").get("Contents", [])]
+    stdout = [s3.get_object(Bucket="dlt-raw-staging", Key=key)["Body"].read().decode()
+              for key in keys if key.startswith("dagster/compute_logs/") and key.endswith(".out")]
+    assert any("output of rehearsal_asset" in text for text in stdout), keys
+    # Without all four variables run output stays on the local disk (Dagster's default): no compute_logs section.
+    for missing in R2_VARIABLES:
+        home = tmp_path / f"home_without_{missing}"
+        prepare_dagster_home({"DAGSTER_HOME": str(home), **{k: v for k, v in r2.items() if k != missing}})
+        assert (home / "dagster.yaml").read_bytes() == SQLITE_INSTANCE.read_bytes()
