@@ -56,6 +56,10 @@ export interface Env {
   DLT_SOURCE_SECRETS?: string;
   /** Runs of one source that may wait (queued, launching, launched) before new requests get 429 (default 3). */
   MAX_PENDING_RUNS_PER_SOURCE?: string;
+  /** Days finished runs (with their events) and loaded webhook deliveries are kept (default 90; 0 keeps all). */
+  RETENTION_DAYS?: string;
+  /** Batches of 100 rows per kind the cron deletes at most (default 10). */
+  RETENTION_BATCHES?: string;
   /** Largest request body, in KB (default 256); larger ones get 413. */
   MAX_BODY_KB?: string;
   /** How long a launch waits for Dagster to load a new or changed source, in seconds (default 90). */

@@ -4,6 +4,7 @@ import type { Env } from "./env";
 import { deliverNotifications } from "./notify";
 import { handleBatch } from "./queue";
 import { reconcile } from "./reconcile";
+import { pruneOld } from "./retention";
 
 // The main module may only export handlers and classes.
 export { DagsterContainer, RunnerContainer } from "./container";
@@ -20,5 +21,6 @@ export default {
   },
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
     ctx.waitUntil(reconcile(env).then((report) => console.log(`reconcile: ${JSON.stringify(report)}`)));
+    ctx.waitUntil(pruneOld(env).then((report) => report && console.log(`retention: ${JSON.stringify(report)}`)));
   },
 } satisfies ExportedHandler<Env, unknown>;
