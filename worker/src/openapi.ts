@@ -142,6 +142,8 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
 // --- the routes ----------------------------------------------------------------------------------------------
 
 const sourcePath = "/sources/:source_id";
+// Recorded with the change (source versions); longer values are cut to 100 characters, not refused (http.ts).
+const ACTOR_HEADER = { name: "X-Actor", schema: { type: "string" }, description: "who makes the change (default operator)" };
 const objectAnswer: Schema = { type: "object" };
 const OPERATIONS: Record<string, Operation> = {
   "GET /health": {
@@ -163,14 +165,15 @@ const OPERATIONS: Record<string, Operation> = {
     tag: "sources",
     access: "operator",
     body: ref("SourceDefinition"),
-    headers: [{ name: "X-Actor", schema: { type: "string", maxLength: 100 }, description: "who makes the change (default operator)" }],
+    headers: [ACTOR_HEADER],
     answers: { 201: ref("Source") },
   },
   "POST /sources/validate": {
     summary: "The full check of a definition (as POST /sources makes it), storing nothing: problems by field",
     tag: "sources",
     access: "reader",
-    body: ref("SourceDefinition"),
+    // Any JSON value: what does not match the definition schema is answered 200 with its problems, not refused.
+    body: { description: "a candidate source definition (#/components/schemas/SourceDefinition)" },
     answers: {
       200: {
         type: "object",
@@ -199,7 +202,7 @@ const OPERATIONS: Record<string, Operation> = {
       ...SOURCE_UPDATE_SCHEMA,
       properties: { ...SOURCE_UPDATE_SCHEMA.properties, definition: ref("SourceDefinition") },
     },
-    headers: [{ name: "X-Actor", schema: { type: "string", maxLength: 100 }, description: "who makes the change" }],
+    headers: [ACTOR_HEADER],
     answers: { 200: ref("Source") },
   },
   [`DELETE ${sourcePath}`]: {
