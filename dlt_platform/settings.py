@@ -73,6 +73,8 @@ WORKER_SECRETS = (
     DeploymentVariable("DLT_INTERNAL_TOKEN", True, "bearer token of Dagster's calls to the Worker's /internal API"),
     DeploymentVariable("ADMIN_SESSION_KEY", True, "signs admin session cookies; without it admin sign-in answers "
                        "503, and a new value signs every operator out"),
+    DeploymentVariable("DLT_READONLY_TOKEN", False, "bearer token that lists and reads (operator API, /mcp, admin "
+                       "page) but changes nothing (docs/agents.md)"),
     DeploymentVariable("ALERT_WEBHOOK_URL", False, "Slack-compatible incoming webhook the Worker posts one alert to "
                        "per failed or dead-lettered run"),
 )
