@@ -10,7 +10,10 @@
    its credentials reach it and Dagster through the environment, as a real API's secrets would;
 5. Dagster (webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`, reading its
    definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file, or with
-   `warehouse="bigquery"` the BigQuery emulator, started first (the production destination, offline).
+   `warehouse="bigquery"` the BigQuery emulator, started first (the production destination, offline);
+6. every run executes in a process of its own, started by the local run-container host
+   (dlt_platform/local/run_container_host.py) through the Worker, as a run container is in production; the
+   Worker gives each run its environment, with the sample API's secrets only for the source that names them.
 """
 
 from __future__ import annotations
@@ -102,6 +105,11 @@ def running_local_worker(state_dir: Path = DEFAULT_STATE_DIR) -> RunningWorker |
     return RunningWorker(url=url, internal_token=token, env_file=env_file)
 
 
+def env_file_value(value: str) -> str:
+    """A value as a dotenv line holds it: JSON and other text with quotes or # in single quotes."""
+    return f"'{value}'" if any(char in value for char in "\"'# ") and "'" not in value else value
+
+
 def worker_answers(url: str) -> bool:
     try:
         return httpx.get(f"{url}/health", timeout=2).json().get("d1") == "ok"
@@ -128,6 +136,9 @@ class LocalStack:
     warehouse: str = "duckdb"  # or "bigquery": the emulator on emulator_port
     emulator_port: int = 9050
     sample_api_port: int = SAMPLE_API_PORT
+    # Every run in its own process of the local run-container host (False: run workers are Dagster's children).
+    run_containers: bool = True
+    run_container_host_port: int = 8791
     supervisor: Supervisor = field(default_factory=Supervisor)
 
     @property
@@ -167,13 +178,20 @@ class LocalStack:
                   # The local Dagster keeps its history and definitions on this machine (GET /health accepts it).
                   "DLT_PLATFORM_ALLOW_EMBEDDED": "1",
                   # The sample API's source names a loopback base_url, which the Worker otherwise refuses.
-                  ALLOW_PRIVATE_HOSTS_VARIABLE: self.sample_api_host, **self.extra_worker_vars}
+                  ALLOW_PRIVATE_HOSTS_VARIABLE: self.sample_api_host,
+                  # Where the Worker starts run containers, and the secrets it gives the runs that name them.
+                  "RUN_CONTAINER_HOST_URL": self.run_container_host_url if self.run_containers else "",
+                  **(self.sample_api_credentials() if self.run_containers else {}),
+                  **({SOURCE_SECRETS_VARIABLE: self.sample_api_scopes()[SOURCE_SECRETS_VARIABLE]}
+                     if self.run_containers else {}),
+                  **self.extra_worker_vars}
         if any(values.get(name) != value for name, value in wanted.items()):
             values.update(wanted)
             changed = True
         if changed:
             self.paths.state_dir.mkdir(parents=True, exist_ok=True)
-            self.paths.worker_env.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+            self.paths.worker_env.write_text("".join(f"{name}={env_file_value(value)}\n"
+                                                     for name, value in values.items()))
             self.paths.worker_env.chmod(0o600)
         return values
 
@@ -210,6 +228,7 @@ class LocalStack:
             **self.sample_api_scopes(),
             **self.extra_dagster_env,
             **(self.emulator.client_env() if self.warehouse == "bigquery" else {}),
+            "DLT_PLATFORM_RUN_CONTAINERS": "1" if self.run_containers else "0",
         }
 
     # --- processes --------------------------------------------------------------------------------------
@@ -350,6 +369,34 @@ class LocalStack:
                     env={**os.environ, **self.sample_api_credentials()})
         return True
 
+    # --- the local run-container host ---------------------------------------------------------------------
+
+    @property
+    def run_container_host_url(self) -> str:
+        return f"http://127.0.0.1:{self.run_container_host_port}"
+
+    def run_container_host_ready(self) -> bool:
+        token = self.tokens()["DLT_INTERNAL_TOKEN"]
+        try:
+            return httpx.get(f"{self.run_container_host_url}/containers/readiness-probe", timeout=2,
+                             headers={"Authorization": f"Bearer {token}"}).json().get("status") == "not_found"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def start_run_container_host(self) -> bool:
+        """Start the local run-container host unless one answers on its port with this stack's token; True when
+        started here. Its runs are its children: they outlive a restart of Dagster."""
+        if self.run_container_host_ready():
+            return False
+        if not port_is_free(self.run_container_host_port):
+            raise StackError(f"port {self.run_container_host_port} is taken by something that is not this stack's "
+                             "run-container host")
+        env = {**os.environ, "DLT_INTERNAL_TOKEN": self.tokens()["DLT_INTERNAL_TOKEN"]}
+        self._start("run_containers", [sys.executable, "-m", "dlt_platform.local.run_container_host", "--port",
+                                       str(self.run_container_host_port), "--log-dir", str(self.paths.logs / "runs")],
+                    self.run_container_host_ready, timeout=30, env=env)
+        return True
+
     # --- the BigQuery emulator ---------------------------------------------------------------------------
 
     def start_emulator(self) -> bool:
@@ -367,6 +414,9 @@ class LocalStack:
             say(f"BigQuery emulator: {'started' if self.start_emulator() else 'reused'} at {self.emulator.url}")
         say(f"Worker: {'started' if self.start_worker() else 'reused'} at {self.worker_url}")
         say(f"Sample REST API: {'started' if self.start_sample_api() else 'reused'} at {self.sample_api_url}")
+        if self.run_containers:
+            say(f"Run-container host: {'started' if self.start_run_container_host() else 'reused'} at "
+                f"{self.run_container_host_url} (one process per run, logs in {self.paths.logs / 'runs'})")
         synced = self.sync_sources()
         say("sources in D1: " + ", ".join(f"{source_id} {what}" for source_id, what in synced.items()))
         say(f"Dagster: {'started' if self.start_dagster() else 'reused'} at {self.dagster_url}/dagster")

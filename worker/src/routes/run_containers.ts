@@ -11,7 +11,7 @@ import { requireInternal } from "../auth";
 import { positiveNumberVar, type AppEnv, type Env } from "../env";
 import { validationFailed, type FieldError } from "../errors";
 import { background, jsonBody } from "../http";
-import { findSource } from "../ledger";
+import { findRun, findRunByDagsterId, findSource } from "../ledger";
 import { addRunContainerEvent } from "../run_container_events";
 import { runContainers } from "../run_containers";
 
@@ -163,14 +163,17 @@ export function runEnvironment(env: Env, definition: unknown, settings: Record<s
 
 runContainerRoutes.post("/internal/run-containers", requireInternal, jsonBody(parseRunContainerStart), async (c) => {
   const body = c.req.valid("json");
-  const source = body.source_id ? await findSource(c.env.DB, body.source_id) : null;
+  // A run launched without its source's tag (from Dagster's UI) takes the source the ledger has for it, if any.
+  const ledgerRun = (body.run_id ? await findRun(c.env.DB, body.run_id) : null) ?? (await findRunByDagsterId(c.env.DB, body.dagster_run_id));
+  const sourceId = body.source_id ?? ledgerRun?.source_id ?? null;
+  const source = sourceId ? await findSource(c.env.DB, sourceId) : null;
   const env = runEnvironment(c.env, source?.definition, body.settings);
   const { started, state } = await runContainers(c.env).start(body.dagster_run_id, body.command, env);
   let ledgerRunId: string | null = null;
   if (started) {
     // Names only: the values are the run's secrets.
     ledgerRunId = await addRunContainerEvent(c.env.DB, body.dagster_run_id, body.run_id, "started", {
-      source_id: body.source_id,
+      source_id: sourceId,
       env_names: Object.keys(env).sort(),
     });
   }
