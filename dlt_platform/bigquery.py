@@ -123,7 +123,7 @@ def check_before_load(settings: Settings) -> None:
             _service_account_info(os.environ[CREDENTIALS_JSON_VARIABLE], CREDENTIALS_JSON_VARIABLE,
                                   required=("project_id", "client_email", "private_key"))
         credentials = _credentials_from_dlt_config(form)
-        where = form
+        where = form or "dlt's configuration (secrets.toml or Google's default credentials)"
         try:
             native = credentials.to_native_credentials()
         except ValueError:
