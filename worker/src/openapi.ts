@@ -32,6 +32,8 @@ interface Operation {
   headers?: { name: string; schema: Schema; description: string }[];
   /** Answers by status: a JSON schema, or a content type with no schema (HTML, redirects, proxied pages). */
   answers: Record<string, Schema | { contentType: string } | null>;
+  /** The shape of its refusals when not the API's Error; null when they are not the Worker's (proxied pages). */
+  refusals?: Schema | null;
 }
 
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
@@ -68,6 +70,12 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       error: { type: "object", required: ["code", "message"], properties: { code: { type: "integer" }, message: string } },
       id: {},
     },
+  },
+  WebhookRefusal: {
+    type: "object",
+    description: "a refused webhook delivery (docs/webhooks.md): a one-line reason and its code",
+    required: ["error", "reason"],
+    properties: { error: string, reason: string },
   },
   LoadError: {
     type: "object",
@@ -278,6 +286,7 @@ const OPERATIONS: Record<string, Operation> = {
     access: "signature",
     bodyType: "*/*",
     answers: { 200: objectAnswer },
+    refusals: ref("WebhookRefusal"),
   },
   "POST /mcp": {
     summary: "Model Context Protocol, streamable HTTP transport (stateless): JSON-RPC messages (docs/agents.md)",
@@ -381,6 +390,8 @@ const OPERATIONS: Record<string, Operation> = {
     tag: "admin",
     access: "session",
     answers: { 200: { contentType: "text/html" } },
+    // Past the Worker's own checks, the answer is Dagster's, whatever it is.
+    refusals: null,
   },
 };
 
@@ -434,7 +445,10 @@ function operationObject(method: string, honoPath: string, op: Operation): Schem
   const responses: Schema = {};
   for (const [status, spec] of Object.entries(op.answers)) responses[status] = answer(status, spec);
   // Every refusal has the one error shape: 400 validation_failed (fields), 401, 403 read_only, 404, 409, 413, 429.
-  responses.default = { description: "An error", content: { "application/json": { schema: ref("Error") } } };
+  const refusals = op.refusals === undefined ? ref("Error") : op.refusals;
+  responses.default = refusals
+    ? { description: "An error", content: { "application/json": { schema: refusals } } }
+    : { description: "An error, or the proxied service's answer" };
   const operation: Schema = {
     operationId: `${method.toLowerCase()}${path.replace(/[{}]/g, "").replace(/[^A-Za-z0-9]+(.)?/g, (_m, ch: string) => (ch ?? "").toUpperCase())}`,
     summary: op.summary,

@@ -62,7 +62,8 @@ describe("MCP server", () => {
     expect((create.inputSchema as any).$defs).toEqual(sourceSchema.$defs);
     expect((create.inputSchema.properties as any).definition.required).toEqual(sourceSchema.required);
     const resource = await client.readResource({ uri: "dlt://schema/source-definition" });
-    expect(JSON.parse(resource.contents[0].text as string)).toEqual(sourceSchema);
+    const [content] = resource.contents;
+    expect("text" in content && JSON.parse(content.text)).toEqual(sourceSchema);
     await client.close();
   });
 
