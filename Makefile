@@ -4,7 +4,7 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: up test deploy install install-python install-node install-debian install-bqemulator
+.PHONY: up test deploy image install install-python install-node install-debian install-bqemulator
 
 install: install-python install-node install-bqemulator
 
@@ -20,11 +20,13 @@ install-node:
 
 # Debian packages the tests use, installed when missing (one apt-get update for all of them): chromium for the
 # browser tests (driven by Playwright; its browser downloads are not used), postgresql for the Dagster instance
-# tests (each test session starts a throw-away cluster of its own; the package's default cluster is not used).
+# tests (each test session starts a throw-away cluster of its own; the package's default cluster is not used),
+# podman, runc and debootstrap to build and run the project's image (`make image`; Docker is not needed).
 install-debian:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	for tool in podman runc debootstrap; do command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -44,6 +46,11 @@ $(BQEMULATOR)/.installed: tools/bqemulator/requirements.txt tools/bqemulator/ins
 
 up: install
 	.venv/bin/dlt-platform up
+
+# The project's image as production builds it (docs/deploy.md, "5. The image"), with podman: the stand-in for
+# python:3.11-slim once, then the Dockerfile (layers cached). IMAGE=name:tag to tag it otherwise.
+image: install-debian
+	tools/container/build-image.sh
 
 test: install install-debian
 	.venv/bin/pytest
