@@ -8,7 +8,8 @@ the deploy, sources, the checks, the later deploy), or reorders them so one find
 
 Stand-ins: the release is a copy of the repository (production/release.py) served by `wrangler dev` with the
 production wrangler.toml (`[dev] enable_containers = false`: the Worker reaches Dagster at DAGSTER_URL instead of
-the container binding); `wrangler secret put` becomes a line of `.dev.vars`, which holds exactly the names of
+the container binding, and starts run containers on the local run-container host at RUN_CONTAINER_HOST_URL
+instead of RUNNER); `wrangler secret put` becomes a line of `.dev.vars`, which holds exactly the names of
 the doc's secrets table; D1 migrations run `--local` for `--remote`; the container is `dlt-platform serve` with
 the Dockerfile's ENV (its /app paths in a temp folder) and exactly what container.ts forwards (CONTAINER_ENV, as
 test_container.py holds the two alike); Dagster's storage is a throw-away Postgres; DuckDB stands in for
@@ -56,10 +57,12 @@ class Rehearsal:
     log_dir: Path
     worker_port: int = field(default_factory=free_port)
     dagster_port: int = field(default_factory=free_port)
+    runner_port: int = field(default_factory=free_port)
     put: dict[str, str] = field(default_factory=dict)  # `wrangler secret put` NAME -> where the doc reads it from
     exported: dict[str, str] = field(default_factory=dict)
     worker: WranglerDev | None = None
     serve: subprocess.Popen | None = None
+    runner_host: subprocess.Popen | None = None
     deploys: int = 0
     pushed: bool = False
     verified_run: str | None = None
@@ -77,7 +80,7 @@ class Rehearsal:
 
     def secret_values(self) -> dict[str, str]:
         """A local value for every secret the doc's table lists; empty means "not set" (the Worker forwards
-        nothing for it). A name without a stand-in here fails the rehearsal."""
+        nothing for it). A required name without a stand-in here fails the rehearsal."""
         database = f"rehearsal_{secrets.token_hex(4)}"
         stand_ins = {
             "DLT_OPERATOR_TOKEN": secrets.token_urlsafe(32),
@@ -90,21 +93,18 @@ class Rehearsal:
             "DLT_PLATFORM_KV_TRANSPORT": "worker",
         }
         self.database = database
-        # No local stand-in (no alert receiver, snapshots stay on the container's disk, no custom domain, no
-        # rest_api source): set to nothing, as a deployment that does not use them leaves them.
-        unused = {"ALERT_WEBHOOK_URL", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "DLT_R2_BUCKET",
-                  "DLT_R2_ENDPOINT_URL", "DLT_R2_ACCESS_KEY_ID", "DLT_R2_SECRET_ACCESS_KEY", "DAGSTER_ALLOWED_HOSTS",
-                  "DLT_SOURCE_SECRETS", "DESTINATION__BIGQUERY__CREDENTIALS",
-                  # The rehearsal proves the production shape: Postgres and the Worker URL, not embedded.
-                  "DLT_PLATFORM_ALLOW_EMBEDDED"}
+        # Everything else is left unset, as a deployment that does not use it leaves it: no alert receiver, snapshots
+        # on the container's disk, no custom domain, no rest_api source, no BigQuery; and not
+        # DLT_PLATFORM_ALLOW_EMBEDDED: the rehearsal proves the production shape (Postgres, the Worker URL).
+        required = {v.name for v in (*WORKER_SECRETS, *CONTAINER_ENV) if v.required}
         values = {}
         for name in secrets_table():
             if name in stand_ins:
                 values[name] = stand_ins[name]
-            elif name in unused or name.startswith(("DESTINATION__BIGQUERY__", "GOOGLE_")):
-                values[name] = ""
+            elif name in required:
+                raise AssertionError(f"docs/deploy.md requires the secret {name}: give the rehearsal a stand-in for it")
             else:
-                raise AssertionError(f"docs/deploy.md lists the secret {name}: give the rehearsal a stand-in for it")
+                values[name] = ""
         return values
 
     def write_dev_vars(self) -> None:
@@ -151,6 +151,28 @@ class Rehearsal:
             return any(entry["loadStatus"] == "LOADED" for entry in entries)
 
         poll(dagster_loaded, 300, 1, "Dagster (serve) to load its code location")
+
+    def start_runner_host(self) -> None:
+        """Cloudflare's run containers (the Worker's RUNNER binding): the local run-container host, which runs each
+        Dagster run as a process with exactly the environment the Worker gives it."""
+        env = {"PATH": os.environ["PATH"], "HOME": str(self.log_dir),
+               "DLT_INTERNAL_TOKEN": self.values["DLT_INTERNAL_TOKEN"]}
+        with open(self.log_dir / "run-container-host.log", "ab") as log:
+            self.runner_host = subprocess.Popen(
+                [sys.executable, "-m", "dlt_platform.local.run_container_host", "--port", str(self.runner_port),
+                 "--log-dir", str(self.log_dir / "runs")], env=env, cwd=PROJECT_ROOT, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+        def ready() -> bool:
+            assert self.runner_host.poll() is None, f"the run-container host exited; see {self.log_dir}"
+            try:
+                return httpx.get(f"http://127.0.0.1:{self.runner_port}/containers/readiness-probe", timeout=2,
+                                 headers={"Authorization": f"Bearer {self.values['DLT_INTERNAL_TOKEN']}"}
+                                 ).json().get("status") == "not_found"
+            except (httpx.HTTPError, ValueError):
+                return False
+
+        poll(ready, 60, 0.5, "the run-container host")
 
     def stop_serve(self) -> None:
         if self.serve is not None:
@@ -208,10 +230,12 @@ class Rehearsal:
 
     def first_deploy(self) -> None:
         self.write_dev_vars()
-        # `wrangler deploy` puts the Worker up: here wrangler dev serves it, DAGSTER_URL standing in for the
-        # container binding (the one var wrangler dev cannot take from the production file).
-        self.worker = WranglerDev(self.release, self.worker_port, self.log_dir / "wrangler-dev.log",
-                                  extra_args=("--var", f"DAGSTER_URL:http://127.0.0.1:{self.dagster_port}")).start()
+        # `wrangler deploy` puts the Worker up: here wrangler dev serves it, DAGSTER_URL and RUN_CONTAINER_HOST_URL
+        # standing in for the container bindings DAGSTER and RUNNER (wrangler dev runs no container).
+        self.start_runner_host()
+        self.worker = WranglerDev(self.release, self.worker_port, self.log_dir / "wrangler-dev.log", extra_args=(
+            "--var", f"DAGSTER_URL:http://127.0.0.1:{self.dagster_port}",
+            "--var", f"RUN_CONTAINER_HOST_URL:http://127.0.0.1:{self.runner_port}")).start()
         self.deploy_locally()
         with self.operator() as client:
             assert client.health()["missing"] == {"secrets": [], "bindings": []}
@@ -331,6 +355,8 @@ def rehearsal(tmp_path, postgres):  # noqa: F811
         staged.stop_serve()
         if staged.worker is not None:
             staged.worker.stop()
+        if staged.runner_host is not None:
+            stop_process(staged.runner_host, 30)
 
 
 def carry_out(rehearsal: Rehearsal, commands: list[DocCommand]) -> list[str]:
@@ -383,4 +409,4 @@ def test_a_doc_edit_that_breaks_the_sequence_fails(rehearsal, tmp_path, edit, fa
     with pytest.raises(AssertionError, match=failure):
         carry_out(rehearsal, edited_doc(tmp_path, edit))
     # Refused at the step, before anything was started.
-    assert rehearsal.worker is None and rehearsal.serve is None
+    assert rehearsal.worker is None and rehearsal.serve is None and rehearsal.runner_host is None

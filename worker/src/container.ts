@@ -53,7 +53,8 @@ function isSet(env: Env, name: string): boolean {
 
 /**
  * Names (never values) of what this deployment lacks: required Worker secrets, required container variables,
- * secrets listed in SOURCE_SECRETS but not set, and bindings (the container's, or DAGSTER_URL in its place).
+ * secrets listed in SOURCE_SECRETS but not set, and bindings (the containers', or DAGSTER_URL and
+ * RUN_CONTAINER_HOST_URL in their place).
  */
 export function missingConfiguration(env: Env): { secrets: string[]; bindings: string[] } {
   // A throw-away deployment (and the local stack) keeps Dagster's history and definitions on its own disk.
@@ -67,6 +68,7 @@ export function missingConfiguration(env: Env): { secrets: string[]; bindings: s
   ].filter((name, index, names) => names.indexOf(name) === index && !isSet(env, name));
   const bindings: string[] = ["DB", "JOBS", "RAW_STAGING"].filter((name) => !isSet(env, name));
   if (!isSet(env, "DAGSTER") && !isSet(env, "DAGSTER_URL")) bindings.push("DAGSTER");
+  if (!isSet(env, "RUNNER") && !isSet(env, "RUN_CONTAINER_HOST_URL")) bindings.push("RUNNER");
   return { secrets, bindings };
 }
 

@@ -41,7 +41,7 @@ describe("health", () => {
     }
   });
 
-  it("is ok with everything set; DAGSTER without DAGSTER_URL is a missing binding", async () => {
+  it("is ok with everything set; DAGSTER without DAGSTER_URL and RUNNER without its host are missing", async () => {
     const { env } = testEnv(COMPLETE as never);
     expect(await json(await call(env, "GET", "/health"))).toEqual({
       ok: true,
@@ -51,6 +51,8 @@ describe("health", () => {
     });
     const { env: noDagster } = testEnv({ ...COMPLETE, DAGSTER: undefined, DAGSTER_URL: "" } as never);
     expect((await json(await call(noDagster, "GET", "/health"))).missing.bindings).toEqual(["DAGSTER"]);
+    const { env: noRunner } = testEnv({ ...COMPLETE, RUNNER: undefined, RUN_CONTAINER_HOST_URL: "" } as never);
+    expect((await json(await call(noRunner, "GET", "/health"))).missing.bindings).toEqual(["RUNNER"]);
   });
 
   it("lets a throw-away deployment (DLT_PLATFORM_ALLOW_EMBEDDED=1) run without Postgres or the Worker URL", async () => {
