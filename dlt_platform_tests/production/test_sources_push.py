@@ -93,7 +93,8 @@ def test_push_creates_then_changes_nothing_then_versions_what_changed(worker, tm
     after = stored(worker)
     assert after[changed_id]["version"] == versions[changed_id] + 1
     assert after[changed_id]["definition"]["description"] == "Orders, described anew."
-    assert all(after[source_id]["version"] == version for source_id, version in versions.items() if source_id != changed_id)
+    assert all(after[source_id]["version"] == version
+               for source_id, version in versions.items() if source_id != changed_id)
 
 
 def test_a_concurrent_edit_is_refused(worker):
@@ -115,8 +116,8 @@ def test_prune_retires_what_the_file_no_longer_holds_and_pull_writes_d1_back(wor
     definition = copy_as(sample_definitions()[2], "prune_me")
     with OperatorClient(worker.url, OPERATOR_TOKEN) as client:
         client.create_source(definition)
-    everything_else = [{"source_id": record["source_id"], **record["definition"]}
-                       for record in stored(worker, include_retired=False).values() if record["source_id"] != "prune_me"]
+    everything_else = [record["definition"] for record in stored(worker, include_retired=False).values()
+                       if record["source_id"] != "prune_me"]
     path = sources_file(tmp_path, everything_else)
 
     kept = cli(worker, "sources", "push", "--file", str(path))
