@@ -4,9 +4,9 @@ In the container it refuses to start without DAGSTER_PG_URL or DLT_ORCHESTRATOR_
 Dagster starts, $DAGSTER_HOME/dagster.yaml is written for this environment (Postgres when DAGSTER_PG_URL is set,
 else SQLite; see orchestration/instance.py), the storage is created or migrated, and this start gets an id that
 run monitoring uses to end runs whose worker died with a previous start (orchestration/run_launcher.py). The
-webserver listens on loopback on an internal port; the public port is served by a guard that refuses foreign Host headers (host_guard.py).
-All children log to this process's stdout/stderr. A child that dies is restarted (processes.Supervisor);
-SIGTERM or SIGINT stops them all cleanly and exits 0.
+webserver listens on loopback on an internal port; the public port is served by a guard that refuses foreign
+Host headers (host_guard.py). All children log to this process's stdout/stderr. A child that dies is restarted
+(processes.Supervisor); SIGTERM or SIGINT stops them all cleanly and exits 0.
 """
 
 from __future__ import annotations
