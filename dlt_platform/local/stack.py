@@ -138,7 +138,9 @@ class LocalStack:
     sample_api_port: int = SAMPLE_API_PORT
     # Every run in its own process of the local run-container host (False: run workers are Dagster's children).
     run_containers: bool = True
-    run_container_host_port: int = 8791
+    # Default: the Worker's port + 4 (8791 beside 8787), so `up --worker-port` and the tests' stacks on free ports
+    # find the host of their own Worker again.
+    run_container_host_port: int | None = None
     supervisor: Supervisor = field(default_factory=Supervisor)
 
     @property
@@ -372,8 +374,12 @@ class LocalStack:
     # --- the local run-container host ---------------------------------------------------------------------
 
     @property
+    def run_container_port(self) -> int:
+        return self.run_container_host_port or self.worker_port + 4
+
+    @property
     def run_container_host_url(self) -> str:
-        return f"http://127.0.0.1:{self.run_container_host_port}"
+        return f"http://127.0.0.1:{self.run_container_port}"
 
     def run_container_host_ready(self) -> bool:
         token = self.tokens()["DLT_INTERNAL_TOKEN"]
@@ -388,12 +394,12 @@ class LocalStack:
         started here. Its runs are its children: they outlive a restart of Dagster."""
         if self.run_container_host_ready():
             return False
-        if not port_is_free(self.run_container_host_port):
-            raise StackError(f"port {self.run_container_host_port} is taken by something that is not this stack's "
+        if not port_is_free(self.run_container_port):
+            raise StackError(f"port {self.run_container_port} is taken by something that is not this stack's "
                              "run-container host")
         env = {**os.environ, "DLT_INTERNAL_TOKEN": self.tokens()["DLT_INTERNAL_TOKEN"]}
         self._start("run_containers", [sys.executable, "-m", "dlt_platform.local.run_container_host", "--port",
-                                       str(self.run_container_host_port), "--log-dir", str(self.paths.logs / "runs")],
+                                       str(self.run_container_port), "--log-dir", str(self.paths.logs / "runs")],
                     self.run_container_host_ready, timeout=30, env=env)
         return True
 

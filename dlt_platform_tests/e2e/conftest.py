@@ -22,7 +22,7 @@ def free_port() -> int:
 def stack(tmp_path_factory, alert_receiver):  # noqa: F811  (fixture)
     root = tmp_path_factory.mktemp("stack")
     local = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
-                       worker_port=free_port(), dagster_port=free_port(), run_container_host_port=free_port(),
+                       worker_port=free_port(), dagster_port=free_port(),
                        # Lets the test trigger a re-send of a still-queued run through the cron handler.
                        extra_worker_vars={"QUEUED_RESEND_MINUTES": "0.001",
                                           "ALERT_WEBHOOK_URL": alert_receiver.url})

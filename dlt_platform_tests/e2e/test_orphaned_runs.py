@@ -37,6 +37,18 @@ def sigkill_dagster(stack) -> int:
     return len(tree)
 
 
+def sigkill_run_container(stack, dagster_run_id: str) -> None:
+    """With run containers (`dlt-platform up`'s default) a run's worker is a process of the run-container host, not
+    Dagster's child, and survives Dagster (e2e/test_run_containers.py). Killed too, the run is orphaned as it is
+    under Dagster's default launcher."""
+    if not stack.run_containers:
+        return
+    state = httpx.get(f"{stack.run_container_host_url}/containers/{dagster_run_id}", timeout=10,
+                      headers={"Authorization": f"Bearer {stack.tokens()['DLT_INTERNAL_TOKEN']}"}).json()
+    if state["status"] == "running":
+        os.kill(state["pid"], signal.SIGKILL)
+
+
 def test_cancel_ends_a_run_orphaned_by_sigkill_and_frees_its_source(stack, operator):
     run_id = operator.request_run(SOURCE)
     dagster_run_id = poll(lambda: operator.run(run_id)["dagster_run_id"], 120, 0.2, "the launch")
@@ -44,6 +56,7 @@ def test_cancel_ends_a_run_orphaned_by_sigkill_and_frees_its_source(stack, opera
     poll(lambda: dagster_status(stack, dagster_run_id) == "STARTED", 120, 0.05, "the run to start")
     try:
         assert sigkill_dagster(stack) >= 3
+        sigkill_run_container(stack, dagster_run_id)
     finally:
         stack.start_dagster()
     tokens = stack.tokens()
