@@ -24,8 +24,10 @@ OPERATOR_TOKEN = "sources-push-operator-token"
 def worker(tmp_path_factory):
     release = make_release(tmp_path_factory.mktemp("sources_push") / "release")
     # No Dagster behind it: the Worker's reload calls after a change fail quietly in the background.
+    # The sample rest_api source reads the sample API on loopback, which the Worker refuses unless allowed.
     write_dev_vars(release, {"DLT_OPERATOR_TOKEN": OPERATOR_TOKEN, "DLT_INTERNAL_TOKEN": "internal",
-                             "DAGSTER_URL": f"http://127.0.0.1:{free_port()}"})
+                             "DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
+                             "DLT_PLATFORM_ALLOW_PRIVATE_HOSTS": "127.0.0.1:8790"})
     migrated = wrangler(release, "d1", "migrations", "apply", "DB", "--local")
     assert migrated.returncode == 0, migrated.stderr
     dev = WranglerDev(release, free_port(), release / "wrangler-dev.log").start()
