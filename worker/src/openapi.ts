@@ -368,9 +368,9 @@ const OPERATIONS: Record<string, Operation> = {
     body: LOADED_DELIVERIES_SCHEMA,
     answers: { 200: { type: "object", required: ["marked"], properties: { marked: { type: "integer" } } } },
   },
-  "POST /internal/run-containers": { summary: "Start a run container", tag: "internal", access: "internal", body: objectAnswer, answers: { 200: objectAnswer, 202: objectAnswer } },
+  "POST /internal/run-containers": { summary: "Start a run container (201; 200 when it already runs)", tag: "internal", access: "internal", body: objectAnswer, answers: { 200: objectAnswer, 201: objectAnswer } },
   "GET /internal/run-containers/:name": { summary: "A run container's state", tag: "internal", access: "internal", answers: { 200: objectAnswer } },
-  "POST /internal/run-containers/:name/stop": { summary: "Stop a run container", tag: "internal", access: "internal", answers: { 200: objectAnswer, 202: objectAnswer } },
+  "POST /internal/run-containers/:name/stop": { summary: "Stop a run container", tag: "internal", access: "internal", answers: { 202: objectAnswer } },
   // The admin page (HTML, cookie session, CSRF-checked forms).
   "GET /admin": {
     summary: "The admin page; ?token= (operator or read-only) opens a session and redirects",
