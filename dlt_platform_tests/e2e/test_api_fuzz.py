@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or "schemathesis"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance," \
@@ -59,6 +61,18 @@ def ledger(stack) -> tuple[list, set]:
     # Scheduled runs of the stack's own sources may start meanwhile; the fuzzer can only make api/retry runs.
     made = {run["run_id"] for run in runs if run["trigger"] in ("api", "retry")}
     return sorted((s["source_id"], s["version"], s["enabled"], s["retired_at"]) for s in sources), made
+
+
+def test_the_openapi_document_is_valid_openapi_3_1_and_public(stack):
+    answer = httpx.get(f"{stack.worker_url}/openapi.json", timeout=30)
+    assert answer.status_code == 200
+    document = answer.json()
+    validate(document, cls=OpenAPIV31SpecValidator)
+    secrets = {name: value for name, value in stack.tokens().items() if re.search(r"TOKEN|KEY|SECRET", name)}
+    assert {"DLT_OPERATOR_TOKEN", "DLT_READONLY_TOKEN", "DLT_INTERNAL_TOKEN"} <= set(secrets)
+    for name, value in secrets.items():
+        assert value not in answer.text, f"{name} is in the document"
+    assert stack.worker_url not in answer.text
 
 
 @pytest.mark.parametrize("case", list(CASES))
