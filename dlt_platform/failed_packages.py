@@ -26,6 +26,8 @@ from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 FAILED_PACKAGES = "failed_packages"
+# Materialization metadata of a run that set a package aside; the run mirror makes it the run's message in D1.
+SET_ASIDE_METADATA = "load_packages_set_aside"
 MANIFEST = "set_aside.json"
 LAST_FAILURE = "last_failure.json"  # the pending package's last failure, to tell a repeated one
 MAX_REASON_CHARS = 2000

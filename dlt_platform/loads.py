@@ -183,12 +183,13 @@ def pending_packages(pipeline: dlt.Pipeline) -> list[str]:
     return [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
 
 
-def finish_pending_loads(pipeline: dlt.Pipeline, say=print) -> list[str]:
+def finish_pending_loads(pipeline: dlt.Pipeline, say=print, on_set_aside=None) -> list[str]:
     """Load what an earlier, failed run left in the pipeline, and say so (dlt's run() would otherwise load only
     those packages and silently skip the new extraction); returns the packages loaded. A package that fails
     terminally, or the same way as on its previous attempt, is set aside (failed_packages.py: kept in
     <data_dir>/failed_packages/<source_id>/<load_id>, aborted with dlt) and the run goes on with new data; any
-    other failure fails the run, and the next run tries the package again."""
+    other failure fails the run, and the next run tries the package again. `on_set_aside` gets the one-line
+    description of a package set aside (the run reports it: its message in D1 and an alert)."""
     pending = pending_packages(pipeline)
     if not pending:
         return []
@@ -208,6 +209,8 @@ def finish_pending_loads(pipeline: dlt.Pipeline, say=print) -> list[str]:
         say(f"{pipeline.pipeline_name}: {aside.describe()}"
             + (f"; later pending packages dropped to be extracted again: {', '.join(dropped)}" if dropped else "")
             + "; this run goes on with new data")
+        if on_set_aside is not None:
+            on_set_aside(aside.describe())
         return loaded
     failed_packages.forget_failure(pipeline)
     return pending

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
+from dlt_platform.failed_packages import SET_ASIDE_METADATA
 from dlt_platform.loads import (after_load, build_pipeline, build_source, check_before_load, finish_pending_loads,
                                 last_snapshot_url, loaded_row_counts, refused_by_contract, rows_discarded, run_kwargs,
                                 warehouse_turn)
@@ -261,7 +262,8 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
 
 def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, definition: SourceDefinition,
                   settings: Settings, request: LoadRequest, pipeline):
-    pending = finish_pending_loads(pipeline, say=context.log.warning)
+    set_aside: list[str] = []
+    pending = finish_pending_loads(pipeline, say=context.log.warning, on_set_aside=set_aside.append)
     source = build_source(definition, settings, request)
     # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.
     results = run_within_contract(context, dlt, definition, source, pipeline, request)
@@ -282,6 +284,8 @@ def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, de
             "destination": settings.destination_type(definition),
             "write_disposition": write_disposition_for(definition, request),  # a partial run merges
         }
+        if set_aside:  # the run mirror puts it in the run's message in D1, with an alert
+            metadata[SET_ASIDE_METADATA] = "; ".join(set_aside)
         if has_contract(definition):
             metadata[ROWS_DISCARDED] = dg.MetadataValue.int(sum(rows_discarded(pipeline).values()))
         if request.window is not None:

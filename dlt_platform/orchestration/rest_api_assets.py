@@ -23,6 +23,7 @@ from dlt_platform.orchestration.assets import (
     _TAG_KEY, _TAG_VALUE, SourceRunConfig, load_request_for, owners_of, raw_snapshot_key, run_within_contract,
     source_dlt_assets, source_system_key,
 )
+from dlt_platform.failed_packages import SET_ASIDE_METADATA
 from dlt_platform.orchestration.schema_contracts import ROWS_DISCARDED, has_contract
 from dlt_platform.settings import Settings
 from dlt_platform.sources.rest_api import rest_api_source, resource_disposition
@@ -93,7 +94,8 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
     with warehouse_turn(definition, settings, say=context.log.info):
-        finish_pending_loads(pipeline, say=context.log.warning)
+        set_aside: list[str] = []
+        finish_pending_loads(pipeline, say=context.log.warning, on_set_aside=set_aside.append)
         try:
             results = run_within_contract(context, dlt, definition, source, pipeline, request)
         except Exception as error:  # the run's snapshot is discarded; a failure of the API's is one line
@@ -122,6 +124,7 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
             **({"window_start": request.window[0].isoformat(), "window_end": request.window[1].isoformat()}
                if request.window is not None else {}),
             **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
+            **({SET_ASIDE_METADATA: "; ".join(set_aside)} if set_aside else {}),
         })
     raw = raw_snapshot_key(definition)
     if raw is not None and snapshot:

@@ -15,6 +15,7 @@ import dagster as dg
 from dagster import DagsterEventType
 
 from dlt_platform.contract import PARTITION_TAG, RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG, TRIGGERS
+from dlt_platform.failed_packages import SET_ASIDE_METADATA
 from dlt_platform.orchestration.failure_cause import masked, one_line, run_failure_cause
 from dlt_platform.orchestration.worker_client import WorkerClient, WorkerRejected, WorkerUnavailable
 from dlt_platform.settings import Settings
@@ -121,6 +122,16 @@ class RunMirror:
                 tables[table] = tables.get(table, 0) + int(count)
         return tables
 
+    def set_aside_of(self, instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+        """What the run's materializations say it set aside (failed_packages.py), or None."""
+        records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+        for record in records:
+            value = (record.asset_materialization.metadata or {}).get(SET_ASIDE_METADATA) \
+                if record.asset_materialization else None
+            if value is not None:
+                return f"loaded; {value.value}"
+        return None
+
     def report(self, instance: dg.DagsterInstance, run: dg.DagsterRun, record, source_id: str) -> None:
         event = record.event_log_entry.dagster_event
         status = LEDGER_STATUS_BY_EVENT[event.event_type]
@@ -131,12 +142,16 @@ class RunMirror:
                                                  status=status, at=at)
             self._ledger_ids[run.run_id] = ledger_id
         tables = self.rows_of(instance, run) if status == "succeeded" else None
-        message = None
-        if status == "failed":
+        message, alert = None, False
+        if status == "succeeded":
+            # A run that loaded but set an earlier load package aside says so, and asks for an alert.
+            set_aside = self.set_aside_of(instance, run)
+            message, alert = (one_line(masked(set_aside), MAX_MESSAGE_CHARS), True) if set_aside else (None, False)
+        elif status == "failed":
             message = run_failure_cause(instance, run.run_id, event.message or None)
         elif status == "canceled":
             message = one_line(masked(event.message), MAX_MESSAGE_CHARS) if event.message else None
-        self.client.post_status(ledger_id, status, dagster_run_id=run.run_id, at=at, message=message,
+        self.client.post_status(ledger_id, status, dagster_run_id=run.run_id, at=at, message=message, alert=alert,
                                 rows_loaded=sum(tables.values()) if tables is not None else None, tables=tables)
 
     def mirror(self, instance: dg.DagsterInstance, cursor: int) -> MirrorOutcome:

@@ -97,9 +97,10 @@ class WorkerClient:
 
     def post_status(self, run_id: str, status: str, dagster_run_id: str | None = None, at: str | None = None,
                     message: str | None = None, rows_loaded: int | None = None,
-                    tables: dict[str, int] | None = None) -> bool:
-        """POST /internal/runs/{run_id}/status; returns whether the ledger applied it (repeats are not errors)."""
-        body: dict = {"status": status}
+                    tables: dict[str, int] | None = None, alert: bool = False) -> bool:
+        """POST /internal/runs/{run_id}/status; returns whether the ledger applied it (repeats are not errors).
+        `alert` asks for an operator alert on a run that did not fail (a load package set aside)."""
+        body: dict = {"status": status, **({"alert": True} if alert else {})}
         for name, value in (("dagster_run_id", dagster_run_id), ("at", at), ("message", message),
                             ("rows_loaded", rows_loaded), ("tables", tables)):
             if value is not None:

@@ -110,7 +110,7 @@ class WorkerLedger:
     def add_run(self, run_id: str, source_id: str, trigger: str = "api") -> None:
         self.runs[run_id] = {"run_id": run_id, "source_id": source_id, "trigger": trigger, "status": "queued",
                              "history": ["queued"], "dagster_run_id": None, "rows_loaded": None, "tables": None,
-                             "message": None, "partition": None}
+                             "message": None, "alert": None, "partition": None}
 
     def register(self, body: dict) -> tuple[int, dict]:
         if body.get("dagster_run_id") in self.by_dagster_id:
@@ -133,7 +133,7 @@ class WorkerLedger:
         if forward:
             run["status"] = status
             run["history"].append(status)
-            for field in ("dagster_run_id", "rows_loaded", "tables", "message"):
+            for field in ("dagster_run_id", "rows_loaded", "tables", "message", "alert"):
                 if body.get(field) is not None:
                     run[field] = body[field]
         return 200, {"run_id": run_id, "status": run["status"], "applied": forward}

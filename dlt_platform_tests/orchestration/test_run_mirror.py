@@ -193,3 +193,40 @@ def test_a_run_that_finds_the_warehouse_held_open_says_who_holds_it(instance, wo
     tick(mirror, instance, None)
     message = ledger_run(worker_api.ledger, run.run_id)["message"]
     assert message.startswith(f"DuckDB warehouse {database.resolve()} locked by PID {holder.pid} "), message
+
+
+def test_a_run_that_sets_a_package_aside_succeeds_with_its_reason_and_an_alert(instance, workspace, mirror, worker_api,
+                                                                                platform_env, sample_definitions):
+    import dlt
+
+    from dlt_platform.loads import build_pipeline
+
+    vendors = next(d for d in sample_definitions if d.source_id == "cloudflare_kv_vendors")
+    assert launch(instance, workspace, VENDORS, {}).status == dg.DagsterRunStatus.SUCCESS  # the dataset exists
+    pipeline = build_pipeline(vendors, platform_env)
+    # A package a failed run left pending, whose load files the warehouse refuses (overwritten with junk).
+    pipeline.extract(dlt.resource([{"cf_kv_key": "vendor:x", "name": "x"}], name="vendor_kv"))
+    pipeline.normalize()
+    [load_id] = pipeline.list_normalized_load_packages()
+    for job in pipeline.get_load_package_info(load_id).jobs["new_jobs"]:
+        if not job.job_file_info.table_name.startswith("_dlt"):
+            with open(job.file_path, "wb") as junk:
+                junk.write(b"not a load file")
+
+    ledger = worker_api.ledger
+    # DuckDB's refusal of the file may be passing (dlt does not call it terminal): the first run fails on it and
+    # says why; the second, failing the same way, sets the package aside and loads.
+    ledger.add_run("run_fails", "cloudflare_kv_vendors")
+    failed = launch(instance, workspace, VENDORS, {"dlt_platform/run_id": "run_fails", "dlt_platform/trigger": "api",
+                                                   "dlt_platform/source_id": "cloudflare_kv_vendors"})
+    ledger.add_run("run_set_aside", "cloudflare_kv_vendors")
+    run = launch(instance, workspace, VENDORS, {"dlt_platform/run_id": "run_set_aside", "dlt_platform/trigger": "api",
+                                                "dlt_platform/source_id": "cloudflare_kv_vendors"})
+    assert (failed.status, run.status) == (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS)
+    tick(mirror, instance, None)
+    assert "No magic bytes found" in ledger.runs["run_fails"]["message"]
+    assert ledger.runs["run_fails"]["alert"] is None
+    reported = ledger.runs["run_set_aside"]
+    assert reported["status"] == "succeeded" and reported["tables"]["vendor_kv"] == SAMPLE_COUNTS["VENDOR_KV"]
+    assert reported["alert"] is True
+    assert reported["message"].startswith(f"loaded; load package {load_id} set aside in "), reported["message"]

@@ -153,6 +153,8 @@ export interface StatusUpdate {
   message?: string;
   rows_loaded?: number;
   tables?: Record<string, number>;
+  /** An alert for a run that did not fail but needs a look (it set a load package aside); `message` says why. */
+  alert?: boolean;
 }
 
 const tablesMessage = "must map table names to integer row counts";
@@ -170,6 +172,7 @@ export const STATUS_UPDATE_SCHEMA = {
       "x-message": tablesMessage,
     },
     at: isoTime,
+    alert: { type: ["boolean", "null"], "x-message": "must be true or false" },
   },
 } as const;
 const checkStatusUpdate = schemaCheck(STATUS_UPDATE_SCHEMA);
@@ -184,6 +187,7 @@ export function parseStatusUpdate(body: unknown): StatusUpdate {
     message: update.message ?? undefined,
     rows_loaded: update.rows_loaded ?? undefined,
     tables: update.tables ?? undefined,
+    alert: update.alert ?? undefined,
   };
 }
 

@@ -118,6 +118,26 @@ describe("alerts", () => {
     expect(received.bodies[0].text).not.toContain("http");
   });
 
+  it("alerts on a run that succeeded but set a load package aside, and not on a plain success", async () => {
+    const box = alertBox();
+    const { env } = testEnv({ ALERT_WEBHOOK_URL: box.url });
+    const sourceId = await createSource(env);
+    const plain = await registeredRun(env, sourceId);
+    const setAside = await registeredRun(env, sourceId);
+    passReceiverThrough();
+    await call(env, "POST", `/internal/runs/${plain.runId}/status`, { token: INTERNAL, body: { status: "succeeded" } });
+    const why = "loaded; load package 1796.1 set aside in /data/failed_packages/x/1796.1: Out of Memory Error";
+    const response = await call(env, "POST", `/internal/runs/${setAside.runId}/status`, {
+      token: INTERNAL,
+      body: { status: "succeeded", message: why, alert: true },
+    });
+    expect(await json(response)).toMatchObject({ status: "succeeded", applied: true });
+    const received = await box.read();
+    expect(received.bodies).toHaveLength(1);
+    expect(received.bodies[0].text).toContain(`Run ${setAside.runId} of source ${sourceId} succeeded: ${why}`);
+    expect((await json(await call(env, "GET", `/runs/${setAside.runId}`))).message).toBe(why);
+  });
+
   it("alerts on a run Dagster registers after it already failed", async () => {
     const box = alertBox();
     const { env } = testEnv({ ALERT_WEBHOOK_URL: box.url });

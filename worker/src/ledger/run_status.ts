@@ -14,6 +14,8 @@ export interface StatusChange {
   data?: Record<string, unknown>;
   /** queued -> launching by a queue consumer: takes the launch lease and counts the attempt. */
   claim_launch?: boolean;
+  /** Owe an alert for an ending that is not a failure (a run that set a load package aside). */
+  alert?: boolean;
 }
 
 /**
@@ -53,7 +55,7 @@ export async function applyStatus(
           run.status,
         ),
     ];
-    if (ALERTING.has(change.status)) {
+    if (ALERTING.has(change.status) || (change.alert && TERMINAL.has(change.status))) {
       statements.push(
         db
           .prepare(

@@ -43,7 +43,7 @@ internal.post("/internal/runs/:run_id/status", requireInternal, jsonBody(parseSt
   const update = c.req.valid("json");
   if (!(await findRun(c.env.DB, runId))) throw notFound(`run ${runId}`);
   const { run, applied } = await applyStatus(c.env.DB, runId, update);
-  if (applied && ALERTING.has(run.status)) background(c, deliverNotifications(c.env, { runId }));
+  if (applied && (ALERTING.has(run.status) || update.alert)) background(c, deliverNotifications(c.env, { runId }));
   return c.json({ run_id: run.run_id, status: run.status, applied });
 });
 
