@@ -1,7 +1,7 @@
 # The Dagster container: webserver (UI under /dagster, port 3000) and daemon, run by `dlt-platform serve`.
-# Built in stages: `deps` installs the locked dependencies with uv, `project` installs the project into that
-# virtualenv; the image itself takes only the virtualenv, the project's install files and its code (no uv, no
-# download cache, no test extra). Size and start times: docs/deploy.md, "5. The image".
+# Built in two stages: `deps` installs the locked dependencies and the project (editable) with uv; the image
+# itself takes only that virtualenv and the code (no uv, no download cache, no test extra). Size and start
+# times: docs/deploy.md, "5. The image".
 FROM python:3.11-slim AS deps
 # UV_NO_CACHE: nothing downloaded is kept (today's image carried 591 MB of it); bytecode compiled at install, so no
 # process of the non-root user (which cannot write there) compiles it again at every start.
@@ -11,25 +11,20 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never
 RUN pip install --no-cache-dir "uv>=0.9"
 WORKDIR /app
-# Dependencies first (this stage, and the image's copy of its virtualenv, stay cached while only the code
-# changes), exactly as locked. pandas and db-dtypes (its only user) come with dlt's bigquery extra for reading
-# query results into DataFrames, which neither loads nor `serve` do: left out (the image test's BigQuery load
-# runs without them). Packages' own test suites, C headers and Cython sources (numpy's and pyarrow's, 35 MB) are
-# for building against them, never imported: removed in the same step, so no layer keeps them.
-COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-install-project --no-install-package pandas --no-install-package db-dtypes \
+# This stage depends on pyproject.toml and uv.lock alone, so it (and the image's copy of its virtualenv) stays
+# cached while the code or the docs change. Installed exactly as locked. The project's editable install is a .pth
+# file naming /app, its metadata and console scripts: made here from an empty package and README, the real code
+# comes in the image. pandas and db-dtypes (its only user) come with dlt's bigquery extra for reading query
+# results into DataFrames, which neither loads nor `serve` do: left out (the image test's BigQuery load runs
+# without them). Packages' own test suites, C headers and Cython sources (numpy's and pyarrow's, 35 MB) are for
+# building against them, never imported: removed in the same step, so no layer keeps them.
+COPY pyproject.toml uv.lock ./
+RUN mkdir dlt_platform && touch dlt_platform/__init__.py README.md \
+    && uv sync --frozen --no-install-package pandas --no-install-package db-dtypes \
+    && rm -rf dlt_platform README.md \
     && find .venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
     && find .venv/lib -path '*/site-packages/*' -type f \
        \( -name '*.h' -o -name '*.hpp' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.cc' -o -name '*.cpp' \) -delete
-
-FROM deps AS project
-COPY dlt_platform ./dlt_platform
-# An editable install is a .pth file naming /app, the metadata and the console scripts: gathered into /project
-# so the image takes these few files, not a second copy of the virtualenv.
-RUN uv sync --frozen --no-install-package pandas --no-install-package db-dtypes \
-    && mkdir /project && cd / \
-    && tar -c app/.venv/bin/dlt-platform app/.venv/bin/dlt-kv app/.venv/lib/python3*/site-packages/*dlt_platform* \
-       | tar -x -C /project
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
@@ -41,7 +36,6 @@ RUN useradd --create-home --uid 10001 dlt
 
 WORKDIR /app
 COPY --from=deps /app/.venv /app/.venv
-COPY --from=project /project/ /
 COPY dlt_platform ./dlt_platform
 COPY config ./config
 COPY workspace.yaml dagster.yaml dagster.postgres.yaml ./
