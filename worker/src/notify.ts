@@ -45,7 +45,7 @@ function escapeMrkdwn(text: string): string {
 /** Secret values never leave in an alert, whatever a status message carried. */
 function redact(text: string, env: Env): string {
   let out = text;
-  for (const secret of [env.DLT_OPERATOR_TOKEN, env.DLT_INTERNAL_TOKEN, env.ALERT_WEBHOOK_URL]) {
+  for (const secret of [env.DLT_OPERATOR_TOKEN, env.DLT_READONLY_TOKEN, env.DLT_INTERNAL_TOKEN, env.ALERT_WEBHOOK_URL]) {
     if (secret && secret.length >= 8) out = out.split(secret).join("[redacted]");
   }
   return out;
