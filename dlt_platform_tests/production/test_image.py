@@ -145,21 +145,30 @@ def test_the_image_is_small(image):
     assert listed.split("\n")[:2] == ["[]", "False False"], listed
 
 
+def wrangler_images(repositories: set[str]) -> list[str]:
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    return [tag for tag in listed if tag.rsplit(":", 1)[0] in repositories]
+
+
 def test_wrangler_deploy_dry_run_builds_the_image_through_podman(image, tmp_path):
+    # wrangler names each container class's image <worker name>-<class name, lower case>.
+    config = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())
+    repositories = {f"localhost/{config['name']}-{container['class_name'].lower()}"
+                    for container in config["containers"]}
+    for tag in wrangler_images(repositories):  # left by an earlier run: the check must see new ones
+        podman("rmi", tag)
     env = {name: value for name, value in os.environ.items() if not name.startswith("CLOUDFLARE_")}
     env.update(WRANGLER_DOCKER_BIN=str(PROJECT_ROOT / "tools" / "container" / "wrangler-docker"),
                WRANGLER_SEND_METRICS="false", WRANGLER_LOG_PATH=str(tmp_path / "logs"))
-    before = set(podman("images", "--format", "{{.Repository}}:{{.Tag}}").split())
     result = subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "deploy", "--dry-run",
                              "--outdir", str(tmp_path / "bundle")], cwd=PROJECT_ROOT, env=env, capture_output=True,
                             text=True, timeout=1200)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    built = set(podman("images", "--format", "{{.Repository}}:{{.Tag}}").split()) - before
+    built = wrangler_images(repositories)
     try:
-        # One image per container class of wrangler.toml (the control container, the run containers), each from
-        # ./Dockerfile: what `make image` builds, the same user, entrypoint and environment.
-        classes = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())["containers"]
-        assert len(built) == len(classes), built
+        # One image per container class (the control container, the run containers), each from ./Dockerfile:
+        # what `make image` builds, with the same user, entrypoint and environment.
+        assert {tag.rsplit(":", 1)[0] for tag in built} == repositories, built
         shape = "{{json .Config.User}} {{json .Config.Entrypoint}} {{json .Config.Env}}"
         for tag in built:
             assert podman("image", "inspect", "--format", shape, tag) == podman("image", "inspect", "--format",
