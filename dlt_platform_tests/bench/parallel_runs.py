@@ -25,6 +25,7 @@ import orjson
 import psutil
 
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
+from dlt_platform.local.rest_api_server import SAMPLE_API_PORT
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform_tests.bench.stack_run import dagster_event_times, free_port
 
@@ -60,7 +61,9 @@ def slow_definition(source_id: str, api_url: str) -> dict:
                         "resources": [{"name": "items", "endpoint": {"path": "items"}}]}}
 
 
-def new_stack(root: Path, run_containers: bool, allowed_host: str) -> LocalStack:
+def new_stack(root: Path, run_containers: bool, slow_api_host: str) -> LocalStack:
+    # The sample API's host stays allowed (the sample source names it) beside the slow API's.
+    allowed_host = f"127.0.0.1:{SAMPLE_API_PORT},{slow_api_host}"
     return LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
                       worker_port=free_port(), dagster_port=free_port(), run_container_host_port=free_port(),
                       run_containers=run_containers,
