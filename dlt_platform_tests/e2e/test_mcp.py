@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import httpx2
@@ -15,6 +16,14 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from dlt_platform.duckdb_warehouse import read_connection
+
+
+def run_in_own_loop(coroutine):
+    """asyncio.run in a thread of its own: the browser tests' Playwright (sync API) keeps an event loop running in
+    this thread for the whole session."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
 
 TERMINAL = {"succeeded", "failed", "canceled", "dead_lettered"}
 
@@ -90,7 +99,7 @@ def test_an_agent_validates_creates_runs_and_reads_rows_through_mcp(stack):
                 return run
             await asyncio.sleep(1)
 
-    run = asyncio.run(with_agent(stack.worker_url, stack.tokens()["DLT_OPERATOR_TOKEN"], flow))
+    run = run_in_own_loop(with_agent(stack.worker_url, stack.tokens()["DLT_OPERATOR_TOKEN"], flow))
     assert run["status"] == "succeeded", run
     assert run["dagster_url"] and run["dagster_url"].endswith(f"/dagster/runs/{run['dagster_run_id']}"), run
     table = f"{source_id}_t"
@@ -131,7 +140,7 @@ def test_the_read_only_token_reads_through_mcp_and_its_writes_are_refused(stack,
             is_error, answer = await agent.call(name, **arguments)
             assert is_error and answer["error"]["code"] == "read_only", (name, answer)
 
-    asyncio.run(with_agent(stack.worker_url, stack.tokens()["DLT_READONLY_TOKEN"], flow))
+    run_in_own_loop(with_agent(stack.worker_url, stack.tokens()["DLT_READONLY_TOKEN"], flow))
     assert stored(stack, source_id) == (1, 0)
     assert stored(stack, f"{source_id}_new") == (0, 0)
     token = stack.tokens()["DLT_OPERATOR_TOKEN"]
