@@ -52,9 +52,13 @@ up: install
 image: install-debian
 	tools/container/build-image.sh
 
+# vitest (Workers runtime, mostly CPU) runs beside pytest, whose end-to-end tests mostly wait on runs; both must pass.
 test: install install-debian
-	.venv/bin/pytest
-	npm test
+	@npm test > .vitest.log 2>&1 & vitest=$$!; \
+	.venv/bin/pytest; pytest_status=$$?; \
+	wait $$vitest; vitest_status=$$?; cat .vitest.log; \
+	echo "pytest exit $$pytest_status, vitest exit $$vitest_status"; \
+	[ $$pytest_status -eq 0 ] && [ $$vitest_status -eq 0 ]
 
 # Deploy or upgrade (docs/deploy.md): D1 migrations --remote, then wrangler deploy, then check-deployment.
 # DEPLOY_FLAGS=--local rehearses it against wrangler dev's local D1 and skips the real deploy.
