@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 console = Console()
-errors = Console(stderr=True)
+# An error is one line whatever the terminal's width (scripts and tests read it whole).
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def say(text: str) -> None:
