@@ -42,7 +42,11 @@ def pg_stack(tmp_path_factory, postgres):  # noqa: F811
     database = f"dagster_{root.name.replace('-', '_').lower()}"
     stack = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
                        worker_port=free_port(), dagster_port=free_port(), config_path=production_config(root),
-                       extra_dagster_env={"DAGSTER_PG_URL": postgres.create_database(database)})
+                       extra_dagster_env={"DAGSTER_PG_URL": postgres.create_database(database)},
+                       # These tests are of the control container's own restarts with runs in its processes
+                       # (DLT_PLATFORM_RUN_CONTAINERS=0); runs outliving it in run containers are
+                       # e2e/test_run_containers.py's, on Postgres in the deploy rehearsal.
+                       run_containers=False)
     stack.database = database
     try:
         stack.start(say=lambda _text: None)
