@@ -15,7 +15,6 @@ import datetime as dt
 import re
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from dlt_platform.config import WebhookSourceDefinition
 from dlt_platform.contract import SOURCE_ID_TAG, TRIGGER_TAG
@@ -109,7 +108,7 @@ def run_is_due(definition: WebhookSourceDefinition, waiting: dict | None, now: d
     return None
 
 
-def build_delivery_sensor(definition: WebhookSourceDefinition, job: UnresolvedAssetJobDefinition,
+def build_delivery_sensor(definition: WebhookSourceDefinition, job,
                           settings: Settings) -> dg.SensorDefinition:
     default_status = dg.DefaultSensorStatus.RUNNING if definition.enabled else dg.DefaultSensorStatus.STOPPED
 
