@@ -102,7 +102,7 @@ function hostOf(url: string): [string, number] | undefined {
   }
 }
 
-/** `host` (any port) or `host:port` entries, as dlt_platform/sources/rest_api/hosts.py compares them. */
+/** `host` (any port) or `host:port` entries, as dlt_platform/source_types/rest_api/hosts.py compares them. */
 function entryMatches(entry: string, host: string, port: number): boolean {
   const parsed = hostOf(`http://${entry.trim()}`);
   if (!parsed) return false;
