@@ -12,7 +12,7 @@ import {
 import type { Env } from "./env";
 import type { RunRow } from "./ledger";
 import type { RunRequest, RunStatus, SourceDefinition } from "./validation";
-import { tableKeys } from "./rest_api";
+import { tableKeys } from "./source_types";
 
 export { REPOSITORY_LOCATION };
 const TIMEOUT_MS = 30_000;

@@ -20,6 +20,7 @@ import { CfWorkerJsonSchemaValidator } from "@modelcontextprotocol/sdk/validatio
 import sourceSchema from "../../config/source.schema.json";
 import { RUN_REQUEST_SCHEMA, SOURCE_UPDATE_SCHEMA } from "./bodies";
 import { RUN_STATUSES } from "./contract";
+import { receivesDeliveries } from "./source_types";
 
 /** Sends a request to the Worker's own routes (app.fetch) and returns its answer. */
 export type Dispatch = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Response>;
@@ -177,7 +178,7 @@ export async function callTool(
         const body = (await source.json()) as { definition?: { source_type?: string } } & Record<string, unknown>;
         const versions = (await (await dispatch("GET", `/sources/${id}/versions`)).json()) as { versions?: unknown };
         const webhook =
-          body.definition?.source_type === "webhook" ? await (await dispatch("GET", `/sources/${id}/webhook`)).json() : null;
+          receivesDeliveries(body.definition) ? await (await dispatch("GET", `/sources/${id}/webhook`)).json() : null;
         return result(Response.json({ ...body, versions: versions.versions ?? [], webhook }));
       }
       case "validate_definition":

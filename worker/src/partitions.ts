@@ -4,19 +4,8 @@
  * hourly keys `YYYY-MM-DD-HH:00`, up to and including the window in progress (end_offset=1). Other sources have
  * none.
  */
+import { sourceTypeOf } from "./source_types";
 import type { SourceDefinition } from "./validation";
-
-interface Incremental {
-  enabled?: boolean;
-  step?: "day" | "hour";
-  start: string;
-}
-
-function incrementalOf(definition: SourceDefinition): Incremental | null {
-  // KV key-prefix windows, or a rest_api source's `extract.partitions` (always enabled).
-  const incremental = (definition.extract.incremental ?? definition.extract.partitions) as Incremental | null | undefined;
-  return incremental && incremental.enabled !== false ? incremental : null;
-}
 
 const DAY_KEY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const HOUR_KEY = /^(\d{4})-(\d{2})-(\d{2})-(\d{2}):00$/;
@@ -36,7 +25,7 @@ function windowStart(key: string, step: "day" | "hour"): number | null {
 
 /** Why `key` is not a partition of the source at `nowMs`, or null when it is one. */
 export function partitionProblem(definition: SourceDefinition, key: string, nowMs = Date.now()): string | null {
-  const incremental = incrementalOf(definition);
+  const incremental = sourceTypeOf(definition).partitions(definition);
   if (!incremental) return `source ${definition.source_id} has no partitions (it is not incremental)`;
   const step = incremental.step ?? "day";
   const format = step === "hour" ? "YYYY-MM-DD-HH:00" : "YYYY-MM-DD";

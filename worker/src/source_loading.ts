@@ -8,7 +8,7 @@ import { DagsterError, loadedSourceVersion, reloadLocation } from "./dagster";
 import { type Env, positiveNumberVar } from "./env";
 import { findLoadError, type LoadError } from "./load_errors";
 import type { SourceRecord } from "./ledger";
-import { tableKeys } from "./rest_api";
+import { tableKeys } from "./source_types";
 
 /** Time after a source change for the reload it started (a new code server process: seconds in the container,
  * up to half a minute on a busy laptop) before a launch asks for one itself. */

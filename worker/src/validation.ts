@@ -4,7 +4,7 @@ import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract
 import { cronProblem } from "./cron";
 import { validationFailed, type FieldError } from "./errors";
 import { schemaCheck } from "./json_schema";
-import { restApiProblems } from "./rest_api";
+import { sourceTypeOf } from "./source_types";
 
 // Defined once in dlt_platform/contract.py; re-exported where the Worker's modules have always found them.
 export { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger };
@@ -24,7 +24,7 @@ export interface SourceDefinition {
   source_type: "cloudflare_kv" | "webhook" | "rest_api";
   enabled?: boolean;
   schedule?: string | null;
-  // rest_api sources have no destination.table: their tables are their resources (rest_api.ts tableKeys).
+  // rest_api sources have no destination.table: their tables are their resources (source_types/rest_api.ts).
   destination: { type?: string; dataset: string; table: string; write_disposition?: string };
   extract: { [key: string]: unknown };
   [key: string]: unknown;
@@ -44,9 +44,7 @@ export function definitionErrors(definition: unknown): FieldError[] {
   if (problem) {
     errors.push({ field: "schedule", message: `'${schedule}' is not a valid five-field cron expression: ${problem}` });
   }
-  if (schemaValid && (definition as { source_type?: unknown }).source_type === "rest_api") {
-    errors.push(...restApiProblems(definition as Parameters<typeof restApiProblems>[0]));
-  }
+  if (schemaValid) errors.push(...sourceTypeOf(definition as SourceDefinition).problems(definition as SourceDefinition));
   return errors;
 }
 

@@ -5,7 +5,7 @@
  * warehouse names them: dlt's snake_case naming convention turns `OrderItems` and `order_items` into one table.
  */
 import { ApiError } from "../errors";
-import { tableKeys } from "../rest_api";
+import { sourceTypeOf, tableKeys } from "../source_types";
 import type { SourceDefinition } from "../validation";
 import type { SqlCondition } from "./versions";
 
@@ -27,13 +27,6 @@ export function warehouseName(identifier: string): string {
 
 function warehouseTable(key: string[]): string {
   return key.map(warehouseName).join(".");
-}
-
-/** The field of `definition` that names the table `key` (a rest_api resource's name, else destination.table). */
-function tableField(definition: SourceDefinition, key: string[]): string {
-  if (definition.source_type !== "rest_api") return "destination.table";
-  const resources = (definition.extract as { resources: { name: string }[] }).resources;
-  return `extract.resources.${resources.findIndex((resource) => resource.name === key[1])}.name`;
 }
 
 /**
@@ -74,7 +67,7 @@ export async function claimDestination(
   for (const key of wanted) {
     const owner = owners.get(warehouseTable(key));
     if (owner) {
-      const field = tableField(definition, key);
+      const field = sourceTypeOf(definition).tableField(definition, key);
       const message = `table ${key.join(".")} is already loaded by source ${owner}`;
       throw new ApiError(409, "destination_taken", `${field}: ${message}`, [{ field, message }]);
     }

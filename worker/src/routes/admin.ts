@@ -15,7 +15,7 @@ import { canonicalProxyRequest } from "../proxy_guard";
 import { readOnly, tokenRole, type Role } from "../roles";
 import { withLoadErrors } from "../load_errors";
 import { retryRun, startRun } from "../runs";
-import { tableKeys } from "../rest_api";
+import { tableKeys } from "../source_types";
 import { webhookSection } from "./admin_webhooks";
 
 export const admin = new Hono<AppEnv>();

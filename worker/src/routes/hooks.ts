@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES } from "../contract";
 import type { AppEnv, Env } from "../env";
 import { findSource } from "../ledger";
+import { receivesDeliveries } from "../source_types";
 import {
   countRefusal,
   isRecorded,
@@ -188,7 +189,7 @@ function keptHeaders(headers: Headers, config: WebhookConfig, presetHeaders: str
 async function accept(env: Env, request: Request, sourceId: string, receivedMs: number) {
   const source = await findSource(env.DB, sourceId);
   if (!source) throw new Refusal("unknown_source", `no webhook source ${sourceId}`);
-  if (source.definition.source_type !== "webhook") {
+  if (!receivesDeliveries(source.definition)) {
     throw new Refusal("not_a_webhook_source", `source ${sourceId} is not a webhook source`);
   }
   if (!source.enabled) throw new Refusal("source_disabled", `source ${sourceId} is disabled`);

@@ -20,7 +20,7 @@ import {
   type RunListPosition,
 } from "../ledger";
 import { withLoadErrors } from "../load_errors";
-import { assertHostsAllowed } from "../rest_api";
+import { assertHostsAllowed } from "../source_types";
 import { requireReader, requireWriter } from "../roles";
 import { cancelRun, retryRun, startRun } from "../runs";
 import { parseRunRequest, parseSourceUpdate } from "../bodies";

@@ -10,6 +10,7 @@ import { MAX_DELIVERIES_PER_PAGE, parseLoadedDeliveries } from "../bodies";
 import { jsonBody } from "../http";
 import { requireReader } from "../roles";
 import { findSource, getSource } from "../ledger";
+import { receivesDeliveries } from "../source_types";
 import { positionOf, deliveryPage, markLoaded, waitingSummary, type DeliveryFilter } from "../webhooks/deliveries";
 import { allWebhookStats, webhookStats } from "../webhooks/stats";
 
@@ -20,7 +21,7 @@ export const MAX_PAGE = MAX_DELIVERIES_PER_PAGE;
 /** A source that is (or was) a webhook source; its deliveries stay readable while it is disabled. */
 async function webhookSource(db: D1Database, sourceId: string) {
   const source = await findSource(db, sourceId);
-  if (!source || source.definition.source_type !== "webhook") throw notFound(`webhook source ${sourceId}`);
+  if (!source || !receivesDeliveries(source.definition)) throw notFound(`webhook source ${sourceId}`);
   return source;
 }
 
@@ -66,6 +67,6 @@ webhooks.get("/webhooks", requireReader, async (c) => c.json(await allWebhookSta
 
 webhooks.get("/sources/:source_id/webhook", requireReader, async (c) => {
   const source = await getSource(c.env.DB, c.req.param("source_id"));
-  if (source.definition.source_type !== "webhook") throw notFound(`webhook source ${source.source_id}`);
+  if (!receivesDeliveries(source.definition)) throw notFound(`webhook source ${source.source_id}`);
   return c.json(await webhookStats(c.env.DB, source.source_id, source.enabled));
 });

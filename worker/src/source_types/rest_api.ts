@@ -1,10 +1,12 @@
 /**
- * What the schema cannot say about a rest_api definition, checked as dlt_platform/config.py checks it: resource
- * names are unique, a child resource's parent (a `resolve` param or `{resources.<parent>.<field>}`) is another
- * resource of the source, and a resource that merges has a primary key. Also the tables a source loads, which
- * are its assets in Dagster.
+ * rest_api: the resources of a dlt REST API source, one table each. What the schema cannot say about a definition
+ * is checked as dlt_platform/config.py checks it: resource names are unique, a child resource's parent (a `resolve`
+ * param or `{resources.<parent>.<field>}`) is another resource of the source, and a resource that merges has a
+ * primary key. Hosts that are loopback, private or the Worker's own are refused when a definition is stored.
  */
-import { validationFailed, type FieldError } from "./errors";
+import type { FieldError } from "../errors";
+import type { SourceDefinition } from "../validation";
+import type { PartitionWindows, SourceType } from "./types";
 
 interface Endpoint {
   path?: unknown;
@@ -78,19 +80,6 @@ export function restApiProblems(definition: {
   return [{ field: "extract", message: `resources.${index}: resource '${resources[index].name}' merges but has no primary_key` }];
 }
 
-/** The [dataset, table] asset keys of a source: one per loaded resource of a rest_api source, else its table. */
-export function tableKeys(definition: {
-  source_type: string;
-  destination: { dataset: string; table?: string };
-  extract: unknown;
-}): string[][] {
-  const { dataset, table } = definition.destination;
-  if (definition.source_type !== "rest_api") return [[dataset, table as string]];
-  return (definition.extract as RestExtract).resources
-    .filter((resource) => resource.selected !== false)
-    .map((resource) => [dataset, resource.name]);
-}
-
 /** [lower-case host, port] of a URL as the WHATWG parser reads it (so 2130706433 and 0x7f.1 are 127.0.0.1). */
 function hostOf(url: string): [string, number] | undefined {
   try {
@@ -137,11 +126,10 @@ function notPublicAddress(host: string): boolean {
  * created. `ownHosts`: the Worker's host names (the request's and DLT_ORCHESTRATOR_URL's).
  */
 export function privateHostProblems(
-  definition: { source_type?: unknown; extract?: unknown },
+  definition: { extract?: unknown },
   allowed: string | undefined,
   ownHosts: (string | undefined)[],
 ): FieldError[] {
-  if (definition.source_type !== "rest_api") return [];
   const client = (definition.extract as { client?: { base_url?: unknown; auth?: { access_token_url?: unknown } } })
     ?.client;
   const entries = String(allowed ?? "").split(",").filter((entry) => entry.trim());
@@ -168,12 +156,20 @@ export function privateHostProblems(
   return problems;
 }
 
-/** privateHostProblems for a definition the operator API is about to store: a 400 naming the field. */
-export function assertHostsAllowed(
-  definition: { source_type?: unknown; extract?: unknown },
-  env: { DLT_PLATFORM_ALLOW_PRIVATE_HOSTS?: string; DLT_ORCHESTRATOR_URL?: string },
-  requestUrl: string,
-): void {
-  const problems = privateHostProblems(definition, env.DLT_PLATFORM_ALLOW_PRIVATE_HOSTS, [requestUrl, env.DLT_ORCHESTRATOR_URL]);
-  if (problems.length) throw validationFailed(problems, "source definition is not valid");
-}
+export const restApi: SourceType = {
+  /** One [dataset, resource name] key per loaded (selected) resource: a rest_api source has no destination.table. */
+  tableKeys(definition: SourceDefinition): string[][] {
+    return (definition.extract as unknown as RestExtract).resources
+      .filter((resource) => resource.selected !== false)
+      .map((resource) => [definition.destination.dataset, resource.name]);
+  },
+  tableField(definition: SourceDefinition, key: string[]): string {
+    const resources = (definition.extract as unknown as RestExtract).resources;
+    return `extract.resources.${resources.findIndex((resource) => resource.name === key[1])}.name`;
+  },
+  // `extract.partitions`, when present, is always enabled.
+  partitions: (definition) => (definition.extract.partitions as PartitionWindows | null | undefined) ?? null,
+  problems: (definition) => restApiProblems(definition as unknown as Parameters<typeof restApiProblems>[0]),
+  hostProblems: privateHostProblems,
+  receivesDeliveries: false,
+};

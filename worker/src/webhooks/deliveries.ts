@@ -6,6 +6,7 @@ import type { Env } from "../env";
 import { ApiError, validationFailed } from "../errors";
 import { decodeCursor, encodeCursor } from "../cursor";
 import { nowIso } from "../ids";
+import { DELIVERY_SOURCE_TYPES } from "../source_types";
 import type { Preset } from "./presets";
 
 /** What R2 keeps of one delivery, and what the internal API returns. */
@@ -143,9 +144,11 @@ export async function waitingSummary(db: D1Database): Promise<WaitingSummary[]> 
               (SELECT MIN(received_at) FROM webhook_deliveries d WHERE d.source_id = s.source_id AND d.state = 'waiting')
                 AS oldest_received_at
        FROM sources s
-       WHERE s.enabled = 1 AND s.retired_at IS NULL AND json_extract(s.definition, '$.source_type') = 'webhook'
+       WHERE s.enabled = 1 AND s.retired_at IS NULL
+         AND json_extract(s.definition, '$.source_type') IN (${DELIVERY_SOURCE_TYPES.map(() => "?").join(", ")})
        ORDER BY s.source_id`,
     )
+    .bind(...DELIVERY_SOURCE_TYPES)
     .all<WaitingSummary>();
   return results;
 }

@@ -1,5 +1,6 @@
 /** Per-source webhook figures for operators: accepted, refused by reason, loaded, waiting, last delivery. */
 import { listSources } from "../ledger";
+import { receivesDeliveries } from "../source_types";
 
 export interface WebhookStats {
   source_id: string;
@@ -81,7 +82,7 @@ function apply(stats: Map<string, WebhookStats>, states: StateRow[], refusals: R
  * A source that stopped being a webhook source keeps its rows but is not listed.
  */
 export async function allWebhookStats(db: D1Database): Promise<{ sources: WebhookStats[]; unknown_source: number }> {
-  const sources = (await listSources(db)).filter((s) => s.definition.source_type === "webhook");
+  const sources = (await listSources(db)).filter((s) => receivesDeliveries(s.definition));
   const stats = new Map(sources.map((s) => [s.source_id, emptyStats(s.source_id, s.enabled)]));
   const unknown = emptyStats(UNKNOWN_SOURCE_ID, false);
   stats.set(UNKNOWN_SOURCE_ID, unknown);
