@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from dlt_platform.config import load_sources_file, parse_sources_document
+from dlt_platform.contract import RUN_STATUSES
 from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
@@ -91,13 +92,17 @@ def hundred_definitions():
     return parse_sources_document(generated_sources_document(100))
 
 
-LEDGER_ORDER = ["queued", "launching", "launched", "running", "succeeded", "failed", "canceled", "dead_lettered"]
-TERMINAL = {"succeeded", "failed", "canceled", "dead_lettered"}
+# The status changes the Worker's ledger allows, shared with its status machine (worker/src/ledger/status_machine.ts)
+# through this file, which vitest checks against it: the stand-in takes its rule from here, never restates it.
+LEDGER_ORDER = RUN_STATUSES  # the order a run moves through (dlt_platform/contract.py)
+RUN_STATUS_CASES = PROJECT_ROOT / "config" / "run_status_cases.json"
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    status: frozenset(following) for status, following in json.loads(RUN_STATUS_CASES.read_text())["allowed"].items()}
 
 
 class WorkerLedger:
-    """The Worker's run ledger as far as the internal API shows it: forward-only statuses, idempotent
-    registration, every accepted request kept for assertions."""
+    """The Worker's run ledger as far as the internal API shows it: the status changes config/run_status_cases.json
+    allows, idempotent registration, every accepted request kept for assertions."""
 
     def __init__(self, sources_document: dict | None = None) -> None:
         self.sources_document = sources_document or {"sources": []}
@@ -129,7 +134,7 @@ class WorkerLedger:
             return 404, {"error": {"code": "not_found", "message": f"unknown run {run_id}"}}
         status = body["status"]
         current = run["status"]
-        forward = current not in TERMINAL and LEDGER_ORDER.index(status) > LEDGER_ORDER.index(current)
+        forward = status in ALLOWED_TRANSITIONS[current]
         if forward:
             run["status"] = status
             run["history"].append(status)
