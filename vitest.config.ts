@@ -1,30 +1,23 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
-// The compatibility date comes from wrangler.toml so tests run on the runtime the Worker is deployed with.
-const wranglerToml = readFileSync(`${root}/wrangler.toml`, "utf8");
-const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(wranglerToml)?.[1];
 
-// Bindings are declared here rather than read from wrangler.toml: wrangler validates that the container
-// image (./Dockerfile) exists, and the tests need neither the container nor a live queue consumer.
+// The Worker's bindings, [vars] and compatibility settings come from wrangler.toml, as deployed; what follows
+// overrides only what the tests need otherwise.
 export default defineConfig({
   plugins: [
     cloudflareTest(async () => ({
-      main: "./worker/src/index.ts",
+      wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
-        compatibilityDate,
-        compatibilityFlags: ["nodejs_compat"],
-        d1Databases: ["DB"],
-        kvNamespaces: ["ORDERS_KV", "LEADS_KV", "VENDOR_KV"],
-        r2Buckets: ["RAW_STAGING"],
-        queueProducers: { JOBS: "dlt-jobs-v2" },
-        // The container's Durable Object, played by a double (tests of the container branch unset DAGSTER_URL).
+        // No live consumer of dlt-jobs-v2: queue tests hand batches to the handler themselves (createMessageBatch,
+        // getQueueResult), and runs other tests queue stay queued for them to inspect.
+        queueConsumers: undefined,
+        // The containers' Durable Objects, played by doubles (tests of the container branch unset DAGSTER_URL;
+        // run_containers.test.ts drives the double of @cloudflare/containers' Container).
         durableObjects: {
           DAGSTER: { className: "DagsterContainerDouble", scriptName: "dagster-container-double" },
-          // Run containers, played by a double of @cloudflare/containers' Container (run_containers.test.ts).
           RUNNER: { className: "RunnerContainerDouble", scriptName: "runner-container-double" },
         },
         workers: [
@@ -32,24 +25,22 @@ export default defineConfig({
             name: "dagster-container-double",
             modules: true,
             scriptPath: `${root}/worker/test/dagster-container-double.mjs`,
-            compatibilityDate,
             durableObjects: { DAGSTER: "DagsterContainerDouble" },
           },
           {
             name: "runner-container-double",
             modules: true,
             scriptPath: `${root}/worker/test/runner-container-double.mjs`,
-            compatibilityDate,
             durableObjects: { RUNNER: "RunnerContainerDouble" },
           },
         ],
         bindings: {
+          // Secrets (wrangler.toml holds none).
           DLT_OPERATOR_TOKEN: "test-operator-token",
           DLT_INTERNAL_TOKEN: "test-internal-token",
           ADMIN_SESSION_KEY: "test-admin-session-key",
+          // Tests reach Dagster at a URL their fetch double answers, not through the container.
           DAGSTER_URL: "http://dagster.test",
-          STUCK_RUN_MINUTES: "15",
-          QUEUED_RESEND_MINUTES: "10",
           // High so tests that queue many runs of one source are not refused; the limit has its own test.
           MAX_PENDING_RUNS_PER_SOURCE: "100",
           // Webhook signing secrets the webhook tests' definitions name (worker/test/webhook_helpers.ts).
