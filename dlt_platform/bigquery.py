@@ -27,7 +27,7 @@ from dlt.common.configuration.specs.gcp_credentials import GcpDefaultCredentials
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.destinations.impl.bigquery.bigquery_adapter import PartitionTransformation
 
-from dlt_platform.config import Destination
+from dlt_platform.definition_base import Destination
 from dlt_platform.settings import Settings
 
 CREDENTIALS_FILE_VARIABLE = "GOOGLE_APPLICATION_CREDENTIALS"

@@ -31,6 +31,9 @@ REPOSITORY_LOCATION = "dlt_platform"
 PLATFORM_SECRET_PREFIXES = ("DLT_", "DAGSTER_", "CLOUDFLARE_", "GOOGLE_", "BIGQUERY_", "AWS_", "ADMIN_", "ALERT_")
 PLATFORM_SECRET_INFIX = "__"
 
+# Where the Worker keeps webhook deliveries in R2 when a definition's staging names no r2_prefix.
+WEBHOOK_DEFAULT_R2_PREFIX = "webhooks"
+
 # Dagster run status -> ledger status.
 DAGSTER_TO_LEDGER_STATUS = {
     "QUEUED": "launched",
@@ -74,4 +77,6 @@ export const DAGSTER_TO_LEDGER_STATUS: Readonly<Record<string, RunStatus>> = {_t
 
 export const PLATFORM_SECRET_PREFIXES = {_ts(list(PLATFORM_SECRET_PREFIXES))} as const;
 export const PLATFORM_SECRET_INFIX = {_ts(PLATFORM_SECRET_INFIX)};
+
+export const WEBHOOK_DEFAULT_R2_PREFIX = {_ts(WEBHOOK_DEFAULT_R2_PREFIX)};
 """

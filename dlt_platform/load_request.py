@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dlt_platform.config import SourceDefinition
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import replay_key
+from dlt_platform.source_types import source_type_of
 
 
 @dataclass(frozen=True)
@@ -29,39 +30,26 @@ class LoadRequest:
 
 def reads_part_of_source(definition: SourceDefinition, request: LoadRequest) -> bool:
     """True when the run reads only part of what the source holds: a limit, explicit keys, a replayed snapshot
-    (which may be of a partial run), or key-prefix windows (a partition, or an incremental source's lookback)."""
-    if request.full_refresh:
-        return False
-    incremental = getattr(definition.extract, "incremental", None)  # KV key-prefix windows
-    return bool(request.limit is not None or request.keys or request.from_snapshot or request.window
-                or (incremental is not None and incremental.enabled))
+    (which may be of a partial run), a time window, or what the source type adds (a KV source's lookback)."""
+    return source_type_of(definition).reads_part_of_source(definition, request)
 
 
 def write_disposition_for(definition: SourceDefinition, request: LoadRequest) -> str:
-    """The one place that decides how a run writes its table.
+    """The one place that decides how a run writes its table (the source type's rule, source_types/base.py).
 
-    Webhook tables always merge on webhook_delivery_id. `replace` swaps the whole table for what the run read, so
-    it only applies to a run that reads the whole source; a partial run of a `replace` source merges on cf_kv_key
-    instead (rows of the keys it read are refreshed, child rows included; every other row stays). `merge` is always safe. `append` stays `append` for
-    partial runs too: it never deletes, and merging into an append table would collapse its history of each key.
+    `replace` swaps the whole table for what the run read, so it only applies to a run that reads the whole
+    source; a partial run of a `replace` source merges on its key instead (rows of the keys it read are refreshed,
+    child rows included; every other row stays). `merge` is always safe. `append` stays `append` for partial runs
+    too: it never deletes, and merging into an append table would collapse its history of each key. Webhook tables
+    always merge on the delivery id.
     """
-    if definition.source_type == "webhook":
-        return "merge"  # on the delivery id, always: a batch of deliveries is never the whole feed
-    configured = definition.destination.write_disposition
-    if configured == "replace" and reads_part_of_source(definition, request):
-        return "merge"
-    return configured
+    return source_type_of(definition).write_disposition(definition, request)
 
 
 def checked_request(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> LoadRequest:
     """The request if it is one the platform runs (`from_snapshot` normalized to its object key); otherwise a
     ValueError naming the field. Checked before anything is read, so a refused request touches nothing."""
-    if definition.source_type == "webhook":
-        for name, asked in (("keys", request.keys is not None), ("full_refresh", request.full_refresh),
-                            ("from_snapshot", bool(request.from_snapshot))):
-            if asked:
-                raise ValueError(f"{name}: not for webhook sources; a run loads the waiting deliveries, and a run of "
-                                 "an hour partition replays that hour")
+    source_type_of(definition).check_request(definition, request)
     if request.limit is not None and request.limit < 1:
         raise ValueError(f"limit: must be at least 1, got {request.limit}")
     if request.keys is not None and not request.keys:

@@ -27,14 +27,7 @@ from dlt_platform import failed_packages
 from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings
-from dlt_platform.sources.cloudflare_kv import cloudflare_kv
-from dlt_platform.sources.rest_api import rest_api_source, run_snapshot, secret_query_params
-from dlt_platform.sources.rest_api.errors import described_failure
-from dlt_platform.sources.webhook import mark_loaded, webhook_deliveries
-
-# The dlt source of the source types with one table (`source_id` names its schema; see build_source); a
-# rest_api source is built from its definition's resources (sources/rest_api).
-DLT_SOURCES = {"cloudflare_kv": cloudflare_kv, "webhook": webhook_deliveries}
+from dlt_platform.source_types import source_type_of
 
 LOADER_FILE_FORMAT = "parquet"
 # dlt gzips its intermediate extract files by default; they are local and short-lived, and compressing them
@@ -76,16 +69,9 @@ def build_source(definition: SourceDefinition, settings: Settings, request: Load
     dataset never share a schema. The request is checked first (load_request.checked_request), and the source's
     write disposition follows from it (load_request.write_disposition_for): a partial run never replaces."""
     request = checked_request(definition, settings, request)
-    if definition.source_type == "rest_api":
-        source = rest_api_source(definition, settings, request)
-        tables = list(source.selected_resources)
-    elif definition.source_type in DLT_SOURCES:
-        source = DLT_SOURCES[definition.source_type].clone(name=definition.source_id)(definition, settings, request)
-        tables = [definition.destination.table]
-    else:
-        raise ValueError(f"source_type: '{definition.source_type}' has no dlt source")
+    source = source_type_of(definition).dlt_source(definition, settings, request)
     if settings.destination_type(definition) == "bigquery":
-        for name in tables:
+        for name in source.selected_resources:
             bigquery.apply_table_options(source.resources[name], definition.destination)
     if definition.schema_contract is not None:
         source.schema_contract = definition.dlt_schema_contract
@@ -137,11 +123,9 @@ def rows_discarded(pipeline: dlt.Pipeline) -> dict[str, int]:
 
 def after_load(definition: SourceDefinition, settings: Settings, pipeline: dlt.Pipeline, load_ids: list[str],
                run_id: str) -> dict:
-    """What a source does once its load packages are in the warehouse (and only then); returns metadata.
-    Webhook deliveries are marked loaded in the Worker: a run that failed before this leaves them waiting."""
-    if definition.source_type == "webhook" and load_ids:
-        return {"deliveries_marked_loaded": mark_loaded(definition, settings, pipeline, load_ids, run_id)}
-    return {}
+    """What a source does once its load packages are in the warehouse (and only then); returns metadata (e.g.
+    webhook deliveries marked loaded in the Worker: a run that failed before this leaves them waiting)."""
+    return source_type_of(definition).after_load(definition, settings, pipeline, load_ids, run_id)
 
 
 def run_kwargs(request: LoadRequest) -> dict:
@@ -170,13 +154,6 @@ def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
     info = trace.last_normalize_info if trace else None
     counts = info.row_counts if info else {}
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
-
-
-def last_snapshot_url(pipeline: dlt.Pipeline, definition: SourceDefinition) -> str | None:
-    if definition.source_type != "cloudflare_kv":
-        return None
-    state = pipeline.state.get("sources", {}).get(definition.source_id, {})
-    return state.get("resources", {}).get(definition.destination.table, {}).get("last_snapshot")
 
 
 def pending_packages(pipeline: dlt.Pipeline) -> list[str]:
@@ -223,26 +200,14 @@ def check_before_load(definition: SourceDefinition, settings: Settings) -> None:
 
 
 def failed_run(error: BaseException, definition: SourceDefinition, source) -> BaseException:
-    """What a run that raised reports: a rest_api failure as one line (its snapshot discarded), else the error."""
-    snapshot = run_snapshot(source) if definition.source_type == "rest_api" else None
-    if snapshot is not None:
-        snapshot.discard()
-    if definition.source_type == "rest_api":
-        return described_failure(error, definition, secret_query_params(definition)) or error
-    return error
+    """What a run that raised reports: the source type's account of it (e.g. an API's failure in one line)."""
+    return source_type_of(definition).failed_run(error, definition, source)
 
 
 def published_snapshot(pipeline: dlt.Pipeline, definition: SourceDefinition, source, load_id: str | None
                        ) -> str | None:
-    """The raw snapshot of a run that loaded: KV publishes its own while extracting; a rest_api source's
-    snapshot (all its resources in one file) is published here, once the load succeeded."""
-    snapshot = run_snapshot(source) if definition.source_type == "rest_api" else None
-    if snapshot is not None and load_id:
-        return snapshot.publish(load_id)
-    if snapshot is not None:  # nothing was loaded (no new package): nothing to keep
-        snapshot.discard()
-        return None
-    return last_snapshot_url(pipeline, definition)
+    """The raw snapshot of a run that loaded, if the source keeps them."""
+    return source_type_of(definition).published_snapshot(pipeline, definition, source, load_id)
 
 
 def run_load(definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest(),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from dlt_platform.config import (SECRET_NAME_PATTERN, DefinitionError, SourceDefinition, is_platform_secret,
-                                 load_sources_file)
+from dlt_platform.definition_base import is_platform_secret, SECRET_NAME_PATTERN
+from dlt_platform.config import DefinitionError, load_sources_file, SourceDefinition
 from dlt_platform.duckdb_warehouse import memory_limit_for_machine
 from dlt_platform.http import RetryPolicy
 
@@ -208,7 +208,7 @@ class Settings:
 
 
 # rest_api sources: the secrets they may use and where they may connect. Read when a run starts, as the secrets
-# themselves are (dlt_platform/sources/rest_api/credentials.py and hosts.py apply them).
+# themselves are (dlt_platform/source_types/rest_api/credentials.py and hosts.py apply them).
 SOURCE_SECRETS_VARIABLE = "DLT_SOURCE_SECRETS"
 ALLOW_PRIVATE_HOSTS_VARIABLE = "DLT_PLATFORM_ALLOW_PRIVATE_HOSTS"
 _HOST_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9.\-]+)(:[0-9]{1,5})?$")

@@ -1,4 +1,4 @@
-"""The rest_api lane: the loopback sample API (dlt_platform/local/rest_api_server.py), its credentials in the
+"""The rest_api lane: the loopback sample API (dlt_platform/source_types/rest_api/local_api.py), its credentials in the
 environment, listed for sources and bound to its host as a deployment would list them (DLT_SOURCE_SECRETS, with
 the loopback host explicitly allowed), and a definition that reads every collection of it the way a user would
 write it."""
@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dlt_platform.config import RestApiSourceDefinition, parse_definition
-from dlt_platform.local.rest_api_server import SampleApiState, serve_sample_api
+from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition
+from dlt_platform.config import parse_definition
+from dlt_platform.source_types.rest_api.local_api import SampleApiState, serve_sample_api
 
 TOKEN, API_KEY = "tok_sample_0123456789", "key_sample_9876543210"
 TOKEN_ENV, API_KEY_ENV = "SAMPLE_API_TOKEN", "SAMPLE_API_KEY"

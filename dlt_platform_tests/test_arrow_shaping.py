@@ -149,7 +149,7 @@ def load_both(definition, both, caplog) -> list[bool]:
     fell_back = []
     for settings in both:
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="dlt_platform.sources.cloudflare_kv"):
+        with caplog.at_level(logging.INFO, logger="dlt_platform.source_types.cloudflare_kv"):
             run_load(definition, settings)
         fell_back.append(FALLBACK in caplog.text)
     return fell_back
@@ -244,7 +244,7 @@ def test_the_shaping_comes_from_the_environment_and_a_wrong_value_names_the_vari
 def test_pages_whose_types_hold_steady_are_shaped_column_at_a_time_with_the_same_tables(kv_state, both, caplog):
     steady_records(kv_state)
     definition = make_definition()
-    with caplog.at_level(logging.DEBUG, logger="dlt_platform.sources.cloudflare_kv"):
+    with caplog.at_level(logging.DEBUG, logger="dlt_platform.source_types.cloudflare_kv"):
         assert load_both(definition, both, caplog)[0] is False
     assert_same(definition, both)
     shaped = tables(both[0])
@@ -258,7 +258,7 @@ def test_pages_whose_types_hold_steady_are_shaped_column_at_a_time_with_the_same
 def test_the_column_at_a_time_lane_takes_steady_pages_and_leaves_the_rest(kv_state, settings, tmp_path, caplog):
     steady_records(kv_state)
     arrow = dataclasses.replace(settings, data_dir=tmp_path / "arrow", kv_shaping="arrow")
-    with caplog.at_level(logging.DEBUG, logger="dlt_platform.sources.cloudflare_kv"):
+    with caplog.at_level(logging.DEBUG, logger="dlt_platform.source_types.cloudflare_kv"):
         run_load(make_definition(), arrow)
     by_value = [r.getMessage() for r in caplog.records if "shaped value by value" in r.getMessage()]
     # 4 listing pages: the first (new columns) and the third (the clash, a value on two lines, broken JSON) are

@@ -4,11 +4,7 @@ from pathlib import Path
 import pytest
 
 from dlt_platform.config import (
-    DefinitionError,
-    load_sources_file,
-    parse_definition,
-    parse_sources_document,
-    render_json_schema,
+    DefinitionError, load_sources_file, parse_definition, parse_sources_document, render_json_schema,
 )
 from dlt_platform.settings import PROJECT_ROOT, Settings, SettingsError
 
@@ -46,7 +42,7 @@ def test_the_rest_api_examples_become_dlt_sources_without_their_secrets(tmp_path
     """Shaped like GitHub's issues (Link headers, `since`) and Stripe's charges (starting_after cursor, has_more,
     created[gte]): dlt accepts them as they are written."""
     from dlt_platform.settings import Settings
-    from dlt_platform.sources.rest_api import rest_api_source
+    from dlt_platform.source_types.rest_api.source import rest_api_source
 
     document = json.loads((CONFIG / "sources.example.json").read_text())
     github, stripe = parse_sources_document(document)[1:]

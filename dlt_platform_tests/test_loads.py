@@ -7,7 +7,7 @@ import pytest
 
 from dlt_platform.loads import key_batches, run_load
 from dlt_platform.load_request import LoadRequest
-from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS
+from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMNS
 
 from .test_rest_client import FAST
 from .bigquery_fixtures import DuckDBWarehouse

@@ -9,10 +9,10 @@ import logging
 import pytest
 
 from dlt_platform.loads import run_load
-from dlt_platform.local.rest_api_server import EPOCH
+from dlt_platform.source_types.rest_api.local_api import EPOCH
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
-from dlt_platform.sources.rest_api.errors import MissingSecret, RestApiError
+from dlt_platform.source_types.rest_api.errors import MissingSecret, RestApiError
 
 from .bigquery_fixtures import DuckDBWarehouse
 from .rest_api_fixtures import (TOKEN, TOKEN_ENV, issues_extract, payments_extract, rest_definition,

@@ -20,7 +20,7 @@ from dlt_platform.config import DefinitionError, parse_definition
 from dlt_platform.loads import run_load
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 from dlt_platform.settings import Settings, SettingsError
-from dlt_platform.sources.rest_api.errors import HostNotAllowed, RestApiError, SecretNotAllowed
+from dlt_platform.source_types.rest_api.errors import HostNotAllowed, RestApiError, SecretNotAllowed
 
 TOKEN_ENV, KEY_ENV, HEADER_ENV = "PROBE_API_TOKEN", "PROBE_API_KEY", "PROBE_HEADER_SECRET"
 SECRETS = {TOKEN_ENV: "probe-token-7f3a9c", KEY_ENV: "probe-key-41d2e8", HEADER_ENV: "probe-header-c0ffee"}

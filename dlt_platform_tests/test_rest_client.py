@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 from dlt_platform.http import RateBudget, RetryPolicy
-from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
-from dlt_platform.sources.cloudflare_kv.transports import RestTransport
+from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
+from dlt_platform.source_types.cloudflare_kv.transports import RestTransport
 
 from .conftest import ACCOUNT_ID, API_TOKEN, NAMESPACE_ID
 

@@ -1,5 +1,5 @@
-from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS, warehouse_row
-from dlt_platform.sources.cloudflare_kv.transports import encode_value
+from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMNS, warehouse_row
+from dlt_platform.source_types.cloudflare_kv.transports import encode_value
 
 FETCHED_AT = "2026-11-26T00:00:00+00:00"
 

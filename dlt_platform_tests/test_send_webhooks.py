@@ -11,7 +11,7 @@ import threading
 import orjson
 
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
-from dlt_platform.local.send_webhooks import github_delivery, github_signature, send
+from dlt_platform.source_types.webhook.send_local import github_delivery, github_signature, send
 
 
 def test_the_signature_is_githubs_documented_example():

@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection, warehouse_turn
-from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform_tests.bigquery_fixtures import emulator_client
 from dlt_platform_tests.conftest import ACCOUNT_ID, API_TOKEN
 

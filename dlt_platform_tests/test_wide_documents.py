@@ -10,7 +10,7 @@ import json
 import pytest
 
 from dlt_platform.loads import run_load
-from dlt_platform.local.send_webhooks import github_examples
+from dlt_platform.source_types.webhook.send_local import github_examples
 from dlt_platform_tests.conftest import columns, make_definition, query
 
 

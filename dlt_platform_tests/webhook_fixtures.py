@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
-from dlt_platform.local.send_webhooks import github_examples  # noqa: F401  (re-exported for the load tests)
+from dlt_platform.source_types.webhook.send_local import github_examples  # noqa: F401  (re-exported for the load tests)
 
 MAX_PAGE = 1000
 

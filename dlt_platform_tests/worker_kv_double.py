@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dlt_platform.local.kv_api_server import KVApiState
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiState
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 
 

@@ -12,9 +12,8 @@
 app.py holds what they share: the Typer app, settings, one-line errors; output.py prints listings.
 """
 
-from dlt_platform.cli.app import app
-
 # Imported for the commands they register, in the order `--help` lists their groups.
-from dlt_platform.cli import explore, sources, load, local_stack, deployment  # noqa: E402, F401, I001
+from dlt_platform.cli import deployment, explore, load, local_stack, sources  # noqa: E402, F401, I001
+from dlt_platform.cli.app import app
 
 __all__ = ["app"]

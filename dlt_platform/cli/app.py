@@ -21,8 +21,9 @@ from dlt_platform.duckdb_warehouse import WarehouseBusy
 from dlt_platform.local.stack import DEFAULT_STATE_DIR, StackError, running_local_worker
 from dlt_platform.operator_client import OperatorAPIError
 from dlt_platform.settings import Settings, SettingsError
-from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareAPIError
-from dlt_platform.sources.rest_api.errors import RestApiError
+from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
+from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareAPIError
+from dlt_platform.source_types.rest_api.errors import RestApiError
 
 app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -96,10 +97,10 @@ def kv_settings(settings: Settings, definition: SourceDefinition | None = None) 
     """Settings to read KV with. Without Cloudflare credentials (or an orchestrator URL for a source read through
     the Worker) and with the local stack up, KV is read through the local Worker, and a line on stderr says so.
     An explicit DLT_PLATFORM_KV_TRANSPORT is obeyed as it is."""
-    if settings.kv_transport_override is not None or (definition is not None and definition.source_type != "cloudflare_kv"):
+    if settings.kv_transport_override is not None or (
+            definition is not None and not isinstance(definition, KVSourceDefinition)):
         return settings
-    # Webhook deliveries are only ever read through the Worker.
-    if definition is not None and (definition.source_type == "webhook" or settings.kv_transport(definition) == "worker"):
+    if definition is not None and settings.kv_transport(definition) == "worker":
         missing = not (settings.orchestrator_url and settings.internal_token)
     else:
         missing = not (settings.cloudflare_account_id and settings.cloudflare_api_token)
@@ -118,7 +119,7 @@ def local_state_dir() -> Path:
 def kv_source(settings: Settings, source_id: str, command: str) -> SourceDefinition:
     """The source's definition, refused by name when it is not a KV source (the command reads KV namespaces)."""
     definition = settings.get_source(source_id)
-    if definition.source_type != "cloudflare_kv":
+    if not isinstance(definition, KVSourceDefinition):
         raise UsageError(f"--source-id: {source_id} is a {definition.source_type} source; `{command}` reads KV "
                          "namespaces (`dlt-platform load --limit N` samples any source)")
     return definition

@@ -11,17 +11,28 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlt_platform.cli.app import DEPLOYMENT, JsonOption, UsageError, VerificationFailed, app, one_line_errors, settings
+from dlt_platform.cli.app import (
+    DEPLOYMENT,
+    JsonOption,
+    UsageError,
+    VerificationFailed,
+    app,
+    one_line_errors,
+    settings,
+)
 from dlt_platform.cli.output import errors, print_json, print_listing, say
 from dlt_platform.cli.runs import follow_runs, print_runs
 from dlt_platform.config import SourceDefinition, parse_definition, render_json_schema
 from dlt_platform.contract import render_contract
-from dlt_platform.operator_client import OperatorClient
 from dlt_platform.load_request import LoadRequest, write_disposition_for
+from dlt_platform.operator_client import OperatorClient
 from dlt_platform.settings import PROJECT_ROOT
-from dlt_platform.sources.rest_api import loaded_resources as loaded_rest_api_resources
-from dlt_platform.sources.rest_api import resource_disposition
-from dlt_platform.sources.rest_api import table_names as rest_api_tables
+from dlt_platform.source_types.rest_api import REST_API
+from dlt_platform.source_types.rest_api.definition import (
+    RestApiSourceDefinition,
+    loaded_resources,
+)
+from dlt_platform.source_types.rest_api.source import resource_disposition
 
 SCHEMA_PATH = PROJECT_ROOT / "config" / "source.schema.json"
 CONTRACT_PATH = PROJECT_ROOT / "worker" / "src" / "contract.ts"
@@ -117,7 +128,7 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
     if stored is None:
         raise UsageError(f"--source-id: unknown source '{source_id}' at {client.base_url}")
     definition = parse_definition(stored["definition"], "definition.")
-    if definition.source_type == "rest_api":
+    if isinstance(definition, RestApiSourceDefinition):  # a table per resource, each with its own disposition
         return _rest_api_verification_plan(definition, limit)
     disposition = write_disposition_for(definition, LoadRequest(limit=limit))
     table = f"{definition.destination.dataset}.{definition.destination.table}"
@@ -132,7 +143,7 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
 def _rest_api_verification_plan(definition: SourceDefinition, limit: int) -> str:
     """A limited run of a rest_api source merges every table on its primary key (appending ones are refused)."""
     request = LoadRequest(limit=limit)
-    for resource in loaded_rest_api_resources(definition):
+    for resource in loaded_resources(definition):
         try:
             disposition = resource_disposition(definition, resource, request)
         except ValueError as error:
@@ -140,7 +151,7 @@ def _rest_api_verification_plan(definition: SourceDefinition, limit: int) -> str
         if disposition != "merge":
             raise UsageError(f"--source-id: {definition.source_id} writes {resource.name} with {disposition}; a "
                              "verification run would add rows to it. Verify with a source that merges or replaces.")
-    tables = ", ".join(f"{definition.destination.dataset}.{name}" for name in rest_api_tables(definition))
+    tables = ", ".join(f"{definition.destination.dataset}.{name}" for name in REST_API.table_names(definition))
     return (f"verification run: up to {limit} items per endpoint of {definition.source_id} merged into {tables} on "
             "their primary keys; items already there are refreshed, no row is removed")
 

@@ -9,20 +9,28 @@ from __future__ import annotations
 import json
 import tomllib
 from typing import Annotated, Optional
-from urllib.parse import urlsplit
 
 import typer
 
-from dlt_platform.cli.app import EXPLORE, JsonOption, SourceOption, app, kv_settings, kv_source, one_line_errors, settings
+from dlt_platform.cli.app import (
+    EXPLORE,
+    JsonOption,
+    SourceOption,
+    app,
+    kv_settings,
+    kv_source,
+    one_line_errors,
+    settings,
+)
 from dlt_platform.cli.output import console, print_json, print_listing, say
 from dlt_platform.config import SourceDefinition
-from dlt_platform.profiling import profile_records
 from dlt_platform.load_request import LoadRequest
+from dlt_platform.profiling import profile_records
 from dlt_platform.settings import PROJECT_ROOT
-from dlt_platform.sources.cloudflare_kv import open_transport, read_pages
-from dlt_platform.sources.cloudflare_kv.rest_client import CloudflareKVClient
-from dlt_platform.sources.cloudflare_kv.rows import warehouse_row
-from dlt_platform.sources.rest_api import table_names as rest_api_tables
+from dlt_platform.source_types import source_type_of
+from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareKVClient
+from dlt_platform.source_types.cloudflare_kv.rows import warehouse_row
+from dlt_platform.source_types.cloudflare_kv.source import open_transport, read_pages
 
 
 def _first_records(source_id: str, limit: int, command: str) -> tuple[SourceDefinition, list[dict]]:
@@ -59,18 +67,8 @@ def namespaces(as_json: JsonOption = False) -> None:
 
 
 def _tables_of(definition: SourceDefinition) -> str:
-    if definition.source_type == "rest_api":
-        return "{" + ",".join(rest_api_tables(definition)) + "}"
-    return definition.destination.table
-
-
-def _reads(definition: SourceDefinition, config) -> dict:
-    """What a source reads and how: a KV namespace (rest or worker), an API host (http), a webhook preset."""
-    if definition.source_type == "rest_api":
-        return {"reads": urlsplit(definition.extract.client.base_url).netloc, "transport": "http"}
-    if definition.source_type == "webhook":
-        return {"reads": f"/hooks/{definition.source_id}", "transport": definition.extract.signature.preset}
-    return {"reads": definition.extract.namespace_title, "transport": config.kv_transport(definition)}
+    names = source_type_of(definition).table_names(definition)
+    return names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
 
 
 def list_configured_sources(as_json: bool = False) -> None:
@@ -82,7 +80,7 @@ def list_configured_sources(as_json: bool = False) -> None:
                  "schedule": definition.schedule,
                  "destination": f"{config.destination_type(definition)}:{definition.destination.dataset}."
                                 f"{_tables_of(definition)}",
-                 "disposition": definition.destination.write_disposition, **_reads(definition, config)}
+                 "disposition": definition.destination.write_disposition, **source_type_of(definition).describe(definition, config)}
                 for definition in definitions]
         print_listing(list(rows[0]) if rows else ["source_id"], rows, as_json,
                       document=[definition.model_dump(mode="json") for definition in definitions])

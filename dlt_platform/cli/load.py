@@ -8,15 +8,30 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from dlt_platform.cli.app import LOAD, UsageError, app, kv_settings, kv_source, one_line_errors, settings
+from dlt_platform.cli.app import (
+    LOAD,
+    UsageError,
+    app,
+    kv_settings,
+    kv_source,
+    one_line_errors,
+    settings,
+)
 from dlt_platform.cli.output import console, print_listing, say
 from dlt_platform.config import SourceDefinition
-from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.load_request import LoadRequest, checked_request
+from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.settings import Settings
-from dlt_platform.sources.cloudflare_kv import open_transport
+from dlt_platform.source_types.cloudflare_kv.source import open_transport
 
 
 def _progress() -> Progress:

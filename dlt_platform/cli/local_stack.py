@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from dlt_platform.cli.app import LOCAL_STACK, StateDirOption, UsageError, app, one_line_errors, settings
+from dlt_platform.cli.app import (
+    LOCAL_STACK,
+    StateDirOption,
+    UsageError,
+    app,
+    one_line_errors,
+    settings,
+)
 from dlt_platform.cli.output import say
 from dlt_platform.cli.runs import follow_runs, print_runs
 from dlt_platform.local.stack import DEFAULT_STATE_DIR, LocalStack, StackPaths

@@ -19,11 +19,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from dlt_platform.cli.app import EXPLORE, DEPLOYMENT, JsonOption, UsageError, app, one_line_errors, settings
+from dlt_platform.cli.app import (
+    DEPLOYMENT,
+    EXPLORE,
+    JsonOption,
+    UsageError,
+    app,
+    one_line_errors,
+    settings,
+)
 from dlt_platform.cli.deployment import UrlOption, deployment_client
 from dlt_platform.cli.explore import list_configured_sources
 from dlt_platform.cli.output import say
-from dlt_platform.config import load_sources_file, parse_definition, read_sources_document
+from dlt_platform.config import (
+    load_sources_file,
+    parse_definition,
+    read_sources_document,
+)
 from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 
 sources_app = typer.Typer(help="The configured sources (list), and the sources file kept alike with the Worker's "

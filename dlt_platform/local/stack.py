@@ -6,7 +6,7 @@
    are dated relative to today);
 3. `wrangler dev` serves the Worker (a running one on the port is reused);
 4. the sample definitions are synced into D1 through the operator API;
-   the sample REST API (dlt_platform/local/rest_api_server.py) serves the rest_api sample source on port 8790;
+   the sample REST API (dlt_platform/source_types/rest_api/local_api.py) serves the rest_api sample source on port 8790;
    its credentials reach it and Dagster through the environment, as a real API's secrets would;
 5. Dagster (webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`, reading its
    definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file, or with
@@ -34,7 +34,7 @@ import httpx
 from dotenv import dotenv_values
 
 from dlt_platform.local.bigquery_emulator import BigQueryEmulator
-from dlt_platform.local.rest_api_server import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
+from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
 from dlt_platform.processes import ProcessError, Supervisor
@@ -205,7 +205,7 @@ class LocalStack:
     def sample_api_scopes(self) -> dict[str, str]:
         """The sample API's secrets listed for sources and bound to its host, and its loopback address allowed:
         rest_api sources use no secret that is not listed and reach no private host that is not allowed
-        (dlt_platform/sources/rest_api/credentials.py, hosts.py). The operator's own entries are kept."""
+        (dlt_platform/source_types/rest_api/credentials.py, hosts.py). The operator's own entries are kept."""
         listed = {name: list(hosts) for name, hosts in source_secret_hosts().items()}
         for name in SAMPLE_API_CREDENTIALS:
             listed[name] = list(dict.fromkeys([*listed.get(name, []), self.sample_api_host]))
@@ -366,7 +366,7 @@ class LocalStack:
             return False
         if not port_is_free(self.sample_api_port):
             raise StackError(f"port {self.sample_api_port} is taken by something that is not the sample API")
-        self._start("sample_api", [sys.executable, "-m", "dlt_platform.local.rest_api_server", "--port",
+        self._start("sample_api", [sys.executable, "-m", "dlt_platform.source_types.rest_api.local_api", "--port",
                                    str(self.sample_api_port)], self.sample_api_ready, timeout=30,
                     env={**os.environ, **self.sample_api_credentials()})
         return True

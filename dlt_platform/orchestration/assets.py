@@ -1,10 +1,9 @@
-"""One Dagster asset per source definition, over dagster-dlt, plus the lineage nodes upstream of it.
+"""The Dagster assets of a source definition, over dagster-dlt, whatever its type: the translator, the run config,
+the load a run does, and the raw-snapshot lineage node. Each source type adds its own upstream nodes and metadata
+(source_types/<type>/assets.py); the registry answers which tables, partitions and nodes a definition has.
 
-    cloudflare_kv/<NAMESPACE>  ->  raw_staging/<r2_prefix...>  ->  <dataset>/<table>
-    (source system, external)      (raw snapshot, when kept)       (warehouse table: the dlt asset)
-
-rest_api sources have one asset per resource table (rest_api_assets.py); `table_keys` and `source_system_key`
-answer for every source type.
+    <source system>  ->  raw_staging/<r2_prefix...>  ->  <dataset>/<table>
+    (external)           (raw snapshot, when kept)       (warehouse table: the dlt asset)
 
 The dlt source handed to `dlt_assets` only describes the asset; every run builds a fresh source from its run
 config and partition window, because dagster-dlt passes neither to the source by itself.
@@ -13,7 +12,6 @@ config and partition window, because dagster-dlt passes neither to the source by
 
 import datetime as dt
 import re
-from urllib.parse import urlsplit
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
@@ -21,18 +19,39 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from pydantic import Field
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, SOURCE_VERSION_METADATA, TRIGGER_TAG  # noqa: F401 (re-exported)
+from dlt_platform.contract import (  # noqa: F401 (re-exported)
+    RUN_ID_TAG,
+    SOURCE_ID_TAG,
+    SOURCE_VERSION_METADATA,
+    TRIGGER_TAG,
+)
 from dlt_platform.failed_packages import SET_ASIDE_METADATA
-from dlt_platform.loads import (after_load, build_pipeline, build_source, check_before_load, finish_pending_loads,
-                                last_snapshot_url, loaded_row_counts, refused_by_contract, rows_discarded, run_kwargs,
-                                warehouse_turn)
+from dlt_platform.load_request import (
+    LoadRequest,
+    checked_request,
+    write_disposition_for,
+)
+from dlt_platform.loads import (
+    after_load,
+    build_pipeline,
+    build_source,
+    check_before_load,
+    finish_pending_loads,
+    loaded_row_counts,
+    refused_by_contract,
+    rows_discarded,
+    run_kwargs,
+    warehouse_turn,
+)
 from dlt_platform.orchestration.run_start import report_running
-from dlt_platform.orchestration.schema_contracts import ROWS_DISCARDED, has_contract, report_violation
-from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
+from dlt_platform.orchestration.schema_contracts import (
+    ROWS_DISCARDED,
+    has_contract,
+    report_violation,
+)
 from dlt_platform.settings import Settings
-from dlt_platform.sources.rest_api import table_names as rest_api_tables
+from dlt_platform.source_types import source_type_of
 
-SOURCE_SYSTEM_KINDS = {"cloudflare_kv": "cloudflare", "rest_api": "api"}
 SOURCE_SYSTEM_GROUP = "source_systems"
 RAW_STAGING_GROUP = "raw_staging"
 
@@ -59,33 +78,8 @@ def table_key(definition: SourceDefinition) -> dg.AssetKey:
 
 def table_keys(definition: SourceDefinition) -> list[dg.AssetKey]:
     """The [dataset, table] asset of every table a source loads (its child tables `x__y` go with their parent)."""
-    if definition.source_type == "rest_api":
-        return [dg.AssetKey([definition.destination.dataset, name]) for name in rest_api_tables(definition)]
-    return [table_key(definition)]
-
-
-def source_system_key(definition: SourceDefinition) -> dg.AssetKey:
-    if definition.source_type == "rest_api":  # the API's host: sources reading one API share its node
-        host = urlsplit(definition.extract.client.base_url).netloc
-        return dg.AssetKey([definition.source_type, re.sub(r"[^A-Za-z0-9_]", "_", host)])
-    return dg.AssetKey([definition.source_type, definition.extract.namespace_title])
-
-
-def source_system_spec(definition: SourceDefinition, key: dg.AssetKey) -> dg.AssetSpec:
-    kind = SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)
-    if definition.source_type == "rest_api":
-        host = urlsplit(definition.extract.client.base_url).netloc
-        return dg.AssetSpec(key, group_name=SOURCE_SYSTEM_GROUP, kinds={kind}, description=f"HTTP API at {host}",
-                            metadata={"host": host})
-    return dg.AssetSpec(
-        key,
-        group_name=SOURCE_SYSTEM_GROUP,
-        description=f"Cloudflare Workers KV namespace {definition.extract.namespace_title}"
-        if definition.source_type == "cloudflare_kv" else None,
-        kinds={kind},
-        metadata={"namespace_id": definition.extract.namespace_id,
-                  "namespace_title": definition.extract.namespace_title},
-    )
+    return [dg.AssetKey([definition.destination.dataset, name])
+            for name in source_type_of(definition).table_names(definition)]
 
 
 def raw_snapshot_key(definition: SourceDefinition) -> dg.AssetKey | None:
@@ -95,8 +89,20 @@ def raw_snapshot_key(definition: SourceDefinition) -> dg.AssetKey | None:
     return dg.AssetKey([RAW_STAGING_GROUP, *parts])
 
 
-def upstream_key(definition: SourceDefinition) -> dg.AssetKey:
-    return raw_snapshot_key(definition) or source_system_key(definition)
+def raw_snapshot_spec(definition: SourceDefinition, system: dg.AssetKey) -> dg.AssetSpec | None:
+    """The node of the raw snapshots a source keeps of what it read (downstream of the system it reads)."""
+    raw = raw_snapshot_key(definition)
+    if raw is None:
+        return None
+    return dg.AssetSpec(
+        raw,
+        deps=[system],
+        group_name=RAW_STAGING_GROUP,
+        description=f"Compressed NDJSON of every extraction of {definition.source_id} (R2 bucket or the local "
+                    "raw_staging folder), replayable with from_snapshot.",
+        kinds={"r2", "ndjson"},
+        metadata={"r2_prefix": definition.staging.r2_prefix},
+    )
 
 
 def pool_name(definition: SourceDefinition) -> str:
@@ -105,32 +111,9 @@ def pool_name(definition: SourceDefinition) -> str:
     return f"dlt_source_{definition.source_id}"
 
 
-# Webhook tables: one partition per UTC hour of received time, replayable from the UI (webhook_assets.py);
-# end_offset=1 includes the hour in progress.
-DELIVERY_HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC", end_offset=1)
-
-
-def time_windows(definition: SourceDefinition):
-    """What a source's partitions are cut by (step, start, lookback): KV key-prefix windows when enabled, a
-    rest_api source's `extract.partitions`; None for sources without partitions (webhooks: DELIVERY_HOURS)."""
-    if definition.source_type == "rest_api":
-        return definition.extract.partitions
-    incremental = getattr(definition.extract, "incremental", None)
-    return incremental if incremental is not None and incremental.enabled else None
-
-
-def partitions_for(definition: SourceDefinition) -> dg.TimeWindowPartitionsDefinition | None:
-    """Incremental sources: one partition per key-prefix window. end_offset=1 keeps the window in progress, since
-    its keys are already being written and the lookback always reads it. Webhook sources: DELIVERY_HOURS."""
-    if definition.source_type == "webhook":
-        return DELIVERY_HOURS
-    incremental = time_windows(definition)
-    if incremental is None:
-        return None
-    if incremental.step == "hour":
-        return dg.HourlyPartitionsDefinition(start_date=f"{incremental.start:%Y-%m-%d}-00:00", end_offset=1,
-                                             timezone="UTC")
-    return dg.DailyPartitionsDefinition(start_date=f"{incremental.start:%Y-%m-%d}", end_offset=1, timezone="UTC")
+def dagster_tags(definition: SourceDefinition) -> dict[str, str]:
+    """The definition's tags that Dagster accepts as asset tags (the others stay visible as metadata)."""
+    return {key: value for key, value in definition.tags.items() if _TAG_KEY.match(key) and _TAG_VALUE.match(value)}
 
 
 def owners_of(definition: SourceDefinition) -> list[str]:
@@ -161,70 +144,29 @@ def base_metadata(definition: SourceDefinition) -> dict:
     return metadata
 
 
-def definition_metadata(definition: SourceDefinition) -> dict:
-    """A KV source's asset metadata."""
-    extract, staging = definition.extract, definition.staging
-    metadata: dict = {
-        **base_metadata(definition),
-        "namespace_id": extract.namespace_id,
-        "namespace_title": extract.namespace_title,
-        "kv_prefix": extract.prefix or "",
-        "transport": extract.transport,
-        "snapshot_prefix": staging.r2_prefix if staging.raw_snapshot else "none",
-    }
-    if extract.incremental is not None and extract.incremental.enabled:
-        metadata["incremental_key_prefix"] = extract.incremental.key_prefix
-        metadata["incremental_lookback"] = f"{extract.incremental.lookback} {extract.incremental.step}(s)"
-    return metadata
-
-
 class PlatformTranslator(DagsterDltTranslator):
-    """Names and describes the dlt resource of one source definition (by default a KV source's; other source
-    types give their upstream node and metadata)."""
+    """Names and describes the dlt resource of a source with one table; its type gives the metadata."""
 
-    def __init__(self, definition: SourceDefinition, destination_type: str, version: int | None = None,
-                 upstream: dg.AssetKey | None = None, metadata: dict | None = None) -> None:
+    def __init__(self, definition: SourceDefinition, destination_type: str, version: int | None,
+                 metadata: dict) -> None:
         self.definition, self.destination_type, self.version = definition, destination_type, version
-        self.upstream = upstream or upstream_key(definition)
-        self.metadata = metadata if metadata is not None else definition_metadata(definition)
+        self.upstream = source_type_of(definition).upstream_key(definition)
+        self.metadata = metadata
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         definition = self.definition
-        tags = {key: value for key, value in definition.tags.items() if _TAG_KEY.match(key) and _TAG_VALUE.match(value)}
         return dg.AssetSpec(
             key=table_key(definition),
             deps=[self.upstream],
             group_name=definition.destination.dataset,
             description=definition.description or f"{definition.source_type} source {definition.source_id}",
-            kinds={"dlt", self.destination_type, SOURCE_SYSTEM_KINDS.get(definition.source_type, definition.source_type)},
+            kinds={"dlt", self.destination_type, source_type_of(definition).system_kind},
             metadata={**self.metadata, "dagster/storage_kind": self.destination_type,
                       # The Worker launches a run once Dagster shows the version the run was requested against.
                       **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
             owners=owners_of(definition),
-            tags=tags,
+            tags=dagster_tags(definition),
         )
-
-
-def lineage_specs(definitions: list[SourceDefinition]) -> list[dg.AssetSpec]:
-    """External nodes upstream of the tables: source systems, then raw snapshots. Sources sharing a namespace
-    share its node."""
-    specs: dict[dg.AssetKey, dg.AssetSpec] = {}
-    for definition in definitions:
-        system = source_system_key(definition)
-        if system not in specs:
-            specs[system] = source_system_spec(definition, system)
-        raw = raw_snapshot_key(definition)
-        if raw is not None and raw not in specs:
-            specs[raw] = dg.AssetSpec(
-                raw,
-                deps=[system],
-                group_name=RAW_STAGING_GROUP,
-                description=f"Compressed NDJSON of every extraction of {definition.source_id} (R2 bucket or the local "
-                            "raw_staging folder), replayable with from_snapshot.",
-                kinds={"r2", "ndjson"},
-                metadata={"r2_prefix": definition.staging.r2_prefix},
-            )
-    return list(specs.values())
 
 
 def partition_window(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt.datetime] | None:
@@ -293,7 +235,8 @@ def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, de
             metadata["window_end"] = request.window[1].isoformat()
         yield dg.MaterializeResult(asset_key=result.asset_key, metadata=metadata)
         raw = raw_snapshot_key(definition)
-        snapshot = last_snapshot_url(pipeline, definition) if raw is not None and rows else None
+        snapshot = source_type_of(definition).published_snapshot(pipeline, definition, None, load_id) \
+            if raw is not None and rows else None
         if snapshot:
             context.log_event(dg.AssetMaterialization(
                 asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
@@ -313,32 +256,30 @@ def run_within_contract(context: dg.AssetExecutionContext, dlt: DagsterDltResour
         raise dg.Failure(description=str(violation), allow_retries=False) from None
 
 
-def build_source_asset(definition: SourceDefinition, settings: Settings, version: int | None = None,
-                       translator: PlatformTranslator | None = None) -> dg.AssetsDefinition:
-    """The warehouse-table asset of one definition; its op is named after the source (the Worker's run config
-    addresses ops.<source_id>). A KV source's translator by default; other source types pass theirs.
+def build_source_asset(definition: SourceDefinition, settings: Settings, translator: PlatformTranslator
+                       ) -> dg.AssetsDefinition:
+    """The warehouse-table asset of a source with one table; its op is named after the source (the Worker's run
+    config addresses ops.<source_id>).
 
     No dlt pipeline is built here: every run builds its own (load_source) and hands it to dagster-dlt, and the
     translator names the destination itself. Building one per source resolved its destination's configuration
     for every source on every load of the code location, in the webserver, the daemon and each run worker alike
     (about half the time of loading 100 sources)."""
 
-    return source_dlt_assets(definition, settings, build_source(definition, settings),
-                             translator or PlatformTranslator(definition, settings.destination_type(definition), version),
-                             load_source)
+    return source_dlt_assets(definition, settings, build_source(definition, settings), translator, load_source)
 
 
 def source_dlt_assets(definition: SourceDefinition, settings: Settings, dlt_source, translator: DagsterDltTranslator,
                       load) -> dg.AssetsDefinition:
     """The dlt_assets of one source, whatever its type: `translator` names its tables, `load` runs its dlt
-    pipeline in a run (load_source, rest_api_assets.load_rest_api_source)."""
+    pipeline in a run (load_source; rest_api's is source_types/rest_api/assets.py)."""
 
     @dlt_assets(
         dlt_source=dlt_source,
         dlt_pipeline=None,  # dagster-dlt's translator data takes Optional[Pipeline]; runs pass their own
         name=definition.source_id,
         dagster_dlt_translator=translator,
-        partitions_def=partitions_for(definition),
+        partitions_def=source_type_of(definition).partitions(definition),
         pool=pool_name(definition),
     )
     def source_asset(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig):

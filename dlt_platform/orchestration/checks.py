@@ -13,9 +13,10 @@ from croniter import croniter
 
 from dlt_platform.config import SourceDefinition
 from dlt_platform.loads import build_pipeline
-from dlt_platform.orchestration.assets import partitions_for, table_keys
+from dlt_platform.orchestration.assets import table_keys
 from dlt_platform.orchestration.schema_contracts import build_contract_checks
 from dlt_platform.settings import Settings
+from dlt_platform.source_types import source_type_of
 
 ROW_COUNT_CHECK = "row_count"
 SCHEMA_CHECK = "column_schema_change"  # the name build_column_schema_change_checks gives its checks
@@ -56,7 +57,7 @@ def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecks
 
 def schema_change_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecksDefinition]:
     """Dagster's check of unpartitioned tables: the latest materialization's columns against the one before."""
-    keys = [key for definition in definitions if partitions_for(definition) is None for key in table_keys(definition)]
+    keys = [key for definition in definitions if source_type_of(definition).partitions(definition) is None for key in table_keys(definition)]
     if not keys:
         return []
     with warnings.catch_warnings():
@@ -109,7 +110,7 @@ def _checks_of_table(definition: SourceDefinition, settings: Settings, key: dg.A
             description=None if total else "The table is missing or empty.",
         )
 
-    if partitions_for(definition) is None:
+    if source_type_of(definition).partitions(definition) is None:
         return [row_count]
     return [row_count, partitioned_schema_check(key)]
 

@@ -14,19 +14,11 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 
 from dlt_platform.config import DefinitionProblem, SourceDefinition
-from dlt_platform.orchestration.assets import (
-    build_source_asset,
-    lineage_specs,
-    raw_snapshot_key,
-    source_system_key,
-    table_keys,
-)
-from dlt_platform.orchestration.checks import build_table_checks, freshness_checks, schema_change_checks
-from dlt_platform.orchestration.rest_api_assets import build_rest_api_asset
+from dlt_platform.orchestration.assets import table_keys
+from dlt_platform.orchestration.checks import freshness_checks, schema_change_checks
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
-from dlt_platform.orchestration.schedules import build_source_job, build_source_schedule
-from dlt_platform.orchestration import webhook_assets
 from dlt_platform.settings import Settings
+from dlt_platform.source_types import SOURCE_TYPES, source_type_of
 
 FRESHNESS_SENSOR = "freshness_checks_sensor"
 INVALID_GROUP = "invalid_definitions"
@@ -62,57 +54,52 @@ def problem_specs(problems: list[DefinitionProblem], versions: dict[str, int]) -
     return list(specs.values())
 
 
-# The asset factory of each source type: one table asset (KV, webhooks) or one multi-asset (rest_api).
-ASSET_BUILDERS = {
-    "cloudflare_kv": build_source_asset,
-    "rest_api": build_rest_api_asset,
-    "webhook": webhook_assets.build_webhook_asset,
-}
-
-
-def lineage_of(definitions: list[SourceDefinition]) -> tuple[set[dg.AssetKey], list[dg.AssetSpec]]:
-    """The keys and specs of the nodes upstream of the tables: the source system and raw snapshot of the sources
-    the platform reads (KV, rest_api), the feed and raw deliveries of webhook sources."""
-    read = [d for d in definitions if d.source_type != "webhook"]
-    webhooks = [d for d in definitions if d.source_type == "webhook"]
-    keys = ({source_system_key(d) for d in read} | {k for d in read if (k := raw_snapshot_key(d))}
-            | {k for d in webhooks for k in webhook_assets.lineage_keys(d)})
-    return keys, [*lineage_specs(read), *webhook_assets.lineage_specs(webhooks)]
+def one_per_key(specs: list[dg.AssetSpec]) -> list[dg.AssetSpec]:
+    """The lineage nodes upstream of the tables, one per key: sources reading one system share its node."""
+    first: dict[dg.AssetKey, dg.AssetSpec] = {}
+    for spec in specs:
+        first.setdefault(spec.key, spec)
+    return list(first.values())
 
 
 def build_code_location(definitions: list[SourceDefinition], settings: Settings,
                         problems: list[DefinitionProblem] | None = None,
                         versions: dict[str, int] | None = None) -> tuple[dg.Definitions, list[DefinitionProblem]]:
-    """The code location of every buildable definition, and every definition that was not (with why)."""
+    """The code location of every buildable definition, and every definition that was not (with why): the
+    Definitions of each source type (SourceType.build_defs) merged with what spans all sources (lineage,
+    freshness, the run mirror, the placeholders of definitions that could not be built)."""
     problems, versions = list(problems or []), versions or {}
-    lineage, _ = lineage_of(definitions)
-    owners: dict[dg.AssetKey, str] = {}
-    built: list[SourceDefinition] = []
-    assets, checks, jobs, schedules, sensors = [], [], [], [], []
+    index_of = {id(definition): index for index, definition in enumerate(definitions)}
+    lineage: dict[int, list[dg.AssetSpec]] = {}
     for index, definition in enumerate(definitions):
         try:
-            clash = _table_clash(definition, owners, lineage)
-            if clash:
-                raise ValueError(clash)
-            webhook = definition.source_type == "webhook"
-            asset = ASSET_BUILDERS[definition.source_type](definition, settings, versions.get(definition.source_id))
-            table_checks = build_table_checks(definition, settings)
-            job = build_source_job(definition)
-            schedule = build_source_schedule(definition, job)
-            # Webhook deliveries start runs as they arrive, unless the definition asks for a schedule.
-            sensor = webhook_assets.build_delivery_sensor(definition, job, settings) if webhook and not schedule else None
+            lineage[id(definition)] = source_type_of(definition).lineage_specs(definition)
         except Exception as error:  # noqa: BLE001 - any failure of one source must leave the others loadable
             problems.append(DefinitionProblem(index, definition.source_id, f"{type(error).__name__}: {error}"))
+    lineage_keys = {spec.key for specs in lineage.values() for spec in specs}
+    owners: dict[dg.AssetKey, str] = {}
+    accepted: list[SourceDefinition] = []
+    for index, definition in enumerate(definitions):
+        if id(definition) not in lineage:
+            continue
+        clash = _table_clash(definition, owners, lineage_keys)
+        if clash:
+            problems.append(DefinitionProblem(index, definition.source_id, f"ValueError: {clash}"))
             continue
         owners.update({key: definition.source_id for key in table_keys(definition)})
-        built.append(definition)
-        assets.append(asset)
-        checks.extend(table_checks)
-        jobs.append(job)
-        if schedule is not None:
-            schedules.append(schedule)
-        if sensor is not None:
-            sensors.append(sensor)
+        accepted.append(definition)
+    per_type, failed_ids = [], set()
+    for source_type in SOURCE_TYPES.values():
+        of_type = [definition for definition in accepted if source_type_of(definition) is source_type]
+        if not of_type:
+            continue
+        type_defs, failed = source_type.build_defs(of_type, settings, versions)
+        per_type.append(type_defs)
+        for definition, message in failed:
+            problems.append(DefinitionProblem(index_of[id(definition)], definition.source_id, message))
+            failed_ids.add(id(definition))
+    built = [definition for definition in accepted if id(definition) not in failed_ids]
+    sensors = []
     freshness = freshness_checks(built)
     if freshness:
         with warnings.catch_warnings():
@@ -122,18 +109,16 @@ def build_code_location(definitions: list[SourceDefinition], settings: Settings,
     if settings.orchestrator_url:
         source_by_key = {key: definition.source_id for definition in built for key in table_keys(definition)}
         sensors.append(build_run_mirror_sensor(settings, source_by_key))
-    location = dg.Definitions(
-        assets=[*lineage_of(built)[1], *assets, *problem_specs(problems, versions)],
-        asset_checks=[*checks, *schema_change_checks(built), *freshness],
-        jobs=jobs,
-        schedules=schedules,
+    across_sources = dg.Definitions(
+        assets=[*one_per_key([spec for d in built for spec in lineage[id(d)]]), *problem_specs(problems, versions)],
+        asset_checks=[*schema_change_checks(built), *freshness],
         sensors=sensors,
         resources={"dlt": DagsterDltResource()},
         # A run loads one source and then checks it, step after step: a process per step would only re-import
         # dlt and rebuild every source's asset again for each check.
         executor=dg.in_process_executor,
     )
-    return location, problems
+    return dg.Definitions.merge(*per_type, across_sources), problems
 
 
 def build_platform_definitions(definitions: list[SourceDefinition], settings: Settings) -> dg.Definitions:

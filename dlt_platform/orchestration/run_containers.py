@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 from dagster import Field, IntSource, StringSource
+
 # No public API: Dagster documents custom run launchers through these (API reference, "Internals: run launchers";
 # dagster-docker, dagster-k8s and dagster-aws import the same names, ExecuteRunArgs and ConfigurableClass included);
 # no issue yet. Every such import of the run-container path is in this module.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from dagster import DefaultRunLauncher
+
 # No public API: Dagster documents custom launchers here (API reference, "Internals: run launchers"); no issue yet.
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 

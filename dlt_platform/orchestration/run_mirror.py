@@ -14,10 +14,20 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster import DagsterEventType
 
-from dlt_platform.contract import PARTITION_TAG, RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG, TRIGGERS
+from dlt_platform.contract import (
+    PARTITION_TAG,
+    RUN_ID_TAG,
+    SOURCE_ID_TAG,
+    TRIGGER_TAG,
+    TRIGGERS,
+)
 from dlt_platform.failed_packages import SET_ASIDE_METADATA
 from dlt_platform.orchestration.failure_cause import masked, one_line, run_failure_cause
-from dlt_platform.orchestration.worker_client import WorkerClient, WorkerRejected, WorkerUnavailable
+from dlt_platform.orchestration.worker_client import (
+    WorkerClient,
+    WorkerRejected,
+    WorkerUnavailable,
+)
 from dlt_platform.settings import Settings
 
 SENSOR_NAME = "mirror_runs_to_worker"

@@ -12,8 +12,10 @@ import datetime as dt
 import dagster as dg
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.orchestration.assets import SOURCE_ID_TAG, partitions_for, table_keys, time_windows
-from dlt_platform.sources.cloudflare_kv.windows import STEPS, window_start
+from dlt_platform.contract import SOURCE_ID_TAG
+from dlt_platform.orchestration.assets import table_keys
+from dlt_platform.source_types import source_type_of
+from dlt_platform.source_types.cloudflare_kv.windows import STEPS, window_start
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -41,8 +43,9 @@ def build_source_job(definition: SourceDefinition):
 
 def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> tuple[str, str] | None:
     """First and last partition key of the lookback windows at `now`; None before the first window exists."""
-    incremental = time_windows(definition)
-    partitions = partitions_for(definition)
+    source_type = source_type_of(definition)
+    incremental = source_type.time_windows(definition)
+    partitions = source_type.partitions(definition)
     assert incremental is not None and partitions is not None
     step = STEPS[incremental.step]
     current = window_start(now, incremental.step)
@@ -59,8 +62,10 @@ def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefin
         return None
     default_status = dg.DefaultScheduleStatus.RUNNING if definition.enabled else dg.DefaultScheduleStatus.STOPPED
     description = f"{definition.source_id}: {definition.schedule} (UTC)"
-    # A webhook source's scheduled run loads what waits (no partition); only incremental KV sources ask for ranges.
-    if partitions_for(definition) is None or definition.source_type == "webhook":
+    # A source without time windows (a webhook's scheduled run loads what waits) runs unpartitioned; sources with
+    # windows ask for the range of their lookback.
+    windows = source_type_of(definition).time_windows(definition)
+    if windows is None:
         return dg.ScheduleDefinition(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
                                      execution_timezone="UTC", default_status=default_status,
                                      description=description)
@@ -71,7 +76,7 @@ def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefin
         now = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
         keys = lookback_partition_range(definition, now)
         if keys is None:
-            return dg.SkipReason(f"No window before {time_windows(definition).start}")
+            return dg.SkipReason(f"No window before {windows.start}")
         return dg.RunRequest(tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[1]})
 
     return lookback_schedule

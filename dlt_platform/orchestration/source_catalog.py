@@ -27,7 +27,11 @@ from dlt_platform.config import (
     read_sources_document,
     sort_sources_document,
 )
-from dlt_platform.orchestration.worker_client import WorkerClient, WorkerRejected, WorkerUnavailable
+from dlt_platform.orchestration.worker_client import (
+    WorkerClient,
+    WorkerRejected,
+    WorkerUnavailable,
+)
 from dlt_platform.settings import Settings
 
 log = logging.getLogger(__name__)

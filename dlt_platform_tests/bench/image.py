@@ -25,7 +25,7 @@ import time
 
 import httpx
 
-from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform_tests.production.image import IMAGE, ImageContainer, ImageError, image_size
 
 # The Dockerfile before issue 27 (one stage, uv's download cache left in the image) on the same stand-in base,

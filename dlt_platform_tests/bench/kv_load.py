@@ -33,7 +33,7 @@ ACCOUNT, TOKEN, NAMESPACE = "bench_account", "bench-token", "bench_orders"
 
 def serve(records: int, values: str, ready, stop, requests) -> None:
     from dlt_platform.local import sample_data
-    from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+    from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 
     state = KVApiState(ACCOUNT, TOKEN)
     namespace = state.add_namespace(NAMESPACE, "ORDERS_KV")
@@ -93,8 +93,8 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator
     else:
         import dlt
 
-        from dlt_platform.sources.cloudflare_kv import open_transport
-        from dlt_platform.sources.cloudflare_kv.rows import warehouse_row
+        from dlt_platform.source_types.cloudflare_kv.source import open_transport
+        from dlt_platform.source_types.cloudflare_kv.rows import warehouse_row
 
         source = definition()
 

@@ -57,7 +57,7 @@ def main() -> int:
     parser.add_argument("--comments", type=int, default=0, help="comments per issue (a child request each)")
     args = parser.parse_args()
 
-    from dlt_platform.local.rest_api_server import SampleApiState, serve_sample_api
+    from dlt_platform.source_types.rest_api.local_api import SampleApiState, serve_sample_api
 
     state = SampleApiState(TOKEN, "unused", issues=args.items, comments_per_issue=args.comments)
     server = serve_sample_api(state)

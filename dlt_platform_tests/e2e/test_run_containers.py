@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from dlt_platform.local.rest_api_server import SAMPLE_API_CREDENTIALS
+from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS
 from dlt_platform_tests.e2e.test_orphaned_runs import sigkill_dagster
 from dlt_platform_tests.e2e.test_stack import warehouse
 from dlt_platform_tests.waiting import poll

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.local.rest_api_server import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
+from dlt_platform.source_types.rest_api.local_api import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
 from dlt_platform.settings import Settings

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.local.send_webhooks import (Delivery, github_delivery, github_example_deliveries, send,
+from dlt_platform.source_types.webhook.send_local import (Delivery, github_delivery, github_example_deliveries, send,
                                               stripe_delivery)
 from dlt_platform.local.stack import LOCAL_WEBHOOK_SECRET
 from dlt_platform_tests.waiting import poll

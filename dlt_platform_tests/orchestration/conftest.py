@@ -10,7 +10,7 @@ import pytest
 from dlt_platform.config import load_sources_file, parse_sources_document
 from dlt_platform.contract import RUN_STATUSES
 from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.local.kv_api_server import KVApiServer, KVApiState
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.settings import PROJECT_ROOT, Settings

@@ -13,7 +13,7 @@ import pytest
 from dlt_platform import failed_packages
 from dlt_platform.config import parse_definition
 from dlt_platform.orchestration.code_location import build_code_location
-from dlt_platform.sources.webhook import DELIVERY_IDS_STATE
+from dlt_platform.source_types.webhook.source import DELIVERY_IDS_STATE
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN, read_table
 from dlt_platform_tests.test_rest_client import FAST
 from dlt_platform_tests.webhook_fixtures import webhook_api  # noqa: F401  (fixture)

@@ -62,3 +62,5 @@ export const PLATFORM_SECRET_PREFIXES = [
   "ALERT_"
 ] as const;
 export const PLATFORM_SECRET_INFIX = "__";
+
+export const WEBHOOK_DEFAULT_R2_PREFIX = "webhooks";

@@ -16,7 +16,7 @@ import json
 import orjson
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from dlt_platform.sources.columns import expand_fields
+from dlt_platform.source_types.columns import expand_fields
 
 AUDIT_COLUMNS = (
     "webhook_delivery_id",

@@ -22,7 +22,7 @@ import dlt
 
 from dlt.sources.rest_api.config_setup import make_parent_key_name
 
-from dlt_platform.config import RestApiSourceDefinition, RestResource, parent_fields
+from dlt_platform.source_types.rest_api.definition import parent_fields, RestApiSourceDefinition, RestResource
 
 CURSOR_FIELD = "_rest_api_parent_cursor"
 STATE_KEY = "rest_api_child_cursors"

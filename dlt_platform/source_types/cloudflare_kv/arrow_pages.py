@@ -30,11 +30,11 @@ from dlt.common.json import json as dlt_json
 from dlt.common.normalizers.json.helpers import DLT_ID_LENGTH_BYTES
 from dlt.common.normalizers.utils import generate_dlt_ids
 
-from dlt_platform.sources.cloudflare_kv.arrow_tables import (
+from dlt_platform.source_types.cloudflare_kv.arrow_tables import (
     ARROW_TYPES, LIST_INDEX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, VALUE, ArrowShaper, CannotShape,
 )
-from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMNS, AUDIT_SET, fetched_at_time, parsed_value
-from dlt_platform.sources.columns import column_name
+from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMNS, AUDIT_SET, fetched_at_time, parsed_value
+from dlt_platform.source_types.columns import column_name
 
 # The ISO timestamps Arrow's cast reads as dlt does (with their zone; dlt reads a zoneless one as UTC, Arrow
 # refuses it).

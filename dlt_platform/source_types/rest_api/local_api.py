@@ -210,7 +210,7 @@ SAMPLE_COUNTS = {"issues": 300, "charges": 500, "customers": 120, "events": 200}
 
 
 def main() -> None:
-    """`python -m dlt_platform.local.rest_api_server`: the local stack's sample API, credentials from the
+    """`python -m dlt_platform.source_types.rest_api.local_api`: the local stack's sample API, credentials from the
     environment (SAMPLE_API_TOKEN, SAMPLE_API_KEY), until SIGTERM."""
     import argparse
     import os

@@ -10,24 +10,36 @@ fresh one for its request, with secrets read from the environment then. (No `fro
 annotations`: Dagster reads the op's config class from its annotation.)
 """
 
+from urllib.parse import urlsplit
+
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from dlt_platform.config import RestApiSourceDefinition
 from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.loads import (build_pipeline, build_source, check_before_load, failed_run, finish_pending_loads,
                                 loaded_row_counts, published_snapshot, rows_discarded, warehouse_turn)
 from dlt_platform.load_request import checked_request
 from dlt_platform.orchestration.assets import (
-    _TAG_KEY, _TAG_VALUE, SourceRunConfig, load_request_for, owners_of, raw_snapshot_key, run_within_contract,
-    source_dlt_assets, source_system_key,
+    SOURCE_SYSTEM_GROUP, SourceRunConfig, dagster_tags, load_request_for, owners_of, raw_snapshot_key,
+    raw_snapshot_spec, run_within_contract, source_dlt_assets,
 )
 from dlt_platform.failed_packages import SET_ASIDE_METADATA
 from dlt_platform.orchestration.schema_contracts import ROWS_DISCARDED, has_contract
 from dlt_platform.settings import Settings
-from dlt_platform.sources.rest_api import rest_api_source, resource_disposition
-from dlt_platform.sources.rest_api.errors import RestApiError
+from dlt_platform.source_types.rest_api import REST_API
+from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition
+from dlt_platform.source_types.rest_api.source import rest_api_source, resource_disposition
+from dlt_platform.source_types.rest_api.errors import RestApiError
+
+
+def lineage_specs(definition: RestApiSourceDefinition) -> list[dg.AssetSpec]:
+    host = urlsplit(definition.extract.client.base_url).netloc
+    system = REST_API.source_system_key(definition)
+    specs = [dg.AssetSpec(system, group_name=SOURCE_SYSTEM_GROUP, kinds={REST_API.system_kind},
+                          description=f"HTTP API at {host}", metadata={"host": host})]
+    raw = raw_snapshot_spec(definition, system)
+    return specs if raw is None else [*specs, raw]
 
 
 def resource_metadata(definition: RestApiSourceDefinition, name: str) -> dict:
@@ -65,17 +77,16 @@ class RestApiTranslator(DagsterDltTranslator):
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         definition, name = self.definition, data.resource.name
-        tags = {key: value for key, value in definition.tags.items() if _TAG_KEY.match(key) and _TAG_VALUE.match(value)}
         return dg.AssetSpec(
             key=dg.AssetKey([definition.destination.dataset, name]),
-            deps=[raw_snapshot_key(definition) or source_system_key(definition)],
+            deps=[REST_API.upstream_key(definition)],
             group_name=definition.destination.dataset,
             description=definition.description or f"rest_api source {definition.source_id}: resource {name}",
-            kinds={"dlt", self.destination_type, "api"},
+            kinds={"dlt", self.destination_type, REST_API.system_kind},
             metadata={**resource_metadata(definition, name), "dagster/storage_kind": self.destination_type,
                       **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
             owners=owners_of(definition),
-            tags=tags,
+            tags=dagster_tags(definition),
         )
 
 

@@ -13,8 +13,8 @@ from dlt.sources.helpers.rest_client.redaction import sanitize_url
 from pydantic import BaseModel
 from requests import HTTPError, RequestException
 
-from dlt_platform.config import EnvSecret, RestApiSourceDefinition
-from dlt_platform.sources.rest_api.rows import CurrentPage
+from dlt_platform.source_types.rest_api.definition import EnvSecret, RestApiSourceDefinition
+from dlt_platform.source_types.rest_api.rows import CurrentPage
 
 
 class RestApiError(RuntimeError):

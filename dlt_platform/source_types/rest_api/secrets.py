@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from dlt_platform.sources.rest_api.errors import MissingSecret
+from dlt_platform.source_types.rest_api.errors import MissingSecret
 
 
 def resolved(value: object, where: str, environ: Mapping[str, str] | None = None) -> object:

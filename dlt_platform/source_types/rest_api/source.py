@@ -18,34 +18,26 @@ import dlt
 from dlt.sources import DltResource, DltSource
 from dlt.sources.rest_api import rest_api_resources
 
-from dlt_platform.config import OAuth2ClientCredentialsAuth, RestApiSourceDefinition, RestResource
+from dlt_platform.source_types.rest_api.definition import (OAuth2ClientCredentialsAuth, RestApiSourceDefinition,
+                                                          RestResource, loaded_resources)
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings, private_host_allowance, source_secret_hosts
-from dlt_platform.sources.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
-from dlt_platform.sources.rest_api.credentials import source_credentials
-from dlt_platform.sources.rest_api.hosts import HostPolicy
-from dlt_platform.sources.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
-from dlt_platform.sources.rest_api.secrets import resolved
-from dlt_platform.sources.rest_api.session import RequestGuard, budgeted_session
-from dlt_platform.sources.rest_api.snapshot import RunSnapshot, replayed_items
-
-
-def loaded_resources(definition: RestApiSourceDefinition) -> list[RestResource]:
-    """Resources that become tables (a resource with selected=false only feeds its children)."""
-    return [resource for resource in definition.extract.resources if resource.selected]
-
-
-def table_names(definition: RestApiSourceDefinition) -> list[str]:
-    return [resource.name for resource in loaded_resources(definition)]
+from dlt_platform.source_types.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
+from dlt_platform.source_types.rest_api.credentials import source_credentials
+from dlt_platform.source_types.rest_api.hosts import HostPolicy
+from dlt_platform.source_types.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
+from dlt_platform.source_types.rest_api.secrets import resolved
+from dlt_platform.source_types.rest_api.session import RequestGuard, budgeted_session
+from dlt_platform.source_types.rest_api.snapshot import RunSnapshot, replayed_items
 
 
 def resource_disposition(definition: RestApiSourceDefinition, resource: RestResource, request: LoadRequest) -> str:
     """How a run writes a resource's table. As for KV (load_request.write_disposition_for), a run that reads part
     of the source (a limit, a replayed snapshot) never replaces: it merges on the primary key."""
+    from dlt_platform.source_types.rest_api import REST_API
+
     configured = definition.extract.effective(resource, "write_disposition") or definition.destination.write_disposition
-    partial = not request.full_refresh and (request.limit is not None or request.from_snapshot is not None
-                                            or request.window is not None)
-    if configured == "replace" and partial:
+    if configured == "replace" and REST_API.reads_part_of_source(definition, request):
         if definition.extract.effective(resource, "primary_key") is None:
             field = "limit" if request.limit is not None else "from_snapshot" if request.from_snapshot else "partition"
             raise ValueError(f"{field}: resource '{resource.name}' replaces its table and has no primary_key, so "

@@ -26,18 +26,18 @@ from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
-from dlt_platform.sources.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
-from dlt_platform.sources.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
-from dlt_platform.sources.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
-from dlt_platform.sources.cloudflare_kv.nested_tables import child_table_item, declare_child_table
-from dlt_platform.sources.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
-from dlt_platform.sources.cloudflare_kv.transports import (
+from dlt_platform.source_types.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
+from dlt_platform.source_types.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
+from dlt_platform.source_types.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
+from dlt_platform.source_types.cloudflare_kv.nested_tables import child_table_item, declare_child_table
+from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
+from dlt_platform.source_types.cloudflare_kv.transports import (
     KVTransport,
     RestTransport,
     WorkerTransport,
     prefetched,
 )
-from dlt_platform.sources.cloudflare_kv.windows import lookback_prefixes, window_prefixes
+from dlt_platform.source_types.cloudflare_kv.windows import lookback_prefixes, window_prefixes
 from dlt_platform.http import RateBudget
 
 

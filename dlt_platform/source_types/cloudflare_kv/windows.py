@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dlt_platform.config import Incremental
+from dlt_platform.source_types.cloudflare_kv.definition import Incremental
 
 STEPS = {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1)}
 

@@ -16,52 +16,47 @@ import re
 
 import dagster as dg
 
-from dlt_platform.config import WebhookSourceDefinition
+from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
 from dlt_platform.contract import SOURCE_ID_TAG, TRIGGER_TAG
+from dlt_platform.contract import WEBHOOK_DEFAULT_R2_PREFIX
 from dlt_platform.orchestration.assets import (RAW_STAGING_GROUP, SOURCE_SYSTEM_GROUP, PlatformTranslator,
                                                base_metadata, build_source_asset)
 from dlt_platform.orchestration.worker_client import WorkerError
 from dlt_platform.settings import Settings
-from dlt_platform.sources.webhook import SetAsideHistory, open_worker_client
-from dlt_platform.sources.webhook.rows import parse_received_at
+from dlt_platform.source_types.webhook.source import SetAsideHistory, open_worker_client
+from dlt_platform.source_types.webhook.rows import parse_received_at
 
-DEFAULT_R2_PREFIX = "webhooks"  # the Worker's default, when the definition's staging names no r2_prefix
+# One partition per UTC hour of received time, replayable from the UI; end_offset=1 includes the hour in progress.
+DELIVERY_HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC", end_offset=1)
 # How often a sensor asks the Worker what waits: well under the default max wait of 60 s, and one small request.
 SENSOR_INTERVAL_SECONDS = 10
 ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                        dg.DagsterRunStatus.STARTED]
 
 
-def source_system_key(definition: WebhookSourceDefinition) -> dg.AssetKey:
-    return dg.AssetKey(["webhook", definition.source_id])
-
-
 def raw_deliveries_key(definition: WebhookSourceDefinition) -> dg.AssetKey:
-    prefix = definition.staging.r2_prefix or DEFAULT_R2_PREFIX
+    prefix = definition.staging.r2_prefix or WEBHOOK_DEFAULT_R2_PREFIX
     parts = [re.sub(r"[^A-Za-z0-9_]", "_", part) for part in prefix.split("/") if part]
     return dg.AssetKey([RAW_STAGING_GROUP, *parts, definition.source_id])
 
 
-def lineage_keys(definition: WebhookSourceDefinition) -> list[dg.AssetKey]:
-    return [source_system_key(definition), raw_deliveries_key(definition)]
+def lineage_specs(definition: WebhookSourceDefinition) -> list[dg.AssetSpec]:
+    from dlt_platform.source_types.webhook import WEBHOOK
 
-
-def lineage_specs(definitions: list[WebhookSourceDefinition]) -> list[dg.AssetSpec]:
-    specs: list[dg.AssetSpec] = []
-    for definition in definitions:
-        preset = definition.extract.signature.preset
-        system = source_system_key(definition)
-        specs.append(dg.AssetSpec(
-            system, group_name=SOURCE_SYSTEM_GROUP, kinds={"webhook"},
+    preset = definition.extract.signature.preset
+    system = WEBHOOK.source_system_key(definition)
+    prefix = definition.staging.r2_prefix or WEBHOOK_DEFAULT_R2_PREFIX
+    return [
+        dg.AssetSpec(
+            system, group_name=SOURCE_SYSTEM_GROUP, kinds={WEBHOOK.system_kind},
             description=f"Webhook sender posting to /hooks/{definition.source_id} ({preset} signatures).",
-            metadata={"hook_path": f"/hooks/{definition.source_id}", "signature_preset": preset}))
-        prefix = definition.staging.r2_prefix or DEFAULT_R2_PREFIX
-        specs.append(dg.AssetSpec(
+            metadata={"hook_path": f"/hooks/{definition.source_id}", "signature_preset": preset}),
+        dg.AssetSpec(
             raw_deliveries_key(definition), deps=[system], group_name=RAW_STAGING_GROUP, kinds={"r2", "json"},
             description=f"Verified deliveries of {definition.source_id} as the Worker kept them before answering: "
                         f"one JSON document each under {prefix}/{definition.source_id}/dt=YYYY-MM-DD/hr=HH/.",
-            metadata={"r2_prefix": f"{prefix}/{definition.source_id}"}))
-    return specs
+            metadata={"r2_prefix": f"{prefix}/{definition.source_id}"}),
+    ]
 
 
 def webhook_metadata(definition: WebhookSourceDefinition) -> dict:
@@ -87,8 +82,8 @@ def webhook_metadata(definition: WebhookSourceDefinition) -> dict:
 def build_webhook_asset(definition: WebhookSourceDefinition, settings: Settings,
                         version: int | None = None) -> dg.AssetsDefinition:
     translator = PlatformTranslator(definition, settings.destination_type(definition), version,
-                                    upstream=raw_deliveries_key(definition), metadata=webhook_metadata(definition))
-    return build_source_asset(definition, settings, version, translator=translator)
+                                    metadata=webhook_metadata(definition))
+    return build_source_asset(definition, settings, translator)
 
 
 def sensor_name(definition: WebhookSourceDefinition) -> str:

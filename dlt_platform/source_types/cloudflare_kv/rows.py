@@ -15,7 +15,7 @@ import json
 
 import orjson
 
-from dlt_platform.sources.columns import expand_fields
+from dlt_platform.source_types.columns import expand_fields
 
 AUDIT_COLUMNS = (
     "cf_kv_key",

@@ -21,7 +21,7 @@ import orjson
 from dlt.common.utils import chunks
 
 from dlt_platform.http import RetryPolicy, send_with_retries
-from dlt_platform.sources.cloudflare_kv.rest_client import BULK_GET_SIZE, CloudflareAPIError, CloudflareKVClient
+from dlt_platform.source_types.cloudflare_kv.rest_client import BULK_GET_SIZE, CloudflareAPIError, CloudflareKVClient
 
 
 class KVRecord(TypedDict):

@@ -30,11 +30,11 @@ import dlt
 from dlt.sources import DltResource
 
 from dlt_platform import failed_packages
-from dlt_platform.config import WebhookSourceDefinition
+from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
 from dlt_platform.orchestration.worker_client import WorkerClient
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
-from dlt_platform.sources.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, warehouse_rows
+from dlt_platform.source_types.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, warehouse_rows
 
 PAGE_SIZE = 500
 MARK_BATCH = 1000  # the Worker's limit of ids per `loaded` call

@@ -1,7 +1,7 @@
 """Send signed sample deliveries to a webhook source of the local stack, as GitHub would.
 
-    .venv/bin/python -m dlt_platform.local.send_webhooks --count 100
-    .venv/bin/python -m dlt_platform.local.send_webhooks --github-examples
+    .venv/bin/python -m dlt_platform.source_types.webhook.send_local --count 100
+    .venv/bin/python -m dlt_platform.source_types.webhook.send_local --github-examples
 
 Each delivery is a GitHub-shaped event (push, issues, pull_request) with a fresh `X-GitHub-Delivery` id,
 `X-GitHub-Event`, and `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` (GitHub's documented

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
-from dlt_platform.sources.rest_api.errors import HostNotAllowed
+from dlt_platform.source_types.rest_api.errors import HostNotAllowed
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
