@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import pkg from "../../package.json";
 import { passes, requireOperator } from "./auth";
 import { missingConfiguration } from "./container";
-import { positiveNumberVar, type AppEnv } from "./env";
+import { numberVar, type AppEnv } from "./env";
 import { errorBody, errorResponse } from "./errors";
 import { openApiDocument } from "./openapi";
 import { admin } from "./routes/admin";
@@ -23,7 +23,7 @@ export const app = new Hono<AppEnv>();
 app.use("*", async (c, next) => {
   // Webhook deliveries are bounded by their source's own limit (routes/hooks.ts).
   if (c.req.path.startsWith("/hooks/")) return next();
-  const maxKb = Math.floor(positiveNumberVar(c.env.MAX_BODY_KB, 256));
+  const maxKb = Math.floor(numberVar(c.env, "MAX_BODY_KB"));
   const limit = bodyLimit({
     maxSize: maxKb * 1024,
     onError: (c) => c.json(errorBody("payload_too_large", `request body is larger than ${maxKb} KB (MAX_BODY_KB)`), 413),

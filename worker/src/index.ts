@@ -11,13 +11,10 @@ export { DagsterContainer, RunnerContainer } from "./container";
 
 export default {
   fetch: app.fetch,
-  async queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void> {
+  async queue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
     await handleBatch(batch, env);
-    // Runs the batch failed or dead-lettered: their alerts go out after the ledger writes, off the batch's path
-    // (awaited only when called without a context, as the tests do).
-    const delivery = deliverNotifications(env);
-    if (ctx) ctx.waitUntil(delivery);
-    else await delivery;
+    // Runs the batch failed or dead-lettered: their alerts go out after the ledger writes, off the batch's path.
+    ctx.waitUntil(deliverNotifications(env));
   },
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
     ctx.waitUntil(reconcile(env).then((report) => console.log(`reconcile: ${JSON.stringify(report)}`)));

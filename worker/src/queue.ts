@@ -1,6 +1,6 @@
 /** Consumers of dlt-jobs-v2 (launch runs in Dagster) and dlt-jobs-v2-dlq (dead-letter them). */
 import { launchRun, terminateRun } from "./dagster";
-import { type Env, type JobMessage, positiveNumberVar } from "./env";
+import { type Env, type JobMessage, numberVar } from "./env";
 import { applyStatus, claimForLaunch, findRun, findSource, recordDuplicateDelivery, recordLaunchFailure } from "./ledger";
 import { SourceNotLoadable, waitUntilLoaded } from "./source_loading";
 
@@ -62,7 +62,7 @@ export async function launchMessage(env: Env, message: Message<unknown>): Promis
       message.ack();
       return;
     }
-    const delaySeconds = retryDelaySeconds(message.attempts, positiveNumberVar(env.LAUNCH_RETRY_BASE_SECONDS, 30));
+    const delaySeconds = retryDelaySeconds(message.attempts, numberVar(env, "LAUNCH_RETRY_BASE_SECONDS"));
     await recordLaunchFailure(env.DB, runId, errorText(err), delaySeconds);
     message.retry({ delaySeconds });
     return;
@@ -108,7 +108,7 @@ export async function handleBatch(batch: MessageBatch<unknown>, env: Env): Promi
     try {
       await handler(env, message);
     } catch (err) {
-      const delaySeconds = retryDelaySeconds(message.attempts, positiveNumberVar(env.LAUNCH_RETRY_BASE_SECONDS, 30));
+      const delaySeconds = retryDelaySeconds(message.attempts, numberVar(env, "LAUNCH_RETRY_BASE_SECONDS"));
       console.error(`queue ${batch.queue}: message ${message.id} failed: ${errorText(err)}`);
       message.retry({ delaySeconds });
     }

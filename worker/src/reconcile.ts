@@ -1,6 +1,6 @@
 /** Cron: wake the container and reconcile the ledger with Dagster, the queue and the clock. */
 import { dagsterRunStatus, requestTermination, wakeContainer, type DagsterRunState } from "./dagster";
-import { positiveNumberVar, type Env } from "./env";
+import { numberVar, type Env } from "./env";
 import { addEvent, applyStatus, inFlightRuns, staleRuns, type InFlightRun } from "./ledger";
 import { deliverNotifications } from "./notify";
 
@@ -25,8 +25,8 @@ export interface RunLimits {
 
 export function runLimits(env: Env): RunLimits {
   return {
-    staleAfterSeconds: positiveNumberVar(env.RUN_STALE_AFTER_SECONDS, 900),
-    maxRuntimeSeconds: positiveNumberVar(env.RUN_MAX_RUNTIME_SECONDS, 6 * 3600),
+    staleAfterSeconds: numberVar(env, "RUN_STALE_AFTER_SECONDS"),
+    maxRuntimeSeconds: numberVar(env, "RUN_MAX_RUNTIME_SECONDS"),
   };
 }
 
@@ -137,8 +137,8 @@ export async function reconcile(env: Env, nowMs = Date.now()): Promise<Reconcile
   }
 
   // Queued runs whose message was lost, and launches interrupted mid-way, go back on the queue.
-  const stuckBefore = minutesAgo(positiveNumberVar(env.STUCK_RUN_MINUTES, 15), nowMs);
-  const queuedBefore = minutesAgo(positiveNumberVar(env.QUEUED_RESEND_MINUTES, 10), nowMs);
+  const stuckBefore = minutesAgo(numberVar(env, "STUCK_RUN_MINUTES"), nowMs);
+  const queuedBefore = minutesAgo(numberVar(env, "QUEUED_RESEND_MINUTES"), nowMs);
   const resend = [
     ...(await staleRuns(env.DB, ["queued"], queuedBefore)),
     ...(await staleRuns(env.DB, ["launching"], stuckBefore)),

@@ -12,7 +12,7 @@
  * most 100 parameters a statement) per kind per cron, so a backlog is worked off over several crons.
  */
 import { TERMINAL_STATUSES } from "./contract";
-import { positiveNumberVar, type Env } from "./env";
+import { numberVar, type Env } from "./env";
 
 const BATCH = 100;
 
@@ -80,10 +80,10 @@ async function pruneRuns(env: Env, cutoff: string, report: RetentionReport): Pro
 
 /** One cron's pruning; null when RETENTION_DAYS is 0 (keep everything). */
 export async function pruneOld(env: Env, now: Date = new Date()): Promise<RetentionReport | null> {
-  const days = Number(env.RETENTION_DAYS ?? "90");
-  if (!Number.isFinite(days) || days <= 0) return null;
+  const days = numberVar(env, "RETENTION_DAYS", { min: 0 });
+  if (days === 0) return null;
   const cutoff = new Date(now.getTime() - days * 86_400_000).toISOString();
-  const batches = Math.floor(positiveNumberVar(env.RETENTION_BATCHES, 10));
+  const batches = Math.floor(numberVar(env, "RETENTION_BATCHES"));
   const report: RetentionReport = { cutoff, deliveries: 0, r2_objects: 0, runs: 0, run_events: 0, notifications: 0 };
   for (let i = 0; i < batches && (await pruneDeliveries(env, cutoff, report)); i++);
   for (let i = 0; i < batches && (await pruneRuns(env, cutoff, report)); i++);

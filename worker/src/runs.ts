@@ -1,6 +1,6 @@
 /** Starting, retrying and canceling runs: shared by the operator API and the admin page. */
 import { DAGSTER_FINISHED, DagsterError, requestTermination } from "./dagster";
-import { positiveNumberVar, type Env } from "./env";
+import { numberVar, type Env } from "./env";
 import { ApiError, conflict, validationFailed } from "./errors";
 import { applyStatus, createQueuedRun, getRun, getSource, sourceRetired, TERMINAL, type RunRow } from "./ledger";
 import { partitionProblem } from "./partitions";
@@ -34,7 +34,7 @@ export async function startRun(env: Env, start: StartRun): Promise<{ run: RunRow
     idempotency_key: start.idempotency_key,
     retry_of: start.retry_of,
     message: start.retry_of ? `queued as a retry of ${start.retry_of}` : `queued (${start.trigger})`,
-    max_pending: Math.max(1, Math.floor(positiveNumberVar(env.MAX_PENDING_RUNS_PER_SOURCE, 3))),
+    max_pending: Math.max(1, Math.floor(numberVar(env, "MAX_PENDING_RUNS_PER_SOURCE"))),
   });
   // A failed send leaves the run queued; the cron re-sends queued runs after QUEUED_RESEND_MINUTES.
   if (result.created) {

@@ -5,7 +5,7 @@
  * it has not arrived after a short grace, instead of failing and retrying.
  */
 import { DagsterError, loadedSourceVersion, reloadLocation } from "./dagster";
-import { type Env, positiveNumberVar } from "./env";
+import { type Env, numberVar } from "./env";
 import { findLoadError, type LoadError } from "./load_errors";
 import type { SourceRecord } from "./ledger";
 import { tableKeys } from "./source_types";
@@ -36,10 +36,10 @@ async function isLoaded(env: Env, source: SourceRecord): Promise<boolean> {
 
 /**
  * Returns once Dagster has `source` at its current version; throws SourceNotLoadable when the code location
- * reported it cannot build it, DagsterError when it is still not there after LOAD_WAIT_SECONDS (default 90).
+ * reported it cannot build it, DagsterError when it is still not there after LOAD_WAIT_SECONDS.
  */
 export async function waitUntilLoaded(env: Env, source: SourceRecord): Promise<void> {
-  const waitMs = positiveNumberVar(env.LOAD_WAIT_SECONDS, 90) * 1000;
+  const waitMs = numberVar(env, "LOAD_WAIT_SECONDS") * 1000;
   const deadline = Date.now() + waitMs;
   // Counted from the change: a run requested long after it (the reload was lost) asks for a reload at once.
   const graceEnd = Math.min(Date.parse(source.updated_at) || 0, Date.now()) + Math.min(MAX_GRACE_MS, waitMs / 3);

@@ -3,8 +3,7 @@
  * the DAGSTER binding here is a real Durable Object namespace whose object plays the container.
  */
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
-import { batchOf, call, createSource, fakeMessage, json, OPERATOR, testEnv } from "./helpers";
+import { deliverBatch, call, createSource, queueMessage, json, OPERATOR, testEnv } from "./helpers";
 
 function containerEnv() {
   return testEnv({ DAGSTER_URL: "" });
@@ -34,8 +33,8 @@ describe("Dagster through the container", () => {
     const { env } = containerEnv();
     const sourceId = await createSource(env);
     const { run_id } = await json(await call(env, "POST", `/sources/${sourceId}/runs`));
-    const { message, state } = fakeMessage({ run_id });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id });
+    await deliverBatch("dlt-jobs-v2", [message], env);
     expect(state).toMatchObject({ acked: true, retried: false });
     const run = await json(await call(env, "GET", `/runs/${run_id}`));
     expect(run.status).toBe("launched");

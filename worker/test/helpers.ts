@@ -1,7 +1,8 @@
 /** Test helpers: call the Worker in-process with a recording queue and a scripted Dagster double. */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { vi } from "vitest";
 import { app } from "../src/app";
+import worker from "../src/index";
 import type { Env, JobMessage } from "../src/env";
 
 export const OPERATOR = "test-operator-token";
@@ -127,36 +128,63 @@ export function dagsterDouble(
   return { calls, assetQueries, spy };
 }
 
-/** A fake queue message that records ack/retry. */
-export function fakeMessage(body: unknown, attempts = 1) {
-  const state = { acked: false, retried: false, delaySeconds: undefined as number | undefined };
-  const message = {
+export interface MessageState {
+  acked: boolean;
+  retried: boolean;
+  delaySeconds: number | undefined;
+}
+const messageStates = new Map<string, MessageState>();
+/** What createMessageBatch takes: a message as the runtime delivers it, without ack() and retry(). */
+type DeliveredMessage = Parameters<typeof createMessageBatch>[1][number];
+/** getQueueResult's answer (FetcherQueueResult, which only the experimental workers-types declare). */
+interface QueueResult {
+  outcome: string;
+  ackAll: boolean;
+  retryBatch: { retry: boolean };
+  explicitAcks: string[];
+  retryMessages: { msgId: string }[];
+}
+
+/** A queue message for deliverBatch, and its state, filled in from the batch's result once it is delivered. */
+export function queueMessage(body: unknown, attempts = 1) {
+  const state: MessageState = { acked: false, retried: false, delaySeconds: undefined };
+  const message: DeliveredMessage = {
     id: `msg-${Math.random().toString(36).slice(2)}`,
     timestamp: new Date(),
     body,
     attempts,
-    ack() {
-      state.acked = true;
-    },
-    retry(options?: { delaySeconds?: number }) {
-      state.retried = true;
-      state.delaySeconds = options?.delaySeconds;
-    },
   };
-  return { message: message as unknown as Message<unknown>, state };
+  messageStates.set(message.id, state);
+  return { message, state };
 }
 
-export function batchOf(queue: string, messages: Message<unknown>[]): MessageBatch<unknown> {
-  return {
-    queue,
-    messages,
-    ackAll() {
-      for (const m of messages) m.ack();
-    },
-    retryAll() {
-      for (const m of messages) m.retry();
-    },
-  } as unknown as MessageBatch<unknown>;
+/**
+ * Hands `messages` to the Worker's queue handler as the runtime would (cloudflare:test's createMessageBatch), waits
+ * for everything it left running (getQueueResult settles the waitUntil()ed work, e.g. alert delivery), and records
+ * each message's ack or retry in its state.
+ */
+export async function deliverBatch(queue: string, messages: DeliveredMessage[], e: Env) {
+  const batch = createMessageBatch(queue, messages);
+  // getQueueResult reports which messages were retried but not the delay asked for: that is read off the calls.
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    message.retry = (options?: QueueRetryOptions) => {
+      delays.set(message.id, options?.delaySeconds);
+      retry(options);
+    };
+  }
+  const ctx = createExecutionContext();
+  await worker.queue(batch, e, ctx);
+  const result: QueueResult = await getQueueResult(batch, ctx);
+  for (const message of messages) {
+    const state = messageStates.get(message.id);
+    if (!state) continue;
+    state.acked = result.ackAll || result.explicitAcks.includes(message.id);
+    state.retried = result.retryBatch.retry || result.retryMessages.some((retried) => retried.msgId === message.id);
+    state.delaySeconds = delays.get(message.id);
+  }
+  return result;
 }
 
 /** A run as Dagster's run mirror registers it (POST /internal/runs): its ledger id and its Dagster run id. */

@@ -1,15 +1,13 @@
 /** Operators find out: one alert per failed, dead-lettered or stuck run, to a real loopback webhook. */
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { DLQ_NAME } from "../src/queue";
 import { reconcile } from "../src/reconcile";
 import { alertBox, passReceiverThrough } from "./alerts";
 import {
-  batchOf,
-  call,
+  deliverBatch, call,
   createSource,
   dagsterDouble,
-  fakeMessage,
+  queueMessage,
   INTERNAL,
   json,
   OPERATOR,
@@ -33,10 +31,10 @@ describe("alerts", () => {
     const { run_id: runId } = await json(await call(env, "POST", `/sources/${sourceId}/runs`));
     dagsterDouble(() => ({ launchRun: { __typename: "PipelineNotFoundError", message: "no job __ASSET_JOB" } }));
     passReceiverThrough();
-    await worker.queue(batchOf("dlt-jobs-v2", [fakeMessage({ run_id: runId }).message]), env);
+    await deliverBatch("dlt-jobs-v2", [queueMessage({ run_id: runId }).message], env);
     expect((await box.read()).attempts).toBe(0);
 
-    await worker.queue(batchOf(DLQ_NAME, [fakeMessage({ run_id: runId }).message]), env);
+    await deliverBatch(DLQ_NAME, [queueMessage({ run_id: runId }).message], env);
 
     const received = await box.read();
     expect(received.bodies).toHaveLength(1);

@@ -1,13 +1,11 @@
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { retryDelaySeconds } from "../src/queue";
 import {
   INTERNAL,
-  batchOf,
-  call,
+  deliverBatch, call,
   createSource,
   dagsterDouble,
-  fakeMessage,
+  queueMessage,
   incrementalExtract,
   json,
   testEnv,
@@ -33,8 +31,8 @@ describe("queue consumer", () => {
       { extract: incrementalExtract() },
     );
     const dagster = dagsterDouble(() => launchSuccess("dg-abc"));
-    const { message, state } = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2", [message], env);
 
     expect(state).toMatchObject({ acked: true, retried: false });
     expect(dagster.calls).toHaveLength(1);
@@ -67,8 +65,8 @@ describe("queue consumer", () => {
     const { env } = testEnv();
     const { runId } = await queuedRun(env);
     const dagster = dagsterDouble(() => launchSuccess(`dg-${runId}`));
-    const { message } = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message } = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2", [message], env);
     const params = dagster.calls[0].variables.executionParams;
     expect(params.runConfigData).toEqual({});
     expect(params.executionMetadata.tags.map((t: any) => t.key)).toEqual([
@@ -82,10 +80,10 @@ describe("queue consumer", () => {
     const { env } = testEnv();
     const { runId } = await queuedRun(env);
     const dagster = dagsterDouble(() => launchSuccess(`dg-dup-${runId}`));
-    const first = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2", [first.message]), env);
-    const second = fakeMessage({ run_id: runId }, 2);
-    await worker.queue(batchOf("dlt-jobs-v2", [second.message]), env);
+    const first = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2", [first.message], env);
+    const second = queueMessage({ run_id: runId }, 2);
+    await deliverBatch("dlt-jobs-v2", [second.message], env);
     expect(second.state).toMatchObject({ acked: true, retried: false });
     expect(dagster.calls).toHaveLength(1);
     // The acked duplicate leaves an event (what the end-to-end test waits on); the run stays launched.
@@ -105,8 +103,8 @@ describe("queue consumer", () => {
 
   it("records nothing for a delivery whose run the ledger does not hold", async () => {
     const { env } = testEnv();
-    const { message, state } = fakeMessage({ run_id: "run_NOPE" });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id: "run_NOPE" });
+    await deliverBatch("dlt-jobs-v2", [message], env);
     expect(state).toMatchObject({ acked: true, retried: false });
     const { n } = (await env.DB.prepare("SELECT COUNT(*) AS n FROM run_events WHERE run_id = 'run_NOPE'").first<{
       n: number;
@@ -119,8 +117,8 @@ describe("queue consumer", () => {
     const { runId } = await queuedRun(env);
     await call(env, "POST", `/runs/${runId}/cancel`);
     const dagster = dagsterDouble(() => launchSuccess());
-    const { message, state } = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2", [message], env);
     expect(state.acked).toBe(true);
     expect(dagster.calls).toHaveLength(0);
   });
@@ -130,21 +128,21 @@ describe("queue consumer", () => {
     const { runId } = await queuedRun(env);
     let answer: unknown = { launchRun: { __typename: "PythonError", message: "code location failed to load" } };
     dagsterDouble(() => answer);
-    const first = fakeMessage({ run_id: runId }, 1);
-    await worker.queue(batchOf("dlt-jobs-v2", [first.message]), env);
+    const first = queueMessage({ run_id: runId }, 1);
+    await deliverBatch("dlt-jobs-v2", [first.message], env);
     expect(first.state).toMatchObject({ acked: false, retried: true, delaySeconds: 30 });
     let run = await json(await call(env, "GET", `/runs/${runId}`));
     expect(run.status).toBe("launching");
     expect(run.events.at(-1).message).toContain("PythonError: code location failed to load");
 
-    const second = fakeMessage({ run_id: runId }, 2);
+    const second = queueMessage({ run_id: runId }, 2);
     answer = { launchRun: { __typename: "RunConfigValidationInvalid", errors: [{ message: "bad config" }] } };
-    await worker.queue(batchOf("dlt-jobs-v2", [second.message]), env);
+    await deliverBatch("dlt-jobs-v2", [second.message], env);
     expect(second.state).toMatchObject({ retried: true, delaySeconds: 60 });
 
-    const third = fakeMessage({ run_id: runId }, 3);
+    const third = queueMessage({ run_id: runId }, 3);
     answer = launchSuccess(`dg-late-${runId}`);
-    await worker.queue(batchOf("dlt-jobs-v2", [third.message]), env);
+    await deliverBatch("dlt-jobs-v2", [third.message], env);
     expect(third.state).toMatchObject({ acked: true, retried: false });
     run = await json(await call(env, "GET", `/runs/${runId}`));
     expect(run).toMatchObject({ status: "launched", dagster_run_id: `dg-late-${runId}` });
@@ -154,8 +152,8 @@ describe("queue consumer", () => {
     const { env } = testEnv();
     const { runId } = await queuedRun(env);
     dagsterDouble(() => new Response("bad gateway", { status: 502 }));
-    const { message, state } = fakeMessage({ run_id: runId }, 4);
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id: runId }, 4);
+    await deliverBatch("dlt-jobs-v2", [message], env);
     expect(state).toMatchObject({ retried: true, delaySeconds: 240 });
     const run = await json(await call(env, "GET", `/runs/${runId}`));
     expect(run.events.at(-1).message).toContain("HTTP 502");
@@ -170,10 +168,10 @@ describe("queue consumer", () => {
       if (runTag === bad.runId) throw new Error("connection reset");
       return launchSuccess(`dg-ok-${ok.runId}`);
     });
-    const a = fakeMessage({ run_id: ok.runId });
-    const b = fakeMessage({ run_id: bad.runId });
-    const broken = fakeMessage("not an object");
-    await worker.queue(batchOf("dlt-jobs-v2", [b.message, a.message, broken.message]), env);
+    const a = queueMessage({ run_id: ok.runId });
+    const b = queueMessage({ run_id: bad.runId });
+    const broken = queueMessage("not an object");
+    await deliverBatch("dlt-jobs-v2", [b.message, a.message, broken.message], env);
     expect(a.state).toMatchObject({ acked: true, retried: false });
     expect(b.state).toMatchObject({ acked: false, retried: true });
     expect(broken.state).toMatchObject({ acked: true });
@@ -182,8 +180,9 @@ describe("queue consumer", () => {
   it("retries a message when D1 itself fails instead of throwing out of queue()", async () => {
     const { env } = testEnv();
     const brokenDb = { prepare: () => { throw new Error("D1 unavailable"); } };
-    const { message, state } = fakeMessage({ run_id: "run_whatever" });
-    await expect(worker.queue(batchOf("dlt-jobs-v2", [message]), { ...env, DB: brokenDb as never })).resolves.toBeUndefined();
+    const { message, state } = queueMessage({ run_id: "run_whatever" });
+    const result = await deliverBatch("dlt-jobs-v2", [message], { ...env, DB: brokenDb as never });
+    expect(result.outcome).toBe("ok");
     expect(state.retried).toBe(true);
   });
 
@@ -204,8 +203,8 @@ describe("cancel during launch", () => {
       expect(cancel.status).toBe(200);
       return launchSuccess(`dg-race-${runId}`);
     });
-    const { message, state } = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2", [message], env);
     expect(state.acked).toBe(true);
     expect(dagster.calls.map((c) => c.query.includes("terminateRun"))).toEqual([false, true]);
     expect(dagster.calls[1].variables).toEqual({ runId: `dg-race-${runId}`, terminatePolicy: "SAFE_TERMINATE" });
@@ -227,8 +226,8 @@ describe("running reported during launch", () => {
       expect(await json(pushed)).toMatchObject({ status: "running", applied: true });
       return launchSuccess(dagsterRunId);
     });
-    const { message, state } = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2", [message], env);
     expect(state).toMatchObject({ acked: true, retried: false });
     expect(dagster.calls).toHaveLength(1); // no terminateRun: the late `launched` is simply not applied
     const run = await json(await call(env, "GET", `/runs/${runId}`));
@@ -242,9 +241,9 @@ describe("dead letter consumer", () => {
     const { env } = testEnv();
     const { runId } = await queuedRun(env);
     dagsterDouble(() => ({ launchRun: { __typename: "PipelineNotFoundError", message: "no job __ASSET_JOB" } }));
-    await worker.queue(batchOf("dlt-jobs-v2", [fakeMessage({ run_id: runId }).message]), env);
-    const dead = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2-dlq", [dead.message]), env);
+    await deliverBatch("dlt-jobs-v2", [queueMessage({ run_id: runId }).message], env);
+    const dead = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2-dlq", [dead.message], env);
     expect(dead.state.acked).toBe(true);
     const run = await json(await call(env, "GET", `/runs/${runId}`));
     expect(run.status).toBe("dead_lettered");
@@ -259,9 +258,9 @@ describe("dead letter consumer", () => {
     const { env } = testEnv();
     const { runId } = await queuedRun(env);
     dagsterDouble(() => launchSuccess(`dg-dlq-${runId}`));
-    await worker.queue(batchOf("dlt-jobs-v2", [fakeMessage({ run_id: runId }).message]), env);
-    const dead = fakeMessage({ run_id: runId });
-    await worker.queue(batchOf("dlt-jobs-v2-dlq", [dead.message]), env);
+    await deliverBatch("dlt-jobs-v2", [queueMessage({ run_id: runId }).message], env);
+    const dead = queueMessage({ run_id: runId });
+    await deliverBatch("dlt-jobs-v2-dlq", [dead.message], env);
     expect(dead.state.acked).toBe(true);
     expect((await json(await call(env, "GET", `/runs/${runId}`))).status).toBe("launched");
   });
@@ -276,7 +275,7 @@ describe("cancel of a launched run", () => {
         ? { terminateRun: { __typename: "TerminateRunSuccess", run: { runId: "x", status: "CANCELING" } } }
         : launchSuccess(`dg-cancel-${runId}`),
     );
-    await worker.queue(batchOf("dlt-jobs-v2", [fakeMessage({ run_id: runId }).message]), env);
+    await deliverBatch("dlt-jobs-v2", [queueMessage({ run_id: runId }).message], env);
     const response = await call(env, "POST", `/runs/${runId}/cancel`);
     expect(response.status).toBe(200);
     expect((await json(response)).status).toBe("canceled");
@@ -292,7 +291,7 @@ describe("cancel of a launched run", () => {
         ? { terminateRun: { __typename: "PythonError", message: "boom" } }
         : launchSuccess(`dg-keep-${runId}`),
     );
-    await worker.queue(batchOf("dlt-jobs-v2", [fakeMessage({ run_id: runId }).message]), env);
+    await deliverBatch("dlt-jobs-v2", [queueMessage({ run_id: runId }).message], env);
     const response = await call(env, "POST", `/runs/${runId}/cancel`);
     expect(response.status).toBe(502);
     expect((await json(response)).error.code).toBe("dagster_unavailable");

@@ -1,9 +1,8 @@
 /** rest_api definitions in the Worker: accepted by the generated schema, literal secrets and missing parents
  * refused with the field named, launched in Dagster with every resource table selected, shown on the admin page. */
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { signIn } from "./admin_helpers";
-import { batchOf, call, dagsterDouble, definition, fakeMessage, json, testEnv, uniqueId } from "./helpers";
+import { deliverBatch, call, dagsterDouble, definition, queueMessage, json, testEnv, uniqueId } from "./helpers";
 
 // One source per table: tests that keep their sources pass a dataset of their own.
 function restDefinition(sourceId: string, extract: Record<string, unknown> = {}, dataset = "source_api") {
@@ -39,7 +38,7 @@ describe("rest_api sources", () => {
 
     const { run_id } = await json(await call(env, "POST", `/sources/${sourceId}/runs`));
     const dagster = dagsterDouble(() => ({ launchRun: { __typename: "LaunchRunSuccess", run: { runId: "dg-api", status: "QUEUED" } } }));
-    await worker.queue(batchOf("dlt-jobs-v2", [fakeMessage({ run_id }).message]), env);
+    await deliverBatch("dlt-jobs-v2", [queueMessage({ run_id }).message], env);
 
     expect(dagster.calls[0].variables.executionParams.selector.assetSelection).toEqual([
       { path: ["source_api", "issues"] },

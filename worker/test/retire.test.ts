@@ -1,9 +1,8 @@
 /** DELETE /sources/:id retires a source: disabled, hidden from Dagster and the default listing, history kept. */
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { createQueuedRun, retireSource } from "../src/ledger";
 import { ApiError } from "../src/errors";
-import { batchOf, call, createSource, dagsterDouble, definition, fakeMessage, INTERNAL, json, testEnv } from "./helpers";
+import { deliverBatch, call, createSource, dagsterDouble, definition, queueMessage, INTERNAL, json, testEnv } from "./helpers";
 
 type TestEnv = ReturnType<typeof testEnv>["env"];
 
@@ -124,8 +123,8 @@ describe("retire and run requests on one source", () => {
     const dagster = dagsterDouble(() => {
       throw new Error("a retired source's run must not reach Dagster");
     });
-    const { message, state } = fakeMessage({ run_id });
-    await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+    const { message, state } = queueMessage({ run_id });
+    await deliverBatch("dlt-jobs-v2", [message], env);
     expect(state).toMatchObject({ acked: true, retried: false });
     expect(dagster.calls).toHaveLength(0);
     expect(dagster.assetQueries).toHaveLength(0);

@@ -1,8 +1,7 @@
 /** A run launches once Dagster has loaded its source's current version; definitions Dagster cannot build are
  * reported back and shown, and their runs fail with the reason instead of retrying. */
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
-import { batchOf, call, createSource, dagsterDouble, definition, fakeMessage, INTERNAL, json, OPERATOR, testEnv } from "./helpers";
+import { deliverBatch, call, createSource, dagsterDouble, definition, queueMessage, INTERNAL, json, OPERATOR, testEnv } from "./helpers";
 
 type TestEnv = ReturnType<typeof testEnv>["env"];
 
@@ -28,8 +27,8 @@ async function requestRun(env: TestEnv, sourceId: string) {
 }
 
 async function deliver(env: TestEnv, runId: string) {
-  const { message, state } = fakeMessage({ run_id: runId });
-  await worker.queue(batchOf("dlt-jobs-v2", [message]), env);
+  const { message, state } = queueMessage({ run_id: runId });
+  await deliverBatch("dlt-jobs-v2", [message], env);
   return state;
 }
 

@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono";
 import { PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES } from "../contract";
-import type { AppEnv, Env } from "../env";
+import { numberVar, type AppEnv, type Env } from "../env";
 import { findSource } from "../ledger";
 import { receivesDeliveries } from "../source_types";
 import {
@@ -148,8 +148,6 @@ function identify(config: WebhookConfig, headers: Headers, text: string, signedI
   return { deliveryId, eventType };
 }
 
-const DEFAULT_REPLAY_WINDOW_HOURS = 720;
-
 /**
  * The body-digest window of a source whose delivery id is not signed (read from a header: github's
  * X-GitHub-Delivery, an hmac header): a captured delivery re-sent under a new id verifies, so within the window the
@@ -158,9 +156,8 @@ const DEFAULT_REPLAY_WINDOW_HOURS = 720;
  */
 async function replayWindow(env: Env, config: WebhookConfig, body: Uint8Array, receivedMs: number): Promise<ReplayWindow | null> {
   if (!config.deliveryId?.header) return null;
-  const setting = env.WEBHOOK_REPLAY_WINDOW_HOURS?.trim();
-  const hours = setting ? Number(setting) : DEFAULT_REPLAY_WINDOW_HOURS;
-  if (!Number.isFinite(hours) || hours <= 0) return null;
+  const hours = numberVar(env, "WEBHOOK_REPLAY_WINDOW_HOURS", { min: 0 });
+  if (hours === 0) return null;
   return { bodySha256: await sha256Hex(body), since: new Date(receivedMs - hours * 3_600_000).toISOString() };
 }
 

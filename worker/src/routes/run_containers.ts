@@ -8,7 +8,7 @@
  */
 import { Hono } from "hono";
 import { requireInternal } from "../auth";
-import { positiveNumberVar, type AppEnv, type Env } from "../env";
+import { numberVar, type AppEnv, type Env } from "../env";
 import { validationFailed, type FieldError } from "../errors";
 import { background, jsonBody } from "../http";
 import { findRun, findRunByDagsterId, findSource } from "../ledger";
@@ -195,7 +195,7 @@ runContainerRoutes.post("/internal/run-containers/:name/stop", requireInternal, 
   if (!NAME.test(name)) throw validationFailed([{ field: "name", message: "expected a Dagster run id" }]);
   const body: unknown = await c.req.json().catch(() => ({}));
   const doc = isObject(body) ? body : {};
-  const grace = doc.grace_seconds ?? positiveNumberVar(c.env.RUN_CONTAINER_STOP_GRACE_SECONDS, 10);
+  const grace = doc.grace_seconds ?? numberVar(c.env, "RUN_CONTAINER_STOP_GRACE_SECONDS", { min: 0 });
   if (typeof grace !== "number" || !(grace >= 0 && grace <= 25)) {
     // Cloudflare keeps a Worker's background work about 30 s after its response: the kill must fit in it.
     throw validationFailed([{ field: "grace_seconds", message: "expected seconds from 0 to 25" }]);
