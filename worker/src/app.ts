@@ -5,6 +5,7 @@ import pkg from "../../package.json";
 import { passes, requireOperator } from "./auth";
 import { missingConfiguration } from "./container";
 import { numberVar, type AppEnv } from "./env";
+import { dagsterProxy } from "./dagster_proxy";
 import { errorBody, errorResponse } from "./errors";
 import { openApiDocument } from "./openapi";
 import { admin } from "./routes/admin";
@@ -53,6 +54,7 @@ app.route("/", operator);
 app.route("/", internal);
 app.route("/", runContainerRoutes);
 app.route("/", admin);
+app.route("/", dagsterProxy);
 app.route("/", hooks);
 app.route("/", webhooks);
 

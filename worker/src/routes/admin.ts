@@ -1,17 +1,15 @@
-/** Admin page: server-rendered, cookie session from ?token=, CSRF-protected forms; /dagster/* proxy. */
+/** Admin page: server-rendered, cookie session from ?token=, CSRF-protected forms (the /dagster/* proxy: dagster_proxy.ts). */
 import { Hono, type Context } from "hono";
 import { deleteCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
 import { secureHeaders } from "hono/secure-headers";
 import type { HtmlEscapedString } from "hono/utils/html";
-import { csrfToken, passes, requireOperator, revokeSession, SESSION_COOKIE, sessionCookie, sessionFrom, sessionWithRole, safeEqual } from "../auth";
-import { dagsterFetch } from "../dagster";
+import { csrfToken, revokeSession, SESSION_COOKIE, sessionCookie, sessionWithRole, safeEqual } from "../auth";
 import type { AppEnv } from "../env";
 import { ApiError, unauthorized } from "../errors";
 import { background } from "../http";
 import { ALERTING, getRun, listEvents, listRuns, listSources, setSourceEnabled, TERMINAL, type RunRow } from "../ledger";
 import { reloadLocation } from "../dagster";
-import { canonicalProxyRequest } from "../proxy_guard";
 import { readOnly, tokenRole, type Role } from "../roles";
 import { withLoadErrors } from "../load_errors";
 import { retryRun, startRun } from "../runs";
@@ -252,12 +250,3 @@ for (const [action, enabled] of [
     return c.redirect("/admin", 303);
   });
 }
-
-/** The Dagster UI and its GraphQL/WebSocket traffic, for signed-in operators only, never driven cross-site. */
-admin.all("/dagster/*", async (c) => {
-  const viaBearer = await passes(requireOperator, c);
-  if (!viaBearer && (await sessionFrom(c)) === null) throw unauthorized();
-  // Only the request the guard built goes on: what it checked is what Dagster executes.
-  const { path, init } = canonicalProxyRequest(c.req.raw, viaBearer, SESSION_COOKIE);
-  return dagsterFetch(c.env, path, init);
-});
