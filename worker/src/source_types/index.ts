@@ -5,6 +5,7 @@
 import { validationFailed } from "../errors";
 import type { SourceDefinition } from "../validation";
 import { cloudflareKv } from "./cloudflare_kv";
+import { d1 } from "./d1";
 import { restApi } from "./rest_api";
 import type { SourceType } from "./types";
 import { webhook } from "./webhook";
@@ -13,6 +14,7 @@ export const SOURCE_TYPES: Readonly<Record<SourceDefinition["source_type"], Sour
   cloudflare_kv: cloudflareKv,
   webhook,
   rest_api: restApi,
+  d1,
 };
 
 /** The type module of a stored or schema-valid definition; an unknown type is an error naming it. */
