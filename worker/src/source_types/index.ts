@@ -6,6 +6,7 @@ import { validationFailed } from "../errors";
 import type { SourceDefinition } from "../validation";
 import { cloudflareKv } from "./cloudflare_kv";
 import { d1 } from "./d1";
+import { r2Files } from "./r2_files";
 import { restApi } from "./rest_api";
 import type { SourceType } from "./types";
 import { webhook } from "./webhook";
@@ -15,6 +16,7 @@ export const SOURCE_TYPES: Readonly<Record<SourceDefinition["source_type"], Sour
   webhook,
   rest_api: restApi,
   d1,
+  r2_files: r2Files,
 };
 
 /** The type module of a stored or schema-valid definition; an unknown type is an error naming it. */
