@@ -58,7 +58,7 @@ export default defineConfig({
     // cron-parser is CommonJS: bundled with esbuild, as wrangler bundles it for the deployed Worker.
     deps: { optimizer: { ssr: { enabled: true, include: ["cron-parser"] } } },
     setupFiles: ["./worker/test/setup.ts"],
-    // A loopback webhook receiver for the alert tests.
-    globalSetup: ["./worker/test/alert-receiver.global.mjs"],
+    // A loopback webhook receiver for the alert tests; the definition types as generated now (Node-only generator).
+    globalSetup: ["./worker/test/alert-receiver.global.mjs", "./worker/test/definition-types.global.mjs"],
   },
 });

@@ -2,6 +2,7 @@
 import sourceSchema from "../../config/source.schema.json";
 import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
 import { cronProblem } from "./cron";
+import type { SourceDefinition as GeneratedDefinition } from "./definitions";
 import { validationFailed, type FieldError } from "./errors";
 import { schemaCheck } from "./json_schema";
 import { sourceTypeOf } from "./source_types";
@@ -21,7 +22,7 @@ export {
 
 export interface SourceDefinition {
   source_id: string;
-  source_type: "cloudflare_kv" | "webhook" | "rest_api";
+  source_type: GeneratedDefinition["source_type"];
   enabled?: boolean;
   schedule?: string | null;
   // rest_api sources have no destination.table: their tables are their resources (source_types/rest_api.ts).

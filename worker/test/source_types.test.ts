@@ -10,10 +10,11 @@ describe("source types", () => {
   });
 
   it("names an unknown source_type and the known ones", () => {
-    expect(() => sourceTypeOf({ source_type: "r2_files" })).toThrow(
-      'source_type "r2_files" is not one of cloudflare_kv, webhook, rest_api',
+    expect(() => sourceTypeOf({ source_type: "ftp_files" })).toThrow(
+      `source_type "ftp_files" is not one of ${Object.keys(SOURCE_TYPES).join(", ")}`,
     );
-    expect(receivesDeliveries({ source_type: "r2_files" })).toBe(false);
+    expect(() => sourceTypeOf({ source_type: "toString" })).toThrow('source_type "toString" is not one of');
+    expect(receivesDeliveries({ source_type: "ftp_files" })).toBe(false);
     expect(receivesDeliveries(null)).toBe(false);
   });
 

@@ -4,30 +4,14 @@
  * param or `{resources.<parent>.<field>}`) is another resource of the source, and a resource that merges has a
  * primary key. Hosts that are loopback, private or the Worker's own are refused when a definition is stored.
  */
+import type { RestApiExtract, RestResource } from "../definitions";
 import type { FieldError } from "../errors";
 import type { SourceDefinition } from "../validation";
-import type { PartitionWindows, SourceType } from "./types";
-
-interface Endpoint {
-  path?: unknown;
-  params?: Record<string, unknown> | null;
-  incremental?: { start_param?: string | null; initial_value?: unknown } | null;
-}
-interface Resource {
-  name: string;
-  endpoint?: Endpoint;
-  primary_key?: unknown;
-  write_disposition?: string | null;
-  selected?: boolean;
-}
-interface RestExtract {
-  resources: Resource[];
-  resource_defaults?: { primary_key?: unknown; write_disposition?: string | null } | null;
-}
+import type { SourceType } from "./types";
 
 const PARENT_REFERENCE = /\{resources\.([^.{}]+)\.[^{}]+\}/g;
 
-function parentReferences(resource: Resource): string[] {
+function parentReferences(resource: RestResource): string[] {
   const params = resource.endpoint?.params ?? {};
   const names: string[] = [];
   for (const value of Object.values(params)) {
@@ -44,7 +28,7 @@ function parentReferences(resource: Resource): string[] {
 /** Problems of a definition that passed the schema (so its shape is known). */
 export function restApiProblems(definition: {
   destination?: { write_disposition?: string };
-  extract: RestExtract;
+  extract: RestApiExtract;
 }): FieldError[] {
   const { resources, resource_defaults: defaults } = definition.extract;
   const names = resources.map((resource) => resource.name);
@@ -159,16 +143,16 @@ export function privateHostProblems(
 export const restApi: SourceType = {
   /** One [dataset, resource name] key per loaded (selected) resource: a rest_api source has no destination.table. */
   tableKeys(definition: SourceDefinition): string[][] {
-    return (definition.extract as unknown as RestExtract).resources
+    return (definition.extract as unknown as RestApiExtract).resources
       .filter((resource) => resource.selected !== false)
       .map((resource) => [definition.destination.dataset, resource.name]);
   },
   tableField(definition: SourceDefinition, key: string[]): string {
-    const resources = (definition.extract as unknown as RestExtract).resources;
+    const resources = (definition.extract as unknown as RestApiExtract).resources;
     return `extract.resources.${resources.findIndex((resource) => resource.name === key[1])}.name`;
   },
   // `extract.partitions`, when present, is always enabled.
-  partitions: (definition) => (definition.extract.partitions as PartitionWindows | null | undefined) ?? null,
+  partitions: (definition) => (definition.extract as unknown as RestApiExtract).partitions ?? null,
   problems: (definition) => restApiProblems(definition as unknown as Parameters<typeof restApiProblems>[0]),
   hostProblems: privateHostProblems,
   receivesDeliveries: false,

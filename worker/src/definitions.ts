@@ -1,0 +1,484 @@
+// Generated from config/source.schema.json by `npm run definition-types` (worker/scripts/definition_types.mjs); do not edit.
+
+export type SourceDefinition = KVSourceDefinition | WebhookSourceDefinition | RestApiSourceDefinition;
+
+/**
+ * A Cloudflare Workers KV namespace, listed (or read key by key) and loaded one row per key.
+ */
+export interface KVSourceDefinition {
+  description?: string | null;
+  destination: Destination;
+  enabled?: boolean;
+  extract: KVExtract;
+  /**
+   * Data older than this is stale; default derived from the schedule.
+   */
+  freshness_hours?: number | null;
+  /**
+   * @maxItems 20
+   */
+  owners?: string[];
+  schedule?: string | null;
+  /**
+   * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
+   */
+  schema_contract?: ("evolve" | "freeze" | "discard_row" | "discard_value") | SchemaContract | null;
+  /**
+   * Stable id; also the dlt pipeline name.
+   */
+  source_id: string;
+  source_type: "cloudflare_kv";
+  staging?: Staging;
+  tags?: {
+    [k: string]: string | undefined;
+  };
+}
+export interface Destination {
+  /**
+   * BigQuery clustering columns, in order (at most 4), e.g. ['cf_kv_key'].
+   */
+  cluster_by?: string[] | null;
+  /**
+   * Warehouse dataset (BigQuery dataset, DuckDB schema).
+   */
+  dataset: string;
+  /**
+   * BigQuery location of the dataset, e.g. 'EU', 'US', 'europe-west3' (default US).
+   */
+  location?: string | null;
+  /**
+   * BigQuery time partitioning of the table.
+   */
+  partition_by?: TimePartitioning | null;
+  /**
+   * Table the records land in.
+   */
+  table: string;
+  /**
+   * Warehouse; DLT_PLATFORM_DESTINATION overrides it for local work.
+   */
+  type?: "bigquery" | "duckdb";
+  /**
+   * replace: snapshot; merge: upsert on cf_kv_key; append: keep every load.
+   */
+  write_disposition?: "replace" | "merge" | "append";
+}
+/**
+ * BigQuery time partitioning of the table: one partition per day (hour, month, year) of a TIMESTAMP column.
+ */
+export interface TimePartitioning {
+  /**
+   * A TIMESTAMP column, e.g. cf_kv_fetched_at.
+   */
+  column: string;
+  /**
+   * Width of one partition.
+   */
+  granularity?: "hour" | "day" | "month" | "year";
+}
+export interface KVExtract {
+  incremental?: Incremental | null;
+  /**
+   * Explicit keys to load instead of a listing (full backfills in batches).
+   */
+  keys?: string[] | null;
+  /**
+   * Cloudflare KV namespace id (REST transport).
+   */
+  namespace_id: string;
+  /**
+   * Namespace title; the Worker's KV binding name.
+   */
+  namespace_title: string;
+  /**
+   * Only keys starting with this prefix.
+   */
+  prefix?: string | null;
+  /**
+   * rest: Cloudflare API with an API token; worker: the orchestrator's /internal/kv pages.
+   */
+  transport?: "rest" | "worker";
+}
+/**
+ * Key-prefix windows: keys are date-prefixed, so a window is a prefix and a run lists only recent windows.
+ */
+export interface Incremental {
+  enabled?: boolean;
+  /**
+   * Key prefix template with one {date:FORMAT} placeholder (strftime), e.g. 'lead:{date:%Y%m%d}'.
+   */
+  key_prefix: string;
+  /**
+   * How many windows back from now a normal run loads.
+   */
+  lookback?: number;
+  /**
+   * First window that exists (first Dagster partition).
+   */
+  start: string;
+  /**
+   * Width of one window (and of one Dagster partition).
+   */
+  step?: "day" | "hour";
+}
+/**
+ * dlt's schema contract, entity by entity (TSchemaContractDict); an entity left out evolves.
+ */
+export interface SchemaContract {
+  columns?: "evolve" | "freeze" | "discard_row" | "discard_value";
+  data_type?: "evolve" | "freeze" | "discard_row" | "discard_value";
+  tables?: "evolve" | "freeze" | "discard_row" | "discard_value";
+}
+export interface Staging {
+  /**
+   * Object key prefix of the snapshots, relative ('a/b', no '..' or leading '/'); required when raw_snapshot is true.
+   */
+  r2_prefix?: string | null;
+  /**
+   * Keep compressed NDJSON of every extraction in R2 (or the local folder).
+   */
+  raw_snapshot?: boolean;
+}
+/**
+ * A webhook feed: deliveries verified and kept by the Worker, loaded in batches merged on the delivery id.
+ */
+export interface WebhookSourceDefinition {
+  description?: string | null;
+  destination: Destination;
+  enabled?: boolean;
+  extract: WebhookExtract;
+  /**
+   * Data older than this is stale; default derived from the schedule.
+   */
+  freshness_hours?: number | null;
+  /**
+   * @maxItems 20
+   */
+  owners?: string[];
+  schedule?: string | null;
+  /**
+   * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
+   */
+  schema_contract?: ("evolve" | "freeze" | "discard_row" | "discard_value") | SchemaContract | null;
+  /**
+   * Stable id; also the dlt pipeline name.
+   */
+  source_id: string;
+  source_type: "webhook";
+  staging?: Staging;
+  tags?: {
+    [k: string]: string | undefined;
+  };
+}
+export interface WebhookExtract {
+  batch?: DeliveryBatch;
+  /**
+   * @minItems 1
+   * @maxItems 10
+   */
+  content_types?: string[];
+  /**
+   * Where the delivery id is; default the preset's (X-GitHub-Delivery, the Stripe event id, svix-id).
+   */
+  delivery_id?: FieldLocation | null;
+  /**
+   * Where the event type is; default the preset's (X-GitHub-Event, Stripe's type, none).
+   */
+  event_type?: FieldLocation | null;
+  max_body_bytes?: number;
+  /**
+   * Body objects nested deeper than this stay whole in JSON columns (native JSON in BigQuery), and deeper lists make no child tables. Default: 1 for the github preset, unbounded otherwise.
+   */
+  max_table_nesting?: number | null;
+  signature: SignatureCheck;
+  /**
+   * Each event type's bodies in a table of their own, <table>__<event_type>, while <table> keeps one row per delivery (audit columns and raw body). Default: on for the github preset, off otherwise.
+   */
+  table_per_event_type?: boolean | null;
+}
+export interface DeliveryBatch {
+  /**
+   * A run starts once this many deliveries wait...
+   */
+  max_deliveries?: number;
+  /**
+   * ...or once the oldest waiting delivery is this old.
+   */
+  max_wait_seconds?: number;
+}
+/**
+ * Where a value is found in a delivery: a request header or a field of the JSON body.
+ */
+export interface FieldLocation {
+  header?: string | null;
+  json_path?: string | null;
+}
+/**
+ * How the Worker verifies a delivery. Presets follow each sender's documented scheme: github
+ * (X-Hub-Signature-256), stripe (Stripe-Signature t=/v1=), svix (standard-webhooks svix-id/-timestamp/-signature);
+ * hmac is a generic HMAC of the raw body (or of "timestamp.body" when timestamp_header is set).
+ */
+export interface SignatureCheck {
+  /**
+   * hmac: the hash function.
+   */
+  algorithm?: "sha1" | "sha256" | "sha512";
+  /**
+   * hmac: how the signature is written.
+   */
+  encoding?: "hex" | "base64";
+  /**
+   * hmac: the header carrying the signature.
+   */
+  header?: string | null;
+  preset: "github" | "stripe" | "svix" | "hmac";
+  /**
+   * Worker secrets holding the signing key; two while a key is rotated (either one verifies).
+   *
+   * @minItems 1
+   * @maxItems 2
+   */
+  secret_names: string[];
+  /**
+   * hmac: text before the signature in its header, e.g. 'sha256='.
+   */
+  signature_prefix?: string | null;
+  /**
+   * hmac: header with the send time (unix seconds), signed as '<timestamp>.<body>'.
+   */
+  timestamp_header?: string | null;
+  /**
+   * Signed timestamps older or newer than this are refused (stripe, svix, hmac with timestamp).
+   */
+  tolerance_seconds?: number;
+}
+/**
+ * An HTTP API read through dlt's rest_api source: one table per resource, all loaded in one run.
+ */
+export interface RestApiSourceDefinition {
+  description?: string | null;
+  destination: WarehouseDestination;
+  enabled?: boolean;
+  extract: RestApiExtract;
+  /**
+   * Data older than this is stale; default derived from the schedule.
+   */
+  freshness_hours?: number | null;
+  /**
+   * @maxItems 20
+   */
+  owners?: string[];
+  schedule?: string | null;
+  /**
+   * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
+   */
+  schema_contract?: ("evolve" | "freeze" | "discard_row" | "discard_value") | SchemaContract | null;
+  /**
+   * Stable id; also the dlt pipeline name.
+   */
+  source_id: string;
+  source_type: "rest_api";
+  staging?: Staging;
+  tags?: {
+    [k: string]: string | undefined;
+  };
+}
+/**
+ * Where a source's tables land; a source whose tables are named by its extract (rest_api) has no `table`.
+ */
+export interface WarehouseDestination {
+  /**
+   * BigQuery clustering columns, in order (at most 4), e.g. ['cf_kv_key'].
+   */
+  cluster_by?: string[] | null;
+  /**
+   * Warehouse dataset (BigQuery dataset, DuckDB schema).
+   */
+  dataset: string;
+  /**
+   * BigQuery location of the dataset, e.g. 'EU', 'US', 'europe-west3' (default US).
+   */
+  location?: string | null;
+  /**
+   * BigQuery time partitioning of the table.
+   */
+  partition_by?: TimePartitioning | null;
+  /**
+   * Warehouse; DLT_PLATFORM_DESTINATION overrides it for local work.
+   */
+  type?: "bigquery" | "duckdb";
+  /**
+   * replace: snapshot; merge: upsert on cf_kv_key; append: keep every load.
+   */
+  write_disposition?: "replace" | "merge" | "append";
+}
+export interface RestApiExtract {
+  client: RestClient;
+  http?: HttpLimits;
+  /**
+   * Dagster time partitions over the incremental resources' cursors.
+   */
+  partitions?: RestPartitions | null;
+  resource_defaults?: RestDefaults | null;
+  /**
+   * @minItems 1
+   * @maxItems 50
+   */
+  resources: RestResource[];
+}
+export interface RestClient {
+  auth?: {
+    type: string;
+  } | null;
+  /**
+   * https://api.example.com/v1; no credentials.
+   */
+  base_url: string;
+  /**
+   * Sent with every request; a value may be {"env": "NAME"}.
+   */
+  headers?: {
+    [k: string]: string | EnvSecret | undefined;
+  } | null;
+  paginator?: {
+    type: string;
+  } | null;
+}
+/**
+ * A secret read from the environment (the container's env, `.env` locally) when a run starts.
+ */
+export interface EnvSecret {
+  /**
+   * Environment variable holding the secret.
+   */
+  env: string;
+}
+/**
+ * The platform's limits on top of dlt: a request budget per host and bounded retries.
+ */
+export interface HttpLimits {
+  /**
+   * Exponential back-off base (also after 'Retry-After: 0').
+   */
+  backoff_seconds?: number;
+  /**
+   * Attempts per request on 429, 5xx and connection errors.
+   */
+  max_attempts?: number;
+  /**
+   * Longest wait between attempts, Retry-After included.
+   */
+  max_retry_delay_seconds?: number;
+  /**
+   * At most this many requests per second to one host.
+   */
+  requests_per_second?: number | null;
+  /**
+   * At most this many requests to one host in any window_seconds (an API's quota).
+   */
+  requests_per_window?: number | null;
+  window_seconds?: number;
+}
+/**
+ * Time-window partitions of a rest_api source: a partition run reads each incremental resource from the
+ * window's start to its end (dlt's initial_value/end_value: a backfill that leaves the cursors alone).
+ */
+export interface RestPartitions {
+  /**
+   * Windows a scheduled run reads, the one in progress included.
+   */
+  lookback?: number;
+  /**
+   * First window (first Dagster partition).
+   */
+  start: string;
+  /**
+   * Width of one window (one Dagster partition).
+   */
+  step?: "day" | "hour";
+}
+export interface RestDefaults {
+  endpoint?: RestResourceEndpointDefaults | null;
+  max_table_nesting?: number | null;
+  primary_key?: string | string[] | null;
+  write_disposition?: ("replace" | "merge" | "append") | null;
+}
+/**
+ * What resource_defaults.endpoint may hold: everything but the path.
+ */
+export interface RestResourceEndpointDefaults {
+  data_selector?: string | null;
+  paginator?: {
+    type: string;
+  } | null;
+  params?: {
+    [k: string]: string | number | boolean | ResolveParam | undefined;
+  } | null;
+}
+/**
+ * A child resource's parameter taken from each item of its parent resource (dlt: `type: resolve`).
+ */
+export interface ResolveParam {
+  field: string;
+  /**
+   * The parent resource's name.
+   */
+  resource: string;
+  type: "resolve";
+}
+/**
+ * One endpoint, one table (named after the resource).
+ */
+export interface RestResource {
+  endpoint: RestEndpoint;
+  /**
+   * Fields of the parent item copied into each child row (_<parent>_<field>).
+   */
+  include_from_parent?: string[] | null;
+  max_table_nesting?: number | null;
+  /**
+   * Resource name; also its table name.
+   */
+  name: string;
+  primary_key?: string | string[] | null;
+  /**
+   * false: fetched only to feed child resources, not loaded.
+   */
+  selected?: boolean;
+  write_disposition?: ("replace" | "merge" | "append") | null;
+}
+export interface RestEndpoint {
+  /**
+   * JSONPath of the items in a response; default: detected.
+   */
+  data_selector?: string | null;
+  incremental?: RestIncremental | null;
+  /**
+   * JSON body of a POST request.
+   */
+  json?: {
+    [k: string]: unknown | undefined;
+  } | null;
+  method?: "GET" | "POST";
+  paginator?: {
+    type: string;
+  } | null;
+  params?: {
+    [k: string]: string | number | boolean | ResolveParam | undefined;
+  } | null;
+  /**
+   * Relative to client.base_url; may use {resources.<parent>.<field>}.
+   */
+  path: string;
+}
+/**
+ * dlt's incremental for an endpoint: the cursor field of the items and the parameter that sends its last
+ * value, so a run asks only for what changed since the previous one.
+ */
+export interface RestIncremental {
+  cursor_path: string;
+  end_param?: string | null;
+  end_value?: string | number | null;
+  initial_value?: string | number | null;
+  start_param?: string | null;
+}
