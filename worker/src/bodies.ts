@@ -1,10 +1,12 @@
 /**
  * The JSON bodies of the API other than source definitions, one JSON Schema each (validated by json_schema.ts,
  * the engine that validates definitions with the schema Python generates), and what the routes read from them.
+ * Each body is written once, as its schema: its TypeScript type is derived from it (json-schema-to-ts FromSchema).
  * Routes take them through `jsonBody(parse...)` (http.ts); the schemas are exported for the OpenAPI document and
  * the MCP tools (openapi.ts, mcp.ts), which describe the bodies with these very objects.
  */
-import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
+import type { FromSchema } from "json-schema-to-ts";
+import { RUN_STATUSES, TRIGGERS, type RunStatus } from "./contract";
 import { validationFailed, type FieldError } from "./errors";
 import { schemaCheck } from "./json_schema";
 
@@ -19,8 +21,13 @@ const isoTime = {
   type: ["string", "null"],
   pattern: "^\\d{4}-\\d{2}-\\d{2}T",
   "x-message": "must be an ISO-8601 time",
-};
-const statusOf = { enum: RUN_STATUSES, "x-message": `must be one of ${RUN_STATUSES.join(", ")}` };
+} as const;
+const statusOf = { enum: RUN_STATUSES, "x-message": `must be one of ${RUN_STATUSES.join(", ")}` } as const;
+
+/** The fields a schema names, without the index signature an open object schema (internal bodies) adds. */
+type Known<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
+/** `T` with null (JSON's "not given") read as absent. */
+type NullAsAbsent<T> = { [K in keyof T]: Exclude<T[K], null> };
 
 /** Validates `body` with `check`; 400 naming every offending field. */
 function validated<T>(check: (value: unknown) => FieldError[], body: unknown, what: string): T {
@@ -40,12 +47,7 @@ function canonicalTime(value: string | null | undefined, field: string): string 
 // --- POST /sources/:id/runs -----------------------------------------------------------------
 
 /** The fields a run request may carry; they reach Dagster as op config. */
-export interface RunRequest {
-  limit?: number;
-  keys?: string[];
-  partition?: string;
-  full_refresh?: boolean;
-}
+export type RunRequest = FromSchema<typeof RUN_REQUEST_SCHEMA>;
 
 const keysMessage = `must be 1..${MAX_KEYS} non-empty strings of at most 512 characters`;
 export const RUN_REQUEST_SCHEMA = {
@@ -84,10 +86,7 @@ export function parseRunRequest(body: unknown): RunRequest {
 // --- PUT /sources/:id -----------------------------------------------------------------------
 
 /** The envelope of an edit; its definition is checked against config/source.schema.json by the route. */
-export interface SourceUpdate {
-  version: number;
-  definition: unknown;
-}
+export type SourceUpdate = FromSchema<typeof SOURCE_UPDATE_SCHEMA>;
 
 export const SOURCE_UPDATE_SCHEMA = {
   type: "object",
@@ -106,15 +105,8 @@ export function parseSourceUpdate(body: unknown): SourceUpdate {
 
 // --- POST /internal/runs --------------------------------------------------------------------
 
-/** A run Dagster started itself (or saw first), registered by the code location. */
-export interface InternalRunBody {
-  dagster_run_id: string;
-  source_id: string;
-  trigger: Trigger;
-  partition: string | null;
-  status: RunStatus;
-  at?: string;
-}
+/** A run Dagster started itself (or saw first), registered by the code location: the body, defaults applied. */
+export type InternalRunBody = Required<Omit<Known<FromSchema<typeof INTERNAL_RUN_SCHEMA>>, "at">> & { at?: string };
 
 // Internal bodies accept fields they do not know: the code location may be newer than the Worker.
 export const INTERNAL_RUN_SCHEMA = {
@@ -132,11 +124,11 @@ export const INTERNAL_RUN_SCHEMA = {
 const checkInternalRun = schemaCheck(INTERNAL_RUN_SCHEMA);
 
 export function parseInternalRun(body: unknown): InternalRunBody {
-  const run = validated<Partial<InternalRunBody> & { at?: string | null }>(checkInternalRun, body, "run registration");
+  const run = validated<Known<FromSchema<typeof INTERNAL_RUN_SCHEMA>>>(checkInternalRun, body, "run registration");
   return {
-    dagster_run_id: run.dagster_run_id as string,
-    source_id: run.source_id as string,
-    trigger: run.trigger as Trigger,
+    dagster_run_id: run.dagster_run_id,
+    source_id: run.source_id,
+    trigger: run.trigger,
     partition: run.partition ?? null,
     status: run.status ?? "launched",
     at: canonicalTime(run.at, "at"),
@@ -145,17 +137,8 @@ export function parseInternalRun(body: unknown): InternalRunBody {
 
 // --- POST /internal/runs/:id/status ---------------------------------------------------------
 
-/** A status Dagster reports for a run (the ledger's status machine decides whether it applies). */
-export interface StatusUpdate {
-  status: RunStatus;
-  dagster_run_id?: string;
-  at?: string;
-  message?: string;
-  rows_loaded?: number;
-  tables?: Record<string, number>;
-  /** An alert for a run that did not fail but needs a look (it set a load package aside); `message` says why. */
-  alert?: boolean;
-}
+/** A status Dagster reports for a run (the ledger's status machine decides whether it applies); nulls are absent. */
+export type StatusUpdate = NullAsAbsent<Known<FromSchema<typeof STATUS_UPDATE_SCHEMA>>>;
 
 const tablesMessage = "must map table names to integer row counts";
 export const STATUS_UPDATE_SCHEMA = {
@@ -172,16 +155,16 @@ export const STATUS_UPDATE_SCHEMA = {
       "x-message": tablesMessage,
     },
     at: isoTime,
+    // An alert for a run that did not fail but needs a look (it set a load package aside); `message` says why.
     alert: { type: ["boolean", "null"], "x-message": "must be true or false" },
   },
 } as const;
 const checkStatusUpdate = schemaCheck(STATUS_UPDATE_SCHEMA);
 
 export function parseStatusUpdate(body: unknown): StatusUpdate {
-  type Reported = { [K in keyof StatusUpdate]?: StatusUpdate[K] | null };
-  const update = validated<Reported>(checkStatusUpdate, body, "status update");
+  const update = validated<Known<FromSchema<typeof STATUS_UPDATE_SCHEMA>>>(checkStatusUpdate, body, "status update");
   return {
-    status: update.status as RunStatus,
+    status: update.status,
     dagster_run_id: update.dagster_run_id ?? undefined,
     at: canonicalTime(update.at, "at"),
     message: update.message ?? undefined,
@@ -193,12 +176,8 @@ export function parseStatusUpdate(body: unknown): StatusUpdate {
 
 // --- POST /internal/sources/load-errors -----------------------------------------------------
 
-/** One definition the code location could not build. */
-export interface ReportedLoadError {
-  source_id: string;
-  version: number | null;
-  message: string;
-}
+/** One definition the code location could not build (no version: null). */
+export type ReportedLoadError = Required<Known<FromSchema<typeof LOAD_ERROR_REPORT_SCHEMA>["errors"][number]>>;
 
 export const LOAD_ERROR_REPORT_SCHEMA = {
   type: "object",
@@ -224,7 +203,7 @@ const checkLoadErrorReport = schemaCheck(LOAD_ERROR_REPORT_SCHEMA);
 
 /** The whole current set of load errors (a report replaces the previous one; [] clears). */
 export function parseLoadErrorReport(body: unknown): ReportedLoadError[] {
-  const report = validated<{ errors: ReportedLoadError[] }>(checkLoadErrorReport, body, "load error report");
+  const report = validated<FromSchema<typeof LOAD_ERROR_REPORT_SCHEMA>>(checkLoadErrorReport, body, "load error report");
   return report.errors.map((error) => ({
     source_id: error.source_id,
     version: error.version ?? null,
@@ -238,10 +217,7 @@ export function parseLoadErrorReport(body: unknown): ReportedLoadError[] {
 export const MAX_DELIVERIES_PER_PAGE = 1000;
 const MAX_RUN_ID = 200;
 
-export interface LoadedDeliveries {
-  run_id: string;
-  delivery_ids: string[];
-}
+export type LoadedDeliveries = Known<FromSchema<typeof LOADED_DELIVERIES_SCHEMA>>;
 
 export const LOADED_DELIVERIES_SCHEMA = {
   type: "object",

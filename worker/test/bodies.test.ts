@@ -1,5 +1,6 @@
 /** Request bodies: one JSON Schema each, through one middleware; every refusal names its fields. */
 import { describe, expect, it } from "vitest";
+import { parseStatusUpdate, type InternalRunBody, type RunRequest, type StatusUpdate } from "../src/bodies";
 import { call, createSource, definition, INTERNAL, json, testEnv, uniqueId } from "./helpers";
 
 type Env = ReturnType<typeof testEnv>["env"];
@@ -82,5 +83,19 @@ describe("request bodies", () => {
     });
     const { results } = await env.DB.prepare("SELECT source_id FROM source_load_errors").all<{ source_id: string }>();
     expect(results.map((r) => r.source_id)).toEqual(["kept"]);
+  });
+});
+
+describe("body types", () => {
+  it("are derived from the schemas: what a schema refuses, the type refuses (tsc checks the expect-error lines)", () => {
+    const update: StatusUpdate = parseStatusUpdate({ status: "running", message: null, tables: { orders: 3 } });
+    expect(update).toEqual({ status: "running", tables: { orders: 3 } });
+    // @ts-expect-error: not a run status of the contract
+    const badStatus: StatusUpdate = { status: "lost" };
+    // @ts-expect-error: the run request schema allows no other field
+    const badRequest: RunRequest = { limit: 1, priority: "high" };
+    // @ts-expect-error: a registration names its trigger, one of the contract's
+    const badRun: InternalRunBody = { dagster_run_id: "d", source_id: "s", trigger: "cron", partition: null, status: "launched" };
+    expect([badStatus, badRequest, badRun]).toHaveLength(3);
   });
 });
