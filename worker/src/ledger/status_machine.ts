@@ -1,27 +1,25 @@
-/** The run status machine: which status may follow which, and the groups other modules ask about. */
-import { TERMINAL_STATUSES, type RunStatus } from "../contract";
-
-const RANK: Record<RunStatus, number> = {
-  queued: 0,
-  launching: 1,
-  launched: 2,
-  running: 3,
-  succeeded: 4,
-  failed: 4,
-  canceled: 4,
-  dead_lettered: 4,
-};
+/**
+ * The run status machine: which status may follow which, and the groups other modules ask about. The statuses and
+ * their order are the contract's (contract.ts, generated); config/run_status_cases.json lists the transitions this
+ * allows, and vitest and pytest hold this rule and the Python stand-in of the ledger to it.
+ */
+import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from "../contract";
 
 export const TERMINAL: ReadonlySet<RunStatus> = new Set(TERMINAL_STATUSES);
+
+/** How far a run is: the contract lists the statuses in the order a run moves; every final status is as far. */
+function rank(status: RunStatus): number {
+  return TERMINAL.has(status) ? RUN_STATUSES.length : RUN_STATUSES.indexOf(status);
+}
 
 /** Endings operators are alerted about (see notify.ts); the alert is owed in the same batch as the change. */
 export const ALERTING: ReadonlySet<RunStatus> = new Set(["failed", "dead_lettered"]);
 
-/** Runs that wait for Dagster to start them: the backlog MAX_PENDING_RUNS_PER_SOURCE bounds. */
-export const PENDING: readonly RunStatus[] = ["queued", "launching", "launched"];
-
 /** Runs not yet finished: a source holding any cannot be retired, and no run is queued for a retired source. */
-export const IN_FLIGHT: readonly RunStatus[] = ["queued", "launching", "launched", "running"];
+export const IN_FLIGHT: readonly RunStatus[] = RUN_STATUSES.filter((status) => !TERMINAL.has(status));
+
+/** Runs that wait for Dagster to start them: the backlog MAX_PENDING_RUNS_PER_SOURCE bounds. */
+export const PENDING: readonly RunStatus[] = IN_FLIGHT.slice(0, IN_FLIGHT.indexOf("running"));
 
 /** SQL list of `statuses`, for `status IN (...)` (the names are the contract's fixed identifiers). */
 export function statusList(statuses: readonly RunStatus[]): string {
@@ -32,5 +30,5 @@ export function statusList(statuses: readonly RunStatus[]): string {
 export function canTransition(from: RunStatus, to: RunStatus): boolean {
   if (TERMINAL.has(from)) return false;
   if (to === "dead_lettered") return from === "queued" || from === "launching";
-  return RANK[to] > RANK[from];
+  return rank(to) > rank(from);
 }
