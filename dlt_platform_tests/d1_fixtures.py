@@ -1,6 +1,6 @@
-"""Fixtures of the d1 lane (a pytest plugin of conftest.py): Cloudflare's D1 REST API played on loopback by dlt_platform/source_types/d1/local_api.py over a
-real SQLite database, an application's tables in it, and definitions reading them the way a user would write
-them."""
+"""Fixtures of the d1 lane (a pytest plugin of conftest.py): Cloudflare's D1 REST API played on loopback by
+dlt_platform/source_types/d1/local_api.py over a real SQLite database, an application's tables in it, and
+definitions reading them the way a user would write them."""
 
 from __future__ import annotations
 

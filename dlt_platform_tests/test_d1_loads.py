@@ -156,7 +156,7 @@ def test_a_page_over_the_result_limit_is_read_again_in_halves(d1_state, d1_setti
     d1_state.max_result_bytes = 8_000  # about 25 users' rows
     result = run_load(d1_definition(page_rows=100), d1_settings)
     assert result.rows_by_table == {"users": 100}
-    limits = [params[-1] for sql, params in zip(d1_state.statements, d1_state.parameters)
+    limits = [params[-1] for sql, params in zip(d1_state.statements, d1_state.parameters, strict=True)
               if sql.startswith("SELECT * FROM (SELECT")]
     # 100 rows are refused, 50 are not: the rest of the run reads 50 a page.
     assert limits[0] == 100 and set(limits[1:]) == {50}

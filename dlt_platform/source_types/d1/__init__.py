@@ -4,7 +4,11 @@ keyset pages over Cloudflare's REST API or the Worker's D1 binding (README.md in
 from __future__ import annotations
 
 from dlt_platform.source_types.base import SourceType, asset_name
-from dlt_platform.source_types.d1.definition import D1SourceDefinition, loaded_tables, warehouse_name
+from dlt_platform.source_types.d1.definition import (
+    D1SourceDefinition,
+    loaded_tables,
+    warehouse_name,
+)
 
 
 class D1(SourceType):

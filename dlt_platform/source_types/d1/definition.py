@@ -8,7 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from dlt_platform.definition_base import SourceBase, StrictModel, WarehouseDestination, whole_number
+from dlt_platform.definition_base import (
+    SourceBase,
+    StrictModel,
+    WarehouseDestination,
+    whole_number,
+)
 
 # SQLite identifiers the platform quotes itself: letters, digits and '_' only, so no quoting trick reaches SQL.
 # (SQLite's and D1's own tables, sqlite_* and _cf_*, are never read: the Worker lists user tables only.)
@@ -43,9 +48,10 @@ class D1TableBase(StrictModel):
         None, description="Incremental cursor column (e.g. updated_at, or rowid for append-only tables): a run reads "
                           "rows whose cursor is at or after the last run's. Rows deleted in D1 are not seen.")
     columns: dict[ColumnName, ColumnType] | None = Field(
-        None, max_length=100, description="Column types that override those read from SQLite's declared types, e.g. "
-                                          "{\"created_at\": \"timestamp\", \"payload\": \"json\"}: dates stored as TEXT "
-                                          "stay text and JSON text stays text unless named here.")
+        None, max_length=100,
+        description="Column types that override those read from SQLite's declared types, e.g. "
+                    "{\"created_at\": \"timestamp\", \"payload\": \"json\"}: dates stored as TEXT stay text and "
+                    "JSON text stays text unless named here.")
 
 
 class D1Table(D1TableBase):
@@ -78,17 +84,18 @@ class D1Query(D1TableBase):
 
 
 # Queries are SQL sent to D1 as written: only the REST transport runs them.
+QUERIES_NEED_REST = "queries need transport rest: the Worker builds its own SELECTs and runs no SQL it is sent"
 _QUERIES_NEED_REST = {
     "if": {"required": ["transport"], "properties": {"transport": {"const": "worker"}}},
-    "then": {"properties": {"queries": {"type": "null", "x-message": "queries need transport rest: the Worker "
-                                                                      "builds its own SELECTs and runs no SQL it is sent"}}},
+    "then": {"properties": {"queries": {"type": "null", "x-message": QUERIES_NEED_REST}}},
 }
 
 
 class D1Extract(StrictModel):
     model_config = ConfigDict(json_schema_extra=_QUERIES_NEED_REST)
 
-    database_id: Annotated[str, Field(pattern=DATABASE_ID_PATTERN, description="The D1 database's UUID (REST transport).")]
+    database_id: Annotated[str, Field(pattern=DATABASE_ID_PATTERN,
+                                      description="The D1 database's UUID (REST transport).")]
     database_name: Annotated[str, Field(pattern=BINDING_PATTERN, description="The database's name; the Worker's D1 "
                                                                             "binding name (worker transport).")]
     transport: Literal["rest", "worker"] = Field(
@@ -107,7 +114,7 @@ class D1Extract(StrictModel):
     def _tables_named_once(cls, queries: list[D1Query] | None, info: ValidationInfo) -> list[D1Query] | None:
         tables = info.data.get("tables") or []
         if info.data.get("transport") == "worker" and queries is not None:
-            raise ValueError("queries need transport rest: the Worker builds its own SELECTs and runs no SQL it is sent")
+            raise ValueError(QUERIES_NEED_REST)
         names = [table.name.lower() for table in tables] + [query.name for query in queries or []]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -113,7 +113,7 @@ def read_plans(definition: D1SourceDefinition, client: D1Client) -> list[ReadPla
 
 def shaped_rows(plan: ReadPlan, columns: list[str], rows: list[list]) -> list[dict]:
     """Rows of a page as dicts: hex-read BLOBs decoded, JSON text parsed where the definition asks."""
-    records = [dict(zip(columns, row)) for row in rows]
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
     for name, kind in plan.hex_as.items():
         for record in records:
             value = record.get(name)
@@ -155,7 +155,7 @@ def pages(client: D1Client, plan: ReadPlan, since: object, limit: int | None,
             remaining -= len(rows)
         if len(rows) < size or remaining == 0:
             return
-        last = dict(zip(columns, rows[-1]))
+        last = dict(zip(columns, rows[-1], strict=True))
         page = dataclasses.replace(page, after=[last[name] for name in page.key])
 
 
@@ -207,6 +207,6 @@ def d1_source(definition: D1SourceDefinition, settings: Settings, request: LoadR
             plans = read_plans(definition, client)
         finally:
             client.close()
-        return [d1_resource(definition, settings, item, plan, request) for item, plan in zip(items, plans)]
+        return [d1_resource(definition, settings, item, plan, request) for item, plan in zip(items, plans, strict=True)]
 
     return d1()
