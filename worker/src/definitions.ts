@@ -1,6 +1,7 @@
 // Generated from config/source.schema.json by `npm run definition-types` (worker/scripts/definition_types.mjs); do not edit.
 
-export type SourceDefinition = KVSourceDefinition | WebhookSourceDefinition | RestApiSourceDefinition;
+export type SourceDefinition =
+  KVSourceDefinition | WebhookSourceDefinition | RestApiSourceDefinition | D1SourceDefinition | R2FilesSourceDefinition;
 
 /**
  * A Cloudflare Workers KV namespace, listed (or read key by key) and loaded one row per key.
@@ -481,4 +482,190 @@ export interface RestIncremental {
   end_value?: string | number | null;
   initial_value?: string | number | null;
   start_param?: string | null;
+}
+/**
+ * Tables of a Cloudflare D1 database (or named queries over it), one warehouse table each.
+ */
+export interface D1SourceDefinition {
+  description?: string | null;
+  destination: WarehouseDestination;
+  enabled?: boolean;
+  extract: D1Extract;
+  /**
+   * Data older than this is stale; default derived from the schedule.
+   */
+  freshness_hours?: number | null;
+  /**
+   * @maxItems 20
+   */
+  owners?: string[];
+  schedule?: string | null;
+  /**
+   * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
+   */
+  schema_contract?: ("evolve" | "freeze" | "discard_row" | "discard_value") | SchemaContract | null;
+  /**
+   * Stable id; also the dlt pipeline name.
+   */
+  source_id: string;
+  source_type: "d1";
+  staging?: D1Staging;
+  tags?: {
+    [k: string]: string | undefined;
+  };
+}
+export interface D1Extract {
+  /**
+   * BLOB columns as base64 text, or as bytes (a binary column).
+   */
+  blob_encoding?: "base64" | "bytes";
+  /**
+   * The D1 database's UUID (REST transport).
+   */
+  database_id: string;
+  /**
+   * The database's name; the Worker's D1 binding name (worker transport).
+   */
+  database_name: string;
+  /**
+   * Rows per page at most; a page D1 refuses as too large is halved.
+   */
+  page_rows?: number;
+  /**
+   * Named SELECTs, each loaded as a table (transport rest).
+   */
+  queries?: D1Query[] | null;
+  /**
+   * Tables loaded as they are.
+   *
+   * @maxItems 100
+   */
+  tables?: D1Table[];
+  /**
+   * rest: Cloudflare's D1 REST API with an API token; worker: the orchestrator's /internal/d1 pages over its D1 binding.
+   */
+  transport?: "rest" | "worker";
+}
+/**
+ * A named SELECT whose rows become a table (REST transport only: the Worker never runs SQL it is sent).
+ */
+export interface D1Query {
+  /**
+   * Column types that override those read from SQLite's declared types, e.g. {"created_at": "timestamp", "payload": "json"}: dates stored as TEXT stay text and JSON text stays text unless named here.
+   */
+  columns?: {
+    [k: string]:
+      "text" | "bigint" | "double" | "decimal" | "bool" | "timestamp" | "date" | "json" | "binary" | undefined;
+  } | null;
+  /**
+   * Incremental cursor column (e.g. updated_at, or rowid for append-only tables): a run reads rows whose cursor is at or after the last run's. Rows deleted in D1 are not seen.
+   */
+  cursor?: string | null;
+  /**
+   * The warehouse table the query's rows land in.
+   */
+  name: string;
+  /**
+   * Columns of the query that identify a row: keyset pages and merges use them.
+   *
+   * @minItems 1
+   * @maxItems 8
+   */
+  primary_key: string[];
+  sql: string;
+  /**
+   * Default: destination.write_disposition.
+   */
+  write_disposition?: ("replace" | "merge" | "append") | null;
+}
+export interface D1Table {
+  /**
+   * Column types that override those read from SQLite's declared types, e.g. {"created_at": "timestamp", "payload": "json"}: dates stored as TEXT stay text and JSON text stays text unless named here.
+   */
+  columns?: {
+    [k: string]:
+      "text" | "bigint" | "double" | "decimal" | "bool" | "timestamp" | "date" | "json" | "binary" | undefined;
+  } | null;
+  /**
+   * Incremental cursor column (e.g. updated_at, or rowid for append-only tables): a run reads rows whose cursor is at or after the last run's. Rows deleted in D1 are not seen.
+   */
+  cursor?: string | null;
+  /**
+   * The D1 table; its warehouse table takes dlt's form of the name.
+   */
+  name: string;
+  /**
+   * Merge key and keyset tie-break; default: the table's own PRIMARY KEY (its rowid if none).
+   */
+  primary_key?: string[] | null;
+  /**
+   * Default: destination.write_disposition.
+   */
+  write_disposition?: ("replace" | "merge" | "append") | null;
+}
+/**
+ * A d1 source keeps no raw snapshot: the rows stay in D1, and a full refresh reads them again.
+ */
+export interface D1Staging {
+  /**
+   * Always false for d1 sources.
+   */
+  raw_snapshot?: false;
+}
+/**
+ * Files in an R2 (S3-compatible) bucket read by dlt's filesystem source: one table per glob or Logpush job.
+ */
+export interface R2FilesSourceDefinition {
+  description?: string | null;
+  destination: WarehouseDestination;
+  enabled?: boolean;
+  extract: R2FilesExtract;
+  /**
+   * Data older than this is stale; default derived from the schedule.
+   */
+  freshness_hours?: number | null;
+  /**
+   * @maxItems 20
+   */
+  owners?: string[];
+  schedule?: string | null;
+  /**
+   * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
+   */
+  schema_contract?: ("evolve" | "freeze" | "discard_row" | "discard_value") | SchemaContract | null;
+  /**
+   * Stable id; also the dlt pipeline name.
+   */
+  source_id: string;
+  source_type: "r2_files";
+  staging?: R2FilesStaging;
+  tags?: {
+    [k: string]: string | undefined;
+  };
+}
+export interface R2FilesExtract {
+  /**
+   * The bucket, reached through the platform's R2 endpoint and credentials (DLT_R2_*).
+   */
+  bucket: string;
+  /**
+   * @minItems 1
+   * @maxItems 50
+   */
+  tables: {
+    type: string;
+  }[];
+}
+/**
+ * The files stay in the bucket: an r2_files source keeps no raw snapshot of its own.
+ */
+export interface R2FilesStaging {
+  /**
+   * Object key prefix of the snapshots, relative ('a/b', no '..' or leading '/'); required when raw_snapshot is true.
+   */
+  r2_prefix?: string | null;
+  /**
+   * Always false: the files themselves stay in the bucket.
+   */
+  raw_snapshot?: false;
 }
