@@ -12,7 +12,8 @@ from dlt_platform.settings import Settings
 from dlt_platform_tests.worker_kv_double import WorkerKVDouble
 
 # The BigQuery emulator lane (session-scoped emulator, warehouse readers).
-pytest_plugins = ["dlt_platform_tests.bigquery_fixtures", "dlt_platform_tests.d1_fixtures"]
+pytest_plugins = ["dlt_platform_tests.bigquery_fixtures", "dlt_platform_tests.d1_fixtures",
+                  "dlt_platform_tests.r2_files_fixtures"]
 
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 API_TOKEN = "cf-test-token-not-a-real-secret"

@@ -22,7 +22,7 @@ from dlt_platform.settings import Settings
 
 BUCKET = "edge-logs"
 R2_KEY_ID, R2_SECRET = "r2-files-key-id", "r2-files-secret-not-real"
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -10,11 +10,16 @@ import pytest
 from dlt_platform.loads import run_load
 
 from .bigquery_fixtures import BigQueryWarehouse, DuckDBWarehouse, bigquery_settings
-from .r2_files_fixtures import (  # noqa: F401 (fixtures)
-    BUCKET, http_request, latest_modified, logpush_batch, put_newer_than, r2_definition, r2_settings, s3, s3_server,
+from .r2_files_fixtures import (
+    BUCKET,
+    http_request,
+    latest_modified,
+    logpush_batch,
+    put_newer_than,
+    r2_definition,
 )
 
-DAY = dt.datetime(2026, 12, 6, 8, 0, tzinfo=dt.timezone.utc)
+DAY = dt.datetime(2026, 12, 6, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(params=["duckdb", "bigquery"])

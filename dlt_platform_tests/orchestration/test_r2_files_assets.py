@@ -9,8 +9,12 @@ import pytest
 
 from dlt_platform.orchestration.code_location import build_code_location
 from dlt_platform_tests.orchestration.conftest import read_table
-from dlt_platform_tests.r2_files_fixtures import (  # noqa: F401 (fixtures)
-    BUCKET, R2_SECRET, http_request, logpush_batch, r2_definition, r2_settings, s3, s3_server,
+from dlt_platform_tests.r2_files_fixtures import (
+    BUCKET,
+    R2_SECRET,
+    http_request,
+    logpush_batch,
+    r2_definition,
 )
 
 LOGS = dg.AssetKey(["cloudflare_logs", "http_requests"])
@@ -18,13 +22,14 @@ ORDERS = dg.AssetKey(["cloudflare_logs", "orders"])
 BUCKET_NODE = dg.AssetKey(["r2", "edge_logs"])
 LOGPUSH_NODE = dg.AssetKey(["r2", "edge_logs", "logpush", "http_requests"])
 EXPORTS_NODE = dg.AssetKey(["r2", "edge_logs", "exports", "orders"])
-DAY = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.timezone.utc)
+DAY = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def definition():
     return r2_definition([
-        {"type": "logpush", "dataset": "http_requests", "prefix": "logpush/http_requests", "timestamp_format": "rfc3339"},
+        {"type": "logpush", "dataset": "http_requests", "prefix": "logpush/http_requests",
+         "timestamp_format": "rfc3339"},
         {"type": "files", "name": "orders", "glob": "exports/orders/*.csv", "format": "csv", "primary_key": "order_id",
          "write_disposition": "merge"},
     ], schedule="*/15 * * * *", freshness_hours=2)

@@ -4,7 +4,10 @@ glob or per Cloudflare Logpush job, read by dlt's filesystem source and readers 
 from __future__ import annotations
 
 from dlt_platform.source_types.base import SourceType, asset_name
-from dlt_platform.source_types.r2_files.definition import R2FilesSourceDefinition, table_name
+from dlt_platform.source_types.r2_files.definition import (
+    R2FilesSourceDefinition,
+    table_name,
+)
 
 
 class R2Files(SourceType):

@@ -15,17 +15,38 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt_platform.contract import SOURCE_VERSION_METADATA
 from dlt_platform.failed_packages import SET_ASIDE_METADATA
 from dlt_platform.load_request import checked_request
-from dlt_platform.loads import (build_pipeline, build_source, check_before_load, finish_pending_loads,
-                                loaded_row_counts, rows_discarded, warehouse_turn)
-from dlt_platform.orchestration.assets import (SOURCE_SYSTEM_GROUP, SourceRunConfig, dagster_tags,
-                                               load_request_for, owners_of, run_within_contract, source_dlt_assets)
+from dlt_platform.loads import (
+    build_pipeline,
+    build_source,
+    check_before_load,
+    finish_pending_loads,
+    loaded_row_counts,
+    rows_discarded,
+    warehouse_turn,
+)
+from dlt_platform.orchestration.assets import (
+    SOURCE_SYSTEM_GROUP,
+    SourceRunConfig,
+    dagster_tags,
+    load_request_for,
+    owners_of,
+    run_within_contract,
+    source_dlt_assets,
+)
 from dlt_platform.orchestration.schema_contracts import ROWS_DISCARDED, has_contract
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.base import asset_name
 from dlt_platform.source_types.r2_files import R2_FILES
-from dlt_platform.source_types.r2_files.definition import LogpushTable, R2FilesSourceDefinition, table_name
-from dlt_platform.source_types.r2_files.logpush import logpush_glob
-from dlt_platform.source_types.r2_files.source import R2FilesError, r2_files_source, table_disposition
+from dlt_platform.source_types.r2_files.definition import (
+    LogpushTable,
+    R2FilesSourceDefinition,
+    table_name,
+)
+from dlt_platform.source_types.r2_files.source import (
+    R2FilesError,
+    r2_files_source,
+    table_disposition,
+)
 
 _GLOB_CHARACTERS = set("*?[{")
 
@@ -34,7 +55,7 @@ def table_prefix(table) -> str:
     """The folder a table reads: a Logpush job's prefix, or a glob's leading segments without wildcards."""
     if isinstance(table, LogpushTable):
         return table.prefix or ""
-    segments = table.glob.split("/")[:-1]
+    segments = table.file_glob.split("/")[:-1]
     fixed = []
     for segment in segments:
         if _GLOB_CHARACTERS & set(segment):
@@ -69,21 +90,22 @@ def lineage_specs(definition: R2FilesSourceDefinition) -> list[dg.AssetSpec]:
 
 def table_metadata(definition: R2FilesSourceDefinition, name: str) -> dict:
     table = next(table for table in definition.extract.tables if table_name(table) == name)
-    logpush = isinstance(table, LogpushTable)
     metadata = {
         "source_id": definition.source_id,
         "source_type": definition.source_type,
         "enabled": definition.enabled,
         "bucket": definition.extract.bucket,
-        "file_glob": logpush_glob(table) if logpush else table.glob,
-        "format": f"logpush ({table.dataset}, {table.timestamp_format} timestamps)" if logpush else table.format,
+        "file_glob": table.file_glob,
+        "format": (f"logpush ({table.dataset}, {table.timestamp_format} timestamps)"
+                   if isinstance(table, LogpushTable) else table.format),
         "write_disposition": definition.disposition(table),
         "incremental_cursor": "modification_date" if definition.disposition(table) != "replace" else "none",
         "schedule": definition.schedule or "manual",
         "dagster/table_name": f"{definition.destination.dataset}.{name}",
     }
     if table.primary_key is not None:
-        metadata["primary_key"] = table.primary_key if isinstance(table.primary_key, str) else ", ".join(table.primary_key)
+        key = table.primary_key
+        metadata["primary_key"] = key if isinstance(key, str) else ", ".join(key)
     if definition.tags:
         metadata["definition_tags"] = dg.MetadataValue.json(definition.tags)
     return metadata

@@ -8,8 +8,14 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from dlt_platform.definition_base import (
-    IDENTIFIER_PATTERN, R2_PREFIX_MESSAGE, R2_PREFIX_PATTERN, SourceBase, Staging, StrictModel,
-    WarehouseDestination, tagged_union_check,
+    IDENTIFIER_PATTERN,
+    R2_PREFIX_MESSAGE,
+    R2_PREFIX_PATTERN,
+    SourceBase,
+    Staging,
+    StrictModel,
+    WarehouseDestination,
+    tagged_union_check,
 )
 
 # S3's bucket naming rules as R2 applies them: 3-63 lower-case letters, digits and '-'.
@@ -23,6 +29,7 @@ GLOB_MESSAGE = ("must be a glob relative to the bucket's root, e.g. 'exports/ord
 # Cloudflare's dataset names (http_requests, workers_trace_events, firewall_events, ...).
 LOGPUSH_DATASET_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+DATE_FOLDER_GLOB = "[0-9]" * 8  # Logpush's {DATE}: YYYYMMDD
 
 WriteDisposition = Literal["replace", "merge", "append"]
 PrimaryKey = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)] | Annotated[
@@ -41,11 +48,24 @@ class FilesTable(FileTableBase):
 
     type: Literal["files"]
     name: Annotated[str, Field(pattern=TABLE_NAME_PATTERN, description="The table the files' rows land in.")]
-    glob: Annotated[str, Field(max_length=512, pattern=GLOB_PATTERN, description="Object keys to read, relative to the bucket's root "
-                                                                 "(fsspec glob: *, **, ?, [...]).",
+    glob: Annotated[str, Field(max_length=512, pattern=GLOB_PATTERN,
+                               description="Object keys to read, relative to the bucket's root (fsspec glob: *, **, "
+                                           "?, [...]).",
                                json_schema_extra={"x-message": GLOB_MESSAGE})]
     format: Literal["csv", "jsonl", "parquet"] = Field(..., description="dlt's reader: read_csv, read_jsonl, "
                                                                         "read_parquet.")
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+    @property
+    def file_glob(self) -> str:
+        return self.glob
+
+    @property
+    def reader(self) -> str:
+        return self.format
 
 
 class LogpushTable(FileTableBase):
@@ -72,13 +92,22 @@ class LogpushTable(FileTableBase):
     def table(self) -> str:
         return self.name or self.dataset
 
+    @property
+    def file_glob(self) -> str:
+        """`<prefix>/{DATE}/*.log.gz`: a job's batches, one folder per day (YYYYMMDD)."""
+        return f"{self.prefix + '/' if self.prefix else ''}{DATE_FOLDER_GLOB}/*.log.gz"
+
+    @property
+    def reader(self) -> str:
+        return "jsonl"  # Logpush's default output_type, ndjson
+
 
 _TABLE_TAGS = ("files", "logpush")
 FileTable = Annotated[FilesTable | LogpushTable, Field(discriminator="type"), tagged_union_check("table", _TABLE_TAGS)]
 
 
 def table_name(table: FilesTable | LogpushTable) -> str:
-    return table.table if isinstance(table, LogpushTable) else table.name
+    return table.table
 
 
 class R2FilesExtract(StrictModel):

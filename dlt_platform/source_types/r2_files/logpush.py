@@ -22,13 +22,8 @@ from dlt.common import logger
 
 from dlt_platform.source_types.r2_files.definition import LogpushTable
 
-DATE_FOLDER_GLOB = "[0-9]" * 8  # {DATE}: YYYYMMDD
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _CHUNK = 1 << 20
-
-
-def logpush_glob(table: LogpushTable) -> str:
-    return f"{table.prefix + '/' if table.prefix else ''}{DATE_FOLDER_GLOB}/*.log.gz"
 
 
 def is_timestamp_field(name: str) -> bool:
@@ -46,7 +41,7 @@ def _moment(name: str, value: object, timestamp_format: str) -> dt.datetime:
         return _EPOCH + dt.timedelta(milliseconds=value)
     if timestamp_format == "rfc3339" and isinstance(value, str):
         moment = dt.datetime.fromisoformat(value)
-        return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
     if timestamp_format == "unix" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return _EPOCH + dt.timedelta(seconds=value)
     if timestamp_format == "unixnano" and isinstance(value, int) and not isinstance(value, bool):

@@ -16,11 +16,15 @@ from dlt.sources.filesystem import filesystem, read_csv, read_jsonl, read_parque
 
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
-from dlt_platform.source_types.r2_files.definition import (FilesTable, LogpushTable, R2FilesSourceDefinition,
-                                                           table_name)
-from dlt_platform.source_types.r2_files.logpush import logpush_glob, timestamp_hints, typed_timestamps, whole_files
+from dlt_platform.source_types.r2_files.definition import (
+    FilesTable,
+    LogpushTable,
+    R2FilesSourceDefinition,
+    table_name,
+)
+from dlt_platform.source_types.r2_files.logpush import timestamp_hints, typed_timestamps, whole_files
 
-READERS = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}
+READERS: dict[str, DltResource] = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}
 # Files listed per page of the filesystem resource; Logpush pages hold the files' content (checked whole before
 # reading), so they stay small.
 FILES_PER_PAGE, LOGPUSH_FILES_PER_PAGE = 100, 10
@@ -33,7 +37,7 @@ class R2FilesError(ValueError):
 def bucket_location(definition: R2FilesSourceDefinition, settings: Settings):
     """(bucket URL, fsspec filesystem): the bucket over R2's S3 API when DLT_R2_ENDPOINT_URL is set, else the local
     folder <data_dir>/r2/<bucket> (the local stack's stand-in for R2)."""
-    import fsspec
+    import fsspec  # type: ignore[import-untyped]
 
     bucket = definition.extract.bucket
     if not settings.r2_endpoint_url:
@@ -94,37 +98,38 @@ def table_resource(definition: R2FilesSourceDefinition, table: FilesTable | Logp
     disposition = table_disposition(definition, table, request)
     # Append and merge tables read new and changed files only. Not for replace (each run is the whole table) nor
     # for a limited run (a sample: it must not move the cursor past files it did not load).
-    incremental = (dlt.sources.incremental("modification_date")
-                   if disposition != "replace" and request.limit is None else None)
-    logpush = isinstance(table, LogpushTable)
+    incremental: dlt.sources.incremental | None = (
+        dlt.sources.incremental("modification_date") if disposition != "replace" and request.limit is None else None)
+    logpush = table if isinstance(table, LogpushTable) else None
     listing = filesystem(
         bucket_url=bucket_url,
         credentials=fs_client,
-        file_glob=logpush_glob(table) if logpush else table.glob,
-        files_per_page=LOGPUSH_FILES_PER_PAGE if logpush else FILES_PER_PAGE,
-        extract_content=logpush,  # read once: checked whole, then parsed from memory
+        file_glob=table.file_glob,
+        files_per_page=FILES_PER_PAGE if logpush is None else LOGPUSH_FILES_PER_PAGE,
+        extract_content=logpush is not None,  # Logpush files are read once: checked whole, then parsed from memory
         incremental=incremental,
     ).with_name(f"{name}_files")  # each table keeps its own cursor (the resource's state is keyed by its name)
-    if logpush:
+    if logpush is not None:
         listing.add_filter(whole_files)
-    reader = READERS["jsonl" if logpush else table.format]
-    resource = (listing | reader()).with_name(name)
-    if logpush:
-        resource.add_map(typed_timestamps(table))
+    resource = (listing | READERS[table.reader]()).with_name(name)
+    if logpush is not None:
+        resource.add_map(typed_timestamps(logpush))
     if request.limit is not None:
         resource.add_filter(_first_rows(request.limit))
-    resource.apply_hints(write_disposition=disposition, primary_key=table.primary_key,
-                         columns=timestamp_hints(table) if logpush else None)
+    resource.apply_hints(write_disposition=disposition,  # type: ignore[arg-type]  # replace, merge or append
+                         primary_key=table.primary_key,
+                         columns=timestamp_hints(logpush) if logpush is not None else None)
     return resource
 
 
 def r2_files_source(definition: R2FilesSourceDefinition, settings: Settings,
-                    request: LoadRequest = LoadRequest(), describe_only: bool = False) -> DltSource:
+                    request: LoadRequest | None = None, describe_only: bool = False) -> DltSource:
     """The dlt source of an r2_files definition for one (checked) request; one resource per table.
     `describe_only` (Dagster's asset graph) reads no credentials: nothing runs."""
+    request = request or LoadRequest()
     checked_files_request(definition, request)
     if describe_only:
-        import fsspec
+        import fsspec  # type: ignore[import-untyped]
 
         bucket_url, fs_client = f"s3://{definition.extract.bucket}", fsspec.filesystem("memory")
     else:
