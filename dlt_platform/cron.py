@@ -64,7 +64,7 @@ def cron_problem(expression: str) -> str | None:
     if not re.fullmatch(CRON_PATTERN, expression):
         return CRON_SYNTAX_MESSAGE.removeprefix("not a valid five-field cron expression: ")
     parts = expression.split()
-    for part, (low, high, names) in zip(parts, _FIELDS):
+    for part, (low, _high, names) in zip(parts, _FIELDS, strict=True):
         for item in part.split(","):
             body = item.partition("/")[0]
             if "-" in body:

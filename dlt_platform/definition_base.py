@@ -16,7 +16,12 @@ from typing import Annotated, Literal
 
 from croniter import croniter
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
 )
 
 from dlt_platform.contract import PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES

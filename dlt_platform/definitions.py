@@ -9,6 +9,7 @@ reported to the Worker (`GET /sources/:id` and the admin page show them).
 import warnings
 
 import dagster as dg
+
 # No public API: @dg.definitions passes only a ComponentLoadContext, in dg projects (dagster-io/dagster#32906).
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 

@@ -99,7 +99,7 @@ def set_aside(pipeline: dlt.Pipeline, load_id: str, reason: str) -> SetAside:
         shutil.rmtree(target)
     shutil.copytree(info.package_path, target)
     state = dict(pipeline.get_load_package_state(load_id))
-    moment = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    moment = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     aside = SetAside(load_id, target, reason, moment, state)
     (target / MANIFEST).write_text(json.dumps(
         {"load_id": load_id, "source_id": pipeline.pipeline_name, "reason": reason, "set_aside_at": moment,

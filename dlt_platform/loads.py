@@ -22,8 +22,7 @@ from dlt.common.utils import chunks
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from dlt_platform import bigquery, duckdb_warehouse
-from dlt_platform import failed_packages
+from dlt_platform import bigquery, duckdb_warehouse, failed_packages
 from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, checked_request, write_disposition_for
 from dlt_platform.settings import Settings

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from dlt_platform.definition_base import is_platform_secret, SECRET_NAME_PATTERN
-from dlt_platform.config import DefinitionError, load_sources_file, SourceDefinition
+from dlt_platform.config import DefinitionError, SourceDefinition, load_sources_file
+from dlt_platform.definition_base import SECRET_NAME_PATTERN, is_platform_secret
 from dlt_platform.duckdb_warehouse import memory_limit_for_machine
 from dlt_platform.http import RetryPolicy
 

@@ -15,5 +15,6 @@ app.py holds what they share: the Typer app, settings, one-line errors; output.p
 # Imported for the commands they register, in the order `--help` lists their groups.
 from dlt_platform.cli import deployment, explore, load, local_stack, sources  # noqa: E402, F401, I001
 from dlt_platform.cli.app import app
+from dlt_platform.source_types.r2_files import cli as r2_files_cli  # noqa: E402, F401 (registers `r2`)
 
 __all__ = ["app"]

@@ -9,7 +9,7 @@ import dataclasses
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import httpx
 import typer
@@ -31,7 +31,7 @@ app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or l
 # Help panels: the audiences the commands are grouped by.
 EXPLORE, LOAD, LOCAL_STACK, DEPLOYMENT = "Explore KV", "Load", "Run the stack", "Operate a deployment"
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Sources file (default: DLT_PLATFORM_CONFIG "
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Sources file (default: DLT_PLATFORM_CONFIG "
                                                                        "or config/sources.json).")]
 SourceOption = Annotated[str, typer.Option("--source-id", help="A source_id from the sources file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import tomllib
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,7 +37,7 @@ from dlt_platform.source_types.rest_api.source import resource_disposition
 SCHEMA_PATH = PROJECT_ROOT / "config" / "source.schema.json"
 CONTRACT_PATH = PROJECT_ROOT / "worker" / "src" / "contract.ts"
 
-UrlOption = Annotated[Optional[str], typer.Option("--url", help="Orchestrator URL (default: DLT_ORCHESTRATOR_URL).")]
+UrlOption = Annotated[str | None, typer.Option("--url", help="Orchestrator URL (default: DLT_ORCHESTRATOR_URL).")]
 
 
 def deployment_client(url: str | None) -> OperatorClient:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -88,7 +88,7 @@ def list_configured_sources(as_json: bool = False) -> None:
 
 @app.command(rich_help_panel=EXPLORE)
 def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 20,
-         prefix: Annotated[Optional[str], typer.Option(help="Override the definition's prefix.")] = None,
+         prefix: Annotated[str | None, typer.Option(help="Override the definition's prefix.")] = None,
          as_json: JsonOption = False) -> None:
     """List keys of a source's namespace, one a line."""
     with one_line_errors():

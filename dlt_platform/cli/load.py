@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -58,14 +58,14 @@ def load_with_progress(definition: SourceDefinition, config: Settings, request: 
 
 @app.command(rich_help_panel=LOAD)
 def load(
-    source_id: Annotated[Optional[str], typer.Option("--source-id", help="Source to load.")] = None,
+    source_id: Annotated[str | None, typer.Option("--source-id", help="Source to load.")] = None,
     all_sources: Annotated[bool, typer.Option("--all", help="Every enabled source.")] = False,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many records.")] = None,
-    keys_file: Annotated[Optional[Path], typer.Option(help="Load these keys (one a line) instead of a listing.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Backfill in batches of this many keys.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many records.")] = None,
+    keys_file: Annotated[Path | None, typer.Option(help="Load these keys (one a line) instead of a listing.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Backfill in batches of this many keys.")] = None,
     skip_batches: Annotated[int, typer.Option(min=0, help="Batches to skip (continue a backfill).")] = 0,
-    max_batches: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many batches.")] = None,
-    from_snapshot: Annotated[Optional[str], typer.Option(help="Replay a raw snapshot of this source instead of KV: "
+    max_batches: Annotated[int | None, typer.Option(min=1, help="Stop after this many batches.")] = None,
+    from_snapshot: Annotated[str | None, typer.Option(help="Replay a raw snapshot of this source instead of KV: "
                                                               "its key in the snapshot store, e.g. <r2_prefix>/"
                                                               "2026-11-26/<load_id>.ndjson.gz (or the URL a load "
                                                               "printed).")] = None,

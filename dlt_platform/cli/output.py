@@ -56,7 +56,7 @@ def print_listing(columns: Sequence[str], rows: Sequence[dict], as_json: bool = 
     # Plain columns separated by two spaces: nothing is cut, `cut`/`awk` and `grep` find whole ids.
     if title:
         say(title)
-    widths = [max(len(text) for text in column) for column in zip(columns, *cells)]
+    widths = [max(len(text) for text in column) for column in zip(columns, *cells, strict=True)]
     for row in [list(columns), *cells]:
-        line = "  ".join(text.ljust(width) for text, width in zip(row[:-1], widths)) + ("  " if len(row) > 1 else "")
+        line = "  ".join(text.ljust(width) for text, width in zip(row[:-1], widths, strict=False)) + ("  " if len(row) > 1 else "")
         say((line + row[-1]).rstrip())

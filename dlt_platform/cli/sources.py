@@ -15,7 +15,7 @@ import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,7 +42,7 @@ sources_app = typer.Typer(help="The configured sources (list), and the sources f
                                "D1 (push, pull, diff).", no_args_is_help=False)
 app.add_typer(sources_app, name="sources", rich_help_panel=EXPLORE)
 
-FileOption = Annotated[Optional[Path], typer.Option("--file", help="Sources file (default: DLT_PLATFORM_CONFIG or "
+FileOption = Annotated[Path | None, typer.Option("--file", help="Sources file (default: DLT_PLATFORM_CONFIG or "
                                                                    "config/sources.json).")]
 ACTOR = "sources-push"
 

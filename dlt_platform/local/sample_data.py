@@ -27,7 +27,7 @@ class SampleEntry(NamedTuple):
 
 def order_entries(count: int, seed: int = 7) -> Iterator[SampleEntry]:
     rng = random.Random(seed)
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for number in range(count):
         created = start + dt.timedelta(minutes=rng.randrange(0, 480_000))
         items = [

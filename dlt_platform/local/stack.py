@@ -34,12 +34,18 @@ import httpx
 from dotenv import dotenv_values
 
 from dlt_platform.local.bigquery_emulator import BigQueryEmulator
-from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.operator_client import OperatorClient, sync_sources
 from dlt_platform.processes import ProcessError, Supervisor
-from dlt_platform.settings import (ALLOW_PRIVATE_HOSTS_VARIABLE, PROJECT_ROOT, SOURCE_SECRETS_VARIABLE, Settings,
-                                   private_host_allowance, source_secret_hosts)
+from dlt_platform.settings import (
+    ALLOW_PRIVATE_HOSTS_VARIABLE,
+    PROJECT_ROOT,
+    SOURCE_SECRETS_VARIABLE,
+    Settings,
+    private_host_allowance,
+    source_secret_hosts,
+)
+from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 
 # The Worker var holding the signing secret of local webhook sources (their extract.signature.secret_names).
 LOCAL_WEBHOOK_SECRET = "LOCAL_WEBHOOK_SECRET"
@@ -303,7 +309,7 @@ class LocalStack:
             return False
         if not port_is_free(self.worker_port):
             raise StackError(f"port {self.worker_port} is taken by something that is not the Worker")
-        self.prepare_worker_state(dt.datetime.now(dt.timezone.utc).date())
+        self.prepare_worker_state(dt.datetime.now(dt.UTC).date())
         self._start("worker", self._wrangler(
             "dev", "--ip", "127.0.0.1", "--port", str(self.worker_port), "--persist-to", str(self.paths.wrangler_state),
             "--env-file", str(self.paths.worker_env), "--show-interactive-dev-session=false"),

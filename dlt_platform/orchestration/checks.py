@@ -6,6 +6,7 @@ schema changes are Dagster's own check factories; only partitioned tables get a 
 """
 
 import datetime as dt
+import itertools
 import warnings
 
 import dagster as dg
@@ -32,9 +33,9 @@ def freshness_hours(definition: SourceDefinition) -> float | None:
         return definition.freshness_hours
     if definition.schedule is None:
         return None
-    ticks = croniter(definition.schedule, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    ticks = croniter(definition.schedule, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     times = [ticks.get_next(dt.datetime) for _ in range(25)]
-    longest = max(later - earlier for earlier, later in zip(times, times[1:]))
+    longest = max(later - earlier for earlier, later in itertools.pairwise(times))
     return 2 * longest.total_seconds() / 3600
 
 

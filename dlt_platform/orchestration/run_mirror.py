@@ -145,7 +145,7 @@ class RunMirror:
     def report(self, instance: dg.DagsterInstance, run: dg.DagsterRun, record, source_id: str) -> None:
         event = record.event_log_entry.dagster_event
         status = LEDGER_STATUS_BY_EVENT[event.event_type]
-        at = dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc).isoformat()
+        at = dt.datetime.fromtimestamp(record.timestamp, dt.UTC).isoformat()
         ledger_id = run.tags.get(RUN_ID_TAG) or self._ledger_ids.get(run.run_id)
         if ledger_id is None:
             ledger_id = self.client.register_run(run.run_id, source_id, trigger_of(run), partition_of(run),

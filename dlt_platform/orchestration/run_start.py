@@ -29,7 +29,7 @@ def run_started_at(instance: dg.DagsterInstance, run_id: str) -> str:
     """When Dagster started the run (its STARTED event), as the mirror would report it; now if not recorded."""
     record = instance.get_run_record_by_id(run_id)
     started = record.start_time if record is not None and record.start_time else time.time()
-    return dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(started, dt.UTC).isoformat()
 
 
 def report_running(context: dg.OpExecutionContext, settings: Settings,

@@ -49,7 +49,7 @@ def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> 
     assert incremental is not None and partitions is not None
     step = STEPS[incremental.step]
     current = window_start(now, incremental.step)
-    first_window = dt.datetime.combine(incremental.start, dt.time(), tzinfo=dt.timezone.utc)
+    first_window = dt.datetime.combine(incremental.start, dt.time(), tzinfo=dt.UTC)
     if current < first_window:
         return None
     earliest = max(current - step * (incremental.lookback - 1), first_window)
@@ -73,7 +73,7 @@ def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefin
     @dg.schedule(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
                  execution_timezone="UTC", default_status=default_status, description=description)
     def lookback_schedule(context: dg.ScheduleEvaluationContext):
-        now = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
+        now = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
         keys = lookback_partition_range(definition, now)
         if keys is None:
             return dg.SkipReason(f"No window before {windows.start}")

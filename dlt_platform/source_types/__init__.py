@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dlt_platform.source_types.base import SourceType
 from dlt_platform.source_types.cloudflare_kv import CLOUDFLARE_KV
-from dlt_platform.source_types.r2_files import R2_FILES
 from dlt_platform.source_types.d1 import D1_DATABASE
+from dlt_platform.source_types.r2_files import R2_FILES
 from dlt_platform.source_types.rest_api import REST_API
 from dlt_platform.source_types.webhook import WEBHOOK
 

@@ -31,7 +31,15 @@ from dlt.common.normalizers.json.helpers import DLT_ID_LENGTH_BYTES
 from dlt.common.normalizers.utils import generate_dlt_ids
 
 from dlt_platform.source_types.cloudflare_kv.arrow_tables import (
-    ARROW_TYPES, LIST_INDEX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, VALUE, ArrowShaper, CannotShape,
+    ARROW_TYPES,
+    LIST_INDEX,
+    LOAD_ID,
+    PARENT_ID,
+    ROOT_ID,
+    ROW_ID,
+    VALUE,
+    ArrowShaper,
+    CannotShape,
 )
 from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMNS, AUDIT_SET, fetched_at_time, parsed_value
 from dlt_platform.source_types.columns import column_name
@@ -80,7 +88,7 @@ def _child_ids(parent_ids: list[str], table: str, positions: list[int]) -> pa.Ar
     shake = hashlib.shake_128
     middle = f"_{table}_"
     padded = b"".join([shake(f"{parent}{middle}{index}".encode()).digest(10) + b"\0\0"
-                       for parent, index in zip(parent_ids, positions)])
+                       for parent, index in zip(parent_ids, positions, strict=True)])
     encoded = base64.b64encode(padded).decode("ascii")
     return pa.array([encoded[start:start + 14] for start in range(0, len(encoded), 16)], pa.string())
 
@@ -104,8 +112,8 @@ class PageShaper:
     def shape(self, records: list[dict], load_id: str) -> dict[str, pa.Table]:
         texts = [record["value"] for record in records]
         encodings = [record["value_encoding"] for record in records]
-        is_object = [encoding == "text" and text[:1] == "{" for text, encoding in zip(texts, encodings)]
-        blob = "\n".join([text if obj else "{}" for text, obj in zip(texts, is_object)]).encode()
+        is_object = [encoding == "text" and text[:1] == "{" for text, encoding in zip(texts, encodings, strict=True)]
+        blob = "\n".join([text if obj else "{}" for text, obj in zip(texts, is_object, strict=True)]).encode()
         if blob.count(b"\n") != len(records) - 1:
             raise NotVectorized("a value on several lines")
         values = self._read(blob, len(records))
@@ -138,7 +146,7 @@ class PageShaper:
     def _audit_columns(self, records: list[dict], texts: list[str], encodings: list[str], is_object: list[bool]
                        ) -> dict[str, pa.Array]:
         count = len(records)
-        is_json = [obj or self._is_json_not_object(record) for record, obj in zip(records, is_object)]
+        is_json = [obj or self._is_json_not_object(record) for record, obj in zip(records, is_object, strict=True)]
         metadata = [record.get("metadata") for record in records]
         if any(value is not None and type(value) not in (dict, list) for value in metadata):
             raise NotVectorized("metadata that is not a JSON object or array")
@@ -171,7 +179,7 @@ class PageShaper:
         """Adds the columns of `arrays` (the fields of objects at `path` in rows of `table`) to `columns`, and the
         child tables of their lists to `tables`."""
         shaper = self.shaper
-        for field, array in zip(fields, arrays):
+        for field, array in zip(fields, arrays, strict=True):
             if isinstance(array, pa.ChunkedArray):
                 array = array.combine_chunks()
             arrow_type = array.type

@@ -167,7 +167,7 @@ class ArrowShaper:
         table before its children), by table name."""
         root_rows: list[dict] = []
         child_rows: dict[tuple[str, ...], list[dict]] = {}
-        for row, row_id in zip(rows, generate_dlt_ids(len(rows))):
+        for row, row_id in zip(rows, generate_dlt_ids(len(rows)), strict=True):
             flat, lists = self._flatten(self.root, row)
             flat[LOAD_ID] = load_id
             flat[ROW_ID] = row_id

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dlt_platform.orchestration.assets import (SOURCE_SYSTEM_GROUP, PlatformTranslator, base_metadata,
-                                               build_source_asset, raw_snapshot_spec)
+from dlt_platform.orchestration.assets import (
+    SOURCE_SYSTEM_GROUP,
+    PlatformTranslator,
+    base_metadata,
+    build_source_asset,
+    raw_snapshot_spec,
+)
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
 

@@ -8,11 +8,18 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
 )
 
 from dlt_platform.definition_base import (
-    SourceBase, StrictModel, iso_date, whole_number,
+    SourceBase,
+    StrictModel,
+    iso_date,
+    whole_number,
 )
 
 # Ids and names that end up in URL paths (KV REST API, /internal/kv/<title>/page): no separators, no dots.

@@ -23,13 +23,14 @@ import dlt
 from dlt.sources import DltResource
 
 from dlt_platform.config import SourceDefinition
+from dlt_platform.http import RateBudget
 from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
-from dlt_platform.source_types.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
 from dlt_platform.source_types.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
 from dlt_platform.source_types.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
 from dlt_platform.source_types.cloudflare_kv.nested_tables import child_table_item, declare_child_table
+from dlt_platform.source_types.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
 from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
 from dlt_platform.source_types.cloudflare_kv.transports import (
     KVTransport,
@@ -38,8 +39,6 @@ from dlt_platform.source_types.cloudflare_kv.transports import (
     prefetched,
 )
 from dlt_platform.source_types.cloudflare_kv.windows import lookback_prefixes, window_prefixes
-from dlt_platform.http import RateBudget
-
 
 # Pages are shaped and handed to dlt in batches of about this many records: dlt's cost per item (and the cost of
 # each Arrow call, paid again whenever the reading threads hold the interpreter) is then paid once per batch.
@@ -69,7 +68,7 @@ def planned_prefixes(definition: SourceDefinition, request: LoadRequest) -> list
         return [definition.extract.prefix]
     if request.window is not None:
         return window_prefixes(incremental, *request.window)
-    return lookback_prefixes(incremental, request.now or dt.datetime.now(dt.timezone.utc))
+    return lookback_prefixes(incremental, request.now or dt.datetime.now(dt.UTC))
 
 
 def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> Iterator[list[dict]]:
@@ -87,7 +86,7 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRe
             pages = (page for prefix in planned_prefixes(definition, request) for page in transport.pages(prefix))
         # Reading runs a batch ahead, so the next batch is read while this one is shaped and written.
         for records in prefetched(pages, depth=BATCH_RECORDS // LIST_PAGE_SIZE):
-            fetched_at = dt.datetime.now(dt.timezone.utc).isoformat()
+            fetched_at = dt.datetime.now(dt.UTC).isoformat()
             for record in records:  # the transport's own dicts: stamped in place
                 record["fetched_at"] = fetched_at
             yield records
@@ -215,7 +214,7 @@ def _kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequ
         raise
     if snapshot is not None:
         load_id = dlt.current.load_package_state()["load_id"]
-        url = snapshot.publish(load_id, dt.datetime.now(dt.timezone.utc))
+        url = snapshot.publish(load_id, dt.datetime.now(dt.UTC))
         dlt.current.resource_state()["last_snapshot"] = url
     else:  # a replay writes no snapshot: nothing may report the previous run's as this run's
         dlt.current.resource_state().pop("last_snapshot", None)

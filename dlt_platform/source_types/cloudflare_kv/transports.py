@@ -79,7 +79,7 @@ class RestTransport:
         results = self._pool.map(lambda chunk: self.client.bulk_get(self.namespace_id, [e["name"] for e in chunk]),
                                  batches)
         records: list[KVRecord] = []
-        for chunk, values in zip(batches, results):
+        for chunk, values in zip(batches, results, strict=True):
             for entry in chunk:
                 record = self._record(entry, None if values is None else values.get(entry["name"]), values is None)
                 if record is not None:

@@ -10,7 +10,7 @@ STEPS = {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1)}
 
 
 def window_start(moment: dt.datetime, step: str) -> dt.datetime:
-    moment = moment.astimezone(dt.timezone.utc)
+    moment = moment.astimezone(dt.UTC)
     if step == "day":
         return moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return moment.replace(minute=0, second=0, microsecond=0)

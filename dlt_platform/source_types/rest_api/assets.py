@@ -17,20 +17,36 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dlt_platform.contract import SOURCE_VERSION_METADATA
-from dlt_platform.loads import (build_pipeline, build_source, check_before_load, failed_run, finish_pending_loads,
-                                loaded_row_counts, published_snapshot, rows_discarded, warehouse_turn)
-from dlt_platform.load_request import checked_request
-from dlt_platform.orchestration.assets import (
-    SOURCE_SYSTEM_GROUP, SourceRunConfig, dagster_tags, load_request_for, owners_of, raw_snapshot_key,
-    raw_snapshot_spec, run_within_contract, source_dlt_assets,
-)
 from dlt_platform.failed_packages import SET_ASIDE_METADATA
+from dlt_platform.load_request import checked_request
+from dlt_platform.loads import (
+    build_pipeline,
+    build_source,
+    check_before_load,
+    failed_run,
+    finish_pending_loads,
+    loaded_row_counts,
+    published_snapshot,
+    rows_discarded,
+    warehouse_turn,
+)
+from dlt_platform.orchestration.assets import (
+    SOURCE_SYSTEM_GROUP,
+    SourceRunConfig,
+    dagster_tags,
+    load_request_for,
+    owners_of,
+    raw_snapshot_key,
+    raw_snapshot_spec,
+    run_within_contract,
+    source_dlt_assets,
+)
 from dlt_platform.orchestration.schema_contracts import ROWS_DISCARDED, has_contract
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.rest_api import REST_API
 from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition
-from dlt_platform.source_types.rest_api.source import rest_api_source, resource_disposition
 from dlt_platform.source_types.rest_api.errors import RestApiError
+from dlt_platform.source_types.rest_api.source import resource_disposition, rest_api_source
 
 
 def lineage_specs(definition: RestApiSourceDefinition) -> list[dg.AssetSpec]:

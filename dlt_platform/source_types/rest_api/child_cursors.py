@@ -19,10 +19,9 @@ Pagination and requests stay dlt's; the parent's own rows are untouched.
 from __future__ import annotations
 
 import dlt
-
 from dlt.sources.rest_api.config_setup import make_parent_key_name
 
-from dlt_platform.source_types.rest_api.definition import parent_fields, RestApiSourceDefinition, RestResource
+from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition, RestResource, parent_fields
 
 CURSOR_FIELD = "_rest_api_parent_cursor"
 STATE_KEY = "rest_api_child_cursors"

@@ -13,10 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from dlt_platform.source_types.rest_api.definition import (
-    ApiKeyAuth, BearerAuth, EnvSecret, HttpBasicAuth, OAuth2ClientCredentialsAuth, RestApiSourceDefinition,
-)
 from dlt_platform.definition_base import is_platform_secret
+from dlt_platform.source_types.rest_api.definition import (
+    ApiKeyAuth,
+    BearerAuth,
+    EnvSecret,
+    HttpBasicAuth,
+    OAuth2ClientCredentialsAuth,
+    RestApiSourceDefinition,
+)
 from dlt_platform.source_types.rest_api.errors import SecretNotAllowed
 from dlt_platform.source_types.rest_api.hosts import matches_any, url_host, written_host
 

@@ -7,12 +7,26 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
 )
 
 from dlt_platform.definition_base import (
-    HEADER_NAME_PATTERN, NOT_PLATFORM_SECRET_PATTERN, PLATFORM_SECRET_MESSAGE, SECRET_MESSAGE, SECRET_NAME_PATTERN,
-    SourceBase, StrictModel, WarehouseDestination, is_platform_secret, iso_date, tagged_union_check, whole_number,
+    HEADER_NAME_PATTERN,
+    NOT_PLATFORM_SECRET_PATTERN,
+    PLATFORM_SECRET_MESSAGE,
+    SECRET_MESSAGE,
+    SECRET_NAME_PATTERN,
+    SourceBase,
+    StrictModel,
+    WarehouseDestination,
+    is_platform_secret,
+    iso_date,
+    tagged_union_check,
+    whole_number,
 )
 
 # REST APIs: `extract` is dlt's RESTAPIConfig (client, resources, resource_defaults) in its JSON-expressible form,

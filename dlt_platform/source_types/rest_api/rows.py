@@ -36,7 +36,7 @@ class CurrentPage:
 
     def hook(self, response, *args, **kwargs) -> None:
         if response.ok:
-            self.page = Page(sanitize_url(response.url, self.sensitive), dt.datetime.now(dt.timezone.utc))
+            self.page = Page(sanitize_url(response.url, self.sensitive), dt.datetime.now(dt.UTC))
 
 
 def with_audit_columns(item: dict, url: str, fetched_at: dt.datetime | str) -> dict:

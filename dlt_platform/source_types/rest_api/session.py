@@ -24,9 +24,9 @@ from requests import ConnectionError as RequestsConnectionError
 from requests import RequestException
 from requests.adapters import HTTPAdapter
 
-from dlt_platform.source_types.rest_api.definition import HttpLimits
 from dlt_platform.http import RateBudget
 from dlt_platform.source_types.rest_api.credentials import Credential, without_credentials
+from dlt_platform.source_types.rest_api.definition import HttpLimits
 from dlt_platform.source_types.rest_api.errors import SecretNotAllowed, masked
 from dlt_platform.source_types.rest_api.hosts import HostPolicy, url_host, written_host
 

@@ -29,7 +29,7 @@ class RunSnapshot:
     def publish(self, load_id: str) -> str | None:
         """The snapshot's URL in the store, or None when the run fetched nothing."""
         writer, self._writer = self._writer, None
-        return writer.publish(load_id, dt.datetime.now(dt.timezone.utc)) if writer else None
+        return writer.publish(load_id, dt.datetime.now(dt.UTC)) if writer else None
 
     def discard(self) -> None:
         writer, self._writer = self._writer, None

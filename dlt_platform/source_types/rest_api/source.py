@@ -18,12 +18,16 @@ import dlt
 from dlt.sources import DltResource, DltSource
 from dlt.sources.rest_api import rest_api_resources
 
-from dlt_platform.source_types.rest_api.definition import (OAuth2ClientCredentialsAuth, RestApiSourceDefinition,
-                                                          RestResource, loaded_resources)
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings, private_host_allowance, source_secret_hosts
 from dlt_platform.source_types.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
 from dlt_platform.source_types.rest_api.credentials import source_credentials
+from dlt_platform.source_types.rest_api.definition import (
+    OAuth2ClientCredentialsAuth,
+    RestApiSourceDefinition,
+    RestResource,
+    loaded_resources,
+)
 from dlt_platform.source_types.rest_api.hosts import HostPolicy
 from dlt_platform.source_types.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
 from dlt_platform.source_types.rest_api.secrets import resolved

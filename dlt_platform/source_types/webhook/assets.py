@@ -16,15 +16,19 @@ import re
 
 import dagster as dg
 
-from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
-from dlt_platform.contract import SOURCE_ID_TAG, TRIGGER_TAG
-from dlt_platform.contract import WEBHOOK_DEFAULT_R2_PREFIX
-from dlt_platform.orchestration.assets import (RAW_STAGING_GROUP, SOURCE_SYSTEM_GROUP, PlatformTranslator,
-                                               base_metadata, build_source_asset)
+from dlt_platform.contract import SOURCE_ID_TAG, TRIGGER_TAG, WEBHOOK_DEFAULT_R2_PREFIX
+from dlt_platform.orchestration.assets import (
+    RAW_STAGING_GROUP,
+    SOURCE_SYSTEM_GROUP,
+    PlatformTranslator,
+    base_metadata,
+    build_source_asset,
+)
 from dlt_platform.orchestration.worker_client import WorkerError
 from dlt_platform.settings import Settings
-from dlt_platform.source_types.webhook.source import SetAsideHistory, open_worker_client
+from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
 from dlt_platform.source_types.webhook.rows import parse_received_at
+from dlt_platform.source_types.webhook.source import SetAsideHistory, open_worker_client
 
 # One partition per UTC hour of received time, replayable from the UI; end_offset=1 includes the hour in progress.
 DELIVERY_HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC", end_offset=1)
@@ -129,7 +133,7 @@ def build_delivery_sensor(definition: WebhookSourceDefinition, job,
         if waiting and quarantined and waiting.get("waiting", 0) <= quarantined:
             return dg.SkipReason(f"{waiting['waiting']} deliveries waiting, none to load: they failed on their own "
                                  f"in load packages set aside in {history.folder}")
-        reason = run_is_due(definition, waiting, dt.datetime.now(dt.timezone.utc))
+        reason = run_is_due(definition, waiting, dt.datetime.now(dt.UTC))
         if reason is None:
             return dg.SkipReason(f"{(waiting or {}).get('waiting', 0)} deliveries waiting: not due yet")
         context.log.info(reason)

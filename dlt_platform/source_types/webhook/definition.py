@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator, ConfigDict, Field, ValidationInfo, field_validator,
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from dlt_platform.contract import PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES
 from dlt_platform.definition_base import (
-    HEADER_NAME_PATTERN, SECRET_NAME_PATTERN, SourceBase, StrictModel, is_platform_secret,
+    HEADER_NAME_PATTERN,
+    SECRET_NAME_PATTERN,
+    SourceBase,
+    StrictModel,
+    is_platform_secret,
 )
 
 # Webhook feeds: senders POST to the Worker's /hooks/<source_id>; the Worker verifies the signature on the raw

@@ -30,10 +30,10 @@ import dlt
 from dlt.sources import DltResource
 
 from dlt_platform import failed_packages
-from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
-from dlt_platform.orchestration.worker_client import WorkerClient
 from dlt_platform.load_request import LoadRequest
+from dlt_platform.orchestration.worker_client import WorkerClient
 from dlt_platform.settings import Settings
+from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
 from dlt_platform.source_types.webhook.rows import AUDIT_COLUMN_HINTS, parse_received_at, warehouse_rows
 
 PAGE_SIZE = 500
@@ -58,7 +58,7 @@ def open_worker_client(settings: Settings, timeout_seconds: float = 60.0) -> Wor
 
 def replay_hours(window: tuple[dt.datetime, dt.datetime]) -> list[str]:
     """The UTC hours (YYYY-MM-DDTHH, the Worker's `hour=`) starting in [start, end)."""
-    start, end = (moment.astimezone(dt.timezone.utc) for moment in window)
+    start, end = (moment.astimezone(dt.UTC) for moment in window)
     hour = start.replace(minute=0, second=0, microsecond=0)
     if hour < start:
         hour += dt.timedelta(hours=1)
@@ -90,7 +90,7 @@ def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, requ
             pages = (page for hour in replay_hours(request.window) for page in _pages(client, definition.source_id, hour))
         else:
             pages = _pages(client, definition.source_id, None)
-        started = request.now or dt.datetime.now(dt.timezone.utc)
+        started = request.now or dt.datetime.now(dt.UTC)
         for page in pages:
             if request.window is None:
                 before = [d for d in page if parse_received_at(d["received_at"]) <= started]
