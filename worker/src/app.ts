@@ -10,6 +10,7 @@ import { errorBody, errorResponse } from "./errors";
 import { openApiDocument } from "./openapi";
 import { admin } from "./routes/admin";
 import { hooks } from "./routes/hooks";
+import { d1Routes } from "./routes/d1";
 import { internal } from "./routes/internal";
 import { mcpRoutes } from "./routes/mcp";
 import { operator } from "./routes/operator";
@@ -52,6 +53,7 @@ app.get("/health", async (c) => {
 
 app.route("/", operator);
 app.route("/", internal);
+app.route("/", d1Routes);
 app.route("/", runContainerRoutes);
 app.route("/", admin);
 app.route("/", dagsterProxy);

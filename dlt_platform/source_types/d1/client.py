@@ -135,6 +135,8 @@ def table_info_from(name: str, create_sql: str | None, rows: list[list]) -> Tabl
 class D1RestClient:
     """Cloudflare's D1 REST API (client/v4): `POST /accounts/{account}/d1/database/{database}/raw`."""
 
+    MAX_PAGE_ROWS = 50_000  # the definition's own bound; D1's 50 MB result limit halves pages past it
+
     def __init__(self, base_url: str, account_id: str | None, api_token: str | None, database_id: str,
                  budget: RateBudget | None = None, policy: RetryPolicy | None = None, timeout: float = 60.0) -> None:
         if not account_id:
@@ -183,6 +185,8 @@ class D1RestClient:
 
 class D1WorkerClient:
     """The orchestrator Worker's `/internal/d1/{binding}` routes, read through its D1 binding."""
+
+    MAX_PAGE_ROWS = 5000  # the Worker's own bound on a page (worker/src/d1.ts MAX_PAGE_ROWS)
 
     def __init__(self, orchestrator_url: str | None, internal_token: str | None, binding: str,
                  policy: RetryPolicy | None = None, timeout: float = 60.0) -> None:

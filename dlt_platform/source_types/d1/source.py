@@ -135,7 +135,7 @@ def pages(client: D1Client, plan: ReadPlan, since: object, limit: int | None,
           on_page: Callable[[int], None] | None = None) -> Iterator[list[dict]]:
     """Keyset pages of a table from `since` (its cursor's lower bound), each strictly after the previous one's last
     key. A page D1 refuses as too large (over its 50 MB result limit) is asked for again at half its rows."""
-    page = dataclasses.replace(plan.page, since=since)
+    page = dataclasses.replace(plan.page, since=since, limit=min(plan.page.limit, client.MAX_PAGE_ROWS))
     remaining = limit
     while True:
         size = page.limit if remaining is None else min(page.limit, remaining)
