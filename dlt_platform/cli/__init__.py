@@ -16,5 +16,6 @@ app.py holds what they share: the Typer app, settings, one-line errors; output.p
 from dlt_platform.cli import deployment, explore, load, local_stack, sources  # noqa: E402, F401, I001
 from dlt_platform.cli.app import app
 from dlt_platform.source_types.r2_files import cli as r2_files_cli  # noqa: E402, F401 (registers `r2`)
+from dlt_platform.source_types.d1 import cli as d1_cli  # noqa: E402, F401 (registers `d1`)
 
 __all__ = ["app"]
