@@ -5,7 +5,9 @@ different sources start at once (`dlt-platform up` requests every source; Dagste
 each opens the same `warehouse.duckdb`, so without turns whichever opened it second failed with DuckDB's "Could
 not set lock on file". Here a run takes the warehouse's turn (an exclusive `flock` on `warehouse.duckdb.turn`)
 for the whole of its dlt run, and readers (asset checks, the test helpers) take a shared turn; whoever waits says
-so every few seconds and gives up after a bound with one line. A process outside the platform that holds the file
+so every few seconds and gives up after a bound with one line. A waiting run goes before readers that come after
+it (it holds `warehouse.duckdb.writer` while it waits, and readers pass through that lock first): readers that
+poll the warehouse back to back would otherwise keep a run waiting for as long as they poll. A process outside the platform that holds the file
 open (a DuckDB shell) is waited for the same way: DuckDB's own lock is probed before the turn is given.
 
 The whole run rather than only dlt's load step holds the turn: dagster-dlt drops and restores the pipeline's state
@@ -46,6 +48,28 @@ _held_lock = threading.RLock()
 
 def turn_file(database: Path) -> Path:
     return database.with_name(database.name + ".turn")
+
+
+def writer_file(database: Path) -> Path:
+    return database.with_name(database.name + ".writer")
+
+
+def _flock(descriptor: int, mode: int, database: Path, started: float, deadline: float,
+           say: Callable[[str], None], next_report: list[float]) -> None:
+    """flock within the deadline, saying every REPORT_EVERY_SECONDS that it waits."""
+    while True:
+        try:
+            fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            now = time.monotonic()
+            if now >= deadline:
+                raise WarehouseBusy(f"DuckDB warehouse {database} busy with another run for {now - started:.0f} s "
+                                    "(DLT_PLATFORM_DUCKDB_WAIT_SECONDS sets the wait)") from None
+            if now >= next_report[0]:
+                say(f"waiting for the DuckDB warehouse {database}: another run is using it ({now - started:.0f} s)")
+                next_report[0] = now + REPORT_EVERY_SECONDS
+            time.sleep(_POLL_SECONDS)
 
 
 def memory_limit_for_machine() -> str:
@@ -118,22 +142,17 @@ def warehouse_turn(database: Path, wait_seconds: float, say: Callable[[str], Non
     descriptor = os.open(turn_file(database), os.O_RDWR | os.O_CREAT, 0o644)
     started = time.monotonic()
     deadline = started + wait_seconds
-    next_report = started  # the first wait is said at once, then every REPORT_EVERY_SECONDS
+    next_report = [started]  # the first wait is said at once, then every REPORT_EVERY_SECONDS
     try:
         mode = fcntl.LOCK_SH if read_only else fcntl.LOCK_EX
-        while True:
-            try:
-                fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                now = time.monotonic()
-                if now >= deadline:
-                    raise WarehouseBusy(f"DuckDB warehouse {database} busy with another run for {now - started:.0f} s "
-                                        "(DLT_PLATFORM_DUCKDB_WAIT_SECONDS sets the wait)") from None
-                if now >= next_report:
-                    say(f"waiting for the DuckDB warehouse {database}: another run is using it ({now - started:.0f} s)")
-                    next_report = now + REPORT_EVERY_SECONDS
-                time.sleep(_POLL_SECONDS)
+        # A writer holds the writer lock while it waits for the turn; a reader passes through it (so it waits
+        # behind a waiting writer) and lets go once it has its turn.
+        intent = os.open(writer_file(database), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _flock(intent, mode, database, started, deadline, say, next_report)
+            _flock(descriptor, mode, database, started, deadline, say, next_report)
+        finally:
+            os.close(intent)
         _wait_for_duckdb_lock(database, deadline, started, say, read_only)
         with _held_lock:
             _held[database] = (descriptor, 1)

@@ -157,3 +157,39 @@ def test_eight_loads_at_once_into_the_bigquery_emulator_all_land_every_row(eight
         assert counts == [(RECORDS, RECORDS)] * SOURCES
     finally:
         client.delete_dataset("turns", delete_contents=True, not_found_ok=True)
+
+
+READER_LOOP = """
+import sys, time
+from pathlib import Path
+from dlt_platform.duckdb_warehouse import read_connection
+database, stop = Path(sys.argv[1]), Path(sys.argv[2])
+print("reading", flush=True)
+while not stop.exists():
+    with read_connection(database, wait_seconds=60) as connection:
+        connection.execute("select 1").fetchone()
+        time.sleep(0.3)
+"""
+
+
+def test_a_waiting_run_goes_before_readers_that_poll_back_to_back(tmp_path):
+    # Two processes that read in overlapping turns keep a shared turn held without a gap: without the writer's
+    # priority a run would wait for as long as they poll (seen: a webhook test's run starved by its own polling).
+    database = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(database)).close()
+    stop = tmp_path / "stop"
+    readers = [subprocess.Popen([sys.executable, "-c", READER_LOOP, str(database), str(stop)], stdout=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    try:
+        for reader in readers:
+            assert reader.stdout.readline().strip() == "reading"
+        said: list[str] = []
+        with warehouse_turn(database, wait_seconds=20, say=said.append):
+            with duckdb.connect(str(database)) as connection:  # the turn is this process's alone: DuckDB agrees
+                connection.execute("create table written as select 1 as x")
+        assert all(reader.poll() is None for reader in readers), "the readers went on polling meanwhile"
+    finally:
+        stop.touch()
+        for reader in readers:
+            reader.wait(timeout=60)
+    assert [reader.returncode for reader in readers] == [0, 0]
