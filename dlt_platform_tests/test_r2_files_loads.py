@@ -190,3 +190,14 @@ def test_without_an_endpoint_the_bucket_is_a_local_folder(tmp_path, r2_settings)
     path.parent.mkdir(parents=True)
     path.write_bytes(body)
     assert run_load(r2_definition([LOGPUSH]), local).rows_by_table == {"http_requests": 7}
+
+
+def test_a_full_refresh_reads_every_file_again_into_an_emptied_table(s3, r2_settings):
+    for first, start in ((0, DAY), (10, DAY + dt.timedelta(minutes=1))):
+        key, body = batch(first, 10, start)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    definition = r2_definition([LOGPUSH])
+    assert run_load(definition, r2_settings).rows_by_table == {"http_requests": 20}
+    assert run_load(definition, r2_settings).rows_by_table == {}
+    assert run_load(definition, r2_settings, LoadRequest(full_refresh=True)).rows_by_table == {"http_requests": 20}
+    assert query(r2_settings, "select count(*) from cloudflare_logs.http_requests") == [(20,)]
