@@ -7,6 +7,7 @@
  * - hmac: the definition's header, algorithm, encoding and prefix; `<timestamp>.<body>` when it names a timestamp header.
  * The definition is stored as given, so every default of the Python model (dlt_platform/config.py) is applied here.
  */
+import { WEBHOOK_DEFAULT_R2_PREFIX } from "../contract";
 import type { SourceDefinition } from "../validation";
 import { Refusal } from "./refusals";
 import {
@@ -64,7 +65,6 @@ interface WebhookExtract {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-export const DEFAULT_R2_PREFIX = "webhooks";
 
 const PRESET_EVENT_TYPE: Record<Preset, FieldLocation | null> = {
   github: { header: "X-GitHub-Event" },
@@ -98,7 +98,7 @@ export function webhookConfig(definition: SourceDefinition): WebhookConfig {
     eventType: extract.event_type ?? PRESET_EVENT_TYPE[sig.preset],
     maxBodyBytes: extract.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES,
     contentTypes: (extract.content_types ?? ["application/json"]).map((type) => type.trim().toLowerCase()),
-    r2Prefix: staging?.r2_prefix || DEFAULT_R2_PREFIX,
+    r2Prefix: staging?.r2_prefix || WEBHOOK_DEFAULT_R2_PREFIX,
   };
 }
 
