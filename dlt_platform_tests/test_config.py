@@ -30,12 +30,13 @@ def test_sample_sources_are_the_original_platforms_three_the_local_sample_api_an
 
 def test_example_file_documents_a_valid_definition_with_every_field():
     document = json.loads((CONFIG / "sources.example.json").read_text())
-    definition, *rest_api_examples = parse_sources_document(document)
+    definition, *other_examples = parse_sources_document(document)
     fields = set(document["sources"][0]) | {f"extract.{k}" for k in document["sources"][0]["extract"]}
     assert {"schedule", "freshness_hours", "owners", "tags", "staging", "schema_contract", "extract.incremental",
             "extract.transport", "extract.prefix"} <= fields
     assert definition.extract.incremental is not None
-    assert [d.source_id for d in rest_api_examples] == ["github_issues", "stripe_charges"]
+    assert [(d.source_id, d.source_type) for d in other_examples] == [
+        ("github_issues", "rest_api"), ("stripe_charges", "rest_api"), ("edge_logs", "r2_files")]
 
 
 def test_the_rest_api_examples_become_dlt_sources_without_their_secrets(tmp_path):
@@ -45,11 +46,22 @@ def test_the_rest_api_examples_become_dlt_sources_without_their_secrets(tmp_path
     from dlt_platform.source_types.rest_api.source import rest_api_source
 
     document = json.loads((CONFIG / "sources.example.json").read_text())
-    github, stripe = parse_sources_document(document)[1:]
+    github, stripe = parse_sources_document(document)[1:3]
     settings = Settings(data_dir=tmp_path, destination_override="duckdb")
     assert set(rest_api_source(github, settings, describe_only=True).selected_resources) == {"issues", "issue_comments"}
     charges = rest_api_source(stripe, settings, describe_only=True).resources["charges"]
     assert charges.write_disposition == "merge" and charges.incremental is not None
+
+
+def test_the_r2_files_example_becomes_a_dlt_source_with_a_cursor_per_table(tmp_path):
+    from dlt_platform.settings import Settings
+    from dlt_platform.source_types.r2_files.source import r2_files_source
+
+    document = json.loads((CONFIG / "sources.example.json").read_text())
+    [edge_logs] = [d for d in parse_sources_document(document) if d.source_type == "r2_files"]
+    source = r2_files_source(edge_logs, Settings(data_dir=tmp_path, destination_override="duckdb"), describe_only=True)
+    assert set(source.selected_resources) == {"http_requests", "orders"}
+    assert source.resources["orders"].write_disposition == "merge"
 
 
 def test_committed_json_schema_is_generated_from_the_model():
