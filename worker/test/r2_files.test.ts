@@ -1,6 +1,8 @@
 /** r2_files definitions in the Worker: accepted by the generated schema, launched in Dagster with one asset per
- * table (a Logpush table named after its dataset), and the rules the schema cannot say refused naming the field. */
+ * table (a Logpush table named after its dataset), listed on the admin page with their tables, and the rules the
+ * schema cannot say refused naming the field. */
 import { describe, expect, it } from "vitest";
+import { signIn } from "./admin_helpers";
 import { call, dagsterDouble, definition, deliverBatch, json, queueMessage, testEnv, uniqueId } from "./helpers";
 
 function filesDefinition(sourceId: string, tables: unknown[], dataset = "edge_logs") {
@@ -30,6 +32,17 @@ describe("r2_files sources", () => {
       { path: ["edge_logs", "http_requests"] },
       { path: ["edge_logs", "orders"] },
     ]);
+  });
+
+  it("are listed on the admin page with their tables", async () => {
+    const { env } = testEnv();
+    const sourceId = uniqueId("files");
+    const created = await call(env, "POST", "/sources", { body: filesDefinition(sourceId, [LOGPUSH, ORDERS], "files_listed") });
+    expect(created.status).toBe(201);
+    const cookie = await signIn(env);
+    const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
+    expect(page).toContain(sourceId);
+    expect(page).toContain("r2_files &rarr; files_listed.http_requests, files_listed.orders");
   });
 
   it("refuses two tables of one name and a merge without a key, naming the field", async () => {
