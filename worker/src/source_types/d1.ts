@@ -3,19 +3,12 @@
  * say is checked as dlt_platform/source_types/d1/definition.py checks it: at least one table or query, each
  * warehouse table named once, and a table with a cursor does not replace.
  */
+import type { D1Extract, D1Query, D1Table } from "../definitions";
 import type { FieldError } from "../errors";
 import type { SourceDefinition } from "../validation";
 import type { SourceType } from "./types";
 
-interface D1Item {
-  name: string;
-  cursor?: string | null;
-  write_disposition?: string | null;
-}
-interface D1Extract {
-  tables?: D1Item[];
-  queries?: D1Item[] | null;
-}
+type D1Item = D1Table | D1Query;
 
 /** dlt's snake_case of a SQLite name (letters, digits, '_'): the warehouse table of a D1 table. */
 export function snakeCase(name: string): string {
@@ -26,7 +19,7 @@ export function snakeCase(name: string): string {
 }
 
 function items(definition: SourceDefinition): { kind: "tables" | "queries"; index: number; item: D1Item }[] {
-  const extract = definition.extract as D1Extract;
+  const extract = definition.extract as unknown as D1Extract;
   return [
     ...(extract.tables ?? []).map((item, index) => ({ kind: "tables" as const, index, item })),
     ...(extract.queries ?? []).map((item, index) => ({ kind: "queries" as const, index, item })),
