@@ -227,7 +227,8 @@ def deploy(
 @app.command(rich_help_panel=DEPLOYMENT)
 def schema(check: Annotated[bool, typer.Option(help="Only check that the committed files are current.")] = False) -> None:
     """Regenerate config/source.schema.json (the definition model) and worker/src/contract.ts (run statuses,
-    triggers, Dagster tags): what the Worker reads from the Python side."""
+    triggers, Dagster tags): what the Worker reads from the Python side; then worker/src/definitions.ts (the
+    definitions' TypeScript types, made from the schema by `npm run definition-types`)."""
     generated = {SCHEMA_PATH: render_json_schema(), CONTRACT_PATH: render_contract()}
     if check:
         stale = [path.name for path, rendered in generated.items()
@@ -240,3 +241,10 @@ def schema(check: Annotated[bool, typer.Option(help="Only check that the committ
     for path, rendered in generated.items():
         path.write_text(rendered, encoding="utf-8")
         say(f"wrote {path}")
+    typed = subprocess.run(["npm", "run", "--silent", "definition-types"], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True)
+    if typed.returncode != 0:
+        errors.print(f"error: `npm run definition-types` failed (run `npm ci` first?): "
+                     f"{(typed.stderr or typed.stdout).strip().splitlines()[-1:]}")
+        raise typer.Exit(1)
+    say(f"wrote {PROJECT_ROOT / 'worker' / 'src' / 'definitions.ts'}")
