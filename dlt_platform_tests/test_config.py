@@ -36,7 +36,8 @@ def test_example_file_documents_a_valid_definition_with_every_field():
             "extract.transport", "extract.prefix"} <= fields
     assert definition.extract.incremental is not None
     assert [(d.source_id, d.source_type) for d in other_examples] == [
-        ("github_issues", "rest_api"), ("stripe_charges", "rest_api"), ("edge_logs", "r2_files")]
+        ("github_issues", "rest_api"), ("stripe_charges", "rest_api"), ("edge_logs", "r2_files"),
+        ("dlt_platform_ledger", "d1")]
 
 
 def test_the_rest_api_examples_become_dlt_sources_without_their_secrets(tmp_path):

@@ -1,0 +1,118 @@
+"""d1 sources through the Worker's D1 binding under wrangler dev (real local D1): 50,000 rows loaded, changed and
+added rows loaded again (only they travel, merge keeps one row per key), and the platform's own ledger
+(config/sources.example.json `dlt_platform_ledger`) loaded with nothing secret in it. The Worker runs alone
+(no Dagster): the loads are the Python side's, over `transport: worker`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+
+import pytest
+
+from dlt_platform.config import parse_definition, parse_sources_document
+from dlt_platform.loads import run_load
+from dlt_platform.local.stack import LocalStack, StackPaths
+from dlt_platform.settings import PROJECT_ROOT, Settings
+from dlt_platform_tests.bigquery_fixtures import DuckDBWarehouse
+
+ROWS = 50_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    root = tmp_path_factory.mktemp("d1_worker")
+    stack = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
+                       worker_port=free_port(), run_containers=False)
+    try:
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def d1_execute(stack: LocalStack, sql: str) -> None:
+    """SQL on the Worker's local D1 (the binding DB), as an application would change its data."""
+    path = stack.paths.state_dir / "d1_change.sql"
+    path.write_text(sql)
+    subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "d1", "execute", "DB", "--local",
+                    "--persist-to", str(stack.paths.wrangler_state), "--file", str(path), "--yes"],
+                   cwd=PROJECT_ROOT, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+@pytest.fixture
+def settings(worker, tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", destination_override="duckdb", orchestrator_url=worker.worker_url,
+                    internal_token=worker.tokens()["DLT_INTERNAL_TOKEN"])
+
+
+def test_50000_rows_through_the_worker_then_only_the_changes(worker, settings):
+    d1_execute(worker, f"""
+        DROP TABLE IF EXISTS app_users;
+        CREATE TABLE app_users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, avatar BLOB, updated_at TEXT NOT NULL);
+        CREATE INDEX app_users_updated ON app_users (updated_at);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+        INSERT INTO app_users SELECT i, 'user' || i || '@example.com', randomblob(4),
+          '2026-01-01T00:00:00.' || printf('%06d', i) || 'Z' FROM n;
+    """)
+    definition = parse_definition({
+        "source_id": "app_users_worker", "source_type": "d1",
+        "destination": {"type": "duckdb", "dataset": "app", "write_disposition": "merge"},
+        "extract": {"database_id": "6f1c2a3e-8b4d-4e5f-9a7b-2c3d4e5f6a7b", "database_name": "DB",
+                    "transport": "worker", "tables": [{"name": "app_users", "cursor": "updated_at"}]},
+    })
+    warehouse = DuckDBWarehouse(settings)
+    assert run_load(definition, settings).rows_by_table == {"app_users": ROWS}
+    assert warehouse.query("select count(*), count(distinct id), min(length(avatar)) from app.app_users") == [
+        (ROWS, ROWS, 8)]  # 4 bytes as base64
+
+    d1_execute(worker, """
+        UPDATE app_users SET email = 'changed' || id || '@example.com', updated_at = '2026-02-01T00:00:00Z'
+          WHERE id <= 10;
+        INSERT INTO app_users VALUES (50001, 'new1@example.com', NULL, '2026-02-02T00:00:00Z'),
+          (50002, 'new2@example.com', NULL, '2026-02-02T00:00:01Z'), (50003, 'new3@example.com', NULL,
+          '2026-02-02T00:00:02Z'), (50004, 'new4@example.com', NULL, '2026-02-02T00:00:03Z'),
+          (50005, 'new5@example.com', NULL, '2026-02-02T00:00:04Z');
+    """)
+    assert run_load(definition, settings).rows_by_table == {"app_users": 15}
+    assert warehouse.query("select count(*), count(distinct id) from app.app_users") == [(ROWS + 5, ROWS + 5)]
+    assert warehouse.query("select email from app.app_users where id = 7") == [("changed7@example.com",)]
+
+
+def test_the_ledger_loads_with_nothing_secret_in_it(worker, settings):
+    with worker.operator() as operator:
+        definition = json.loads((PROJECT_ROOT / "config" / "sources.json").read_text())["sources"][0]
+        operator.create_source(definition)
+        operator.request_run(definition["source_id"])
+    document = json.loads((PROJECT_ROOT / "config" / "sources.example.json").read_text())
+    [ledger] = [d for d in parse_sources_document(document) if d.source_id == "dlt_platform_ledger"]
+    ledger = ledger.model_copy(update={"destination": ledger.destination.model_copy(update={"type": "duckdb"})})
+
+    rows = run_load(ledger, settings).rows_by_table
+    assert rows["sources"] >= 1 and rows["source_versions"] >= 1 and rows["runs"] >= 1 and rows["run_events"] >= 1
+    warehouse = DuckDBWarehouse(settings)
+    tables = {name for (name,) in warehouse.query(
+        "select table_name from information_schema.tables where table_schema = 'dlt_platform_meta' "
+        "and not starts_with(table_name, '_dlt')")}
+    assert tables >= {"sources", "source_versions", "runs", "run_events"}
+    assert "admin_session_revocations" not in tables
+    # No value of any loaded table holds one of the Worker's secrets.
+    secrets = [value for name, value in worker.tokens().items() if value and (
+        name.endswith("_TOKEN") or name.endswith("_KEY") or name.endswith("_SECRET"))]
+    assert len(secrets) >= 4
+    for table in tables:
+        for row in warehouse.query(f"select * from dlt_platform_meta.{table}"):
+            text = json.dumps(row, default=str)
+            assert not any(secret in text for secret in secrets), table
+    # Merged on their ids: a second run adds no row that is already there.
+    run_load(ledger, settings)
+    assert warehouse.query("select count(*) = count(distinct run_id) from dlt_platform_meta.runs") == [(True,)]
+    assert warehouse.query("select count(*) = count(distinct event_id) from dlt_platform_meta.run_events") == [
+        (True,)]
