@@ -14,6 +14,8 @@
 6. every run executes in a process of its own, started by the local run-container host
    (dlt_platform/local/run_container_host.py) through the Worker, as a run container is in production; the
    Worker gives each run its environment, with the sample API's secrets only for the source that names them.
+The r2_files sample source reads the folder <data dir>/r2/edge-logs, the local stand-in of an R2 bucket, seeded
+with today's Logpush batches (dlt_platform/source_types/r2_files/local_api.py).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from dlt_platform.settings import (
     private_host_allowance,
     source_secret_hosts,
 )
+from dlt_platform.source_types.r2_files.local_api import SAMPLE_BUCKET, seed_logpush_folder
 from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 
 # The Worker var holding the signing secret of local webhook sources (their extract.signature.secret_names).
@@ -426,6 +429,8 @@ class LocalStack:
             say(f"BigQuery emulator: {'started' if self.start_emulator() else 'reused'} at {self.emulator.url}")
         say(f"Worker: {'started' if self.start_worker() else 'reused'} at {self.worker_url}")
         say(f"Sample REST API: {'started' if self.start_sample_api() else 'reused'} at {self.sample_api_url}")
+        lines = seed_logpush_folder(self.paths.data_dir, dt.datetime.now(dt.UTC).date())
+        say(f"Local R2: {lines} Logpush lines of today in {self.paths.data_dir / 'r2' / SAMPLE_BUCKET}")
         if self.run_containers:
             say(f"Run-container host: {'started' if self.start_run_container_host() else 'reused'} at "
                 f"{self.run_container_host_url} (one process per run, logs in {self.paths.logs / 'runs'})")
