@@ -183,6 +183,14 @@ def test_an_endpoint_without_credentials_is_one_line_naming_the_variables(r2_set
         run_load(definition, with_settings(r2_settings, r2_secret_access_key=None))
 
 
+def test_a_bucket_that_does_not_exist_is_one_line_naming_the_field(s3, r2_settings):
+    definition = r2_definition([LOGPUSH])
+    missing = definition.model_copy(update={"extract": definition.extract.model_copy(update={"bucket": "edge-logz"})})
+    with pytest.raises(R2FilesError, match=r"^extract.bucket: no bucket 'edge-logz' at DLT_R2_ENDPOINT_URL") as error:
+        run_load(missing, r2_settings)
+    assert R2_SECRET not in str(error.value)
+
+
 def test_without_an_endpoint_the_bucket_is_a_local_folder(tmp_path, r2_settings):
     local = with_settings(r2_settings, r2_endpoint_url=None)
     key, body = batch(0, 7, DAY)

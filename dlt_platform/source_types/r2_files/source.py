@@ -49,6 +49,10 @@ def bucket_location(definition: R2FilesSourceDefinition, settings: Settings):
     s3 = fsspec.filesystem("s3", key=settings.r2_access_key_id, secret=settings.r2_secret_access_key,
                            client_kwargs={"endpoint_url": settings.r2_endpoint_url, "region_name": "auto"},
                            skip_instance_cache=True, use_listings_cache=False)
+    # Listing a bucket that does not exist finds no file: a misspelt bucket would load nothing, run after run.
+    if not s3.exists(bucket):
+        raise R2FilesError(f"extract.bucket: no bucket '{bucket}' at DLT_R2_ENDPOINT_URL that the R2 key "
+                           "(DLT_R2_ACCESS_KEY_ID) can see")
     return f"s3://{bucket}", s3
 
 
