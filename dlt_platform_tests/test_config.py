@@ -16,7 +16,8 @@ CONFIG = PROJECT_ROOT / "config"
 def test_sample_sources_are_the_original_platforms_three_the_local_sample_api_and_a_webhook_feed():
     definitions = {d.source_id: d for d in load_sources_file(CONFIG / "sources.json")}
     assert set(definitions) == {"cloudflare_kv_orders", "cloudflare_kv_leads", "cloudflare_kv_vendors",
-                                "sample_api_issues", "github_events", "r2_edge_logs"}
+                                "sample_api_issues", "github_events", "r2_edge_logs",
+                                "d1_sample_app"}
     assert definitions["sample_api_issues"].extract.client.base_url == "http://127.0.0.1:8790"
     orders, leads, vendors = (definitions[k] for k in ("cloudflare_kv_orders", "cloudflare_kv_leads",
                                                         "cloudflare_kv_vendors"))

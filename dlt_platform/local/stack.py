@@ -3,7 +3,8 @@
 `dlt-platform up` and the end-to-end tests start it the same way:
 1. tokens are generated once into `.local/worker.env` (git-ignored) and reused;
 2. the local D1 is migrated and the local KV namespaces are seeded with sample data (once a day: lead keys
-   are dated relative to today);
+   are dated relative to today); the sample app the d1 sample source reads (users and orders,
+   dlt_platform/source_types/d1/local_api.py) is created in the local D1 beside the ledger;
 3. `wrangler dev` serves the Worker (a running one on the port is reused);
 4. the sample definitions are synced into D1 through the operator API;
    the sample REST API (dlt_platform/source_types/rest_api/local_api.py) serves the rest_api sample source on port 8790;
@@ -47,6 +48,7 @@ from dlt_platform.settings import (
     private_host_allowance,
     source_secret_hosts,
 )
+from dlt_platform.source_types.d1.local_api import SAMPLE_APP_ORDERS, SAMPLE_APP_USERS, sample_app_sql
 from dlt_platform.source_types.r2_files.local_api import SAMPLE_BUCKET, seed_logpush_folder
 from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 
@@ -290,6 +292,11 @@ class LocalStack:
         persist = str(self.paths.wrangler_state)
         self._run("d1-migrations", self._wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to",
                                                   persist))
+        # The sample app the d1 sample source reads (idempotent: the same rows every time).
+        sample_app = self.paths.state_dir / "d1_sample_app.sql"
+        sample_app.write_text(sample_app_sql())
+        self._run("d1-sample-app", self._wrangler("d1", "execute", "DB", "--local", "--persist-to", persist,
+                                                  "--file", str(sample_app), "--yes"))
         marker = json.loads(self.paths.seed_marker.read_text()) if self.paths.seed_marker.is_file() else {}
         if marker.get("date") == today.isoformat():
             return
@@ -428,6 +435,8 @@ class LocalStack:
         if self.warehouse == "bigquery":
             say(f"BigQuery emulator: {'started' if self.start_emulator() else 'reused'} at {self.emulator.url}")
         say(f"Worker: {'started' if self.start_worker() else 'reused'} at {self.worker_url}")
+        say(f"Local D1: the sample app's app_users and app_orders ({SAMPLE_APP_USERS + SAMPLE_APP_ORDERS:,} rows) "
+            "beside the ledger in DB")
         say(f"Sample REST API: {'started' if self.start_sample_api() else 'reused'} at {self.sample_api_url}")
         lines = seed_logpush_folder(self.paths.data_dir, dt.datetime.now(dt.UTC).date())
         say(f"Local R2: {lines} Logpush lines of today in {self.paths.data_dir / 'r2' / SAMPLE_BUCKET}")

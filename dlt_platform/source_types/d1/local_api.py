@@ -144,3 +144,37 @@ class D1ApiServer:
 
     def __exit__(self, *exc) -> None:
         self._server.stop()
+
+
+# The local stack's sample application (`dlt-platform up`): its tables in the local D1 the Worker binds, read by
+# the sample source d1_sample_app through the Worker (config/sources.json). wrangler dev has one D1 binding, DB
+# (the ledger); the app's tables live beside the ledger's there, locally only: a deployed d1 source reads its
+# application's own database, over REST or a binding of its own.
+SAMPLE_APP_USERS, SAMPLE_APP_ORDERS = 2_000, 8_000
+
+
+def sample_app_sql() -> str:
+    """Idempotent SQL creating and filling the sample app's tables (the same rows every time)."""
+    return f"""
+CREATE TABLE IF NOT EXISTS app_users (
+  id INTEGER PRIMARY KEY, email TEXT NOT NULL, plan TEXT NOT NULL, created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS app_users_updated ON app_users (updated_at);
+CREATE TABLE IF NOT EXISTS app_orders (
+  id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES app_users (id), total_cents INTEGER NOT NULL,
+  currency TEXT NOT NULL, status TEXT NOT NULL, items TEXT NOT NULL, created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS app_orders_updated ON app_orders (updated_at);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {SAMPLE_APP_USERS})
+INSERT OR IGNORE INTO app_users
+  SELECT i, 'user' || i || '@example.com', CASE i % 3 WHEN 0 THEN 'pro' ELSE 'free' END,
+         strftime('%Y-%m-%dT%H:%M:%SZ', '2026-01-01', '+' || i || ' minutes'),
+         strftime('%Y-%m-%dT%H:%M:%SZ', '2026-01-01', '+' || i || ' minutes') FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {SAMPLE_APP_ORDERS})
+INSERT OR IGNORE INTO app_orders
+  SELECT i, (i % {SAMPLE_APP_USERS}) + 1, 500 + (i * 37) % 20000, 'USD',
+         CASE i % 10 WHEN 0 THEN 'refunded' ELSE 'paid' END,
+         json_array(json_object('sku', 'SKU-' || (i % 50), 'quantity', 1 + i % 3)),
+         strftime('%Y-%m-%dT%H:%M:%SZ', '2026-02-01', '+' || i || ' minutes'),
+         strftime('%Y-%m-%dT%H:%M:%SZ', '2026-02-01', '+' || i || ' minutes') FROM n;
+"""
