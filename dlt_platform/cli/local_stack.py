@@ -19,6 +19,7 @@ from dlt_platform.cli.app import (
 from dlt_platform.cli.output import say
 from dlt_platform.cli.runs import follow_runs, print_runs
 from dlt_platform.local.stack import DEFAULT_STATE_DIR, LocalStack, StackPaths
+from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_PORT
 
 
 @app.command(rich_help_panel=LOCAL_STACK)
@@ -31,6 +32,8 @@ def up(
     warehouse: Annotated[str, typer.Option(
         help="duckdb (a local file) or bigquery (the BigQuery emulator, the production destination offline).")] = "duckdb",
     emulator_port: Annotated[int, typer.Option(help="Port of the BigQuery emulator (--warehouse bigquery).")] = 9050,
+    sample_api_port: Annotated[int, typer.Option(
+        help="Port of the sample REST API; the sample sources that read it follow.")] = SAMPLE_API_PORT,
 ) -> None:
     """Run the whole platform offline: Worker (wrangler dev), Dagster, a run of every enabled source."""
     with one_line_errors():
@@ -39,7 +42,7 @@ def up(
             raise UsageError(f"--warehouse: expected duckdb or bigquery, got '{warehouse}'")
         stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=config.data_dir), worker_port=worker_port,
                            dagster_port=dagster_port, config_path=config.config_path, warehouse=warehouse,
-                           emulator_port=emulator_port)
+                           emulator_port=emulator_port, sample_api_port=sample_api_port)
         stack.stop_all_on_sigterm()
         try:
             stack.start(say=say)

@@ -50,6 +50,7 @@ from dlt_platform.settings import (
 )
 from dlt_platform.source_types.d1.local_api import SAMPLE_APP_ORDERS, SAMPLE_APP_USERS, sample_app_sql
 from dlt_platform.source_types.r2_files.local_api import SAMPLE_BUCKET, seed_logpush_folder
+from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition
 from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS, SAMPLE_API_PORT
 
 # The Worker var holding the signing secret of local webhook sources (their extract.signature.secret_names).
@@ -326,10 +327,23 @@ class LocalStack:
             self.worker_healthy, timeout=120)
         return True
 
+    def definitions(self) -> list[dict]:
+        """The sources the stack registers in its Worker: the config file's, with the sources of the sample API
+        pointed at this stack's port of it (`up --sample-api-port`; tests run stacks side by side)."""
+        default_url = f"http://127.0.0.1:{SAMPLE_API_PORT}"
+        documents = []
+        for definition in Settings(config_path=self.config_path).load_sources():
+            if isinstance(definition, RestApiSourceDefinition) and definition.extract.client.base_url == default_url:
+                client = definition.extract.client.model_copy(update={"base_url": self.sample_api_url})
+                definition = definition.model_copy(update={"extract": definition.extract.model_copy(
+                    update={"client": client})})
+            documents.append(definition.model_dump(mode="json"))
+        return documents
+
     def sync_sources(self) -> dict[str, str]:
         definitions = [d.model_dump(mode="json") for d in Settings(config_path=self.config_path).load_sources()]
         with self.operator() as client:
-            return sync_sources(client, definitions)
+            return sync_sources(client, self.definitions())
 
     # --- Dagster ------------------------------------------------------------------------------------------
 
