@@ -8,7 +8,6 @@ emulator: the datasets a test created are dropped after it.
 from __future__ import annotations
 
 import dataclasses
-import socket
 
 import duckdb
 import orjson
@@ -17,13 +16,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from dlt_platform.local.bigquery_emulator import BigQueryEmulator
+from dlt_platform.local.loopback import free_port
 from dlt_platform.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from dlt_platform.config import parse_definition, SourceDefinition
+from dlt_platform.config import SourceDefinition, parse_definition
 from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform.settings import Settings
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform_tests.worker_kv_double import WorkerKVDouble
 
 # The BigQuery emulator lane (session-scoped emulator, warehouse readers).

@@ -7,7 +7,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from dlt_platform.local.loopback import free_port
+
 
 def postgres_bin_dir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(path.split("/")[4]))
@@ -23,11 +24,6 @@ def postgres_bin_dir() -> Path:
         raise RuntimeError("Postgres is not installed: run `make install-debian` (Debian's postgresql package)")
     return Path(found[-1]).parent
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

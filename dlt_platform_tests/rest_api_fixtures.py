@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition
 from dlt_platform.config import parse_definition
+from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition
 from dlt_platform.source_types.rest_api.local_api import SampleApiState, serve_sample_api
 
 TOKEN, API_KEY = "tok_sample_0123456789", "key_sample_9876543210"

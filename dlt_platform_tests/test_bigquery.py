@@ -18,9 +18,9 @@ from google.cloud import bigquery
 
 from dlt_platform.bigquery import jsonl_for_json_tables
 from dlt_platform.loads import run_load
+from dlt_platform.local.loopback import free_port
 from dlt_platform.settings import PROJECT_ROOT
 
-from .bigquery_fixtures import free_port
 from .conftest import ACCOUNT_ID, API_TOKEN, make_definition
 from .google_token_endpoint import GoogleTokenEndpoint
 from .test_loads import ORDER, put

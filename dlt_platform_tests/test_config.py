@@ -4,7 +4,11 @@ from pathlib import Path
 import pytest
 
 from dlt_platform.config import (
-    DefinitionError, load_sources_file, parse_definition, parse_sources_document, render_json_schema,
+    DefinitionError,
+    load_sources_file,
+    parse_definition,
+    parse_sources_document,
+    render_json_schema,
 )
 from dlt_platform.settings import PROJECT_ROOT, Settings, SettingsError
 

@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 from websockets.sync.server import serve as websocket_serve
 
 from dlt_platform.host_guard import allowed_hosts, create_app
-from dlt_platform.local.loopback import JSONHandler, LoopbackServer
+from dlt_platform.local.loopback import JSONHandler, LoopbackServer, free_port
 
 
 class Upstream(JSONHandler):
@@ -22,11 +22,6 @@ class Upstream(JSONHandler):
         self.send_body(201, {"path": self.path, "host": self.headers["Host"], "body": self.read_body().decode()},
                        headers={"X-Upstream": "yes"})
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from dlt_platform.loads import key_batches, run_load
 from dlt_platform.load_request import LoadRequest
+from dlt_platform.loads import key_batches, run_load
 from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMNS
 
-from .test_rest_client import FAST
 from .bigquery_fixtures import DuckDBWarehouse
 from .conftest import FIXED_NOW, NAMESPACE_ID, NAMESPACE_TITLE, make_definition, query
+from .test_rest_client import FAST
 
 # Every load test runs over both transports (they must give identical tables) into DuckDB, and once more into
 # the emulated BigQuery, the production warehouse.

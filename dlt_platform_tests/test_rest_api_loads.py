@@ -8,15 +8,21 @@ import logging
 
 import pytest
 
-from dlt_platform.loads import run_load
-from dlt_platform.source_types.rest_api.local_api import EPOCH
 from dlt_platform.load_request import LoadRequest
+from dlt_platform.loads import run_load
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.rest_api.errors import MissingSecret, RestApiError
+from dlt_platform.source_types.rest_api.local_api import EPOCH
 
 from .bigquery_fixtures import DuckDBWarehouse
-from .rest_api_fixtures import (TOKEN, TOKEN_ENV, issues_extract, payments_extract, rest_definition,
-                                sample_api)  # noqa: F401 (fixture)
+from .rest_api_fixtures import (
+    TOKEN,
+    TOKEN_ENV,
+    issues_extract,
+    payments_extract,
+    rest_definition,
+    sample_api,  # noqa: F401 (fixture)
+)
 
 
 @pytest.fixture(params=["duckdb", "bigquery"])

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform_tests.waiting import poll
 
 TOKEN = "host-test-token"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dlt_platform.cli import app
-from dlt_platform.loads import run_load
 from dlt_platform.load_request import LoadRequest
+from dlt_platform.loads import run_load
 from dlt_platform.snapshots import SnapshotWriter
 
 from .conftest import ACCOUNT_ID, API_TOKEN, NAMESPACE_ID, make_definition, query

@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from dlt_platform.loads import run_load
 from dlt_platform.load_request import LoadRequest
+from dlt_platform.loads import run_load
 
 from .conftest import NAMESPACE_ID, make_definition, query
 

@@ -16,8 +16,8 @@ import pytest
 
 from dlt_platform import failed_packages
 from dlt_platform.config import parse_definition
-from dlt_platform.loads import run_load
 from dlt_platform.load_request import LoadRequest
+from dlt_platform.loads import run_load
 from dlt_platform.source_types.webhook.rows import AUDIT_COLUMNS
 
 from .bigquery_fixtures import DuckDBWarehouse

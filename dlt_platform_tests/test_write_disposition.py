@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from dlt_platform.loads import run_load
 from dlt_platform.load_request import LoadRequest, write_disposition_for
+from dlt_platform.loads import run_load
 
 from .conftest import FIXED_NOW, NAMESPACE_ID, make_definition, query
 from .test_loads import lead_keys

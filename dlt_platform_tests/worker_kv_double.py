@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dlt_platform.source_types.cloudflare_kv.local_api import KVApiState
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiState
 
 
 class _Handler(JSONHandler):

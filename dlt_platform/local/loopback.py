@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Generic, Self, TypeVar
 
 import orjson
 
@@ -19,8 +21,8 @@ class JSONHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def send_body(self, status: int, body: dict | bytes, headers: dict | None = None) -> None:
-        """A JSON document (dict) or raw bytes (application/octet-stream)."""
+    def send_body(self, status: int, body: dict | list | bytes, headers: dict | None = None) -> None:
+        """A JSON document (dict or list) or raw bytes (application/octet-stream)."""
         data = body if isinstance(body, bytes) else orjson.dumps(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json")
@@ -31,7 +33,10 @@ class JSONHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class LoopbackServer(ThreadingHTTPServer):
+OwnerT = TypeVar("OwnerT")
+
+
+class LoopbackServer(ThreadingHTTPServer, Generic[OwnerT]):
     """Serves `handler` on 127.0.0.1 from a background thread; `owner` is what handlers read as server.owner.
 
     Usable as a context manager, or with start()/stop(); a stopped server can be started again on the same port
@@ -41,7 +46,7 @@ class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], owner: object, port: int = 0) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], owner: OwnerT, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), handler)
         self.owner = owner
         self._thread: threading.Thread | None = None
@@ -50,7 +55,7 @@ class LoopbackServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def start(self) -> LoopbackServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -59,8 +64,15 @@ class LoopbackServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the OS picks it), for a loopback server started next."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

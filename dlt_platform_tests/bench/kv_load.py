@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dlt_platform.local.loopback import free_port
+
 ACCOUNT, TOKEN, NAMESPACE = "bench_account", "bench-token", "bench_orders"
 
 
@@ -82,8 +84,8 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator
     started, cpu_started = time.perf_counter(), cpu_seconds()
     load_seconds, steps = None, {}
     if mode in ("platform", "rows", "replay"):
-        from dlt_platform.loads import build_pipeline, run_load
         from dlt_platform.load_request import LoadRequest
+        from dlt_platform.loads import build_pipeline, run_load
 
         request = LoadRequest(from_snapshot=snapshot_url) if snapshot_url else LoadRequest()
         rows = run_load(definition(snapshot=mode == "replay"), settings, request).rows_by_table
@@ -93,8 +95,8 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator
     else:
         import dlt
 
-        from dlt_platform.source_types.cloudflare_kv.source import open_transport
         from dlt_platform.source_types.cloudflare_kv.rows import warehouse_row
+        from dlt_platform.source_types.cloudflare_kv.source import open_transport
 
         source = definition()
 
@@ -142,7 +144,7 @@ def run_modes(records: int, values: str, modes: list[str], destination: str) -> 
             import psutil
 
             from dlt_platform.local.bigquery_emulator import BigQueryEmulator
-            from dlt_platform_tests.bigquery_fixtures import free_port
+            
 
             emulator = BigQueryEmulator(port=free_port(), project_id="bench-project",
                                         log_path=Path(tempfile.gettempdir()) / "bench-bqemulator.log").start()

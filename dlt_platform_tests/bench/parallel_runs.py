@@ -24,10 +24,10 @@ from pathlib import Path
 import orjson
 import psutil
 
-from dlt_platform.local.loopback import JSONHandler, LoopbackServer
-from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_PORT
+from dlt_platform.local.loopback import JSONHandler, LoopbackServer, free_port
 from dlt_platform.local.stack import LocalStack, StackPaths
-from dlt_platform_tests.bench.stack_run import dagster_event_times, free_port
+from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_PORT
+from dlt_platform_tests.bench.stack_run import dagster_event_times
 
 PAGE_SECONDS = 0.3
 PAGE_SIZE = 100

@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform.settings import PROJECT_ROOT
 
@@ -60,11 +60,6 @@ print(json.dumps({{"imports": imported - started, "load": time.perf_counter() - 
                   "load_cpu": time.process_time() - cpu, "assets": assets}}))
 """
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def tree_rss_mb(pid: int) -> float:

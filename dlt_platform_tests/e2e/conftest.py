@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform_tests.e2e.alert_fixtures import alert_receiver  # noqa: F401  (fixture)
+
 # One session-wide browser for every module (a second sync Playwright in the same session fails).
 from dlt_platform_tests.e2e.browser_fixtures import browser, browser_context, live_stack  # noqa: F401  (fixtures)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, alert_receiver):  # noqa: F811  (fixture)
     root = tmp_path_factory.mktemp("stack")
     local = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
-                       worker_port=free_port(), dagster_port=free_port(),
+                       worker_port=free_port(), dagster_port=free_port(), sample_api_port=free_port(),
                        # Lets the test trigger a re-send of a still-queued run through the cron handler.
                        extra_worker_vars={"QUEUED_RESEND_MINUTES": "0.001",
                                           "ALERT_WEBHOOK_URL": alert_receiver.url})

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.source_types.rest_api.local_api import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
 from dlt_platform.settings import Settings
+from dlt_platform.source_types.rest_api.local_api import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
 from dlt_platform_tests.e2e.test_new_source_launch import new_definition
 from dlt_platform_tests.waiting import poll
 
@@ -154,7 +154,8 @@ def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, m
     monkeypatch.setenv("DLT_PLATFORM_DATA_DIR", str(stack.paths.data_dir))
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["up", "--once", "--state-dir", str(stack.paths.state_dir),
-                                      "--worker-port", str(stack.worker_port), "--dagster-port", str(stack.dagster_port)])
+                                      "--worker-port", str(stack.worker_port), "--dagster-port", str(stack.dagster_port),
+                                      "--sample-api-port", str(stack.sample_api_port)])
     assert result.exit_code == 0, result.output
     assert f"Worker: reused at {stack.worker_url}" in result.output
     assert "Dagster: reused" in result.output and "unchanged" in result.output

@@ -16,12 +16,16 @@ import hmac
 import time
 
 import duckdb
-import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.source_types.webhook.send_local import (Delivery, github_delivery, github_example_deliveries, send,
-                                              stripe_delivery)
 from dlt_platform.local.stack import LOCAL_WEBHOOK_SECRET
+from dlt_platform.source_types.webhook.send_local import (
+    Delivery,
+    github_delivery,
+    github_example_deliveries,
+    send,
+    stripe_delivery,
+)
 from dlt_platform_tests.waiting import poll
 from dlt_platform_tests.webhook_fixtures import stripe_events
 

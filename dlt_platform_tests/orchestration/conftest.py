@@ -10,10 +10,10 @@ import pytest
 from dlt_platform.config import load_sources_file, parse_sources_document
 from dlt_platform.contract import RUN_STATUSES
 from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.settings import PROJECT_ROOT, Settings
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 
 ACCOUNT_ID, API_TOKEN, INTERNAL_TOKEN = "acct-test", "cf-test-token", "internal-test-token"
 NAMESPACE_IDS = {"ORDERS_KV": "ORDERS_KV_NAMESPACE_ID", "LEADS_KV": "LEADS_KV_NAMESPACE_ID",

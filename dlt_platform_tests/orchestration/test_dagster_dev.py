@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,16 +10,12 @@ from pathlib import Path
 
 import httpx
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.settings import PROJECT_ROOT
 
 QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus locationOrLoadError {
   __typename ... on RepositoryLocation { repositories { name jobs { name } } } ... on PythonError { message } } } } } }"""
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_dagster_dev_loads_the_code_location(tmp_path, platform_env):

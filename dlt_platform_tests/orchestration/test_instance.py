@@ -15,8 +15,8 @@ from moto.server import ThreadedMotoServer
 from dlt_platform.orchestration.instance import (
     PG_URL_ENV,
     POSTGRES_INSTANCE,
-    SQLITE_INSTANCE,
     R2_VARIABLES,
+    SQLITE_INSTANCE,
     normalize_postgres_url,
     prepare_dagster_home,
 )

@@ -6,8 +6,13 @@ import pytest
 
 from dlt_platform.orchestration.code_location import build_code_location
 from dlt_platform_tests.orchestration.conftest import read_table
-from dlt_platform_tests.rest_api_fixtures import (TOKEN_ENV, issues_extract, payments_extract, rest_definition,
-                                                  sample_api)  # noqa: F401 (fixture)
+from dlt_platform_tests.rest_api_fixtures import (
+    TOKEN_ENV,
+    issues_extract,
+    payments_extract,
+    rest_definition,
+    sample_api,  # noqa: F401 (fixture)
+)
 
 ISSUES = dg.AssetKey(["sample_api", "issues"])
 COMMENTS = dg.AssetKey(["sample_api", "issue_comments"])

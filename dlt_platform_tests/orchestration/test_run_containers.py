@@ -10,8 +10,13 @@ import sys
 import dagster as dg
 import pytest
 
-from dlt_platform.orchestration.run_containers import (ENABLED_ENV, RunContainerError, RunContainerLauncher,
-                                                       health_of, run_containers_enabled)
+from dlt_platform.orchestration.run_containers import (
+    ENABLED_ENV,
+    RunContainerError,
+    RunContainerLauncher,
+    health_of,
+    run_containers_enabled,
+)
 from dlt_platform.orchestration.run_launcher import PlatformRunLauncher
 from dlt_platform.settings import PROJECT_ROOT
 

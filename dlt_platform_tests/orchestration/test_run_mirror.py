@@ -15,7 +15,12 @@ from dlt_platform.orchestration.assets import table_keys
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
 from dlt_platform.orchestration.worker_client import WorkerClient
 from dlt_platform_tests.orchestration.conftest import (
-    INTERNAL_TOKEN, LEDGER_ORDER, SAMPLE_COUNTS, TODAY, WorkerApiServer)
+    INTERNAL_TOKEN,
+    LEDGER_ORDER,
+    SAMPLE_COUNTS,
+    TODAY,
+    WorkerApiServer,
+)
 
 ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
 LEADS = dg.AssetKey(["source_cloudflare", "leads_kv"])

@@ -12,10 +12,15 @@ import threading
 import pytest
 
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG, TRIGGER_TAG
-from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform_tests.orchestration.conftest import (
-    ACCOUNT_ID, API_TOKEN, INTERNAL_TOKEN, NAMESPACE_IDS, SAMPLE_CONFIG)
+    ACCOUNT_ID,
+    API_TOKEN,
+    INTERNAL_TOKEN,
+    NAMESPACE_IDS,
+    SAMPLE_CONFIG,
+)
 from dlt_platform_tests.orchestration.test_run_mirror import ORDERS, instance, launch, workspace  # noqa: F401
 from dlt_platform_tests.waiting import poll
 

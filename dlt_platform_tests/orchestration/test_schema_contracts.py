@@ -8,8 +8,8 @@ import pytest
 
 from dlt_platform.config import DefinitionError, parse_definition
 from dlt_platform.loads import SchemaContractViolation, build_pipeline, run_load
-from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform.orchestration.code_location import build_platform_definitions
+from dlt_platform.source_types.cloudflare_kv.local_api import KVApiServer, KVApiState
 from dlt_platform_tests.orchestration.conftest import ACCOUNT_ID, API_TOKEN, read_table
 
 KEY = dg.AssetKey(["contracts", "contract_kv"])

@@ -4,10 +4,10 @@ history in a real Postgres, once per module, plus helpers to read Dagster's own 
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform_tests.postgres_fixtures import postgres  # noqa: F401  (session fixture)
@@ -17,11 +17,6 @@ from dlt_platform_tests.postgres_fixtures import postgres  # noqa: F401  (sessio
 MINUTELY_SOURCE = "cloudflare_kv_vendors"
 MERGED_SOURCE = "cloudflare_kv_orders"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def production_config(folder) -> str:
@@ -42,6 +37,7 @@ def pg_stack(tmp_path_factory, postgres):  # noqa: F811
     database = f"dagster_{root.name.replace('-', '_').lower()}"
     stack = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
                        worker_port=free_port(), dagster_port=free_port(), config_path=production_config(root),
+                       sample_api_port=free_port(),
                        extra_dagster_env={"DAGSTER_PG_URL": postgres.create_database(database)},
                        # These tests are of the control container's own restarts with runs in its processes
                        # (DLT_PLATFORM_RUN_CONTAINERS=0); runs outliving it in run containers are

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 
 import httpx
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.settings import PROJECT_ROOT
 
 PODMAN = PROJECT_ROOT / "tools" / "container" / "podman"
@@ -58,11 +58,6 @@ def image_size(image: str = IMAGE) -> int:
     """Uncompressed size in bytes, as `podman images` shows it."""
     return int(podman("image", "inspect", "--format", "{{.Size}}", image).strip())
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

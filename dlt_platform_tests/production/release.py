@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,6 @@ RELEASE_FILES = ("wrangler.toml", "package.json", "Dockerfile", "Makefile", "pyp
 RELEASE_FOLDERS = ("worker/src", "worker/migrations", "config")
 LINKED = ("node_modules", ".venv")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_release(folder: Path) -> Path:

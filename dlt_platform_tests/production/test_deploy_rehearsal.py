@@ -33,13 +33,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.local.sample_data import order_entries
 from dlt_platform.operator_client import OperatorClient
 from dlt_platform.processes import stop_process
 from dlt_platform.settings import CONTAINER_ENV, PROJECT_ROOT, WORKER_SECRETS
 from dlt_platform_tests.deploy_doc import DocCommand, secrets_table, shell_commands
 from dlt_platform_tests.postgres_fixtures import postgres  # noqa: F401  (session fixture)
-from dlt_platform_tests.production.release import WranglerDev, free_port, make_release, wrangler
+from dlt_platform_tests.production.release import WranglerDev, make_release, wrangler
 from dlt_platform_tests.waiting import poll
 
 VERIFIED_SOURCE = "cloudflare_kv_orders"

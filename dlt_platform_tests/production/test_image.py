@@ -18,12 +18,20 @@ import tomllib
 
 import pytest
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform.settings import CONTAINER_ENV, PROJECT_ROOT
 from dlt_platform_tests.bigquery_fixtures import emulator_client
-from dlt_platform_tests.production.image import (IMAGE, IMAGE_UID, PODMAN, ImageContainer, build_image, free_port,
-                                                 image_size, podman)
+from dlt_platform_tests.production.image import (
+    IMAGE,
+    IMAGE_UID,
+    PODMAN,
+    ImageContainer,
+    build_image,
+    image_size,
+    podman,
+)
 
 # On a clean podman store the first test also builds the base (debootstrap) and every layer of the image.
 pytestmark = pytest.mark.timeout(1800)
@@ -51,6 +59,7 @@ def image_stack(tmp_path_factory, postgres, image):  # noqa: F811  (postgres: th
     worker_port, container_port = free_port(), free_port()
     stack = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"), worker_port=worker_port,
                        dagster_port=container_port, warehouse="bigquery", emulator_port=free_port(),
+                       sample_api_port=free_port(),
                        # The Worker's variables: what it forwards to the container (CONTAINER_ENV) when set.
                        extra_worker_vars={
                            "DLT_ORCHESTRATOR_URL": f"http://127.0.0.1:{worker_port}",

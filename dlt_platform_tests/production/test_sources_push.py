@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from dlt_platform.cli.sources import apply_plan, plan_push
 from dlt_platform.cli.app import UsageError
+from dlt_platform.cli.sources import apply_plan, plan_push
+from dlt_platform.local.loopback import free_port
 from dlt_platform.operator_client import OperatorClient
 from dlt_platform.settings import PROJECT_ROOT
-from dlt_platform_tests.production.release import WranglerDev, free_port, make_release, wrangler, write_dev_vars
+from dlt_platform_tests.production.release import WranglerDev, make_release, wrangler, write_dev_vars
 
 OPERATOR_TOKEN = "sources-push-operator-token"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 
+from dlt_platform.local.loopback import free_port
 from dlt_platform.settings import PROJECT_ROOT
-from dlt_platform_tests.production.conftest import free_port
 
 
 def command_line(process: psutil.Process) -> str:
@@ -28,7 +28,8 @@ def test_sigterm_stops_wrangler_and_dagster(tmp_path):
     for name in ("DAGSTER_PG_URL", "DLT_ORCHESTRATOR_URL", "DLT_INTERNAL_TOKEN"):
         env.pop(name, None)
     up = subprocess.Popen([str(Path(sys.executable).parent / "dlt-platform"), "up", "--worker-port", str(free_port()),
-                           "--dagster-port", str(free_port()), "--state-dir", str(tmp_path / "state")],
+                           "--dagster-port", str(free_port()), "--sample-api-port", str(free_port()),
+                           "--state-dir", str(tmp_path / "state")],
                           cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           start_new_session=True)
     started: list[psutil.Process] = []
