@@ -608,6 +608,10 @@ export interface D1Table {
  */
 export interface D1Staging {
   /**
+   * d1 sources keep no snapshots.
+   */
+  r2_prefix?: null;
+  /**
    * Always false for d1 sources.
    */
   raw_snapshot?: false;

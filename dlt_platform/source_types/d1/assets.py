@@ -45,10 +45,15 @@ from dlt_platform.source_types.d1.source import d1_source, table_disposition
 
 def lineage_specs(definition: D1SourceDefinition) -> list[dg.AssetSpec]:
     extract = definition.extract
-    return [dg.AssetSpec(D1_DATABASE.source_system_key(definition), group_name=SOURCE_SYSTEM_GROUP,
-                         kinds={D1_DATABASE.system_kind, "sqlite"},
-                         description=f"Cloudflare D1 database {extract.database_name}",
-                         metadata={"database_id": extract.database_id, "database_name": extract.database_name})]
+    return [
+        dg.AssetSpec(
+            D1_DATABASE.source_system_key(definition),
+            group_name=SOURCE_SYSTEM_GROUP,
+            kinds={D1_DATABASE.system_kind, "sqlite"},
+            description=f"Cloudflare D1 database {extract.database_name}",
+            metadata={"database_id": extract.database_id, "database_name": extract.database_name},
+        )
+    ]
 
 
 def table_metadata(definition: D1SourceDefinition, name: str) -> dict:
@@ -92,15 +97,23 @@ class D1Translator(DagsterDltTranslator):
             group_name=definition.destination.dataset,
             description=definition.description or f"d1 source {definition.source_id}: table {name}",
             kinds={"dlt", self.destination_type, D1_DATABASE.system_kind},
-            metadata={**table_metadata(definition, name), "dagster/storage_kind": self.destination_type,
-                      **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
+            metadata={
+                **table_metadata(definition, name),
+                "dagster/storage_kind": self.destination_type,
+                **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {}),
+            },
             owners=owners_of(definition),
             tags=dagster_tags(definition),
         )
 
 
-def load_d1_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig,
-                   definition: D1SourceDefinition, settings: Settings):
+def load_d1_source(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    config: SourceRunConfig,
+    definition: D1SourceDefinition,
+    settings: Settings,
+):
     """Run the source's dlt pipeline for this run's request (the selected tables) and record what loaded."""
     try:
         request = checked_request(definition, settings, load_request_for(context, config))
@@ -129,22 +142,31 @@ def load_d1_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, c
     for result in results:
         table = result.asset_key.path[-1]
         own = {name: count for name, count in rows.items() if name == table or name.startswith(f"{table}__")}
-        yield dg.MaterializeResult(asset_key=result.asset_key, metadata={
-            **(result.metadata or {}),
-            "rows_loaded": dg.MetadataValue.int(sum(own.values())),
-            "rows_by_table": dg.MetadataValue.json(own),
-            "load_id": load_id,
-            "destination_table": f"{definition.destination.dataset}.{table}",
-            "destination": settings.destination_type(definition),
-            "write_disposition": table_disposition(definition, items[table], request),
-            **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
-            **({SET_ASIDE_METADATA: "; ".join(set_aside)} if set_aside else {}),
-        })
+        yield dg.MaterializeResult(
+            asset_key=result.asset_key,
+            metadata={
+                **(result.metadata or {}),
+                "rows_loaded": dg.MetadataValue.int(sum(own.values())),
+                "rows_by_table": dg.MetadataValue.json(own),
+                "load_id": load_id,
+                "destination_table": f"{definition.destination.dataset}.{table}",
+                "destination": settings.destination_type(definition),
+                "write_disposition": table_disposition(definition, items[table], request),
+                **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
+                **({SET_ASIDE_METADATA: "; ".join(set_aside)} if set_aside else {}),
+            },
+        )
 
 
-def build_d1_asset(definition: D1SourceDefinition, settings: Settings, version: int | None = None
-                   ) -> dg.AssetsDefinition:
+def build_d1_asset(
+    definition: D1SourceDefinition, settings: Settings, version: int | None = None
+) -> dg.AssetsDefinition:
     """The multi-asset of one d1 source; its op is named after the source (the Worker's run config addresses
     ops.<source_id>)."""
-    return source_dlt_assets(definition, settings, d1_source(definition, settings, describe_only=True),
-                             D1Translator(definition, settings.destination_type(definition), version), load_d1_source)
+    return source_dlt_assets(
+        definition,
+        settings,
+        d1_source(definition, settings, describe_only=True),
+        D1Translator(definition, settings.destination_type(definition), version),
+        load_d1_source,
+    )

@@ -21,8 +21,9 @@ from dlt_platform.source_types.d1.columns import affinity
 from dlt_platform.source_types.d1.definition import D1SourceDefinition, loaded_tables, warehouse_name
 from dlt_platform.source_types.d1.source import ReadPlan, open_client, pages, read_plans
 
-d1 = typer.Typer(help="Explore d1 sources: the database's tables, a sample of rows, a profile of columns.",
-                 no_args_is_help=True)
+d1 = typer.Typer(
+    help="Explore d1 sources: the database's tables, a sample of rows, a profile of columns.", no_args_is_help=True
+)
 app.add_typer(d1, name="d1", rich_help_panel=EXPLORE)
 
 TableOption = Annotated[str | None, typer.Option("--table", help="One table of the source (default: all).")]
@@ -80,24 +81,38 @@ def tables(source_id: SourceOption, as_json: JsonOption = False) -> None:
             rows = []
             for name in client.tables():
                 info = client.table_info(name)
-                rows.append({"table": name, "columns": len(info.columns),
-                             "primary_key": ", ".join(info.primary_key) or ("rowid" if info.has_rowid else ""),
-                             "loaded_as": loaded.get(name, "")})
+                rows.append(
+                    {
+                        "table": name,
+                        "columns": len(info.columns),
+                        "primary_key": ", ".join(info.primary_key) or ("rowid" if info.has_rowid else ""),
+                        "loaded_as": loaded.get(name, ""),
+                    }
+                )
         finally:
             client.close()
-        print_listing(["table", "columns", "primary_key", "loaded_as"], rows, as_json,
-                      title=f"d1/{definition.extract.database_name} ({definition.extract.transport})")
+        print_listing(
+            ["table", "columns", "primary_key", "loaded_as"],
+            rows,
+            as_json,
+            title=f"d1/{definition.extract.database_name} ({definition.extract.transport})",
+        )
 
 
 @d1.command()
-def sample(source_id: SourceOption, table: TableOption = None, limit: Annotated[int, typer.Option(min=1)] = 10,
-           as_json: JsonOption = False) -> None:
+def sample(
+    source_id: SourceOption,
+    table: TableOption = None,
+    limit: Annotated[int, typer.Option(min=1)] = 10,
+    as_json: JsonOption = False,
+) -> None:
     """The first rows of each table (or --table) as a load reads them: key order, types shaped (nothing loaded)."""
     with d1_errors():
         config = settings()
         definition = d1_source_of(config, source_id)
-        samples = {plan.table: first_rows(definition, config, plan, limit)
-                   for plan in chosen_plans(definition, config, table)}
+        samples = {
+            plan.table: first_rows(definition, config, plan, limit) for plan in chosen_plans(definition, config, table)
+        }
         if as_json:
             print_json(samples)
             return
@@ -108,17 +123,23 @@ def sample(source_id: SourceOption, table: TableOption = None, limit: Annotated[
 
 
 @d1.command()
-def profile(source_id: SourceOption, table: TableOption = None, limit: Annotated[int, typer.Option(min=1)] = 100,
-            as_json: JsonOption = False) -> None:
+def profile(
+    source_id: SourceOption,
+    table: TableOption = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: JsonOption = False,
+) -> None:
     """Per column of the sampled rows: declared type and affinity, the warehouse type, nulls, the value types seen."""
     with d1_errors():
         config = settings()
         definition = d1_source_of(config, source_id)
         client = open_client(definition, config)
         try:
-            declared = {item.name: {c.name: c.declared_type for c in client.table_info(item.name).columns}
-                        for item in loaded_tables(definition) if item in definition.extract.tables
-                        and (table is None or warehouse_name(item) == table)}
+            declared = {
+                item.name: {c.name: c.declared_type for c in client.table_info(item.name).columns}
+                for item in loaded_tables(definition)
+                if item in definition.extract.tables and (table is None or warehouse_name(item) == table)
+            }
         finally:
             client.close()
         by_table = {warehouse_name(item): declared.get(item.name, {}) for item in loaded_tables(definition)}
@@ -131,16 +152,22 @@ def profile(source_id: SourceOption, table: TableOption = None, limit: Annotated
                 values = [row.get(name) for row in rows]
                 seen = Counter(type(value).__name__ for value in values if value is not None)
                 declared_type = by_table[plan.table].get(name, "")
-                columns.append({
-                    "column": name, "declared": declared_type or "-",
-                    "affinity": affinity(declared_type) if name in by_table[plan.table] else "-",
-                    "loads_as": plan.columns.get(name, {}).get("data_type", "inferred"),
-                    "nulls": f"{values.count(None)}/{len(rows)}",
-                    "values": ", ".join(f"{kind} {count}" for kind, count in seen.most_common()),
-                })
+                columns.append(
+                    {
+                        "column": name,
+                        "declared": declared_type or "-",
+                        "affinity": affinity(declared_type) if name in by_table[plan.table] else "-",
+                        "loads_as": plan.columns.get(name, {}).get("data_type", "inferred"),
+                        "nulls": f"{values.count(None)}/{len(rows)}",
+                        "values": ", ".join(f"{kind} {count}" for kind, count in seen.most_common()),
+                    }
+                )
             document[plan.table] = {"rows": len(rows), "columns": columns}
             if not as_json:
-                print_listing(["column", "declared", "affinity", "loads_as", "nulls", "values"], columns,
-                              title=f"{plan.table}: {len(rows)} rows sampled")
+                print_listing(
+                    ["column", "declared", "affinity", "loads_as", "nulls", "values"],
+                    columns,
+                    title=f"{plan.table}: {len(rows)} rows sampled",
+                )
         if as_json:
             print_json(document)

@@ -97,16 +97,21 @@ def page_sql(page: PageQuery) -> tuple[str, list]:
     if page.rowid:
         select.append(f'rowid AS "{ROWID_COLUMN}"')
     for name in page.columns:
-        select.append(f"CASE WHEN {quoted(name)} IS NULL THEN NULL ELSE hex({quoted(name)}) END AS {quoted(name)}"
-                      if name in page.hex_columns else quoted(name))
-    source = f"({page.sql})" if page.sql is not None else quoted(page.table)
-    key = [ROWID_COLUMN if name == ROWID_COLUMN else name for name in page.key]
-    # The rowid is named as a column of the inner SELECT of a table; a query's key is its own columns.
+        select.append(
+            f"CASE WHEN {quoted(name)} IS NULL THEN NULL ELSE hex({quoted(name)}) END AS {quoted(name)}"
+            if name in page.hex_columns
+            else quoted(name)
+        )
+    if page.sql is None and page.table is None:
+        raise D1Error(0, "a page reads a table or a query")
+    source = f"({page.sql})" if page.sql is not None else quoted(page.table or "")
+    # The rowid is named as a column of the inner SELECT of a table (ROWID_COLUMN); a query's key is its own.
+    key = page.key
     inner = f"SELECT {', '.join(select) if select else '*'} FROM {source}"
     conditions, params = [], []
     if page.cursor is not None:
         conditions.append(f"{quoted(page.cursor)} IS NOT NULL")
-    if page.since is not None:
+    if page.since is not None and page.cursor is not None:
         conditions.append(f"{quoted(page.cursor)} >= ?")
         params.append(page.since)
     if page.after is not None:
@@ -116,13 +121,18 @@ def page_sql(page: PageQuery) -> tuple[str, list]:
     sql = f"SELECT * FROM ({inner}){where} ORDER BY {', '.join(map(quoted, key))} LIMIT ?"
     params.append(page.limit)
     if len(params) > MAX_BOUND_PARAMETERS:
-        raise D1Error(0, f"a page of {page.table or 'a query'} would bind {len(params)} parameters (D1 takes "
-                         f"{MAX_BOUND_PARAMETERS})")
+        raise D1Error(
+            0,
+            f"a page of {page.table or 'a query'} would bind {len(params)} parameters (D1 takes "
+            f"{MAX_BOUND_PARAMETERS})",
+        )
     return sql, params
 
 
-TABLES_SQL = ("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-              "AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name")
+TABLES_SQL = (
+    "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+    "AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name"
+)
 
 
 def table_info_from(name: str, create_sql: str | None, rows: list[list]) -> TableInfo:
@@ -137,16 +147,25 @@ class D1RestClient:
 
     MAX_PAGE_ROWS = 50_000  # the definition's own bound; D1's 50 MB result limit halves pages past it
 
-    def __init__(self, base_url: str, account_id: str | None, api_token: str | None, database_id: str,
-                 budget: RateBudget | None = None, policy: RetryPolicy | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        account_id: str | None,
+        api_token: str | None,
+        database_id: str,
+        budget: RateBudget | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         if not account_id:
             raise D1Error(0, "CLOUDFLARE_ACCOUNT_ID is not set (needed by the d1 rest transport)")
         if not api_token:
             raise D1Error(0, "CLOUDFLARE_API_TOKEN is not set (needed by the d1 rest transport)")
         self.policy, self.budget = policy or RetryPolicy(), budget or RateBudget(1100, 300.0)
         self.path = f"/accounts/{quote(account_id, safe='')}/d1/database/{quote(database_id, safe='')}/raw"
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                  headers={"Authorization": f"Bearer {api_token}"})
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, headers={"Authorization": f"Bearer {api_token}"}
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -162,7 +181,7 @@ class D1RestClient:
         errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
         if response.status_code >= 400 or not body.get("success", False):
             text = "; ".join(f"{e.get('message')} (code {e.get('code')})" for e in errors) or response.reason_phrase
-            raise D1Error(response.status_code, text, [e.get("code") for e in errors])
+            raise D1Error(response.status_code, text, [e["code"] for e in errors if isinstance(e.get("code"), int)])
         result = body["result"][0]
         if not result.get("success", True):
             raise D1Error(response.status_code, "the statement failed")
@@ -188,15 +207,22 @@ class D1WorkerClient:
 
     MAX_PAGE_ROWS = 5000  # the Worker's own bound on a page (worker/src/d1.ts MAX_PAGE_ROWS)
 
-    def __init__(self, orchestrator_url: str | None, internal_token: str | None, binding: str,
-                 policy: RetryPolicy | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        orchestrator_url: str | None,
+        internal_token: str | None,
+        binding: str,
+        policy: RetryPolicy | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         if not orchestrator_url:
             raise D1Error(0, "DLT_ORCHESTRATOR_URL is not set (needed by the d1 worker transport)")
         if not internal_token:
             raise D1Error(0, "DLT_INTERNAL_TOKEN is not set (needed by the d1 worker transport)")
         self.binding, self.policy = binding, policy or RetryPolicy()
-        self._http = httpx.Client(base_url=orchestrator_url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {internal_token}"})
+        self._http = httpx.Client(
+            base_url=orchestrator_url, timeout=timeout, headers={"Authorization": f"Bearer {internal_token}"}
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -7,13 +7,9 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.json_schema import JsonDict
 
-from dlt_platform.definition_base import (
-    SourceBase,
-    StrictModel,
-    WarehouseDestination,
-    whole_number,
-)
+from dlt_platform.definition_base import SourceBase, Staging, StrictModel, WarehouseDestination, whole_number
 
 # SQLite identifiers the platform quotes itself: letters, digits and '_' only, so no quoting trick reaches SQL.
 # (SQLite's and D1's own tables, sqlite_* and _cf_*, are never read: the Worker lists user tables only.)
@@ -41,32 +37,52 @@ class D1TableBase(StrictModel):
     """What a table and a query share: how its rows are written and read."""
 
     primary_key: D1PrimaryKey | None = Field(
-        None, description="Merge key and keyset tie-break; default: the table's own PRIMARY KEY (its rowid if none).")
+        None, description="Merge key and keyset tie-break; default: the table's own PRIMARY KEY (its rowid if none)."
+    )
     write_disposition: Literal["replace", "merge", "append"] | None = Field(
-        None, description="Default: destination.write_disposition.")
+        None, description="Default: destination.write_disposition."
+    )
     cursor: CursorName | None = Field(
-        None, description="Incremental cursor column (e.g. updated_at, or rowid for append-only tables): a run reads "
-                          "rows whose cursor is at or after the last run's. Rows deleted in D1 are not seen.")
+        None,
+        description="Incremental cursor column (e.g. updated_at, or rowid for append-only tables): a run reads "
+        "rows whose cursor is at or after the last run's. Rows deleted in D1 are not seen.",
+    )
     columns: dict[ColumnName, ColumnType] | None = Field(
-        None, max_length=100,
+        None,
+        max_length=100,
         description="Column types that override those read from SQLite's declared types, e.g. "
-                    "{\"created_at\": \"timestamp\", \"payload\": \"json\"}: dates stored as TEXT stay text and "
-                    "JSON text stays text unless named here.")
+        '{"created_at": "timestamp", "payload": "json"}: dates stored as TEXT stay text and '
+        "JSON text stays text unless named here.",
+    )
 
 
 class D1Table(D1TableBase):
-    name: Annotated[str, Field(pattern=D1_NAME_PATTERN, json_schema_extra={"x-message": D1_NAME_MESSAGE},
-                               description="The D1 table; its warehouse table takes dlt's form of the name.")]
+    name: Annotated[
+        str,
+        Field(
+            pattern=D1_NAME_PATTERN,
+            json_schema_extra={"x-message": D1_NAME_MESSAGE},
+            description="The D1 table; its warehouse table takes dlt's form of the name.",
+        ),
+    ]
 
 
 class D1Query(D1TableBase):
     """A named SELECT whose rows become a table (REST transport only: the Worker never runs SQL it is sent)."""
 
     name: Annotated[str, Field(pattern=D1_TABLE_PATTERN, description="The warehouse table the query's rows land in.")]
-    sql: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=QUERY_PATTERN,
-                              json_schema_extra={"x-message": QUERY_MESSAGE})]
-    primary_key: D1PrimaryKey = Field(..., description="Columns of the query that identify a row: keyset pages "
-                                                       "and merges use them.")
+    sql: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            pattern=QUERY_PATTERN,
+            json_schema_extra={"x-message": QUERY_MESSAGE},
+        ),
+    ]
+    primary_key: D1PrimaryKey = Field(
+        ..., description="Columns of the query that identify a row: keyset pages and merges use them."
+    )
 
     @field_validator("sql", mode="before")
     @classmethod
@@ -85,7 +101,7 @@ class D1Query(D1TableBase):
 
 # Queries are SQL sent to D1 as written: only the REST transport runs them.
 QUERIES_NEED_REST = "queries need transport rest: the Worker builds its own SELECTs and runs no SQL it is sent"
-_QUERIES_NEED_REST = {
+_QUERIES_NEED_REST: JsonDict = {
     "if": {"required": ["transport"], "properties": {"transport": {"const": "worker"}}},
     "then": {"properties": {"queries": {"type": "null", "x-message": QUERIES_NEED_REST}}},
 }
@@ -94,20 +110,33 @@ _QUERIES_NEED_REST = {
 class D1Extract(StrictModel):
     model_config = ConfigDict(json_schema_extra=_QUERIES_NEED_REST)
 
-    database_id: Annotated[str, Field(pattern=DATABASE_ID_PATTERN,
-                                      description="The D1 database's UUID (REST transport).")]
-    database_name: Annotated[str, Field(pattern=BINDING_PATTERN, description="The database's name; the Worker's D1 "
-                                                                            "binding name (worker transport).")]
+    database_id: Annotated[
+        str, Field(pattern=DATABASE_ID_PATTERN, description="The D1 database's UUID (REST transport).")
+    ]
+    database_name: Annotated[
+        str,
+        Field(
+            pattern=BINDING_PATTERN, description="The database's name; the Worker's D1 binding name (worker transport)."
+        ),
+    ]
     transport: Literal["rest", "worker"] = Field(
-        "rest", description="rest: Cloudflare's D1 REST API with an API token; worker: the orchestrator's "
-                            "/internal/d1 pages over its D1 binding.")
+        "rest",
+        description="rest: Cloudflare's D1 REST API with an API token; worker: the orchestrator's "
+        "/internal/d1 pages over its D1 binding.",
+    )
     tables: list[D1Table] = Field(default_factory=list, max_length=100, description="Tables loaded as they are.")
-    queries: list[D1Query] | None = Field(None, max_length=50, validate_default=True,
-                                          description="Named SELECTs, each loaded as a table (transport rest).")
+    queries: list[D1Query] | None = Field(
+        None,
+        max_length=50,
+        validate_default=True,
+        description="Named SELECTs, each loaded as a table (transport rest).",
+    )
     page_rows: Annotated[int, Field(ge=1, le=50_000), BeforeValidator(whole_number)] = Field(
-        5000, description="Rows per page at most; a page D1 refuses as too large is halved.")
+        5000, description="Rows per page at most; a page D1 refuses as too large is halved."
+    )
     blob_encoding: Literal["base64", "bytes"] = Field(
-        "base64", description="BLOB columns as base64 text, or as bytes (a binary column).")
+        "base64", description="BLOB columns as base64 text, or as bytes (a binary column)."
+    )
 
     @field_validator("queries")
     @classmethod
@@ -124,10 +153,13 @@ class D1Extract(StrictModel):
         return queries
 
 
-class D1Staging(StrictModel):
+class D1Staging(Staging):
     """A d1 source keeps no raw snapshot: the rows stay in D1, and a full refresh reads them again."""
 
+    model_config = ConfigDict(json_schema_extra=None)  # no snapshot, so no rule about its prefix
+
     raw_snapshot: Literal[False] = Field(False, description="Always false for d1 sources.")
+    r2_prefix: None = Field(None, description="d1 sources keep no snapshots.")
 
 
 class D1SourceDefinition(SourceBase):
@@ -143,13 +175,17 @@ class D1SourceDefinition(SourceBase):
     def _rules_per_table(cls, extract: D1Extract, info: ValidationInfo) -> D1Extract:
         destination = info.data.get("destination")
         default = destination.write_disposition if destination is not None else "replace"
-        for kind, items in (("tables", extract.tables), ("queries", extract.queries or [])):
-            for index, item in enumerate(items):
-                if item.cursor is not None and (item.write_disposition or default) == "replace":
-                    raise ValueError(f"{kind}.{index}: table '{item.name}' has a cursor but replaces: an incremental "
-                                     "run reads only new rows, so give write_disposition merge or append")
+        items: list[tuple[str, int, D1Table | D1Query]] = [
+            *(("tables", index, table) for index, table in enumerate(extract.tables)),
+            *(("queries", index, query) for index, query in enumerate(extract.queries or [])),
+        ]
+        for kind, index, item in items:
+            if item.cursor is not None and (item.write_disposition or default) == "replace":
+                raise ValueError(
+                    f"{kind}.{index}: table '{item.name}' has a cursor but replaces: an incremental "
+                    "run reads only new rows, so give write_disposition merge or append"
+                )
         return extract
-
 
 
 def loaded_tables(definition: D1SourceDefinition) -> list[D1Table | D1Query]:

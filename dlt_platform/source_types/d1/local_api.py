@@ -76,8 +76,9 @@ class _Handler(JSONHandler):
     server: LoopbackServer
 
     def _error(self, status: int, code: int, message: str, headers: dict | None = None) -> None:
-        self.send_body(status, _envelope([] if status == 400 else None, False, [{"code": code, "message": message}]),
-                       headers)
+        self.send_body(
+            status, _envelope([] if status == 400 else None, False, [{"code": code, "message": message}]), headers
+        )
 
     def do_POST(self) -> None:
         state: D1ApiState = self.server.owner
@@ -94,8 +95,13 @@ class _Handler(JSONHandler):
         parts = urlsplit(self.path).path.split("/")
         if parts[:4] == ["", "client", "v4", "accounts"]:
             parts = ["", "accounts", *parts[4:]]
-        if (len(parts) != 7 or parts[1] != "accounts" or unquote(parts[2]) != state.account_id
-                or parts[3:5] != ["d1", "database"] or parts[6] != "raw"):
+        if (
+            len(parts) != 7
+            or parts[1] != "accounts"
+            or unquote(parts[2]) != state.account_id
+            or parts[3:5] != ["d1", "database"]
+            or parts[6] != "raw"
+        ):
             return self._error(404, 7003, "Could not route to the requested resource")
         connection = state.databases.get(unquote(parts[5]))
         if connection is None:
@@ -122,8 +128,15 @@ class _Handler(JSONHandler):
         encoded = orjson.dumps(results)
         if len(encoded) > state.max_result_bytes:
             return self._error(400, 7500, "D1 result too large: the query result exceeds the result size limit")
-        meta = {"changed_db": False, "changes": 0, "duration": 0.1, "last_row_id": 0, "rows_read": len(rows),
-                "rows_written": 0, "size_after": 0}
+        meta = {
+            "changed_db": False,
+            "changes": 0,
+            "duration": 0.1,
+            "last_row_id": 0,
+            "rows_read": len(rows),
+            "rows_written": 0,
+            "size_after": 0,
+        }
         self.send_body(200, _envelope([{"results": results, "success": True, "meta": meta}]))
 
 

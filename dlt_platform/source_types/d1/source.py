@@ -10,10 +10,11 @@ and added to the warehouse table (within the source's schema contract). Types fo
 import base64
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal, cast
 
 import dlt
 import orjson
+from dlt.common.schema.typing import TColumnSchema
 from dlt.sources import DltResource
 
 from dlt_platform.http import RateBudget
@@ -43,12 +44,17 @@ D1Client = D1RestClient | D1WorkerClient
 def open_client(definition: D1SourceDefinition, settings: Settings) -> D1Client:
     extract = definition.extract
     if extract.transport == "worker":
-        return D1WorkerClient(settings.orchestrator_url, settings.internal_token, extract.database_name,
-                              policy=settings.retry_policy)
-    return D1RestClient(settings.cloudflare_api_base_url, settings.cloudflare_account_id,
-                        settings.cloudflare_api_token, extract.database_id,
-                        budget=RateBudget(settings.cloudflare_requests_per_window, settings.cloudflare_window_seconds),
-                        policy=settings.retry_policy)
+        return D1WorkerClient(
+            settings.orchestrator_url, settings.internal_token, extract.database_name, policy=settings.retry_policy
+        )
+    return D1RestClient(
+        settings.cloudflare_api_base_url,
+        settings.cloudflare_account_id,
+        settings.cloudflare_api_token,
+        extract.database_id,
+        budget=RateBudget(settings.cloudflare_requests_per_window, settings.cloudflare_window_seconds),
+        policy=settings.retry_policy,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,11 +76,17 @@ def cursor_column(name: str | None) -> str | None:
 def table_plan(item: D1Table, info: TableInfo, page_rows: int, blob_encoding: str) -> ReadPlan:
     declared = info.primary_key
     primary_key = list(item.primary_key or declared)
-    missing = [name for name in [*primary_key, *([item.cursor] if item.cursor not in (None, ROWID) else [])]
-               if name not in {column.name for column in info.columns}]
+    missing = [
+        name
+        for name in [*primary_key, *([item.cursor] if item.cursor not in (None, ROWID) else [])]
+        if name not in {column.name for column in info.columns}
+    ]
     if missing:
-        raise D1Error(0, f"extract.tables: table '{item.name}' has no column {', '.join(missing)} "
-                         f"(columns: {', '.join(c.name for c in info.columns)})")
+        raise D1Error(
+            0,
+            f"extract.tables: table '{item.name}' has no column {', '.join(missing)} "
+            f"(columns: {', '.join(c.name for c in info.columns)})",
+        )
     use_rowid = item.cursor == ROWID or not primary_key
     if use_rowid and not info.has_rowid:
         raise D1Error(0, f"extract.tables: table '{item.name}' is WITHOUT ROWID: name a cursor column of its own")
@@ -87,8 +99,15 @@ def table_plan(item: D1Table, info: TableInfo, page_rows: int, blob_encoding: st
     hints = dict(plan.hints)
     if use_rowid:
         hints[ROWID_COLUMN] = {"name": ROWID_COLUMN, "data_type": "bigint"}
-    page = PageQuery(table=item.name, columns=[c.name for c in info.columns], key=order, limit=page_rows,
-                     hex_columns=list(plan.hex_as), rowid=use_rowid, cursor=cursor)
+    page = PageQuery(
+        table=item.name,
+        columns=[c.name for c in info.columns],
+        key=order,
+        limit=page_rows,
+        hex_columns=list(plan.hex_as),
+        rowid=use_rowid,
+        cursor=cursor,
+    )
     return ReadPlan(warehouse_name(item), page, primary_key or [ROWID_COLUMN], hints, plan.hex_as, plan.json_columns)
 
 
@@ -131,8 +150,9 @@ def shaped_rows(plan: ReadPlan, columns: list[str], rows: list[list]) -> list[di
     return records
 
 
-def pages(client: D1Client, plan: ReadPlan, since: object, limit: int | None,
-          on_page: Callable[[int], None] | None = None) -> Iterator[list[dict]]:
+def pages(
+    client: D1Client, plan: ReadPlan, since: object, limit: int | None, on_page: Callable[[int], None] | None = None
+) -> Iterator[list[dict]]:
     """Keyset pages of a table from `since` (its cursor's lower bound), each strictly after the previous one's last
     key. A page D1 refuses as too large (over its 50 MB result limit) is asked for again at half its rows."""
     page = dataclasses.replace(plan.page, since=since, limit=min(plan.page.limit, client.MAX_PAGE_ROWS))
@@ -159,8 +179,13 @@ def pages(client: D1Client, plan: ReadPlan, since: object, limit: int | None,
         page = dataclasses.replace(page, after=[last[name] for name in page.key])
 
 
-def d1_rows(definition: D1SourceDefinition, settings: Settings, plan: ReadPlan, request: LoadRequest,
-            cursor: dlt.sources.incremental[Any] | None = None) -> Iterator[list[dict]]:
+def d1_rows(
+    definition: D1SourceDefinition,
+    settings: Settings,
+    plan: ReadPlan,
+    request: LoadRequest,
+    cursor: dlt.sources.incremental[Any] | None = None,
+) -> Iterator[list[dict]]:
     client = open_client(definition, settings)
     try:
         since = cursor.last_value if cursor is not None else None
@@ -169,7 +194,9 @@ def d1_rows(definition: D1SourceDefinition, settings: Settings, plan: ReadPlan, 
         client.close()
 
 
-def table_disposition(definition: D1SourceDefinition, item: D1Table | D1Query, request: LoadRequest) -> str:
+def table_disposition(
+    definition: D1SourceDefinition, item: D1Table | D1Query, request: LoadRequest
+) -> Literal["replace", "merge", "append"]:
     """A table's own write disposition (else the destination's); a partial run of a replace table merges."""
     configured = item.write_disposition or definition.destination.write_disposition
     if configured == "replace" and write_disposition_for(definition, request) != "replace":
@@ -177,21 +204,33 @@ def table_disposition(definition: D1SourceDefinition, item: D1Table | D1Query, r
     return configured
 
 
-def d1_resource(definition: D1SourceDefinition, settings: Settings, item: D1Table | D1Query, plan: ReadPlan | None,
-                request: LoadRequest) -> DltResource:
+def d1_resource(
+    definition: D1SourceDefinition,
+    settings: Settings,
+    item: D1Table | D1Query,
+    plan: ReadPlan | None,
+    request: LoadRequest,
+) -> DltResource:
     disposition = table_disposition(definition, item, request)
     if plan is None:  # describing the source (Dagster's assets): nothing is read
         return dlt.resource([], name=warehouse_name(item), write_disposition=disposition)
-    resource = dlt.resource(d1_rows, name=plan.table, write_disposition=disposition, primary_key=plan.primary_key,
-                            columns=plan.columns)
-    incremental = None
+    resource = dlt.resource(
+        d1_rows,
+        name=plan.table,
+        write_disposition=disposition,
+        primary_key=plan.primary_key,
+        # The hints' data types are dlt's names (columns.py); dlt checks them when it builds the table schema.
+        columns=cast("dict[str, TColumnSchema]", plan.columns),
+    )
+    incremental: dlt.sources.incremental[Any] | None = None
     if plan.page.cursor is not None:
         incremental = dlt.sources.incremental(plan.page.cursor, on_cursor_value_missing="exclude")
     return resource(definition, settings, plan, request, cursor=incremental)
 
 
-def d1_source(definition: D1SourceDefinition, settings: Settings, request: LoadRequest | None = None,
-              describe_only: bool = False):
+def d1_source(
+    definition: D1SourceDefinition, settings: Settings, request: LoadRequest | None = None, describe_only: bool = False
+):
     """The dlt source of a d1 definition (named after the source id). `describe_only`: the resources without
     reading D1 (the Dagster code location describes the assets with it)."""
 
