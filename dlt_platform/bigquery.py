@@ -22,12 +22,12 @@ from pathlib import Path
 
 import dlt
 import httpx
-from dlt.common.configuration.specs import GcpServiceAccountCredentials
+from dlt.common.configuration.specs import GcpCredentials, GcpServiceAccountCredentials
 from dlt.common.configuration.specs.gcp_credentials import GcpDefaultCredentials
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.destinations.impl.bigquery.bigquery_adapter import PartitionTransformation
 
-from dlt_platform.definition_base import Destination
+from dlt_platform.definition_base import WarehouseDestination
 from dlt_platform.settings import Settings
 
 CREDENTIALS_FILE_VARIABLE = "GOOGLE_APPLICATION_CREDENTIALS"
@@ -66,7 +66,7 @@ def credentials_form(env=None) -> str | None:
     return None
 
 
-def destination(options: Destination, settings: Settings, preferred_format: str = "parquet"):
+def destination(options: WarehouseDestination, settings: Settings, preferred_format: str = "parquet"):
     """dlt's BigQuery destination for a definition. Builds no connection: Dagster builds one per asset when it
     loads its definitions; `check_before_load` proves the credentials right before a load."""
     credentials = None
@@ -182,7 +182,7 @@ def _native_credentials(info: dict, where: str):
         raise BigQueryCredentialsError(f"{where} has an unreadable private_key") from None
 
 
-def _credentials_from_dlt_config(form: str) -> GcpServiceAccountCredentials:
+def _credentials_from_dlt_config(form: str | None) -> GcpCredentials:
     """The credentials dlt will load with, resolved as dlt resolves them for a load."""
     from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
 
@@ -257,7 +257,7 @@ def _fetch_token(native, where: str, token_uri: str) -> None:
                                        f"({type(error).__name__})")
 
 
-def apply_table_options(resource, options: Destination):
+def apply_table_options(resource, options: WarehouseDestination):
     """Partitioning and clustering of the definition on the table's dlt resource (they apply on CREATE TABLE)."""
     if options.partition_by is None and not options.cluster_by:
         return resource

@@ -121,7 +121,7 @@ def json_schema() -> dict:
             "if": {"required": ["source_type"], "properties": {"source_type": {"const": source_type}}},
             "then": {"$ref": f"#/$defs/{model.__name__}"},
         })
-    return _for_the_worker({
+    document = {
         "$id": "https://dlt-platform/config/source.schema.json",
         "title": "SourceDefinition",
         "type": "object",
@@ -129,15 +129,16 @@ def json_schema() -> dict:
         "properties": {"source_type": {"enum": list(SOURCE_TYPES), "x-message": f"must be one of {', '.join(SOURCE_TYPES)}"}},
         "allOf": branches,
         "$defs": defs,
-    })
+    }
+    return {key: _for_the_worker(value) for key, value in document.items()}
 
 
 def _for_the_worker(node: object) -> object:
     """Rewrites two shapes pydantic generates into keywords the Worker's validator enforces.
 
     A dict with patterned keys is `patternProperties`, which leaves other keys unchecked: it becomes
-    `propertyNames` + `additionalProperties`. pydantic writes a union tagged by `type` as oneOf + discriminator; the Worker's validator knows neither, and
-    oneOf reports every branch's failures. As if/then per tag (as for source_type) an unknown tag is one message
+    `propertyNames` + `additionalProperties`. pydantic writes a union tagged by `type` as oneOf + discriminator;
+    the Worker's validator knows neither, and oneOf reports every branch's failures. As if/then per tag (as for source_type) an unknown tag is one message
     and a known one is checked against its own model only."""
     if isinstance(node, list):
         return [_for_the_worker(item) for item in node]

@@ -42,7 +42,9 @@ _FIELDS = [(0, 59, None), (0, 23, None), (1, 31, None), (1, 12, MONTHS), (0, 7, 
 def _value(token: str, low: int, names: list[str] | None) -> int:
     if token.isdigit():
         return int(token)
-    return names.index(token.upper()) + low  # the pattern admits only known names
+    if names is None:  # the pattern admits names only in the fields that have them
+        raise ValueError(f"'{token}' is not a number")
+    return names.index(token.upper()) + low
 
 
 def _expand(part: str, low: int, high: int, names: list[str] | None) -> set[int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from croniter import croniter
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from dlt_platform.contract import PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES
 from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, CRON_SYNTAX_MESSAGE, cron_problem
@@ -63,12 +64,15 @@ class TimePartitioning(StrictModel):
     granularity: Literal["hour", "day", "month", "year"] = Field("day", description="Width of one partition.")
 
 
+WriteDisposition = Literal["replace", "merge", "append"]
+
+
 class WarehouseDestination(StrictModel):
     """Where a source's tables land; a source whose tables are named by its extract (rest_api) has no `table`."""
 
     type: Literal["bigquery", "duckdb"] = Field("bigquery", description="Warehouse; DLT_PLATFORM_DESTINATION overrides it for local work.")
     dataset: Annotated[str, Field(pattern=IDENTIFIER_PATTERN, description="Warehouse dataset (BigQuery dataset, DuckDB schema).")]
-    write_disposition: Literal["replace", "merge", "append"] = Field(
+    write_disposition: WriteDisposition = Field(
         "replace", description="replace: snapshot; merge: upsert on cf_kv_key; append: keep every load."
     )
     # BigQuery table options (DuckDB ignores them). Applied when the table is created.
@@ -93,7 +97,7 @@ class Destination(WarehouseDestination):
 
 
 
-_PREFIX_WHEN_SNAPSHOTTING = {
+_PREFIX_WHEN_SNAPSHOTTING: JsonDict = {
     "if": {"required": ["raw_snapshot"], "properties": {"raw_snapshot": {"const": True}}},
     "then": {
         "required": ["r2_prefix"],
@@ -146,6 +150,10 @@ class SchemaContract(StrictModel):
 class SourceBase(StrictModel):
     """What every source has, whatever its type: an id, where its rows go, when it runs, who owns it."""
 
+    if TYPE_CHECKING:
+        # Each type's model declares it as a Literal field (after the fields below, which keeps the generated
+        # schema's order); declared here for the type checker only, for code that serves every type.
+        source_type: str
     source_id: Annotated[str, Field(pattern=SOURCE_ID_PATTERN, description="Stable id; also the dlt pipeline name.")]
     enabled: bool = True
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)] | None = None
@@ -162,7 +170,9 @@ class SourceBase(StrictModel):
         Annotated[str, Field(min_length=1, max_length=MAX_TAG_KEY_CHARS)],
         Annotated[str, Field(max_length=MAX_TAG_VALUE_CHARS)],
     ] = Field(default_factory=dict, max_length=MAX_TAGS)
-    destination: Destination
+    # A type whose tables are named by its extract (rest_api, d1, r2_files) keeps this; a one-table type narrows it
+    # to `Destination`, which adds `table` (OneTableSource).
+    destination: WarehouseDestination
     staging: Staging = Field(default_factory=Staging)
     schema_contract: SchemaEvolutionMode | SchemaContract | None = Field(None, description=SCHEMA_CONTRACT_DESCRIPTION)
 
@@ -182,6 +192,13 @@ class SourceBase(StrictModel):
             if problem:
                 raise ValueError(f"'{value}' is not a valid five-field cron expression: {problem}")
         return value
+
+
+class OneTableSource(SourceBase):
+    """A source of a type that loads one table, `destination.table` (cloudflare_kv, webhook); the Dagster asset
+    and translator of such a table serve them all (orchestration/assets.py)."""
+
+    destination: Destination
 
 
 # Names shared by the source types that take secrets (webhook signing keys, rest_api credentials).

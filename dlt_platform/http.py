@@ -89,9 +89,11 @@ def send_with_retries(client: httpx.Client, request: httpx.Request, policy: Retr
         return client.send(request)
 
     def give_up(state: RetryCallState) -> httpx.Response:
-        error = state.outcome.exception()
+        outcome = state.outcome
+        assert outcome is not None  # tenacity gives up only after an attempt
+        error = outcome.exception()
         if error is None:
-            return state.outcome.result()
+            return outcome.result()
         # Connection-level failure on every attempt: name the host, never the full URL (it may carry a cursor).
         raise httpx.ConnectError(
             f"{request.url.host}:{request.url.port or ''} unreachable after {policy.attempts} attempts: {error}"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dlt_platform.config import SourceDefinition
+from dlt_platform.definition_base import WriteDisposition
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import replay_key
 from dlt_platform.source_types import source_type_of
@@ -34,7 +35,7 @@ def reads_part_of_source(definition: SourceDefinition, request: LoadRequest) -> 
     return source_type_of(definition).reads_part_of_source(definition, request)
 
 
-def write_disposition_for(definition: SourceDefinition, request: LoadRequest) -> str:
+def write_disposition_for(definition: SourceDefinition, request: LoadRequest) -> WriteDisposition:
     """The one place that decides how a run writes its table (the source type's rule, source_types/base.py).
 
     `replace` swaps the whole table for what the run read, so it only applies to a run that reads the whole

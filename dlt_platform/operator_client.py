@@ -40,9 +40,9 @@ class OperatorClient:
             raise OperatorAPIError(0, "unreachable", f"{self.base_url} unreachable ({type(error).__name__})") from None
         if response.status_code not in ok:
             try:
-                error = response.json()["error"]
-                code, message = error.get("code", "error"), error.get("message", "")
-                fields = "; ".join(f"{f['field']}: {f['message']}" for f in error.get("fields") or [])
+                refusal = response.json()["error"]
+                code, message = refusal.get("code", "error"), refusal.get("message", "")
+                fields = "; ".join(f"{f['field']}: {f['message']}" for f in refusal.get("fields") or [])
                 message = f"{message} ({fields})" if fields else message
             except (ValueError, KeyError, TypeError):
                 code, message = "error", response.reason_phrase

@@ -100,7 +100,9 @@ class Supervisor:
     def adopt(self, name: str, process: subprocess.Popen, command: list[str] | None = None,
               env: dict[str, str] | None = None, log_path: Path | None = None, own_session: bool = True) -> None:
         """Supervise a process started elsewhere (e.g. by BigQueryEmulator.start)."""
-        self.children[name] = Child(command or list(process.args), env, log_path, own_session, process)
+        args = process.args
+        command = command or ([str(arg) for arg in args] if isinstance(args, (list, tuple)) else [str(args)])
+        self.children[name] = Child(command, env, log_path, own_session, process)
 
     def release(self, name: str) -> subprocess.Popen:
         """Stop supervising `name` and hand its process to the caller (tests that kill it their own way)."""

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
 
@@ -19,6 +20,9 @@ from dlt_platform.config import DefinitionError, SourceDefinition, load_sources_
 from dlt_platform.definition_base import SECRET_NAME_PATTERN, is_platform_secret
 from dlt_platform.duckdb_warehouse import memory_limit_for_machine
 from dlt_platform.http import RetryPolicy
+
+if TYPE_CHECKING:
+    from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "sources.json"
@@ -183,7 +187,7 @@ class Settings:
     def destination_type(self, definition: SourceDefinition) -> str:
         return self.destination_override or definition.destination.type
 
-    def kv_transport(self, definition: SourceDefinition) -> str:
+    def kv_transport(self, definition: KVSourceDefinition) -> str:
         return self.kv_transport_override or definition.extract.transport
 
     @property

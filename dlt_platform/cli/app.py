@@ -67,8 +67,11 @@ PLATFORM_ERRORS = (UsageError, DefinitionError, SettingsError, CloudflareAPIErro
 
 
 def _root_cause(error: BaseException) -> BaseException:
-    while not isinstance(error, PLATFORM_ERRORS) and (error.__cause__ or error.__context__) is not None:
-        error = error.__cause__ or error.__context__
+    while not isinstance(error, PLATFORM_ERRORS):
+        cause = error.__cause__ or error.__context__
+        if cause is None:
+            break
+        error = cause
     return error
 
 
@@ -116,7 +119,7 @@ def local_state_dir() -> Path:
     return Path(os.environ.get(LOCAL_STATE_ENV) or DEFAULT_STATE_DIR)
 
 
-def kv_source(settings: Settings, source_id: str, command: str) -> SourceDefinition:
+def kv_source(settings: Settings, source_id: str, command: str) -> KVSourceDefinition:
     """The source's definition, refused by name when it is not a KV source (the command reads KV namespaces)."""
     definition = settings.get_source(source_id)
     if not isinstance(definition, KVSourceDefinition):

@@ -22,8 +22,9 @@ from dlt_platform.cli.app import (
 )
 from dlt_platform.cli.output import errors, print_json, print_listing, say
 from dlt_platform.cli.runs import follow_runs, print_runs
-from dlt_platform.config import SourceDefinition, parse_definition, render_json_schema
+from dlt_platform.config import parse_definition, render_json_schema
 from dlt_platform.contract import render_contract
+from dlt_platform.definition_base import OneTableSource
 from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.operator_client import OperatorClient
 from dlt_platform.settings import PROJECT_ROOT
@@ -130,6 +131,9 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
     definition = parse_definition(stored["definition"], "definition.")
     if isinstance(definition, RestApiSourceDefinition):  # a table per resource, each with its own disposition
         return _rest_api_verification_plan(definition, limit)
+    if not isinstance(definition, OneTableSource):
+        raise UsageError(f"--source-id: {source_id} is a {definition.source_type} source; a verification run reads a "
+                         "source with one table or a rest_api source")
     disposition = write_disposition_for(definition, LoadRequest(limit=limit))
     table = f"{definition.destination.dataset}.{definition.destination.table}"
     if disposition != "merge":
@@ -140,7 +144,7 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
             f"no row is removed")
 
 
-def _rest_api_verification_plan(definition: SourceDefinition, limit: int) -> str:
+def _rest_api_verification_plan(definition: RestApiSourceDefinition, limit: int) -> str:
     """A limited run of a rest_api source merges every table on its primary key (appending ones are refused)."""
     request = LoadRequest(limit=limit)
     for resource in loaded_resources(definition):

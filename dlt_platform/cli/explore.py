@@ -28,12 +28,13 @@ from dlt_platform.load_request import LoadRequest
 from dlt_platform.profiling import profile_records
 from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform.source_types import source_type_of
+from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
 from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareKVClient
 from dlt_platform.source_types.cloudflare_kv.rows import warehouse_row
 from dlt_platform.source_types.cloudflare_kv.source import open_transport, read_pages
 
 
-def _first_records(source_id: str, limit: int, command: str) -> tuple[SourceDefinition, list[dict]]:
+def _first_records(source_id: str, limit: int, command: str) -> tuple[KVSourceDefinition, list[dict]]:
     """The source's definition and its first `limit` records, as a load would read them."""
     config = settings()
     definition = kv_source(config, source_id, command)

@@ -31,6 +31,7 @@ from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, checked_request
 from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.settings import Settings
+from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
 from dlt_platform.source_types.cloudflare_kv.source import open_transport
 
 
@@ -82,6 +83,7 @@ def load(
                     print_result(load_with_progress(definition, kv_settings(config, definition),
                                                     LoadRequest(limit=limit)))
             return
+        assert source_id is not None  # exactly one of the two was given
         definition = config.get_source(source_id)
         keys_list = _read_keys(keys_file) if keys_file else None
         if batch_size is None:
@@ -104,7 +106,7 @@ def _read_keys(path: Path) -> list[str]:
     return keys_list
 
 
-def _load_batches(definition: SourceDefinition, config: Settings, keys_list: list[str] | None, batch_size: int,
+def _load_batches(definition: KVSourceDefinition, config: Settings, keys_list: list[str] | None, batch_size: int,
                   skip_batches: int, max_batches: int | None) -> None:
     """Explicit-key backfill: each batch is its own partial load, so it merges on cf_kv_key (overlap and retries
     are safe) unless the source appends."""

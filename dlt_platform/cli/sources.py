@@ -32,6 +32,7 @@ from dlt_platform.cli.deployment import UrlOption, deployment_client
 from dlt_platform.cli.explore import list_configured_sources
 from dlt_platform.cli.output import say
 from dlt_platform.config import (
+    DefinitionError,
     load_sources_file,
     parse_definition,
     read_sources_document,
@@ -117,7 +118,10 @@ def _file_definitions(path: Path | None) -> tuple[Path, list[dict]]:
     """The file's definitions as written (checked by the model first): D1 keeps what is in git."""
     path = path or settings().config_path
     load_sources_file(path)
-    return path, list(read_sources_document(path)["sources"])
+    document = read_sources_document(path)
+    if not isinstance(document, dict):  # load_sources_file refuses any other shape
+        raise DefinitionError(f"{path}: expected a JSON object with 'sources'")
+    return path, list(document["sources"])
 
 
 def apply_plan(client: OperatorClient, plan: SourcePlan, prune: bool) -> None:

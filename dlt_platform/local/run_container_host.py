@@ -155,15 +155,15 @@ def parse_grace(body: bytes) -> float:
 
 
 class RunContainerHandler(JSONHandler):
-    server: LoopbackServer
+    server: LoopbackServer[HostOwner]
 
     @property
     def host(self) -> RunContainerHost:
-        return self.server.owner.host  # type: ignore[attr-defined]
+        return self.server.owner.host
 
     def _route(self) -> tuple[str, str] | None:
         """(name, action) of /containers/<name>[/<action>], after the bearer check; None when answered."""
-        token = self.server.owner.token  # type: ignore[attr-defined]
+        token = self.server.owner.token
         given = self.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             self.read_body()
@@ -199,8 +199,8 @@ class RunContainerHandler(JSONHandler):
                 started, state = self.host.start(name, command, env)
                 self.send_body(201 if started else 200, state)
             elif action == "stop":
-                state = self.host.stop(name, parse_grace(body))
-                self.send_body(404 if state is None else 202, state or {"name": name, "status": "not_found"})
+                stopped = self.host.stop(name, parse_grace(body))
+                self.send_body(404 if stopped is None else 202, stopped or {"name": name, "status": "not_found"})
             else:
                 self.send_body(404, {"error": "not_found", "message": "expected /start or /stop"})
         except RequestError as error:
@@ -216,7 +216,7 @@ class HostOwner:
     token: str = field(repr=False)
 
 
-def serve(port: int, log_dir: Path, token: str) -> LoopbackServer:
+def serve(port: int, log_dir: Path, token: str) -> LoopbackServer[HostOwner]:
     return LoopbackServer(RunContainerHandler, HostOwner(RunContainerHost(log_dir), token), port).start()
 
 
@@ -238,7 +238,7 @@ def main() -> None:
     print(f"run-container host: listening on {server.url}, logs in {args.log_dir}", flush=True)
     while not stopping.wait(1):
         pass
-    server.owner.host.stop_all(args.grace_seconds)  # type: ignore[attr-defined]
+    server.owner.host.stop_all(args.grace_seconds)
     server.stop()
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import random
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 CITIES = ["Portland", "Austin", "Denver", "Boston", "Chicago", "Seattle", "Atlanta", "Oakland"]
 PRODUCTS = [("SKU-TIRE-700", 49.0), ("SKU-TUBE-700", 8.5), ("SKU-CHAIN-11", 39.9), ("SKU-BAR-TAPE", 24.0),
@@ -30,7 +30,7 @@ def order_entries(count: int, seed: int = 7) -> Iterator[SampleEntry]:
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for number in range(count):
         created = start + dt.timedelta(minutes=rng.randrange(0, 480_000))
-        items = [
+        items: list[dict[str, Any]] = [
             {"sku": sku, "quantity": rng.randint(1, 3), "unit_price": price}
             for sku, price in rng.sample(PRODUCTS, rng.randint(1, 3))
         ]

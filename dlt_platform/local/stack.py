@@ -341,7 +341,6 @@ class LocalStack:
         return documents
 
     def sync_sources(self) -> dict[str, str]:
-        definitions = [d.model_dump(mode="json") for d in Settings(config_path=self.config_path).load_sources()]
         with self.operator() as client:
             return sync_sources(client, self.definitions())
 
@@ -442,7 +441,10 @@ class LocalStack:
             return False
         if not port_is_free(self.emulator_port):
             raise StackError(f"port {self.emulator_port} is taken by something that is not the BigQuery emulator")
-        self.supervisor.adopt("bqemulator", emulator.start().process)
+        process = emulator.start().process
+        if process is None:  # start() keeps the process it started, or raises
+            raise StackError("the BigQuery emulator did not start")
+        self.supervisor.adopt("bqemulator", process)
         return True
 
     def start(self, say=print) -> None:

@@ -25,6 +25,7 @@ from dlt_platform.contract import (  # noqa: F401 (re-exported)
     SOURCE_VERSION_METADATA,
     TRIGGER_TAG,
 )
+from dlt_platform.definition_base import OneTableSource
 from dlt_platform.failed_packages import SET_ASIDE_METADATA
 from dlt_platform.load_request import (
     LoadRequest,
@@ -72,7 +73,7 @@ class SourceRunConfig(dg.Config):
                                                         "<r2_prefix>/YYYY-MM-DD/<load_id>.ndjson.gz.")
 
 
-def table_key(definition: SourceDefinition) -> dg.AssetKey:
+def table_key(definition: OneTableSource) -> dg.AssetKey:
     return dg.AssetKey([definition.destination.dataset, definition.destination.table])
 
 
@@ -122,7 +123,7 @@ def owners_of(definition: SourceDefinition) -> list[str]:
             for owner in definition.owners]
 
 
-def base_metadata(definition: SourceDefinition) -> dict:
+def base_metadata(definition: OneTableSource) -> dict:
     """Asset metadata every source type shows: identity, schedule, table and its BigQuery options, tags."""
     metadata: dict = {
         "source_id": definition.source_id,
@@ -147,7 +148,7 @@ def base_metadata(definition: SourceDefinition) -> dict:
 class PlatformTranslator(DagsterDltTranslator):
     """Names and describes the dlt resource of a source with one table; its type gives the metadata."""
 
-    def __init__(self, definition: SourceDefinition, destination_type: str, version: int | None,
+    def __init__(self, definition: OneTableSource, destination_type: str, version: int | None,
                  metadata: dict) -> None:
         self.definition, self.destination_type, self.version = definition, destination_type, version
         self.upstream = source_type_of(definition).upstream_key(definition)
@@ -188,7 +189,7 @@ def load_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig)
 
 
 def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig,
-                definition: SourceDefinition, settings: Settings):
+                definition: OneTableSource, settings: Settings):
     """Run the source's dlt pipeline for this run's request and record what it loaded."""
     try:
         request = checked_request(definition, settings, load_request_for(context, config))
@@ -202,7 +203,7 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
         yield from _load_in_turn(context, dlt, definition, settings, request, pipeline)
 
 
-def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, definition: SourceDefinition,
+def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, definition: OneTableSource,
                   settings: Settings, request: LoadRequest, pipeline):
     set_aside: list[str] = []
     pending = finish_pending_loads(pipeline, say=context.log.warning, on_set_aside=set_aside.append)
@@ -237,7 +238,7 @@ def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, de
         raw = raw_snapshot_key(definition)
         snapshot = source_type_of(definition).published_snapshot(pipeline, definition, None, load_id) \
             if raw is not None and rows else None
-        if snapshot:
+        if snapshot and raw is not None:
             context.log_event(dg.AssetMaterialization(
                 asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
 
@@ -256,7 +257,7 @@ def run_within_contract(context: dg.AssetExecutionContext, dlt: DagsterDltResour
         raise dg.Failure(description=str(violation), allow_retries=False) from None
 
 
-def build_source_asset(definition: SourceDefinition, settings: Settings, translator: PlatformTranslator
+def build_source_asset(definition: OneTableSource, settings: Settings, translator: PlatformTranslator
                        ) -> dg.AssetsDefinition:
     """The warehouse-table asset of a source with one table; its op is named after the source (the Worker's run
     config addresses ops.<source_id>).
@@ -276,7 +277,9 @@ def source_dlt_assets(definition: SourceDefinition, settings: Settings, dlt_sour
 
     @dlt_assets(
         dlt_source=dlt_source,
-        dlt_pipeline=None,  # dagster-dlt's translator data takes Optional[Pipeline]; runs pass their own
+        # dagster-dlt's translator data takes Optional[Pipeline] (its signature here does not say so); runs pass
+        # their own.
+        dlt_pipeline=None,  # type: ignore[arg-type]
         name=definition.source_id,
         dagster_dlt_translator=translator,
         partitions_def=source_type_of(definition).partitions(definition),

@@ -69,7 +69,7 @@ def schema_change_checks(definitions: list[SourceDefinition]) -> list[dg.AssetCh
 
 def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, str]:
     schema = (materialization.metadata or {}).get("dagster/column_schema") if materialization else None
-    if schema is None:
+    if not isinstance(schema, dg.TableSchemaMetadataValue):
         return {}
     return {column.name: column.type for column in schema.value.columns}
 
@@ -80,7 +80,8 @@ def table_row_count(definition: SourceDefinition, settings: Settings, table_name
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(table_name)
             with client.execute_query(f"select count(*) from {table}") as cursor:
-                return int(cursor.fetchone()[0])
+                row = cursor.fetchone()
+                return int(row[0]) if row is not None else None
     except Exception:  # no table yet, or a destination that cannot be queried from here
         return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 import dagster as dg
 from dagster import DagsterEventType
@@ -24,15 +25,16 @@ _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@
 _SECRET_QUERY = re.compile(r"(?P<name>[?&](?:[a-z_]*(?:key|token|secret|sig|signature|password|auth)[a-z_]*)=)[^&\s'\"]+",
                            re.IGNORECASE)
 _BEARER = re.compile(r"(?P<name>bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
-# DuckDB: 'IO Error: Could not set lock on file "/x/warehouse.duckdb": Conflicting lock is held in /usr/bin/python3.11 (PID 9038)'
+# DuckDB: 'IO Error: Could not set lock on file "/x/warehouse.duckdb": Conflicting lock is held in
+# /usr/bin/python3.11 (PID 9038)'
 _DUCKDB_LOCK = re.compile(r"Could not set lock on file \"?(?P<file>[^\"]+?)\"?: Conflicting lock is held in .*?\(PID (?P<pid>\d+)\)")
 _DUCKDB_OOM = re.compile(r"Out of Memory Error: (?P<detail>.*)")
 
 
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of secret-named environment variables long enough to be worth masking, longest first."""
-    environ = os.environ if environ is None else environ
-    values = {value for name, value in environ.items() if _SECRET_NAME.search(name) and len(value) >= 6}
+    variables = os.environ if environ is None else environ
+    values = {value for name, value in variables.items() if _SECRET_NAME.search(name) and len(value) >= 6}
     return sorted(values, key=len, reverse=True)
 
 

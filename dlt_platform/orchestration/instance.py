@@ -75,10 +75,9 @@ class PlatformPostgresStorage(DagsterPostgresStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
-        config = dict(config_value)
-        if config.get("postgres_url"):
-            config["postgres_url"] = normalize_postgres_url(config["postgres_url"])
-        return super().from_config_value(inst_data, config)
+        if config_value.get("postgres_url"):
+            config_value = {**config_value, "postgres_url": normalize_postgres_url(config_value["postgres_url"])}
+        return super().from_config_value(inst_data, config_value)
 
 
 def r2_compute_logs(env: dict[str, str]) -> bool:

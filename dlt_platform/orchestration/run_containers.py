@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -98,7 +99,8 @@ class RunContainerLauncher(PlatformRunLauncher):
         }
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict) -> RunContainerLauncher:
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+                          ) -> RunContainerLauncher:
         return cls(inst_data=inst_data, **config_value)
 
     # --- the Worker's internal API ------------------------------------------------------------------------------
@@ -121,6 +123,8 @@ class RunContainerLauncher(PlatformRunLauncher):
             super().launch_run(context)
             return
         run = context.dagster_run
+        if run.job_code_origin is None:
+            raise RunContainerError(f"run {run.run_id}: no code origin to start it from")
         command = run_container_command(ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run.run_id,
                                                        instance_ref=None).get_command_args())
         settings = {name: os.environ[name] for name in RUN_SETTINGS if os.environ.get(name)}
@@ -183,7 +187,7 @@ def health_of(state: dict) -> CheckRunHealthResult:
     return CheckRunHealthResult(WorkerStatus.NOT_FOUND, "the Worker knows no run container for this run")
 
 
-def run_container_command(execute_run_args: list[str]) -> list[str]:
+def run_container_command(execute_run_args: Sequence[str]) -> list[str]:
     """The entrypoint of a run container: this module, then Dagster's own command for the run."""
     return [sys.executable, "-m", "dlt_platform.orchestration.run_containers", *execute_run_args]
 

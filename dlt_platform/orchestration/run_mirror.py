@@ -9,7 +9,9 @@ registered first, which is idempotent on the Dagster run id.
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import dagster as dg
 from dagster import DagsterEventType
@@ -27,11 +29,18 @@ from dlt_platform.orchestration.worker_client import (
     WorkerClient,
     WorkerRejected,
     WorkerUnavailable,
+    worker_client_for,
 )
 from dlt_platform.settings import Settings
 
 SENSOR_NAME = "mirror_runs_to_worker"
-LEDGER_STATUS_BY_EVENT = {
+# The run-status events the ledger follows (RunStatusChangeRecordsFilter takes only run-status event types).
+LedgerEventType = Literal[
+    DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START,
+    DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELING,
+    DagsterEventType.RUN_CANCELED,
+]
+LEDGER_STATUS_BY_EVENT: dict[LedgerEventType, str] = {
     DagsterEventType.RUN_ENQUEUED: "launched",
     DagsterEventType.RUN_STARTING: "launched",
     DagsterEventType.RUN_START: "running",
@@ -46,7 +55,8 @@ MAX_MESSAGE_CHARS = 2000
 def pending_status_events(instance: dg.DagsterInstance, after_storage_id: int, limit: int) -> list:
     """Run-status events after the cursor, oldest first. Each event type is its own query; when one of them was
     cut at `limit`, later events of other types wait for a later batch so the merged order has no gap."""
-    records, horizon = [], None
+    records: list[dg.EventLogRecord] = []
+    horizon: int | None = None
     for event_type in LEDGER_STATUS_BY_EVENT:
         result = instance.fetch_run_status_changes(
             dg.RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_storage_id),
@@ -128,7 +138,8 @@ class RunMirror:
                 continue
             seen.add(materialization.asset_key)
             rows = (materialization.metadata or {}).get("rows_by_table")
-            for table, count in (rows.value if rows is not None else {}).items():
+            counts = rows.value if isinstance(rows, dg.JsonMetadataValue) else None
+            for table, count in (counts if isinstance(counts, Mapping) else {}).items():
                 tables[table] = tables.get(table, 0) + int(count)
         return tables
 
@@ -174,7 +185,7 @@ class RunMirror:
             for record in records:
                 run = instance.get_run_by_id(record.run_id)
                 source_id = self.source_of(run) if run is not None else None
-                if source_id is None:
+                if run is None or source_id is None:
                     outcome.ignored += 1
                 else:
                     try:
@@ -203,7 +214,7 @@ def build_run_mirror_sensor(settings: Settings, source_by_key: dict[dg.AssetKey,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Reports every status change of platform runs to the Worker's run ledger (D1).")
     def mirror_runs_to_worker(context: dg.SensorEvaluationContext):
-        with WorkerClient(settings.orchestrator_url, settings.internal_token or "") as client:
+        with worker_client_for(settings) as client:
             outcome = RunMirror(client, source_by_key, context.log).mirror(context.instance, int(context.cursor or 0))
         context.update_cursor(str(outcome.cursor))
         return dg.SkipReason(outcome.summary)

@@ -32,7 +32,7 @@ def run_started_at(instance: dg.DagsterInstance, run_id: str) -> str:
     return dt.datetime.fromtimestamp(started, dt.UTC).isoformat()
 
 
-def report_running(context: dg.OpExecutionContext, settings: Settings,
+def report_running(context: dg.OpExecutionContext | dg.AssetExecutionContext, settings: Settings,
                    client: WorkerClient | None = None) -> bool:
     """Tell the Worker this run is running; True when the ledger applied it. Runs the Worker did not launch (no
     ledger run id tag) are left to the mirror, which registers them."""

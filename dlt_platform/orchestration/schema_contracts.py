@@ -23,12 +23,18 @@ def key_of_table(keys: list[dg.AssetKey], table: str) -> dg.AssetKey:
     return next((key for key in keys if table == key.path[-1] or table.startswith(f"{key.path[-1]}__")), keys[0])
 
 
+def contract_metadata(definition: SourceDefinition) -> dg.MetadataValue:
+    # Shown for sources that have a contract (has_contract); without one dlt evolves everything.
+    contract = definition.dlt_schema_contract
+    return dg.MetadataValue.json(contract if contract is not None else "evolve")
+
+
 def report_violation(context: dg.AssetExecutionContext, definition: SourceDefinition, keys: list[dg.AssetKey],
                      table: str, message: str) -> None:
     context.log_event(dg.AssetCheckEvaluation(
         asset_key=key_of_table(keys, table), check_name=SCHEMA_CONTRACT_CHECK, passed=False,
         severity=dg.AssetCheckSeverity.ERROR, description=message,
-        metadata={"contract": dg.MetadataValue.json(definition.dlt_schema_contract), "table": table}))
+        metadata={"contract": contract_metadata(definition), "table": table}))
 
 
 def build_contract_checks(definition: SourceDefinition, keys: list[dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
@@ -46,7 +52,7 @@ def _contract_check(definition: SourceDefinition, key: dg.AssetKey) -> dg.AssetC
         metadata = (latest.asset_materialization.metadata or {}) if latest and latest.asset_materialization else {}
         discarded = metadata.get(ROWS_DISCARDED)
         return dg.AssetCheckResult(passed=True, metadata={
-            "contract": dg.MetadataValue.json(definition.dlt_schema_contract),
+            "contract": contract_metadata(definition),
             ROWS_DISCARDED: discarded.value if discarded is not None else 0})
 
     return schema_contract

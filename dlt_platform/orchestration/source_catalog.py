@@ -31,6 +31,7 @@ from dlt_platform.orchestration.worker_client import (
     WorkerClient,
     WorkerRejected,
     WorkerUnavailable,
+    worker_client_for,
 )
 from dlt_platform.settings import Settings
 
@@ -95,7 +96,7 @@ def fetch_from_worker(settings: Settings, client: WorkerClient | None = None) ->
     """The Worker's definitions; on WorkerUnavailable the cached copy of the last good fetch."""
     cache = worker_cache_path(settings)
     own_client = client is None
-    client = client or WorkerClient(settings.orchestrator_url, settings.internal_token or "")
+    client = client or worker_client_for(settings)
     try:
         document = client.get_sources()
     except (WorkerUnavailable, WorkerRejected) as error:
@@ -126,7 +127,7 @@ def report_problems(settings: Settings, problems: list[DefinitionProblem], versi
     errors = [{"source_id": problem.source_id, "version": versions.get(problem.source_id), "message": problem.message}
               for problem in problems if problem.source_id]
     own_client = client is None
-    client = client or WorkerClient(settings.orchestrator_url, settings.internal_token or "", timeout_seconds=5.0)
+    client = client or worker_client_for(settings, timeout_seconds=5.0)
     try:
         client.report_load_errors(errors)
         return True

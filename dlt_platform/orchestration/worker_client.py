@@ -8,12 +8,15 @@ never succeed as sent. The token is only ever placed in the Authorization header
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from dlt_platform.http import RetryPolicy, send_with_retries
+
+if TYPE_CHECKING:
+    from dlt_platform.settings import Settings
 
 
 class WorkerError(Exception):
@@ -30,6 +33,13 @@ class WorkerRejected(WorkerError):
     def __init__(self, status_code: int, code: str, message: str) -> None:
         super().__init__(f"HTTP {status_code} {code}: {message}")
         self.status_code, self.code = status_code, code
+
+
+def worker_client_for(settings: Settings, timeout_seconds: float = 10.0) -> WorkerClient:
+    """The client of the Worker the settings name (DLT_ORCHESTRATOR_URL, DLT_INTERNAL_TOKEN)."""
+    if not settings.orchestrator_url:
+        raise WorkerUnavailable("DLT_ORCHESTRATOR_URL is not set")
+    return WorkerClient(settings.orchestrator_url, settings.internal_token or "", timeout_seconds=timeout_seconds)
 
 
 @dataclass
@@ -72,10 +82,10 @@ class WorkerClient:
         except ValueError:
             payload = None
         if response.status_code >= 400:
-            error = payload.get("error", {}) if isinstance(payload, dict) else {}
-            if isinstance(error, str):  # the flat form {"error": "...", "reason": "<code>"}
-                error = {"code": payload.get("reason", ""), "message": error}
-            raise WorkerRejected(response.status_code, str(error.get("code", "")), str(error.get("message", "")))
+            refusal = payload.get("error", {}) if isinstance(payload, dict) else {}
+            if isinstance(refusal, str):  # the flat form {"error": "...", "reason": "<code>"}
+                refusal = {"code": payload.get("reason", ""), "message": refusal}
+            raise WorkerRejected(response.status_code, str(refusal.get("code", "")), str(refusal.get("message", "")))
         if payload is None:
             raise WorkerUnavailable(f"{method} {path}: HTTP {response.status_code} without a JSON body")
         return payload

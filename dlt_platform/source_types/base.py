@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dlt_platform.definition_base import SourceBase
+from dlt_platform.definition_base import SourceBase, WriteDisposition
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -58,7 +58,7 @@ class SourceType:
             return False
         return bool(request.limit is not None or request.keys or request.from_snapshot or request.window)
 
-    def write_disposition(self, definition: Any, request: LoadRequest) -> str:
+    def write_disposition(self, definition: Any, request: LoadRequest) -> WriteDisposition:
         """How a run writes the source's table: `replace` only for a run that reads the whole source (a partial
         run merges instead); `merge` and `append` as configured."""
         configured = definition.destination.write_disposition
@@ -108,7 +108,7 @@ class SourceType:
         """What the source's table assets depend on: the last of its lineage nodes."""
         return self.lineage_specs(definition)[-1].key
 
-    def partitions(self, definition: Any) -> dg.PartitionsDefinition | None:
+    def partitions(self, definition: Any) -> dg.TimeWindowPartitionsDefinition | None:
         """One partition per time window (end_offset=1 keeps the window in progress, which lookbacks read)."""
         import dagster as dg
 

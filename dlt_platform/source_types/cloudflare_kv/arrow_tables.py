@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -65,9 +66,10 @@ class ArrowShaper:
     """Shapes pages of rows of one resource into Arrow tables, following the columns the schema already holds
     (earlier runs, earlier pages) and the ones it adds itself."""
 
-    def __init__(self, schema: Schema, root_table: str, declared_columns: dict[str, dict]) -> None:
-        if schema.settings.get("preferred_types") or schema._normalizers_config["json"].get("config", {}).get(
-                "max_nesting") is not None:
+    def __init__(self, schema: Schema, root_table: str, declared_columns: Mapping[str, Mapping[str, Any]]) -> None:
+        # The relational normalizer's config, as the schema holds it (`max_nesting` unset: no limit).
+        normalizer_config = schema.data_item_normalizer.get_normalizer_config(schema)
+        if schema.settings.get("preferred_types") or normalizer_config.get("max_nesting") is not None:
             raise CannotShape("schema with preferred types or a nesting limit")
         if normalize_helpers.get_root_row_id_type(schema, root_table) != "random":
             raise CannotShape("root row ids that are hashes (upsert, scd2)")
@@ -109,9 +111,9 @@ class ArrowShaper:
             name = self._joined[parts] = self.naming.shorten_fragments(*parts)
         return name
 
-    def column(self, table: str, name: str) -> dict | None:
+    def column(self, table: str, name: str) -> Mapping[str, Any] | None:
         """The complete column `name` of `table`: typed by this shaper, in the schema, or declared."""
-        column = self.typed.get(table, {}).get(name)
+        column: Mapping[str, Any] | None = self.typed.get(table, {}).get(name)
         if column is None:
             stored = self.schema.tables.get(table)
             column = stored["columns"].get(name) if stored else None
@@ -119,6 +121,13 @@ class ArrowShaper:
                 column = self.declared.get(name)
             if column is not None and not column.get("data_type"):
                 column = None
+        return column
+
+    def known_column(self, table: str, name: str) -> Mapping[str, Any]:
+        """The column of values being placed: typed by then (its first value typed it), else not shaped here."""
+        column = self.column(table, name)
+        if column is None:
+            raise CannotShape(f"{table}.{name}: a column without a type")
         return column
 
     # --- rows -> per-table rows, as dlt's relational normalizer walks them ---------------------------------------
@@ -280,7 +289,7 @@ class ArrowShaper:
 
     def _place(self, table: str, name: str, value: Any) -> tuple[str, Any]:
         """Where dlt's row normalizer puts a value of a column, and what it makes of it (JsonLItemsNormalizer)."""
-        column = self.column(table, name)
+        column = self.known_column(table, name)
         py_type = PY_TYPE_TO_SC_TYPE.get(type(value))
         data_type = column["data_type"]
         if py_type == data_type:
@@ -316,7 +325,7 @@ class ArrowShaper:
         return column
 
     def array(self, table: str, name: str, values: list) -> pa.Array:
-        data_type = self.column(table, name)["data_type"]
+        data_type = self.known_column(table, name)["data_type"]
         if data_type == "timestamp":
             # Arrow stores an aware datetime as its UTC instant and a naive one as UTC, as dlt's normalize_timezone
             # does; text is parsed first.
@@ -332,7 +341,7 @@ class ArrowShaper:
 
     # --- dlt hints -----------------------------------------------------------------------------------------------
 
-    def column_hints(self, table: str, arrow_table: pa.Table) -> dict[str, dict]:
+    def column_hints(self, table: str, arrow_table: pa.Table) -> dict[str, Any]:
         """dlt column hints its Arrow types cannot carry and dlt does not hold yet: the root's `_dlt_*` columns as
         the normalizer declares them, and variant columns. (dlt validates hints item by item: only new ones go; a
         child table's `_dlt_*` columns are declared with the table, see child_table_hints.)"""

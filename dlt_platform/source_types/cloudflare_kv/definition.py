@@ -14,9 +14,10 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from dlt_platform.definition_base import (
-    SourceBase,
+    OneTableSource,
     StrictModel,
     iso_date,
     whole_number,
@@ -63,7 +64,7 @@ class Incremental(StrictModel):
 
 
 # Explicit keys replace the listing, so they cannot be combined with enabled key-prefix windows.
-_KEYS_WITHOUT_WINDOWS = {
+_KEYS_WITHOUT_WINDOWS: JsonDict = {
     "if": {
         "required": ["incremental"],
         "properties": {"incremental": {"type": "object", "properties": {"enabled": {"const": True}}}},
@@ -96,7 +97,7 @@ class KVExtract(StrictModel):
 
 
 
-class KVSourceDefinition(SourceBase):
+class KVSourceDefinition(OneTableSource):
     """A Cloudflare Workers KV namespace, listed (or read key by key) and loaded one row per key."""
 
     source_type: Literal["cloudflare_kv"]

@@ -19,30 +19,30 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 
-AUTH_ERROR = {"code": 10000, "message": "Authentication error"}
+AUTH_ERROR_CODE, AUTH_ERROR_MESSAGE = 10000, "Authentication error"
 
 
 @dataclass
 class Namespace:
     title: str
     entries: dict[str, tuple[bytes, object, int | None]] = field(default_factory=dict)
-    sorted_keys: list[str] | None = None
-    sorted_bytes: list[bytes] | None = None
+    # The keys in listing order and their bytes, computed when first listed after a change.
+    listing_order: tuple[list[str], list[bytes]] | None = None
 
     def put(self, key: str, value: bytes | str, metadata: object = None, expiration: int | None = None) -> None:
         self.entries[key] = (value.encode() if isinstance(value, str) else value, metadata, expiration)
-        self.sorted_keys = None
+        self.listing_order = None
 
     def delete(self, key: str) -> None:
         self.entries.pop(key, None)
-        self.sorted_keys = None
+        self.listing_order = None
 
     def keys(self) -> tuple[list[str], list[bytes]]:
         """Keys in KV's listing order (UTF-8 bytes), and their bytes for bisecting."""
-        if self.sorted_keys is None:
-            self.sorted_keys = sorted(self.entries, key=lambda k: k.encode("utf-8"))
-            self.sorted_bytes = [key.encode("utf-8") for key in self.sorted_keys]
-        return self.sorted_keys, self.sorted_bytes
+        if self.listing_order is None:
+            sorted_keys = sorted(self.entries, key=lambda k: k.encode("utf-8"))
+            self.listing_order = sorted_keys, [key.encode("utf-8") for key in sorted_keys]
+        return self.listing_order
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _envelope(result, result_info=None, success=True, errors=None) -> dict:
 
 
 class _Handler(JSONHandler):
-    server: LoopbackServer
+    server: LoopbackServer[KVApiState]
     _send = JSONHandler.send_body
 
     def _error(self, status: int, code: int, message: str, headers: dict | None = None) -> None:
@@ -97,7 +97,7 @@ class _Handler(JSONHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        state: KVApiState = self.server.owner
+        state = self.server.owner
         body = self.read_body()
         state.requests.append((method, self.path))
         fault = state.take_fault(self.path)
@@ -107,7 +107,7 @@ class _Handler(JSONHandler):
             return self._error(fault.status, code, "Too many requests" if fault.status == 429 else "Internal error",
                                headers)
         if self.headers.get("Authorization") != f"Bearer {state.token}":
-            return self._error(403, AUTH_ERROR["code"], AUTH_ERROR["message"])
+            return self._error(403, AUTH_ERROR_CODE, AUTH_ERROR_MESSAGE)
         url = urlsplit(self.path)
         # Split the raw path before decoding so an encoded "/" inside a key name stays part of the name.
         parts = url.path.split("/")
@@ -162,7 +162,7 @@ class _Handler(JSONHandler):
         start = 0 if after is None else bisect.bisect_right(encoded, after.encode())
         if key_prefix:
             start = max(start, bisect.bisect_left(encoded, key_prefix.encode()))
-        page = []
+        page: list[str] = []
         index = start
         while index < len(keys) and len(page) < limit:
             key = keys[index]

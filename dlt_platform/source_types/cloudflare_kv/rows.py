@@ -14,6 +14,7 @@ import functools
 import json
 
 import orjson
+from dlt.common.schema.typing import TColumnSchema
 
 from dlt_platform.source_types.columns import expand_fields
 
@@ -32,7 +33,7 @@ AUDIT_SET = frozenset(AUDIT_COLUMNS)
 COLLISION_PREFIX = "value_"
 
 # Column hints: metadata stays one JSON column instead of being flattened; the key is the merge key.
-AUDIT_COLUMN_HINTS = {
+AUDIT_COLUMN_HINTS: dict[str, TColumnSchema] = {
     "cf_kv_key": {"data_type": "text", "nullable": False},
     "cf_kv_namespace_id": {"data_type": "text"},
     "cf_kv_namespace_title": {"data_type": "text"},

@@ -17,18 +17,19 @@ import contextlib
 import datetime as dt
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import cast
 
 import dlt
 from dlt.sources import DltResource
 
-from dlt_platform.config import SourceDefinition
 from dlt_platform.http import RateBudget
 from dlt_platform.load_request import LoadRequest, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
 from dlt_platform.source_types.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
 from dlt_platform.source_types.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
+from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
 from dlt_platform.source_types.cloudflare_kv.nested_tables import child_table_item, declare_child_table
 from dlt_platform.source_types.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
 from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
@@ -46,7 +47,7 @@ from dlt_platform.source_types.cloudflare_kv.windows import lookback_prefixes, w
 BATCH_RECORDS = 10_000
 
 
-def open_transport(definition: SourceDefinition, settings: Settings) -> KVTransport:
+def open_transport(definition: KVSourceDefinition, settings: Settings) -> KVTransport:
     extract = definition.extract
     if settings.kv_transport(definition) == "worker":
         return WorkerTransport(settings.orchestrator_url, settings.internal_token, extract.namespace_title,
@@ -61,7 +62,7 @@ def open_transport(definition: SourceDefinition, settings: Settings) -> KVTransp
     return RestTransport(client, extract.namespace_id)
 
 
-def planned_prefixes(definition: SourceDefinition, request: LoadRequest) -> list[str | None]:
+def planned_prefixes(definition: KVSourceDefinition, request: LoadRequest) -> Sequence[str | None]:
     """The listing prefixes a run reads (when it reads a listing at all)."""
     incremental = definition.extract.incremental
     if incremental is None or not incremental.enabled or request.full_refresh:
@@ -71,7 +72,7 @@ def planned_prefixes(definition: SourceDefinition, request: LoadRequest) -> list
     return lookback_prefixes(incremental, request.now or dt.datetime.now(dt.UTC))
 
 
-def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> Iterator[list[dict]]:
+def read_pages(definition: KVSourceDefinition, settings: Settings, request: LoadRequest) -> Iterator[list[dict]]:
     """Pages of records with their `fetched_at`, straight from KV (or from a snapshot being replayed)."""
     if request.from_snapshot:
         key = replay_key(request.from_snapshot, definition.staging.r2_prefix, definition.source_id, settings)
@@ -89,7 +90,7 @@ def read_pages(definition: SourceDefinition, settings: Settings, request: LoadRe
             fetched_at = dt.datetime.now(dt.UTC).isoformat()
             for record in records:  # the transport's own dicts: stamped in place
                 record["fetched_at"] = fetched_at
-            yield records
+            yield cast("list[dict]", records)  # from here on, plain rows
     finally:
         transport.close()
 
@@ -146,6 +147,7 @@ class PageItems:
         return [self._rows([record for page in pages for record in page])]
 
     def _shape(self, pages: list[list[dict]], load_id: str) -> list[dict]:
+        assert self.shaper is not None and self.pages is not None  # `of` made them before shaping
         try:
             return [self.pages.shape([record for page in pages for record in page], load_id)]
         except NotVectorized as reason:
@@ -158,6 +160,7 @@ class PageItems:
         return [warehouse_row(record, self.namespace_id, self.namespace_title) for record in records]
 
     def _item(self, name: str, table):
+        assert self.shaper is not None and self.resource is not None  # the resource exists once it yields
         hints = self.shaper.column_hints(name, table)
         if name == self.table:
             return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints)) if hints else table
@@ -179,14 +182,15 @@ def long_lived_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
+def kv_rows(definition: KVSourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
     with long_lived_objects_frozen():
         yield from _kv_rows(definition, settings, request, items)
 
 
-def _kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
+def _kv_rows(definition: KVSourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
-    snapshot = SnapshotWriter(settings, definition.staging.r2_prefix) if keeps_snapshot else None
+    prefix = definition.staging.r2_prefix  # set whenever raw_snapshot is (Staging's rule)
+    snapshot = SnapshotWriter(settings, prefix) if keeps_snapshot and prefix is not None else None
     remaining = request.limit
     batch: list[list[dict]] = []
     try:
@@ -220,7 +224,7 @@ def _kv_rows(definition: SourceDefinition, settings: Settings, request: LoadRequ
         dlt.current.resource_state().pop("last_snapshot", None)
 
 
-def kv_resource(definition: SourceDefinition, settings: Settings, request: LoadRequest) -> DltResource:
+def kv_resource(definition: KVSourceDefinition, settings: Settings, request: LoadRequest) -> DltResource:
     # A partial run of a replace source merges (see write_disposition_for). Merge needs the key hint; it also
     # works on a table an earlier replace created: dlt adds the hint to the stored schema, and root_key lets it
     # replace the child rows (e.g. `__items`) of exactly the keys it merges.
@@ -242,5 +246,5 @@ def kv_resource(definition: SourceDefinition, settings: Settings, request: LoadR
 
 
 @dlt.source(root_key=True)
-def cloudflare_kv(definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest()) -> DltResource:
+def cloudflare_kv(definition: KVSourceDefinition, settings: Settings, request: LoadRequest = LoadRequest()) -> DltResource:
     return kv_resource(definition, settings, request)

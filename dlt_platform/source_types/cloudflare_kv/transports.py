@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypedDict
+from typing import NotRequired, Protocol, TypedDict
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +30,7 @@ class KVRecord(TypedDict):
     value_encoding: str  # "text" | "base64"
     metadata: object | None
     expiration: int | None
+    fetched_at: NotRequired[str]  # stamped when its page is read (source.read_pages)
 
 
 def encode_value(raw: bytes) -> tuple[str, str]:
@@ -115,7 +116,7 @@ def _json_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _int_or_none(value: object) -> int | None:
+def _int_or_none(value: int | str | None) -> int | None:
     return None if value in (None, "") else int(value)
 
 
@@ -136,7 +137,7 @@ class WorkerTransport:
         self._http.close()
 
     def _page(self, prefix: str | None, cursor: str | None) -> dict:
-        params = {"limit": 1000}
+        params: dict[str, int | str] = {"limit": 1000}
         if prefix:
             params["prefix"] = prefix
         if cursor:
@@ -158,7 +159,8 @@ class WorkerTransport:
         while True:
             page = self._page(prefix, cursor)
             if page["records"]:
-                yield [KVRecord(**record) for record in page["records"]]
+                records: list[KVRecord] = page["records"]  # the Worker's page holds KV records as such
+                yield records
             cursor = page.get("cursor")
             if page.get("list_complete", True) or not cursor:
                 return

@@ -21,14 +21,19 @@ from __future__ import annotations
 import dlt
 from dlt.sources.rest_api.config_setup import make_parent_key_name
 
-from dlt_platform.source_types.rest_api.definition import RestApiSourceDefinition, RestResource, parent_fields
+from dlt_platform.source_types.rest_api.definition import (
+    RestApiSourceDefinition,
+    RestIncremental,
+    RestResource,
+    parent_fields,
+)
 
 CURSOR_FIELD = "_rest_api_parent_cursor"
 STATE_KEY = "rest_api_child_cursors"
 
 
 def _value_at(item: dict, path: str):
-    value = item
+    value: object = item
     for part in path.split("."):
         if not isinstance(value, dict):
             return None
@@ -39,8 +44,8 @@ def _value_at(item: dict, path: str):
 class ParentCursors:
     """The cursors of one child resource, by the value of its parent's key field."""
 
-    def __init__(self, child: RestResource, parent: str, parent_key_field: str) -> None:
-        self.child, self.incremental = child.name, child.endpoint.incremental
+    def __init__(self, child: RestResource, incremental: RestIncremental, parent: str, parent_key_field: str) -> None:
+        self.child, self.incremental = child.name, incremental
         self.parent_key_field = parent_key_field
         self.key_column = make_parent_key_name(parent, parent_key_field)  # where dlt puts it in child items
         self.drop_key_column = parent_key_field not in (child.include_from_parent or [])
@@ -70,7 +75,7 @@ def child_cursor_plans(definition: RestApiSourceDefinition) -> dict[str, tuple[s
         fields = parent_fields(resource)
         if incremental is not None and fields:
             parent, key_field = fields[0]
-            plans[resource.name] = (parent, ParentCursors(resource, parent, key_field))
+            plans[resource.name] = (parent, ParentCursors(resource, incremental, parent, key_field))
     return plans
 
 

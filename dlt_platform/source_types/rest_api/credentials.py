@@ -46,7 +46,8 @@ class Credential:
 def _named(definition: RestApiSourceDefinition) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
     """(field, secret name, headers, params) of every secret the definition names."""
     client = definition.extract.client
-    auth, named = client.auth, []
+    auth = client.auth
+    named: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = []
     if isinstance(auth, BearerAuth):
         named.append(("extract.client.auth.token", auth.token.env, (AUTHORIZATION,), ()))
     elif isinstance(auth, ApiKeyAuth):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import (
     BeforeValidator,
@@ -23,6 +23,7 @@ from dlt_platform.definition_base import (
     SourceBase,
     StrictModel,
     WarehouseDestination,
+    WriteDisposition,
     is_platform_secret,
     iso_date,
     tagged_union_check,
@@ -203,13 +204,16 @@ class RestEndpoint(StrictModel):
     incremental: RestIncremental | None = None
 
 
-WriteDisposition = Literal["replace", "merge", "append"]
 PrimaryKey = Annotated[str, Field(min_length=1, max_length=128)] | Annotated[
     list[Annotated[str, Field(min_length=1, max_length=128)]], Field(min_length=1, max_length=8)]
 
 
-class RestResourceDefaults(StrictModel):
-    endpoint: RestEndpoint | None = None
+# A resource's endpoint is a RestEndpoint; resource_defaults' holds everything but the path.
+EndpointT = TypeVar("EndpointT", "RestEndpoint", "RestResourceEndpointDefaults")
+
+
+class RestResourceDefaults(StrictModel, Generic[EndpointT]):
+    endpoint: EndpointT | None = None
     primary_key: PrimaryKey | None = None
     write_disposition: WriteDisposition | None = None
     max_table_nesting: Annotated[int, Field(ge=0, le=10)] | None = None
@@ -223,11 +227,11 @@ class RestResourceEndpointDefaults(StrictModel):
     paginator: RestPaginator | None = None
 
 
-class RestDefaults(RestResourceDefaults):
-    endpoint: RestResourceEndpointDefaults | None = None
+class RestDefaults(RestResourceDefaults[RestResourceEndpointDefaults]):
+    pass
 
 
-class RestResource(RestResourceDefaults):
+class RestResource(RestResourceDefaults[RestEndpoint]):
     """One endpoint, one table (named after the resource)."""
 
     name: Annotated[str, Field(pattern=RESOURCE_NAME_PATTERN, description="Resource name; also its table name.")]

@@ -104,6 +104,8 @@ def _described(error: BaseException, definition: RestApiSourceDefinition, secret
     if http_error is None:
         return _request_failure(error, definition, secret_params)
     response = http_error.response
+    if response is None:  # raised before any answer: described as a request that failed
+        return _request_failure(error, definition, secret_params)
     sensitive = CurrentPage(secret_params).sensitive  # the same redaction as the audit column
     method = response.request.method if response.request is not None else "GET"
     where = f"{method} {sanitize_url(response.url, sensitive)}"
@@ -125,7 +127,7 @@ def _request_failure(error: BaseException, definition: RestApiSourceDefinition, 
         return None
     request = failed.request
     sensitive = CurrentPage(secret_params).sensitive
-    where = f"{request.method} {sanitize_url(request.url, sensitive)}" if request is not None and request.url else "a request"
+    where = f"{request.method} {sanitize_url(request.url, sensitive)}" if request is not None and isinstance(request.url, str) and request.url else "a request"
     reason = str(failed).splitlines()[0] if str(failed) else type(failed).__name__
     return RestApiError(f"{definition.source_id}: {where} failed after {definition.extract.http.max_attempts} "
                         f"attempts: {reason}; nothing was loaded")

@@ -66,7 +66,7 @@ def resolved_addresses(host: str, port: int) -> list[str]:
     """Every address the host resolves to (as the connection will resolve it); [] when it does not resolve,
     which the connection then reports itself."""
     try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
     except (socket.gaierror, UnicodeError):
         return []
 

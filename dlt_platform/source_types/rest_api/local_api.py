@@ -116,7 +116,7 @@ def _page(items: list, size: int, number: int) -> list:
 
 
 class SampleApiHandler(JSONHandler):
-    server: LoopbackServer
+    server: LoopbackServer[SampleApiState]
 
     @property
     def state(self) -> SampleApiState:
@@ -199,7 +199,7 @@ class SampleApiHandler(JSONHandler):
         return 200, {"results": _page(self.state.events, size, number), "page": number, "total_pages": total_pages}, {}
 
 
-def serve_sample_api(state: SampleApiState, port: int = 0) -> LoopbackServer:
+def serve_sample_api(state: SampleApiState, port: int = 0) -> LoopbackServer[SampleApiState]:
     """Started on 127.0.0.1 (a free port unless given); stop() it when done."""
     return LoopbackServer(SampleApiHandler, state, port).start()
 

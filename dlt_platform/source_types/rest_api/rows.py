@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from dlt.common.schema.typing import TColumnSchema
 from dlt.sources.helpers.rest_client.redaction import SENSITIVE_PARAMS, sanitize_url
 
 URL_COLUMN, FETCHED_AT_COLUMN = "rest_api_url", "rest_api_fetched_at"
-AUDIT_COLUMN_HINTS = {
+AUDIT_COLUMN_HINTS: dict[str, TColumnSchema] = {
     URL_COLUMN: {"data_type": "text", "nullable": False},
     FETCHED_AT_COLUMN: {"data_type": "timestamp", "nullable": False},
 }

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from urllib.parse import urlsplit
 
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client.redaction import SENSITIVE_PARAMS, sanitize_url
 from requests import ConnectionError as RequestsConnectionError
-from requests import RequestException
+from requests import PreparedRequest, RequestException
 from requests.adapters import HTTPAdapter
 
 from dlt_platform.http import RateBudget
@@ -87,7 +88,7 @@ class RequestGuard:
         return masked(text, self.values.values())
 
     def masked_error(self, error: RequestException) -> RequestException:
-        request = error.request.copy() if getattr(error, "request", None) is not None else None
+        request = error.request.copy() if isinstance(error.request, PreparedRequest) else None
         if request is not None and request.url:
             request.url = self.mask(request.url)
         message = self.mask(str(error))
@@ -155,7 +156,7 @@ for _logger in ("urllib3.connectionpool", "dlt"):
     logging.getLogger(_logger).addFilter(_REDACTION)
 
 
-def budgeted_session(limits: HttpLimits, secret_params: set[str] = frozenset(), guard: RequestGuard | None = None):
+def budgeted_session(limits: HttpLimits, secret_params: AbstractSet[str] = frozenset(), guard: RequestGuard | None = None):
     """A requests session for dlt's RESTClient (which checks statuses itself: raise_for_status off).
     `secret_params`: query parameters that carry a secret, kept out of urllib3's request log; `guard`: the
     run's RequestGuard, applied to every request the session sends."""

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
+from typing import cast
 
 import dlt
 from dlt.sources import DltResource, DltSource
-from dlt.sources.rest_api import rest_api_resources
+from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
+from dlt_platform.definition_base import WriteDisposition
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings, private_host_allowance, source_secret_hosts
 from dlt_platform.source_types.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
@@ -35,7 +37,8 @@ from dlt_platform.source_types.rest_api.session import RequestGuard, budgeted_se
 from dlt_platform.source_types.rest_api.snapshot import RunSnapshot, replayed_items
 
 
-def resource_disposition(definition: RestApiSourceDefinition, resource: RestResource, request: LoadRequest) -> str:
+def resource_disposition(definition: RestApiSourceDefinition, resource: RestResource, request: LoadRequest
+                         ) -> WriteDisposition:
     """How a run writes a resource's table. As for KV (load_request.write_disposition_for), a run that reads part
     of the source (a limit, a replayed snapshot) never replaces: it merges on the primary key."""
     from dlt_platform.source_types.rest_api import REST_API
@@ -80,13 +83,15 @@ def windowed(incremental: dict, window: tuple[dt.datetime, dt.datetime]) -> dict
 def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str, CurrentPage],
                environ: Mapping[str, str] | None = None,
                child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None,
-               window: tuple[dt.datetime, dt.datetime] | None = None) -> dict:
+               window: tuple[dt.datetime, dt.datetime] | None = None) -> RESTAPIConfig:
     """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page hooks added, and
     child resources' incrementals turned into per-parent cursors (child_cursors.py), and for a partition run
     the incrementals bounded by its window."""
     dumped = definition.extract.model_dump(mode="json", by_alias=True, exclude_none=True,
                                            exclude={"http", "partitions"})  # the platform's, not dlt's
     config = resolved(dumped, "extract", os.environ if environ is None else environ)
+    if not isinstance(config, dict):  # an extract is an object, never a lone {"env": NAME}
+        raise TypeError("extract: expected an object")
     config["client"]["session"] = session
     if config["client"].get("auth", {}).get("type") == "oauth2_client_credentials":
         config["client"]["auth"]["session"] = session  # the token request goes through the guard too
@@ -97,7 +102,8 @@ def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str,
         if child_cursors and name in child_cursors:
             resource = config["resources"][index] = per_parent_config(resource, *child_cursors[name])
         resource["endpoint"]["response_actions"] = [pages[name].hook]
-    return config
+    # The extract is dlt's RESTAPIConfig in its JSON-expressible form (definition.py), now with the hooks added.
+    return cast(RESTAPIConfig, config)
 
 
 def _first_items(limit: int):
@@ -141,6 +147,7 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
 
         def row(item: dict) -> dict:
             page = current.page
+            assert page is not None  # the response hook sets it before the page's items arrive
             if snapshot is not None:
                 snapshot.write(name, page.url, page.fetched_at, item)
             return with_audit_columns(item, page.url, page.fetched_at)
@@ -165,9 +172,10 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
     return built
 
 
-def _replayed_rows(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest) -> list[DltResource]:
+def _replayed_rows(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest,
+                   snapshot_key: str) -> list[DltResource]:
     def rows(name: str):
-        for page in replayed_items(request.from_snapshot, name, settings):
+        for page in replayed_items(snapshot_key, name, settings):
             yield [with_audit_columns(line["item"], line["url"], line["fetched_at"]) for line in page]
 
     extract = definition.extract
@@ -199,9 +207,10 @@ def rest_api_source(definition: RestApiSourceDefinition, settings: Settings, req
     Secrets are read from the environment here, before any request; `describe_only` reads none (nothing runs)."""
     checked_rest_request(definition, request)
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
-    snapshot = RunSnapshot(settings, definition.staging.r2_prefix) if keeps_snapshot else None
+    prefix = definition.staging.r2_prefix  # set whenever raw_snapshot is (Staging's rule)
+    snapshot = RunSnapshot(settings, prefix) if keeps_snapshot and prefix is not None else None
     if request.from_snapshot:
-        resources = _replayed_rows(definition, settings, request)
+        resources = _replayed_rows(definition, settings, request, request.from_snapshot)
     else:
         resources = _fetched_rows(definition, settings, request, snapshot,
                                   environ=_UnresolvedSecrets() if describe_only else None)

@@ -3,6 +3,7 @@ loaded in batches, merged on the delivery id (README.md in this folder)."""
 
 from __future__ import annotations
 
+from dlt_platform.definition_base import WriteDisposition
 from dlt_platform.source_types.base import SourceType
 from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
 
@@ -12,7 +13,7 @@ class Webhook(SourceType):
     model = WebhookSourceDefinition
     system_kind = "webhook"
 
-    def write_disposition(self, definition: WebhookSourceDefinition, request) -> str:
+    def write_disposition(self, definition: WebhookSourceDefinition, request) -> WriteDisposition:
         return "merge"  # on the delivery id, always: a batch of deliveries is never the whole feed
 
     def check_request(self, definition: WebhookSourceDefinition, request) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import (
     AfterValidator,
@@ -12,12 +12,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from dlt_platform.contract import PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES
 from dlt_platform.definition_base import (
     HEADER_NAME_PATTERN,
     SECRET_NAME_PATTERN,
-    SourceBase,
+    OneTableSource,
     StrictModel,
     is_platform_secret,
 )
@@ -45,7 +46,7 @@ WebhookSecretName = Annotated[str, Field(pattern=SECRET_NAME_PATTERN, json_schem
     "pattern": f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*{PLATFORM_SECRET_INFIX})",
     "x-message": WEBHOOK_PLATFORM_SECRET_MESSAGE}]}), AfterValidator(_not_a_platform_secret_name)]
 
-_HMAC_NEEDS_HEADER = {
+_HMAC_NEEDS_HEADER: JsonDict = {
     "if": {"properties": {"preset": {"const": "hmac"}}},
     "then": {
         "required": ["header"],
@@ -108,7 +109,7 @@ class DeliveryBatch(StrictModel):
         60, description="...or once the oldest waiting delivery is this old.")
 
 
-_HMAC_NEEDS_DELIVERY_ID = {
+_HMAC_NEEDS_DELIVERY_ID: JsonDict = {
     "if": {"properties": {"signature": {"properties": {"preset": {"const": "hmac"}}}}},
     "then": {
         "required": ["delivery_id"],
@@ -122,7 +123,12 @@ _HMAC_NEEDS_DELIVERY_ID = {
 # each event type adds its own (pull_request, issue, workflow_run...). One table of every event type flattened
 # completely is ~3,000 columns wide; a table per event type, objects flattened one level and deeper ones kept as
 # JSON, stays in the low hundreds (docs/webhooks.md, "Table shapes").
-GITHUB_PRESET_SHAPE = {"table_per_event_type": True, "max_table_nesting": 1}
+class PresetShape(TypedDict):
+    table_per_event_type: bool
+    max_table_nesting: int
+
+
+GITHUB_PRESET_SHAPE: PresetShape = {"table_per_event_type": True, "max_table_nesting": 1}
 
 
 class WebhookExtract(StrictModel):
@@ -169,7 +175,7 @@ class WebhookExtract(StrictModel):
         return value
 
 
-class WebhookSourceDefinition(SourceBase):
+class WebhookSourceDefinition(OneTableSource):
     """A webhook feed: deliveries verified and kept by the Worker, loaded in batches merged on the delivery id."""
 
     source_type: Literal["webhook"]

@@ -15,6 +15,7 @@ import json
 
 import orjson
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.schema.typing import TColumnSchema
 
 from dlt_platform.source_types.columns import expand_fields
 
@@ -30,7 +31,7 @@ AUDIT_SET = frozenset(AUDIT_COLUMNS)
 COLLISION_PREFIX = "body_"
 
 # The delivery id is the merge key; received_at orders redeliveries of one id (the latest row wins).
-AUDIT_COLUMN_HINTS = {
+AUDIT_COLUMN_HINTS: dict[str, TColumnSchema] = {
     "webhook_delivery_id": {"data_type": "text", "nullable": False},
     "webhook_received_at": {"data_type": "timestamp", "nullable": False, "dedup_sort": "desc"},
     "webhook_event_type": {"data_type": "text"},

@@ -152,8 +152,13 @@ async def _send_all(url: str, deliveries: list[Delivery], concurrency: int, summ
         return response.status_code, answer.get("reason") or response.reason_phrase, False
 
     def count_retry(state: RetryCallState) -> None:
+        assert state.outcome is not None  # tenacity calls back after an attempt
         status, outcome, _ = state.outcome.result()
         summary.retried[(status, outcome)] += 1
+
+    def last_answer(state: RetryCallState) -> tuple[int, str, bool]:
+        assert state.outcome is not None  # tenacity gives up only after an attempt
+        return state.outcome.result()
 
     async def post(client: httpx.AsyncClient, delivery: Delivery) -> tuple[int, str, bool]:
         """(status, outcome, kept) of the last attempt."""
@@ -166,7 +171,7 @@ async def _send_all(url: str, deliveries: list[Delivery], concurrency: int, summ
 
         retrying = AsyncRetrying(stop=stop_after_attempt(ATTEMPTS), wait=wait_exponential(multiplier=0.2),
                                  retry=retry_if_result(lambda answer: answer[0] in RETRY_STATUSES or answer[0] == 0),
-                                 before_sleep=count_retry, retry_error_callback=lambda state: state.outcome.result())
+                                 before_sleep=count_retry, retry_error_callback=last_answer)
         return await retrying(next_attempt)
 
     async def sender(client: httpx.AsyncClient) -> None:

@@ -25,8 +25,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import dlt
+from dlt.common.destination import TLoaderFileFormat
 from dlt.sources import DltResource
 
 from dlt_platform import failed_packages
@@ -39,6 +41,8 @@ from dlt_platform.source_types.webhook.rows import AUDIT_COLUMN_HINTS, parse_rec
 PAGE_SIZE = 500
 MARK_BATCH = 1000  # the Worker's limit of ids per `loaded` call
 DELIVERY_IDS_STATE = "webhook_delivery_ids"  # load package state: the ids this package holds
+# dlt keeps whatever key a source adds to its load package state; its TypedDict names only dlt's own keys.
+PackageState = dict[str, Any]
 # Halving a group of suspects isolates one poisoned delivery of the largest batch (10,000) in 14 steps.
 MAX_SET_ASIDE = 16
 log = logging.getLogger(__name__)
@@ -86,6 +90,7 @@ def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, requ
     received before the run started (so a steady stream of new ones cannot keep a run going forever)."""
     remaining = request.limit
     with open_worker_client(settings) as client:
+        pages: Iterator[list[dict]]
         if request.window is not None:
             pages = (page for hour in replay_hours(request.window) for page in _pages(client, definition.source_id, hour))
         else:
@@ -182,7 +187,7 @@ def run_deliveries(definition: WebhookSourceDefinition, settings: Settings, requ
 
 
 def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest) -> Iterator:
-    state = dlt.current.load_package_state()["state"]
+    state = cast(PackageState, dlt.current.load_package_state()["state"])
     ids: list[str] = state.setdefault(DELIVERY_IDS_STATE, [])
     table = definition.destination.table
     per_event_type = definition.extract.event_type_tables()
@@ -198,7 +203,7 @@ def webhook_rows(definition: WebhookSourceDefinition, settings: Settings, reques
             yield dlt.mark.with_table_name(rows, name)
 
 
-def body_file_format(definition: WebhookSourceDefinition, settings: Settings) -> str | None:
+def body_file_format(definition: WebhookSourceDefinition, settings: Settings) -> TLoaderFileFormat | None:
     """JSON lines for BigQuery when nesting is bounded: objects below the bound become JSON columns, which
     BigQuery loads from JSON lines only, and they appear as the rows come, after dlt chose each table's format
     (bigquery.jsonl_for_json_tables sees only columns known before). None: the destination's preferred format."""
@@ -232,7 +237,7 @@ def webhook_deliveries(definition: WebhookSourceDefinition, settings: Settings,
 def delivery_ids_of(pipeline: dlt.Pipeline, load_ids: list[str]) -> list[str]:
     ids: list[str] = []
     for load_id in load_ids:
-        ids.extend(pipeline.get_load_package_state(load_id).get(DELIVERY_IDS_STATE) or [])
+        ids.extend(cast(PackageState, pipeline.get_load_package_state(load_id)).get(DELIVERY_IDS_STATE) or [])
     return list(dict.fromkeys(ids))
 
 
