@@ -7,8 +7,9 @@ not set lock on file". Here a run takes the warehouse's turn (an exclusive `floc
 for the whole of its dlt run, and readers (asset checks, the test helpers) take a shared turn; whoever waits says
 so every few seconds and gives up after a bound with one line. A waiting run goes before readers that come after
 it (it holds `warehouse.duckdb.writer` while it waits, and readers pass through that lock first): readers that
-poll the warehouse back to back would otherwise keep a run waiting for as long as they poll. A process outside the platform that holds the file
-open (a DuckDB shell) is waited for the same way: DuckDB's own lock is probed before the turn is given.
+poll the warehouse back to back would otherwise keep a run waiting for as long as they poll. A process outside
+the platform that holds the file open (a DuckDB shell) is waited for the same way: DuckDB's own lock is probed
+before the turn is given.
 
 The whole run rather than only dlt's load step holds the turn: dagster-dlt drops and restores the pipeline's state
 from the warehouse at the start of a run and loads at its end, in one call. Local runs are short; BigQuery, the
