@@ -78,36 +78,38 @@ def test_blobs_load_as_bytes_when_asked(d1_state, d1_settings):
     assert DuckDBWarehouse(d1_settings).query("select avatar from app.users") == [(bytes([7, 0, 255]),)]
 
 
-def test_a_new_column_in_d1_is_added_to_the_warehouse_table(d1_state, d1_settings):
+def test_a_new_column_in_d1_is_added_to_the_warehouse_table(d1_state, lane):
+    settings, warehouse = lane
     d1_state.executemany(DATABASE_ID, USER_INSERT, [user_row(1)])
     definition = d1_definition()
-    run_load(definition, d1_settings)
+    run_load(definition, settings)
     d1_state.execute(DATABASE_ID, "ALTER TABLE users ADD COLUMN country TEXT")
     d1_state.execute(DATABASE_ID, "UPDATE users SET country = 'NZ', updated_at = '2026-03-01T00:00:00Z'")
-    assert run_load(definition, d1_settings).rows_by_table == {"users": 1}
-    assert DuckDBWarehouse(d1_settings).query("select id, country from app.users") == [(1, "NZ")]
+    assert run_load(definition, settings).rows_by_table == {"users": 1}
+    assert warehouse.query("select id, country from app.users") == [(1, "NZ")]
 
 
-def test_a_deleted_row_stays_until_a_full_refresh(d1_state, d1_settings):
+def test_a_deleted_row_stays_until_a_full_refresh(d1_state, lane):
+    settings, warehouse = lane
     d1_state.executemany(DATABASE_ID, USER_INSERT, [user_row(i) for i in range(1, 4)])
     definition = d1_definition()
-    warehouse = DuckDBWarehouse(d1_settings)
-    run_load(definition, d1_settings)
+    run_load(definition, settings)
     d1_state.execute(DATABASE_ID, "DELETE FROM users WHERE id = 2")
     # A cursor sees rows that changed, not rows that are gone.
-    assert run_load(definition, d1_settings).rows_by_table == {}
+    assert run_load(definition, settings).rows_by_table == {}
     assert warehouse.query("select id from app.users order by id") == [(1,), (2,), (3,)]
-    assert run_load(definition, d1_settings, LoadRequest(full_refresh=True)).rows_by_table == {"users": 2}
+    assert run_load(definition, settings, LoadRequest(full_refresh=True)).rows_by_table == {"users": 2}
     assert warehouse.query("select id from app.users order by id") == [(1,), (3,)]
 
 
-def test_an_append_only_table_read_by_rowid_appends_new_rows_only(d1_state, d1_settings):
+def test_an_append_only_table_read_by_rowid_appends_new_rows_only(d1_state, lane):
+    settings, warehouse = lane
     d1_state.executemany(DATABASE_ID, "INSERT INTO events VALUES (?, ?)", [("signup", "{}")] * 3)
     definition = d1_definition([{"name": "events", "cursor": "rowid", "write_disposition": "append"}], page_rows=2)
-    run_load(definition, d1_settings)
+    run_load(definition, settings)
     d1_state.executemany(DATABASE_ID, "INSERT INTO events VALUES (?, ?)", [("login", "{}")] * 2)
-    assert run_load(definition, d1_settings).rows_by_table == {"events": 2}
-    assert DuckDBWarehouse(d1_settings).query("select _d1_rowid, kind from app.events order by 1") == [
+    assert run_load(definition, settings).rows_by_table == {"events": 2}
+    assert warehouse.query("select _d1_rowid, kind from app.events order by 1") == [
         (1, "signup"), (2, "signup"), (3, "signup"), (4, "login"), (5, "login")]
 
 
