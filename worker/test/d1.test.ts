@@ -2,6 +2,8 @@ import { env as bindings } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, INTERNAL, json, testEnv } from "./helpers";
 import type { Env } from "../src/env";
+import { pageSql, type PageQuery } from "../src/d1";
+import pageCases from "../../dlt_platform/source_types/d1/page_cases.json";
 
 const asDagster = { token: INTERNAL };
 // A second name for the test database: the Worker serves any D1 binding it has, by binding name.
@@ -130,4 +132,13 @@ describe("internal D1 reads", () => {
     const { rows } = await json(await call(env, "POST", "/internal/d1/APP_DB/page", { ...asDagster, body: page({ limit: 100 }) }));
     expect(rows).toHaveLength(25); // the table is still there
   });
+});
+
+describe("page SELECTs", () => {
+  // The same cases as dlt_platform_tests/test_d1_pages.py: both transports build the same SELECT for a page.
+  for (const { name, page, sql, params } of pageCases.cases) {
+    it(`builds ${name} as the REST transport does`, () => {
+      expect(pageSql(page as unknown as PageQuery)).toEqual({ sql, params });
+    });
+  }
 });
