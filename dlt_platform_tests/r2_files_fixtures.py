@@ -42,43 +42,64 @@ def s3_server(monkeypatch):
 
 @pytest.fixture
 def s3(s3_server):
-    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id=R2_KEY_ID,
-                          aws_secret_access_key=R2_SECRET)
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id=R2_KEY_ID,
+        aws_secret_access_key=R2_SECRET,
+    )
     client.create_bucket(Bucket=BUCKET)
     return client
 
 
 @pytest.fixture
 def r2_settings(tmp_path: Path, s3_server) -> Settings:
-    return Settings(config_path=tmp_path / "sources.json", data_dir=tmp_path / "data", destination_override="duckdb",
-                    r2_endpoint_url=s3_server, r2_access_key_id=R2_KEY_ID, r2_secret_access_key=R2_SECRET)
+    return Settings(
+        config_path=tmp_path / "sources.json",
+        data_dir=tmp_path / "data",
+        destination_override="duckdb",
+        r2_endpoint_url=s3_server,
+        r2_access_key_id=R2_KEY_ID,
+        r2_secret_access_key=R2_SECRET,
+    )
 
 
 def r2_definition(tables: list[dict], write_disposition: str = "append", source_id: str = "edge_logs", **overrides):
-    return parse_definition({
-        "source_id": source_id,
-        "source_type": "r2_files",
-        "destination": {"type": "duckdb", "dataset": "cloudflare_logs", "write_disposition": write_disposition},
-        "extract": {"bucket": BUCKET, "tables": tables},
-        **overrides,
-    })
+    return parse_definition(
+        {
+            "source_id": source_id,
+            "source_type": "r2_files",
+            "destination": {"type": "duckdb", "dataset": "cloudflare_logs", "write_disposition": write_disposition},
+            "extract": {"bucket": BUCKET, "tables": tables},
+            **overrides,
+        }
+    )
 
 
 def http_request(number: int, at: dt.datetime, timestamp_format: str) -> dict:
     """One http_requests record as Logpush writes it, its timestamps in the job's format."""
+
     def stamp(moment: dt.datetime):
         if timestamp_format == "unix":
             return int(moment.timestamp())
         if timestamp_format == "unixnano":
             return (moment - EPOCH) // dt.timedelta(microseconds=1) * 1000
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"RayID": f"{number:016x}", "ClientIP": f"198.51.100.{number % 250}", "ClientRequestHost": "example.com",
-            "ClientRequestMethod": "GET", "ClientRequestURI": f"/items/{number}", "EdgeResponseStatus": 200,
-            "EdgeStartTimestamp": stamp(at), "EdgeEndTimestamp": stamp(at + dt.timedelta(seconds=1))}
+
+    return {
+        "RayID": f"{number:016x}",
+        "ClientIP": f"198.51.100.{number % 250}",
+        "ClientRequestHost": "example.com",
+        "ClientRequestMethod": "GET",
+        "ClientRequestURI": f"/items/{number}",
+        "EdgeResponseStatus": 200,
+        "EdgeStartTimestamp": stamp(at),
+        "EdgeEndTimestamp": stamp(at + dt.timedelta(seconds=1)),
+    }
 
 
-def logpush_batch(records: list[dict], start: dt.datetime, prefix: str = "logpush/http_requests"
-                  ) -> tuple[str, bytes]:
+def logpush_batch(records: list[dict], start: dt.datetime, prefix: str = "logpush/http_requests") -> tuple[str, bytes]:
     """(object key, body) of one Logpush batch: `{DATE}` folder, `<start>_<end>_<hash>.log.gz`, gzip NDJSON."""
     end = start + dt.timedelta(seconds=30)
     body = gzip.compress("".join(json.dumps(record) + "\n" for record in records).encode())

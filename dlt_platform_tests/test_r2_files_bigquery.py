@@ -42,23 +42,40 @@ def test_logpush_and_csv_tables_load_alike_into_each_warehouse(s3, warehouse):
     key, body = logpush_batch([http_request(n, DAY + dt.timedelta(seconds=n), "unix") for n in range(20)], DAY)
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     s3.put_object(Bucket=BUCKET, Key="exports/orders/a.csv", Body=b"order_id,status\n1,new\n2,new\n")
-    definition = r2_definition([
-        {"type": "logpush", "dataset": "http_requests", "prefix": "logpush/http_requests", "timestamp_format": "unix"},
-        {"type": "files", "name": "orders", "glob": "exports/orders/*.csv", "format": "csv", "primary_key": "order_id",
-         "write_disposition": "merge"},
-    ])
+    definition = r2_definition(
+        [
+            {
+                "type": "logpush",
+                "dataset": "http_requests",
+                "prefix": "logpush/http_requests",
+                "timestamp_format": "unix",
+            },
+            {
+                "type": "files",
+                "name": "orders",
+                "glob": "exports/orders/*.csv",
+                "format": "csv",
+                "primary_key": "order_id",
+                "write_disposition": "merge",
+            },
+        ]
+    )
     assert run_load(definition, settings).rows_by_table == {"http_requests": 20, "orders": 2}
 
-    key, body = logpush_batch([http_request(n, DAY + dt.timedelta(minutes=5), "unix") for n in range(20, 25)],
-                              DAY + dt.timedelta(minutes=5))
+    key, body = logpush_batch(
+        [http_request(n, DAY + dt.timedelta(minutes=5), "unix") for n in range(20, 25)], DAY + dt.timedelta(minutes=5)
+    )
     put_newer_than(s3, key, body, latest_modified(s3))
     put_newer_than(s3, "exports/orders/a.csv", b"order_id,status\n1,new\n2,paid\n", latest_modified(s3))
     assert run_load(definition, settings).rows_by_table == {"http_requests": 5, "orders": 2}
 
     assert warehouse.query("select count(*), min(edge_start_timestamp) from cloudflare_logs.http_requests") == [
-        (25, DAY)]
+        (25, DAY)
+    ]
     assert warehouse.query("select order_id, status from cloudflare_logs.orders order by order_id") == [
-        (1, "new"), (2, "paid")]
+        (1, "new"),
+        (2, "paid"),
+    ]
     if isinstance(warehouse, BigQueryWarehouse):
         types = warehouse.column_types("cloudflare_logs", "http_requests")
         assert types["edge_start_timestamp"] == types["edge_end_timestamp"] == "TIMESTAMP"

@@ -30,9 +30,15 @@ def cli_env(tmp_path, s3, s3_server, monkeypatch):
     sources = tmp_path / "sources.json"
     sources.write_text(json.dumps({"sources": [definition.model_dump(mode="json", exclude_none=True)]}))
     monkeypatch.chdir(tmp_path)
-    for name, value in {"DLT_PLATFORM_CONFIG": str(sources), "DLT_PLATFORM_DATA_DIR": str(tmp_path / "data"),
-                        "DLT_PLATFORM_DESTINATION": "duckdb", "COLUMNS": "250", "DLT_R2_ENDPOINT_URL": s3_server,
-                        "DLT_R2_ACCESS_KEY_ID": R2_KEY_ID, "DLT_R2_SECRET_ACCESS_KEY": R2_SECRET}.items():
+    for name, value in {
+        "DLT_PLATFORM_CONFIG": str(sources),
+        "DLT_PLATFORM_DATA_DIR": str(tmp_path / "data"),
+        "DLT_PLATFORM_DESTINATION": "duckdb",
+        "COLUMNS": "250",
+        "DLT_R2_ENDPOINT_URL": s3_server,
+        "DLT_R2_ACCESS_KEY_ID": R2_KEY_ID,
+        "DLT_R2_SECRET_ACCESS_KEY": R2_SECRET,
+    }.items():
         monkeypatch.setenv(name, value)
     key, body = logpush_batch([http_request(n, DAY, "unix") for n in range(12)], DAY)
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)

@@ -28,13 +28,19 @@ from .r2_files_fixtures import (
 )
 
 DAY = dt.datetime(2026, 12, 6, 23, 59, 0, tzinfo=dt.UTC)
-LOGPUSH = {"type": "logpush", "dataset": "http_requests", "prefix": "logpush/http_requests",
-           "timestamp_format": "unixnano"}
+LOGPUSH = {
+    "type": "logpush",
+    "dataset": "http_requests",
+    "prefix": "logpush/http_requests",
+    "timestamp_format": "unixnano",
+}
 
 
 def batch(first: int, count: int, start: dt.datetime, timestamp_format: str = "unixnano"):
-    records = [http_request(number, start + dt.timedelta(seconds=number - first), timestamp_format)
-               for number in range(first, first + count)]
+    records = [
+        http_request(number, start + dt.timedelta(seconds=number - first), timestamp_format)
+        for number in range(first, first + count)
+    ]
     return logpush_batch(records, start)
 
 
@@ -49,26 +55,37 @@ def test_logpush_batches_load_with_typed_timestamps_and_a_second_run_reads_only_
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     uploading_key, uploading_body = batch(200, 50, DAY + dt.timedelta(minutes=3))
     upload = s3.create_multipart_upload(Bucket=BUCKET, Key=uploading_key)
-    part = s3.upload_part(Bucket=BUCKET, Key=uploading_key, UploadId=upload["UploadId"], PartNumber=1,
-                          Body=uploading_body)
+    part = s3.upload_part(
+        Bucket=BUCKET, Key=uploading_key, UploadId=upload["UploadId"], PartNumber=1, Body=uploading_body
+    )
     s3.put_object(Bucket=BUCKET, Key="logpush/http_requests/ownership-challenge.txt", Body=b"token")  # not a batch
     definition = r2_definition([LOGPUSH])
 
     first = run_load(definition, r2_settings)
     assert first.rows_by_table == {"http_requests": 200}
     assert ray_ids(r2_settings) == [f"{n:016x}" for n in range(200)]
-    types = dict(query(r2_settings, "select column_name, data_type from information_schema.columns where "
-                                    "table_schema = 'cloudflare_logs' and table_name = 'http_requests'"))
+    types = dict(
+        query(
+            r2_settings,
+            "select column_name, data_type from information_schema.columns where "
+            "table_schema = 'cloudflare_logs' and table_name = 'http_requests'",
+        )
+    )
     assert types["edge_start_timestamp"] == types["edge_end_timestamp"] == "TIMESTAMP WITH TIME ZONE"
     assert types["edge_response_status"] == "BIGINT"
-    [(earliest, latest)] = query(r2_settings, "select min(edge_start_timestamp), max(edge_end_timestamp) "
-                                              "from cloudflare_logs.http_requests")
+    [(earliest, latest)] = query(
+        r2_settings, "select min(edge_start_timestamp), max(edge_end_timestamp) from cloudflare_logs.http_requests"
+    )
     assert earliest == DAY
     assert latest == DAY + dt.timedelta(minutes=2, seconds=100)
 
     # The upload completes and the job writes one more batch: the next run reads those two files only.
-    s3.complete_multipart_upload(Bucket=BUCKET, Key=uploading_key, UploadId=upload["UploadId"],
-                                 MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    s3.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key=uploading_key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
     key, body = batch(250, 10, DAY + dt.timedelta(minutes=4))
     put_newer_than(s3, key, body, latest_modified(s3))
     second = run_load(definition, r2_settings)
@@ -89,8 +106,9 @@ def test_a_batch_cut_short_is_left_out_whole_until_a_whole_copy_lands(s3, r2_set
     with caplog.at_level(logging.WARNING):
         first = run_load(definition, r2_settings)
     assert first.rows_by_table == {"http_requests": 40}  # none of the cut file's rows, and the run succeeded
-    assert any(cut_key in record.getMessage() and "not a whole gzip file" in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        cut_key in record.getMessage() and "not a whole gzip file" in record.getMessage() for record in caplog.records
+    )
 
     put_newer_than(s3, cut_key, cut_body, cut_modified)
     second = run_load(definition, r2_settings)
@@ -104,8 +122,10 @@ def test_each_logpush_timestamp_format_is_typed_as_the_same_moment(s3, r2_settin
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     definition = r2_definition([{**LOGPUSH, "timestamp_format": timestamp_format}])
     run_load(definition, r2_settings)
-    moments = [row[0] for row in query(r2_settings, "select edge_start_timestamp from cloudflare_logs.http_requests "
-                                                    "order by 1")]
+    moments = [
+        row[0]
+        for row in query(r2_settings, "select edge_start_timestamp from cloudflare_logs.http_requests order by 1")
+    ]
     assert moments == [DAY + dt.timedelta(seconds=n) for n in range(3)]
 
 
@@ -130,30 +150,48 @@ def test_csv_exports_merge_on_their_key_and_only_changed_files_travel(s3, r2_set
     s3.put_object(Bucket=BUCKET, Key="exports/orders/part-1.csv.gz", Body=csv_gz([(1, "new", 10), (2, "new", 20)]))
     s3.put_object(Bucket=BUCKET, Key="exports/orders/part-2.csv.gz", Body=csv_gz([(3, "new", 30)]))
     s3.put_object(Bucket=BUCKET, Key="exports/customers/part-1.csv.gz", Body=csv_gz([(9, "other", 0)]))
-    definition = r2_definition([{"type": "files", "name": "orders", "glob": "exports/orders/*.csv.gz",
-                                 "format": "csv", "primary_key": "order_id", "write_disposition": "merge"}])
+    definition = r2_definition(
+        [
+            {
+                "type": "files",
+                "name": "orders",
+                "glob": "exports/orders/*.csv.gz",
+                "format": "csv",
+                "primary_key": "order_id",
+                "write_disposition": "merge",
+            }
+        ]
+    )
     assert run_load(definition, r2_settings).rows_by_table == {"orders": 3}
 
     # part-2 is rewritten (order 3 paid, order 4 added); part-1 is untouched and is not read again.
     put_newer_than(s3, "exports/orders/part-2.csv.gz", csv_gz([(3, "paid", 30), (4, "new", 40)]), latest_modified(s3))
     assert run_load(definition, r2_settings).rows_by_table == {"orders": 2}
     assert query(r2_settings, "select order_id, status, amount from cloudflare_logs.orders order by order_id") == [
-        (1, "new", 10), (2, "new", 20), (3, "paid", 30), (4, "new", 40)]
+        (1, "new", 10),
+        (2, "new", 20),
+        (3, "paid", 30),
+        (4, "new", 40),
+    ]
 
 
 def test_jsonl_and_parquet_tables_in_one_source(s3, r2_settings):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    s3.put_object(Bucket=BUCKET, Key="events/2026-12-06.jsonl",
-                  Body=b'{"id": 1, "kind": "a"}\n{"id": 2, "kind": "b"}\n')
+    s3.put_object(
+        Bucket=BUCKET, Key="events/2026-12-06.jsonl", Body=b'{"id": 1, "kind": "a"}\n{"id": 2, "kind": "b"}\n'
+    )
     sink = io.BytesIO()
     pq.write_table(pa.table({"id": [1, 2, 3], "score": [0.5, 1.5, 2.5]}), sink)
     s3.put_object(Bucket=BUCKET, Key="scores/scores.parquet", Body=sink.getvalue())
-    definition = r2_definition([
-        {"type": "files", "name": "events", "glob": "events/*.jsonl", "format": "jsonl"},
-        {"type": "files", "name": "scores", "glob": "scores/*.parquet", "format": "parquet"},
-    ], write_disposition="replace")
+    definition = r2_definition(
+        [
+            {"type": "files", "name": "events", "glob": "events/*.jsonl", "format": "jsonl"},
+            {"type": "files", "name": "scores", "glob": "scores/*.parquet", "format": "parquet"},
+        ],
+        write_disposition="replace",
+    )
     assert run_load(definition, r2_settings).rows_by_table == {"events": 2, "scores": 3}
     # replace reads every file again: the tables are the bucket's files, not their history
     assert run_load(definition, r2_settings).rows_by_table == {"events": 2, "scores": 3}

@@ -12,8 +12,9 @@ from .conftest import query
 
 
 def test_the_sample_source_loads_the_seeded_batches_and_then_only_a_new_days(tmp_path):
-    settings = Settings(config_path=PROJECT_ROOT / "config" / "sources.json", data_dir=tmp_path / "data",
-                        destination_override="duckdb")
+    settings = Settings(
+        config_path=PROJECT_ROOT / "config" / "sources.json", data_dir=tmp_path / "data", destination_override="duckdb"
+    )
     definition = settings.get_source("r2_edge_logs")
     today = dt.date(2026, 12, 7)
     seeded = seed_logpush_folder(settings.data_dir, today)
@@ -24,7 +25,10 @@ def test_the_sample_source_loads_the_seeded_batches_and_then_only_a_new_days(tmp
     seed_logpush_folder(settings.data_dir, today + dt.timedelta(days=1))
     assert run_load(definition, settings).rows_by_table == {"http_requests": seeded}
 
-    [(rows, days, first)] = query(settings, "select count(*), count(distinct edge_start_timestamp::date), "
-                                            "min(edge_start_timestamp) from source_r2.http_requests")
+    [(rows, days, first)] = query(
+        settings,
+        "select count(*), count(distinct edge_start_timestamp::date), "
+        "min(edge_start_timestamp) from source_r2.http_requests",
+    )
     assert (rows, days) == (2 * seeded, 2)
     assert first == dt.datetime(2026, 12, 7, tzinfo=dt.UTC)

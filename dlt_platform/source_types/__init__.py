@@ -11,7 +11,17 @@ from dlt_platform.source_types.r2_files import R2_FILES
 from dlt_platform.source_types.rest_api import REST_API
 from dlt_platform.source_types.webhook import WEBHOOK
 
-SOURCE_TYPES: dict[str, SourceType] = {source_type.name: source_type for source_type in (CLOUDFLARE_KV, WEBHOOK, REST_API, D1_DATABASE, R2_FILES)}
+# One line per type: adding a type adds a line here.
+SOURCE_TYPES: dict[str, SourceType] = {
+    source_type.name: source_type
+    for source_type in (
+        CLOUDFLARE_KV,
+        WEBHOOK,
+        REST_API,
+        D1_DATABASE,
+        R2_FILES,
+    )
+}
 
 
 def source_type_of(definition) -> SourceType:

@@ -32,24 +32,35 @@ def upload_batches(endpoint: str, lines: int, files: int) -> None:
     """Logpush-shaped batches: `<prefix>/{DATE}/<start>_<end>_<n>.log.gz`, unixnano timestamps."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=KEY_ID,
-                      aws_secret_access_key=SECRET)
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET
+    )
     s3.create_bucket(Bucket=BUCKET)
     start = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
     per_file = -(-lines // files)
     for file in range(files):
         at = start + dt.timedelta(minutes=file)
         numbers = range(file * per_file, min(lines, (file + 1) * per_file))
-        records = [{"RayID": f"{n:016x}", "ClientIP": f"198.51.100.{n % 250}", "ClientRequestHost": "example.com",
-                    "ClientRequestMethod": "GET", "ClientRequestURI": f"/items/{n}", "EdgeResponseStatus": 200,
-                    "EdgeResponseBytes": 512 + n % 1000, "ClientCountry": "de",
-                    "EdgeStartTimestamp": (at - EPOCH) // dt.timedelta(microseconds=1) * 1000 + n,
-                    "EdgeEndTimestamp": (at - EPOCH) // dt.timedelta(microseconds=1) * 1000 + n + 5_000_000}
-                   for n in numbers]
+        records = [
+            {
+                "RayID": f"{n:016x}",
+                "ClientIP": f"198.51.100.{n % 250}",
+                "ClientRequestHost": "example.com",
+                "ClientRequestMethod": "GET",
+                "ClientRequestURI": f"/items/{n}",
+                "EdgeResponseStatus": 200,
+                "EdgeResponseBytes": 512 + n % 1000,
+                "ClientCountry": "de",
+                "EdgeStartTimestamp": (at - EPOCH) // dt.timedelta(microseconds=1) * 1000 + n,
+                "EdgeEndTimestamp": (at - EPOCH) // dt.timedelta(microseconds=1) * 1000 + n + 5_000_000,
+            }
+            for n in numbers
+        ]
         body = gzip.compress("".join(json.dumps(record) + "\n" for record in records).encode())
         end = at + dt.timedelta(seconds=30)
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{at:%Y%m%d}/{at:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}_{file}.log.gz",
-                      Body=body)
+        s3.put_object(
+            Bucket=BUCKET, Key=f"{PREFIX}/{at:%Y%m%d}/{at:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}_{file}.log.gz", Body=body
+        )
 
 
 def platform_load(endpoint: str, data_dir: str, result) -> None:
@@ -57,14 +68,26 @@ def platform_load(endpoint: str, data_dir: str, result) -> None:
     from dlt_platform.loads import build_pipeline, run_load
     from dlt_platform.settings import Settings
 
-    definition = parse_definition({
-        "source_id": "bench_logpush", "source_type": "r2_files",
-        "destination": {"type": "duckdb", "dataset": "bench", "write_disposition": "append"},
-        "extract": {"bucket": BUCKET, "tables": [{"type": "logpush", "dataset": "http_requests", "prefix": PREFIX,
-                                                   "timestamp_format": "unixnano"}]},
-    })
-    settings = Settings(data_dir=Path(data_dir), destination_override="duckdb", r2_endpoint_url=endpoint,
-                        r2_access_key_id=KEY_ID, r2_secret_access_key=SECRET)
+    definition = parse_definition(
+        {
+            "source_id": "bench_logpush",
+            "source_type": "r2_files",
+            "destination": {"type": "duckdb", "dataset": "bench", "write_disposition": "append"},
+            "extract": {
+                "bucket": BUCKET,
+                "tables": [
+                    {"type": "logpush", "dataset": "http_requests", "prefix": PREFIX, "timestamp_format": "unixnano"}
+                ],
+            },
+        }
+    )
+    settings = Settings(
+        data_dir=Path(data_dir),
+        destination_override="duckdb",
+        r2_endpoint_url=endpoint,
+        r2_access_key_id=KEY_ID,
+        r2_secret_access_key=SECRET,
+    )
     started = time.perf_counter()
     rows = run_load(definition, settings).rows_by_table
     seconds = time.perf_counter() - started
@@ -76,13 +99,18 @@ def stock_dlt_load(endpoint: str, data_dir: str, result) -> None:
     from dlt.sources.credentials import AwsCredentials
     from dlt.sources.filesystem import filesystem, read_jsonl
 
-    credentials = AwsCredentials(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, endpoint_url=endpoint,
-                                 region_name="us-east-1")
-    logs = (filesystem(bucket_url=f"s3://{BUCKET}/{PREFIX}", credentials=credentials, file_glob="*/*.log.gz")
-            | read_jsonl()).with_name("http_requests")
-    pipeline = dlt.pipeline(pipeline_name="bench_stock", pipelines_dir=str(Path(data_dir) / "pipelines"),
-                            destination=dlt.destinations.duckdb(str(Path(data_dir) / "stock.duckdb")),
-                            dataset_name="bench")
+    credentials = AwsCredentials(
+        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, endpoint_url=endpoint, region_name="us-east-1"
+    )
+    logs = (
+        filesystem(bucket_url=f"s3://{BUCKET}/{PREFIX}", credentials=credentials, file_glob="*/*.log.gz") | read_jsonl()
+    ).with_name("http_requests")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_stock",
+        pipelines_dir=str(Path(data_dir) / "pipelines"),
+        destination=dlt.destinations.duckdb(str(Path(data_dir) / "stock.duckdb")),
+        dataset_name="bench",
+    )
     started = time.perf_counter()
     info = pipeline.run(logs)
     seconds = time.perf_counter() - started
@@ -92,10 +120,17 @@ def stock_dlt_load(endpoint: str, data_dir: str, result) -> None:
 
 
 def report(result, seconds: float, rows: dict, pipeline) -> None:
-    steps = {step.step: round((step.finished_at - step.started_at).total_seconds(), 2)
-             for step in pipeline.last_trace.steps}
-    result.put({"seconds": seconds, "rows": rows, "steps": steps,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    steps = {
+        step.step: round((step.finished_at - step.started_at).total_seconds(), 2) for step in pipeline.last_trace.steps
+    }
+    result.put(
+        {
+            "seconds": seconds,
+            "rows": rows,
+            "steps": steps,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
 def in_fresh_process(target, endpoint: str) -> dict:
@@ -125,11 +160,15 @@ def main() -> int:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         upload_batches(endpoint, args.lines, args.files)
-        for label, target in (("platform r2_files (Logpush preset)", platform_load),
-                              ("stock dlt filesystem + read_jsonl", stock_dlt_load)):
+        for label, target in (
+            ("platform r2_files (Logpush preset)", platform_load),
+            ("stock dlt filesystem + read_jsonl", stock_dlt_load),
+        ):
             outcome = in_fresh_process(target, endpoint)
-            print(f"{label}: {args.lines} lines in {args.files} files: {outcome['seconds']:.1f} s, peak RSS "
-                  f"{outcome['peak_rss_mb']:.0f} MB, rows {outcome['rows']}, dlt steps {outcome['steps']}")
+            print(
+                f"{label}: {args.lines} lines in {args.files} files: {outcome['seconds']:.1f} s, peak RSS "
+                f"{outcome['peak_rss_mb']:.0f} MB, rows {outcome['rows']}, dlt steps {outcome['steps']}"
+            )
     finally:
         server.stop()
     return 0

@@ -18,8 +18,9 @@ def test_an_r2_files_run_requested_through_the_worker_loads_the_seeded_logpush_b
     first = operator.request_run("r2_edge_logs")
     assert operator.wait_for_runs([first], timeout=300)[first]["status"] == "succeeded", operator.run(first)
     seeded = SAMPLE_BATCHES * SAMPLE_LINES_PER_BATCH
-    [(rows, typed, earliest)] = warehouse(stack, "select count(*), count(edge_start_timestamp), "
-                                                 "min(edge_start_timestamp) from source_r2.http_requests")
+    [(rows, typed, earliest)] = warehouse(
+        stack, "select count(*), count(edge_start_timestamp), min(edge_start_timestamp) from source_r2.http_requests"
+    )
     assert rows == typed == seeded
     today = dt.datetime.now(dt.UTC).date()
     assert earliest == dt.datetime.combine(today, dt.time(), dt.UTC)

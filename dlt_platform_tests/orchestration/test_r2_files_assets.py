@@ -27,12 +27,26 @@ DAY = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def definition():
-    return r2_definition([
-        {"type": "logpush", "dataset": "http_requests", "prefix": "logpush/http_requests",
-         "timestamp_format": "rfc3339"},
-        {"type": "files", "name": "orders", "glob": "exports/orders/*.csv", "format": "csv", "primary_key": "order_id",
-         "write_disposition": "merge"},
-    ], schedule="*/15 * * * *", freshness_hours=2)
+    return r2_definition(
+        [
+            {
+                "type": "logpush",
+                "dataset": "http_requests",
+                "prefix": "logpush/http_requests",
+                "timestamp_format": "rfc3339",
+            },
+            {
+                "type": "files",
+                "name": "orders",
+                "glob": "exports/orders/*.csv",
+                "format": "csv",
+                "primary_key": "order_id",
+                "write_disposition": "merge",
+            },
+        ],
+        schedule="*/15 * * * *",
+        freshness_hours=2,
+    )
 
 
 @pytest.fixture
@@ -73,8 +87,10 @@ def test_the_whole_source_in_one_run(location, r2_settings, files):
     assert result.success
     assert read_table(r2_settings, "cloudflare_logs", "http_requests") == [(25,)]
     assert read_table(r2_settings, "cloudflare_logs", "orders") == [(2,)]
-    rows = {key: instance.get_latest_materialization_event(key).asset_materialization.metadata["rows_by_table"].value
-            for key in (LOGS, ORDERS)}
+    rows = {
+        key: instance.get_latest_materialization_event(key).asset_materialization.metadata["rows_by_table"].value
+        for key in (LOGS, ORDERS)
+    }
     assert rows == {LOGS: {"http_requests": 25}, ORDERS: {"orders": 2}}
     checks = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
     assert checks[(LOGS, "row_count")].metadata["table_row_count"].value == 25
@@ -95,8 +111,11 @@ def test_missing_credentials_fail_the_run_in_one_line_without_the_secret(definit
     broken = dataclasses.replace(r2_settings, r2_access_key_id=None)
     location, problems = build_code_location([definition], broken)
     assert problems == []  # building the asset graph reads no credentials
-    result = location.get_repository_def().get_job("load_edge_logs").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = (
+        location.get_repository_def()
+        .get_job("load_edge_logs")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    )
     assert not result.success
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.error.message

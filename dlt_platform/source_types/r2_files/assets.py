@@ -76,15 +76,27 @@ def prefix_key(definition: R2FilesSourceDefinition, table) -> dg.AssetKey:
 def lineage_specs(definition: R2FilesSourceDefinition) -> list[dg.AssetSpec]:
     bucket = definition.extract.bucket
     system = R2_FILES.source_system_key(definition)
-    specs = {system: dg.AssetSpec(system, group_name=SOURCE_SYSTEM_GROUP, kinds={R2_FILES.system_kind},
-                                  description=f"R2 bucket {bucket}", metadata={"bucket": bucket})}
+    specs = {
+        system: dg.AssetSpec(
+            system,
+            group_name=SOURCE_SYSTEM_GROUP,
+            kinds={R2_FILES.system_kind},
+            description=f"R2 bucket {bucket}",
+            metadata={"bucket": bucket},
+        )
+    }
     for table in definition.extract.tables:
         key = prefix_key(definition, table)
         if key not in specs:
             prefix = table_prefix(table)
-            specs[key] = dg.AssetSpec(key, deps=[system], group_name=SOURCE_SYSTEM_GROUP, kinds={R2_FILES.system_kind},
-                                      description=f"Objects under {prefix}/ in R2 bucket {bucket}",
-                                      metadata={"bucket": bucket, "prefix": prefix})
+            specs[key] = dg.AssetSpec(
+                key,
+                deps=[system],
+                group_name=SOURCE_SYSTEM_GROUP,
+                kinds={R2_FILES.system_kind},
+                description=f"Objects under {prefix}/ in R2 bucket {bucket}",
+                metadata={"bucket": bucket, "prefix": prefix},
+            )
     return list(specs.values())
 
 
@@ -96,8 +108,11 @@ def table_metadata(definition: R2FilesSourceDefinition, name: str) -> dict:
         "enabled": definition.enabled,
         "bucket": definition.extract.bucket,
         "file_glob": table.file_glob,
-        "format": (f"logpush ({table.dataset}, {table.timestamp_format} timestamps)"
-                   if isinstance(table, LogpushTable) else table.format),
+        "format": (
+            f"logpush ({table.dataset}, {table.timestamp_format} timestamps)"
+            if isinstance(table, LogpushTable)
+            else table.format
+        ),
         "write_disposition": definition.disposition(table),
         "incremental_cursor": "modification_date" if definition.disposition(table) != "replace" else "none",
         "schedule": definition.schedule or "manual",
@@ -126,15 +141,23 @@ class R2FilesTranslator(DagsterDltTranslator):
             group_name=definition.destination.dataset,
             description=definition.description or f"r2_files source {definition.source_id}: table {name}",
             kinds={"dlt", self.destination_type, R2_FILES.system_kind},
-            metadata={**table_metadata(definition, name), "dagster/storage_kind": self.destination_type,
-                      **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
+            metadata={
+                **table_metadata(definition, name),
+                "dagster/storage_kind": self.destination_type,
+                **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {}),
+            },
             owners=owners_of(definition),
             tags=dagster_tags(definition),
         )
 
 
-def load_r2_files_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig,
-                         definition: R2FilesSourceDefinition, settings: Settings):
+def load_r2_files_source(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    config: SourceRunConfig,
+    definition: R2FilesSourceDefinition,
+    settings: Settings,
+):
     """Run the source's dlt pipeline for this run's request (the selected tables) and record what each loaded."""
     try:
         request = checked_request(definition, settings, load_request_for(context, config))
@@ -156,24 +179,32 @@ def load_r2_files_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
         table = result.asset_key.path[-1]
         # Each asset reports its own table and its child tables, so the run's total counts every row once.
         own = {name: count for name, count in rows.items() if name == table or name.startswith(f"{table}__")}
-        yield dg.MaterializeResult(asset_key=result.asset_key, metadata={
-            **(result.metadata or {}),
-            "rows_loaded": dg.MetadataValue.int(sum(own.values())),
-            "rows_by_table": dg.MetadataValue.json(own),
-            "load_id": load_id,
-            "destination_table": f"{definition.destination.dataset}.{table}",
-            "destination": settings.destination_type(definition),
-            "write_disposition": table_disposition(definition, tables[table], request),
-            **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
-            **({SET_ASIDE_METADATA: "; ".join(set_aside)} if set_aside else {}),
-        })
+        yield dg.MaterializeResult(
+            asset_key=result.asset_key,
+            metadata={
+                **(result.metadata or {}),
+                "rows_loaded": dg.MetadataValue.int(sum(own.values())),
+                "rows_by_table": dg.MetadataValue.json(own),
+                "load_id": load_id,
+                "destination_table": f"{definition.destination.dataset}.{table}",
+                "destination": settings.destination_type(definition),
+                "write_disposition": table_disposition(definition, tables[table], request),
+                **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
+                **({SET_ASIDE_METADATA: "; ".join(set_aside)} if set_aside else {}),
+            },
+        )
 
 
-def build_r2_files_asset(definition: R2FilesSourceDefinition, settings: Settings, version: int | None = None
-                         ) -> dg.AssetsDefinition:
+def build_r2_files_asset(
+    definition: R2FilesSourceDefinition, settings: Settings, version: int | None = None
+) -> dg.AssetsDefinition:
     """The multi-asset of one r2_files source; its op is named after the source (the Worker's run config
     addresses ops.<source_id>). The source handed to dagster-dlt only describes the tables: building it lists no
     files and reads no credentials."""
-    return source_dlt_assets(definition, settings, r2_files_source(definition, settings, describe_only=True),
-                             R2FilesTranslator(definition, settings.destination_type(definition), version),
-                             load_r2_files_source)
+    return source_dlt_assets(
+        definition,
+        settings,
+        r2_files_source(definition, settings, describe_only=True),
+        R2FilesTranslator(definition, settings.destination_type(definition), version),
+        load_r2_files_source,
+    )

@@ -19,8 +19,9 @@ from dlt_platform.settings import Settings
 from dlt_platform.source_types.r2_files.definition import R2FilesSourceDefinition, table_name
 from dlt_platform.source_types.r2_files.source import bucket_location
 
-r2 = typer.Typer(help="Explore r2_files sources: the files each table reads, a sample of their rows.",
-                 no_args_is_help=True)
+r2 = typer.Typer(
+    help="Explore r2_files sources: the files each table reads, a sample of their rows.", no_args_is_help=True
+)
 app.add_typer(r2, name="r2", rich_help_panel=EXPLORE)
 
 TableOption = Annotated[str | None, typer.Option("--table", help="One table of the source (default: all).")]
@@ -35,8 +36,9 @@ def files_source(config: Settings, source_id: str) -> R2FilesSourceDefinition:
 
 def cursor_of(definition: R2FilesSourceDefinition, config: Settings, table: str) -> dt.datetime | None:
     """The modification time up to which a table's files were read (dlt's incremental state of its listing)."""
-    resources = build_pipeline(definition, config).state.get("sources", {}).get(definition.source_id, {}).get(
-        "resources", {})
+    resources = (
+        build_pipeline(definition, config).state.get("sources", {}).get(definition.source_id, {}).get("resources", {})
+    )
     # The listing resource `<table>_files` keeps the state; piped into its reader dlt names it after both.
     resource = resources.get(f"{table}_files_{table}") or resources.get(f"{table}_files") or {}
     value = resource.get("incremental", {}).get("modification_date", {}).get("last_value")
@@ -65,17 +67,30 @@ def files(source_id: SourceOption, table: TableOption = None, as_json: JsonOptio
             cursor = None if definition.disposition(entry) == "replace" else cursor_of(definition, config, name)
             for item in glob_files(fs_client, bucket_url, entry.file_glob):
                 modified = item["modification_date"]
-                rows.append({"table": name, "key": item["relative_path"], "bytes": item.get("size_in_bytes"),
-                             "modified": modified.isoformat(),
-                             "next_run": "reads" if cursor is None or modified > cursor else "read"})
-        print_listing(["table", "key", "bytes", "modified", "next_run"], rows, as_json,
-                      title=f"{source_id}: r2://{definition.extract.bucket}")
+                rows.append(
+                    {
+                        "table": name,
+                        "key": item["relative_path"],
+                        "bytes": item.get("size_in_bytes"),
+                        "modified": modified.isoformat(),
+                        "next_run": "reads" if cursor is None or modified > cursor else "read",
+                    }
+                )
+        print_listing(
+            ["table", "key", "bytes", "modified", "next_run"],
+            rows,
+            as_json,
+            title=f"{source_id}: r2://{definition.extract.bucket}",
+        )
 
 
 @r2.command("sample")
-def sample(source_id: SourceOption, table: TableOption = None,
-           limit: Annotated[int, typer.Option("--limit", min=1, help="Rows per table.")] = 5,
-           as_json: JsonOption = False) -> None:
+def sample(
+    source_id: SourceOption,
+    table: TableOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows per table.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
     """The first rows each table's readers make of its files, as a load would write them (Logpush timestamps
     typed); nothing is loaded and no cursor moves."""
     with one_line_errors():

@@ -24,23 +24,29 @@ TABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"  # the table's name as is (dlt w
 # A glob relative to the bucket's root (fsspec's *, **, ?, [..]): '/'-separated segments, none empty or starting
 # with '.' (so no '..'), no whitespace or backslash.
 GLOB_PATTERN = r"^[^/\\\s.][^/\\\s]*(/[^/\\\s.][^/\\\s]*)*$"
-GLOB_MESSAGE = ("must be a glob relative to the bucket's root, e.g. 'exports/orders/*.csv.gz': segments joined by "
-                "'/', none empty or starting with '.', no leading '/', no whitespace")
+GLOB_MESSAGE = (
+    "must be a glob relative to the bucket's root, e.g. 'exports/orders/*.csv.gz': segments joined by "
+    "'/', none empty or starting with '.', no leading '/', no whitespace"
+)
 # Cloudflare's dataset names (http_requests, workers_trace_events, firewall_events, ...).
 LOGPUSH_DATASET_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 DATE_FOLDER_GLOB = "[0-9]" * 8  # Logpush's {DATE}: YYYYMMDD
 
 WriteDisposition = Literal["replace", "merge", "append"]
-PrimaryKey = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)] | Annotated[
-    list[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]], Field(min_length=1, max_length=8)]
+PrimaryKey = (
+    Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+    | Annotated[list[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]], Field(min_length=1, max_length=8)]
+)
 
 
 class FileTableBase(StrictModel):
     primary_key: PrimaryKey | None = Field(None, description="Column(s) a merge upserts on.")
     write_disposition: WriteDisposition | None = Field(
-        None, description="append or merge: each run reads the new and changed files only (by their modification "
-                          "time); replace: each run reads every matching file. Default: destination.write_disposition.")
+        None,
+        description="append or merge: each run reads the new and changed files only (by their modification "
+        "time); replace: each run reads every matching file. Default: destination.write_disposition.",
+    )
 
 
 class FilesTable(FileTableBase):
@@ -48,12 +54,18 @@ class FilesTable(FileTableBase):
 
     type: Literal["files"]
     name: Annotated[str, Field(pattern=TABLE_NAME_PATTERN, description="The table the files' rows land in.")]
-    glob: Annotated[str, Field(max_length=512, pattern=GLOB_PATTERN,
-                               description="Object keys to read, relative to the bucket's root (fsspec glob: *, **, "
-                                           "?, [...]).",
-                               json_schema_extra={"x-message": GLOB_MESSAGE})]
-    format: Literal["csv", "jsonl", "parquet"] = Field(..., description="dlt's reader: read_csv, read_jsonl, "
-                                                                        "read_parquet.")
+    glob: Annotated[
+        str,
+        Field(
+            max_length=512,
+            pattern=GLOB_PATTERN,
+            description="Object keys to read, relative to the bucket's root (fsspec glob: *, **, ?, [...]).",
+            json_schema_extra={"x-message": GLOB_MESSAGE},
+        ),
+    ]
+    format: Literal["csv", "jsonl", "parquet"] = Field(
+        ..., description="dlt's reader: read_csv, read_jsonl, read_parquet."
+    )
 
     @property
     def table(self) -> str:
@@ -73,20 +85,35 @@ class LogpushTable(FileTableBase):
     fields typed as timestamps."""
 
     type: Literal["logpush"]
-    dataset: Annotated[str, Field(pattern=LOGPUSH_DATASET_PATTERN, description="The job's Logpush dataset, e.g. "
-                                                                               "http_requests, workers_trace_events.")]
+    dataset: Annotated[
+        str,
+        Field(
+            pattern=LOGPUSH_DATASET_PATTERN,
+            description="The job's Logpush dataset, e.g. http_requests, workers_trace_events.",
+        ),
+    ]
     name: Annotated[str, Field(pattern=TABLE_NAME_PATTERN)] | None = Field(
-        None, description="The table; default: the dataset's name.")
-    prefix: Annotated[str, Field(max_length=512, pattern=R2_PREFIX_PATTERN,
-                                 json_schema_extra={"x-message": R2_PREFIX_MESSAGE})] | None = Field(
-        None, description="The job's destination path before {DATE} (e.g. 'logs/http_requests'); default: the "
-                          "bucket's root.")
+        None, description="The table; default: the dataset's name."
+    )
+    prefix: (
+        Annotated[
+            str, Field(max_length=512, pattern=R2_PREFIX_PATTERN, json_schema_extra={"x-message": R2_PREFIX_MESSAGE})
+        ]
+        | None
+    ) = Field(
+        None,
+        description="The job's destination path before {DATE} (e.g. 'logs/http_requests'); default: the bucket's root.",
+    )
     timestamp_format: Literal["rfc3339", "unix", "unixnano"] = Field(
-        "rfc3339", description="The job's output_options.timestamp_format: RFC 3339 text, Unix seconds or Unix "
-                               "nanoseconds.")
+        "rfc3339",
+        description="The job's output_options.timestamp_format: RFC 3339 text, Unix seconds or Unix nanoseconds.",
+    )
     timestamp_fields: list[Annotated[str, Field(pattern=FIELD_NAME_PATTERN)]] | None = Field(
-        None, max_length=50, description="Fields typed as timestamps; default: every field named *Timestamp or "
-                                         "Datetime (the timestamp fields of Cloudflare's datasets).")
+        None,
+        max_length=50,
+        description="Fields typed as timestamps; default: every field named *Timestamp or "
+        "Datetime (the timestamp fields of Cloudflare's datasets).",
+    )
 
     @property
     def table(self) -> str:
@@ -111,8 +138,13 @@ def table_name(table: FilesTable | LogpushTable) -> str:
 
 
 class R2FilesExtract(StrictModel):
-    bucket: Annotated[str, Field(pattern=BUCKET_PATTERN, description="The bucket, reached through the platform's "
-                                                                     "R2 endpoint and credentials (DLT_R2_*).")]
+    bucket: Annotated[
+        str,
+        Field(
+            pattern=BUCKET_PATTERN,
+            description="The bucket, reached through the platform's R2 endpoint and credentials (DLT_R2_*).",
+        ),
+    ]
     tables: list[FileTable] = Field(min_length=1, max_length=50)
 
     @field_validator("tables")
@@ -120,8 +152,9 @@ class R2FilesExtract(StrictModel):
     def _distinct_names(cls, tables: list) -> list:
         # The same rule is in the Worker (worker/src/source_types/r2_files.ts): a schema cannot compare values.
         names = [table_name(table) for table in tables]
-        duplicates = [f"{index}: duplicate table name '{name}'" for index, name in enumerate(names)
-                      if name in names[:index]]
+        duplicates = [
+            f"{index}: duplicate table name '{name}'" for index, name in enumerate(names) if name in names[:index]
+        ]
         if duplicates:
             raise ValueError("; ".join(duplicates))
         return tables

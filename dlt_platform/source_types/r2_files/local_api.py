@@ -26,19 +26,26 @@ def sample_requests(day: dt.date, batch: int, lines: int) -> tuple[dt.datetime, 
         number = batch * lines + line
         at = start + dt.timedelta(milliseconds=150 * line)
         nanos = (at - _EPOCH) // dt.timedelta(microseconds=1) * 1000
-        records.append({
-            "RayID": hashlib.sha256(f"{day}:{number}".encode()).hexdigest()[:16],
-            "ClientIP": f"198.51.100.{number % 250}", "ClientCountry": ["de", "us", "fr", "jp"][number % 4],
-            "ClientRequestHost": "shop.example.com", "ClientRequestMethod": "GET" if number % 5 else "POST",
-            "ClientRequestURI": _PATHS[number % len(_PATHS)], "EdgeResponseStatus": _STATUSES[number % len(_STATUSES)],
-            "EdgeResponseBytes": 512 + number % 4096, "EdgeStartTimestamp": nanos,
-            "EdgeEndTimestamp": nanos + (3 + number % 40) * 1_000_000,
-        })
+        records.append(
+            {
+                "RayID": hashlib.sha256(f"{day}:{number}".encode()).hexdigest()[:16],
+                "ClientIP": f"198.51.100.{number % 250}",
+                "ClientCountry": ["de", "us", "fr", "jp"][number % 4],
+                "ClientRequestHost": "shop.example.com",
+                "ClientRequestMethod": "GET" if number % 5 else "POST",
+                "ClientRequestURI": _PATHS[number % len(_PATHS)],
+                "EdgeResponseStatus": _STATUSES[number % len(_STATUSES)],
+                "EdgeResponseBytes": 512 + number % 4096,
+                "EdgeStartTimestamp": nanos,
+                "EdgeEndTimestamp": nanos + (3 + number % 40) * 1_000_000,
+            }
+        )
     return start, records
 
 
-def seed_logpush_folder(data_dir: Path, day: dt.date, batches: int = SAMPLE_BATCHES,
-                        lines: int = SAMPLE_LINES_PER_BATCH) -> int:
+def seed_logpush_folder(
+    data_dir: Path, day: dt.date, batches: int = SAMPLE_BATCHES, lines: int = SAMPLE_LINES_PER_BATCH
+) -> int:
     """Writes the day's batches that are not there yet (an existing file keeps its modification time, so a run
     does not read it again); returns the number of records the day's folder holds."""
     folder = data_dir / "r2" / SAMPLE_BUCKET / SAMPLE_PREFIX / f"{day:%Y%m%d}"

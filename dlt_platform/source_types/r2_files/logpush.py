@@ -46,8 +46,9 @@ def _moment(name: str, value: object, timestamp_format: str) -> dt.datetime:
         return _EPOCH + dt.timedelta(seconds=value)
     if timestamp_format == "unixnano" and isinstance(value, int) and not isinstance(value, bool):
         return _EPOCH + dt.timedelta(microseconds=value // 1000)
-    raise ValueError(f"{name}: expected a {timestamp_format} timestamp (timestamp_format {timestamp_format}), got "
-                     f"{value!r:.60}")
+    raise ValueError(
+        f"{name}: expected a {timestamp_format} timestamp (timestamp_format {timestamp_format}), got {value!r:.60}"
+    )
 
 
 def typed_timestamps(table: LogpushTable):
@@ -64,6 +65,7 @@ def typed_timestamps(table: LogpushTable):
                 except ValueError as error:
                     raise ValueError(f"{error} (table {table.table})") from None
         return record
+
     return convert
 
 
@@ -82,6 +84,8 @@ def whole_files(file_item) -> bool:
     """Keeps a listed Logpush file only when its content is a whole gzip stream; says which file it left out."""
     if gzip_is_whole(file_item["file_content"]):
         return True
-    logger.warning(f"r2_files: {file_item['file_url']} is not a whole gzip file (an upload cut short?): left out "
-                   "of this run; a whole copy of it is read by a later run")
+    logger.warning(
+        f"r2_files: {file_item['file_url']} is not a whole gzip file (an upload cut short?): left out "
+        "of this run; a whole copy of it is read by a later run"
+    )
     return False

@@ -37,22 +37,31 @@ class R2FilesError(ValueError):
 def bucket_location(definition: R2FilesSourceDefinition, settings: Settings):
     """(bucket URL, fsspec filesystem): the bucket over R2's S3 API when DLT_R2_ENDPOINT_URL is set, else the local
     folder <data_dir>/r2/<bucket> (the local stack's stand-in for R2)."""
-    import fsspec  # type: ignore[import-untyped]
+    import fsspec
 
     bucket = definition.extract.bucket
     if not settings.r2_endpoint_url:
         return (settings.data_dir / "r2" / bucket).as_posix(), fsspec.filesystem("file")
     if not (settings.r2_access_key_id and settings.r2_secret_access_key):
-        raise R2FilesError("DLT_R2_ACCESS_KEY_ID and DLT_R2_SECRET_ACCESS_KEY: required to read bucket "
-                           f"'{bucket}' (DLT_R2_ENDPOINT_URL is set)")
+        raise R2FilesError(
+            "DLT_R2_ACCESS_KEY_ID and DLT_R2_SECRET_ACCESS_KEY: required to read bucket "
+            f"'{bucket}' (DLT_R2_ENDPOINT_URL is set)"
+        )
     # A filesystem of the run's own: no listing cached from an earlier run (a second run must see new files).
-    s3 = fsspec.filesystem("s3", key=settings.r2_access_key_id, secret=settings.r2_secret_access_key,
-                           client_kwargs={"endpoint_url": settings.r2_endpoint_url, "region_name": "auto"},
-                           skip_instance_cache=True, use_listings_cache=False)
+    s3 = fsspec.filesystem(
+        "s3",
+        key=settings.r2_access_key_id,
+        secret=settings.r2_secret_access_key,
+        client_kwargs={"endpoint_url": settings.r2_endpoint_url, "region_name": "auto"},
+        skip_instance_cache=True,
+        use_listings_cache=False,
+    )
     # Listing a bucket that does not exist finds no file: a misspelt bucket would load nothing, run after run.
     if not s3.exists(bucket):
-        raise R2FilesError(f"extract.bucket: no bucket '{bucket}' at DLT_R2_ENDPOINT_URL that the R2 key "
-                           "(DLT_R2_ACCESS_KEY_ID) can see")
+        raise R2FilesError(
+            f"extract.bucket: no bucket '{bucket}' at DLT_R2_ENDPOINT_URL that the R2 key "
+            "(DLT_R2_ACCESS_KEY_ID) can see"
+        )
     return f"s3://{bucket}", s3
 
 
@@ -60,8 +69,9 @@ def describe_location(definition: R2FilesSourceDefinition, settings: Settings) -
     return "s3" if settings.r2_endpoint_url else "local folder"
 
 
-def table_disposition(definition: R2FilesSourceDefinition, table: FilesTable | LogpushTable,
-                      request: LoadRequest) -> str:
+def table_disposition(
+    definition: R2FilesSourceDefinition, table: FilesTable | LogpushTable, request: LoadRequest
+) -> str:
     """How a run writes a table: as configured, except that a run reading part of the source (a limit) never
     replaces: it merges on the table's key, and a replace table without one cannot run partly."""
     from dlt_platform.source_types.r2_files import R2_FILES
@@ -69,18 +79,25 @@ def table_disposition(definition: R2FilesSourceDefinition, table: FilesTable | L
     configured = definition.disposition(table)
     if configured == "replace" and R2_FILES.reads_part_of_source(definition, request):
         if table.primary_key is None:
-            raise ValueError(f"limit: table '{table_name(table)}' replaces its table and has no primary_key, so a "
-                             "partial run could neither replace nor merge it; run the whole source")
+            raise ValueError(
+                f"limit: table '{table_name(table)}' replaces its table and has no primary_key, so a "
+                "partial run could neither replace nor merge it; run the whole source"
+            )
         return "merge"
     return configured
 
 
 def checked_files_request(definition: R2FilesSourceDefinition, request: LoadRequest) -> None:
-    for name, asked in (("keys", request.keys is not None), ("from_snapshot", bool(request.from_snapshot)),
-                        ("partition", request.window is not None)):
+    for name, asked in (
+        ("keys", request.keys is not None),
+        ("from_snapshot", bool(request.from_snapshot)),
+        ("partition", request.window is not None),
+    ):
         if asked:
-            raise ValueError(f"{name}: not for r2_files sources; a run reads the tables' new and changed files "
-                             "(full_refresh: every file again)")
+            raise ValueError(
+                f"{name}: not for r2_files sources; a run reads the tables' new and changed files "
+                "(full_refresh: every file again)"
+            )
     for table in definition.extract.tables:
         table_disposition(definition, table, request)
 
@@ -92,18 +109,25 @@ def _first_rows(limit: int):
         nonlocal seen
         seen += 1
         return seen <= limit
+
     return keep
 
 
-def table_resource(definition: R2FilesSourceDefinition, table: FilesTable | LogpushTable, bucket_url: str,
-                   fs_client, request: LoadRequest) -> DltResource:
+def table_resource(
+    definition: R2FilesSourceDefinition,
+    table: FilesTable | LogpushTable,
+    bucket_url: str,
+    fs_client,
+    request: LoadRequest,
+) -> DltResource:
     """One table: the filesystem listing of its files piped into dlt's reader, named after the table."""
     name = table_name(table)
     disposition = table_disposition(definition, table, request)
     # Append and merge tables read new and changed files only. Not for replace (each run is the whole table) nor
     # for a limited run (a sample: it must not move the cursor past files it did not load).
     incremental: dlt.sources.incremental | None = (
-        dlt.sources.incremental("modification_date") if disposition != "replace" and request.limit is None else None)
+        dlt.sources.incremental("modification_date") if disposition != "replace" and request.limit is None else None
+    )
     logpush = table if isinstance(table, LogpushTable) else None
     listing = filesystem(
         bucket_url=bucket_url,
@@ -120,26 +144,33 @@ def table_resource(definition: R2FilesSourceDefinition, table: FilesTable | Logp
         resource.add_map(typed_timestamps(logpush))
     if request.limit is not None:
         resource.add_filter(_first_rows(request.limit))
-    resource.apply_hints(write_disposition=disposition,  # type: ignore[arg-type]  # replace, merge or append
-                         primary_key=table.primary_key,
-                         columns=timestamp_hints(logpush) if logpush is not None else None)
+    resource.apply_hints(
+        write_disposition=disposition,  # type: ignore[arg-type]  # replace, merge or append
+        primary_key=table.primary_key,
+        columns=timestamp_hints(logpush) if logpush is not None else None,
+    )
     return resource
 
 
-def r2_files_source(definition: R2FilesSourceDefinition, settings: Settings,
-                    request: LoadRequest | None = None, describe_only: bool = False) -> DltSource:
+def r2_files_source(
+    definition: R2FilesSourceDefinition,
+    settings: Settings,
+    request: LoadRequest | None = None,
+    describe_only: bool = False,
+) -> DltSource:
     """The dlt source of an r2_files definition for one (checked) request; one resource per table.
     `describe_only` (Dagster's asset graph) reads no credentials: nothing runs."""
     request = request or LoadRequest()
     checked_files_request(definition, request)
     if describe_only:
-        import fsspec  # type: ignore[import-untyped]
+        import fsspec
 
         bucket_url, fs_client = f"s3://{definition.extract.bucket}", fsspec.filesystem("memory")
     else:
         bucket_url, fs_client = bucket_location(definition, settings)
-    resources = [table_resource(definition, table, bucket_url, fs_client, request)
-                 for table in definition.extract.tables]
+    resources = [
+        table_resource(definition, table, bucket_url, fs_client, request) for table in definition.extract.tables
+    ]
 
     @dlt.source(name=definition.source_id)
     def platform_r2_files():
