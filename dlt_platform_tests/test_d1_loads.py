@@ -180,3 +180,19 @@ def test_the_api_token_never_reaches_an_error(d1_state, d1_settings):
     assert "HTTP 403" in str(failure.value) and "CLOUDFLARE_API_TOKEN" in str(failure.value)
     assert "wrong-token-value" not in str(failure.value)
     assert json.dumps(str(failure.value))
+
+
+def test_each_table_keeps_its_own_write_disposition(d1_state, d1_settings):
+    d1_state.executemany(DATABASE_ID, USER_INSERT, [user_row(i) for i in range(1, 4)])
+    d1_state.executemany(DATABASE_ID, "INSERT INTO events VALUES (?, ?)", [("a", "1"), ("b", "2")])
+    # The destination merges; events replaces: a whole run replaces it, a limited run merges into it.
+    definition = d1_definition([{"name": "users", "cursor": "updated_at"},
+                                {"name": "events", "write_disposition": "replace"}])
+    warehouse = DuckDBWarehouse(d1_settings)
+    run_load(definition, d1_settings)
+    d1_state.execute(DATABASE_ID, "DELETE FROM events WHERE kind = 'a'")
+    run_load(definition, d1_settings)
+    assert warehouse.query("select kind from app.events") == [("b",)]
+    d1_state.execute(DATABASE_ID, "INSERT INTO events VALUES ('c', '3')")
+    run_load(definition, d1_settings, LoadRequest(limit=1))
+    assert warehouse.query("select kind from app.events order by 1") == [("b",)]

@@ -18,7 +18,7 @@ from dlt.common.schema.typing import TColumnSchema
 from dlt.sources import DltResource
 
 from dlt_platform.http import RateBudget
-from dlt_platform.load_request import LoadRequest, write_disposition_for
+from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.d1.client import (
     ROWID_COLUMN,
@@ -197,9 +197,12 @@ def d1_rows(
 def table_disposition(
     definition: D1SourceDefinition, item: D1Table | D1Query, request: LoadRequest
 ) -> Literal["replace", "merge", "append"]:
-    """A table's own write disposition (else the destination's); a partial run of a replace table merges."""
+    """A table's own write disposition (else the destination's); a partial run (a limit) of a replace table merges
+    on its key instead (load_request.py's rule, table by table)."""
+    from dlt_platform.source_types.d1 import D1_DATABASE
+
     configured = item.write_disposition or definition.destination.write_disposition
-    if configured == "replace" and write_disposition_for(definition, request) != "replace":
+    if configured == "replace" and D1_DATABASE.reads_part_of_source(definition, request):
         return "merge"
     return configured
 
