@@ -72,10 +72,14 @@ def test_sqlite_types_follow_declared_types_and_the_definitions_overrides(d1_sta
     assert row[1:] == ("free", False, pytest.approx(2.25))
 
 
-def test_blobs_load_as_bytes_when_asked(d1_state, d1_settings):
+def test_blobs_load_as_bytes_when_asked_and_json_text_stays_text_unless_asked(d1_state, d1_settings):
     d1_state.executemany(DATABASE_ID, USER_INSERT, [user_row(7)])
     run_load(d1_definition([{"name": "users"}], blob_encoding="bytes"), d1_settings)
-    assert DuckDBWarehouse(d1_settings).query("select avatar from app.users") == [(bytes([7, 0, 255]),)]
+    warehouse = DuckDBWarehouse(d1_settings)
+    assert warehouse.query("select avatar, profile from app.users") == [
+        (bytes([7, 0, 255]), '{"plan": "free", "seats": 0}')]
+    assert warehouse.query("select data_type from information_schema.columns where table_schema = 'app' "
+                           "and table_name = 'users' and column_name = 'profile'") == [("VARCHAR",)]
 
 
 def test_a_new_column_in_d1_is_added_to_the_warehouse_table(d1_state, lane):
