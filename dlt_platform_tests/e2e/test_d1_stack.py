@@ -20,9 +20,10 @@ def app_changes(stack, sql: str) -> None:
     """SQL on the local D1, as the sample app would change its data."""
     change = stack.paths.state_dir / "d1_sample_app_change.sql"
     change.write_text(sql)
-    subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "d1", "execute", "DB", "--local",
-                    "--persist-to", str(stack.paths.wrangler_state), "--file", str(change), "--yes"],
-                   cwd=PROJECT_ROOT, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    done = subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "d1", "execute", "DB", "--local",
+                           "--persist-to", str(stack.paths.wrangler_state), "--file", str(change), "--yes"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 def test_a_d1_run_requested_through_the_worker_loads_the_sample_app_then_only_its_changes(stack, operator):

@@ -42,9 +42,10 @@ def d1_execute(stack: LocalStack, sql: str) -> None:
     """SQL on the Worker's local D1 (the binding DB), as an application would change its data."""
     path = stack.paths.state_dir / "d1_change.sql"
     path.write_text(sql)
-    subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "d1", "execute", "DB", "--local",
-                    "--persist-to", str(stack.paths.wrangler_state), "--file", str(path), "--yes"],
-                   cwd=PROJECT_ROOT, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    done = subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "d1", "execute", "DB", "--local",
+                           "--persist-to", str(stack.paths.wrangler_state), "--file", str(path), "--yes"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 @pytest.fixture
@@ -55,35 +56,35 @@ def settings(worker, tmp_path) -> Settings:
 
 def test_50000_rows_through_the_worker_then_only_the_changes(worker, settings):
     d1_execute(worker, f"""
-        DROP TABLE IF EXISTS app_users;
-        CREATE TABLE app_users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, avatar BLOB, updated_at TEXT NOT NULL);
-        CREATE INDEX app_users_updated ON app_users (updated_at);
+        DROP TABLE IF EXISTS bulk_users;
+        CREATE TABLE bulk_users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, avatar BLOB, updated_at TEXT NOT NULL);
+        CREATE INDEX bulk_users_updated ON bulk_users (updated_at);
         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
-        INSERT INTO app_users SELECT i, 'user' || i || '@example.com', randomblob(4),
+        INSERT INTO bulk_users SELECT i, 'user' || i || '@example.com', randomblob(4),
           '2026-01-01T00:00:00.' || printf('%06d', i) || 'Z' FROM n;
     """)
     definition = parse_definition({
-        "source_id": "app_users_worker", "source_type": "d1",
+        "source_id": "bulk_users_worker", "source_type": "d1",
         "destination": {"type": "duckdb", "dataset": "app", "write_disposition": "merge"},
         "extract": {"database_id": "6f1c2a3e-8b4d-4e5f-9a7b-2c3d4e5f6a7b", "database_name": "DB",
-                    "transport": "worker", "tables": [{"name": "app_users", "cursor": "updated_at"}]},
+                    "transport": "worker", "tables": [{"name": "bulk_users", "cursor": "updated_at"}]},
     })
     warehouse = DuckDBWarehouse(settings)
-    assert run_load(definition, settings).rows_by_table == {"app_users": ROWS}
-    assert warehouse.query("select count(*), count(distinct id), min(length(avatar)) from app.app_users") == [
+    assert run_load(definition, settings).rows_by_table == {"bulk_users": ROWS}
+    assert warehouse.query("select count(*), count(distinct id), min(length(avatar)) from app.bulk_users") == [
         (ROWS, ROWS, 8)]  # 4 bytes as base64
 
     d1_execute(worker, """
-        UPDATE app_users SET email = 'changed' || id || '@example.com', updated_at = '2026-02-01T00:00:00Z'
+        UPDATE bulk_users SET email = 'changed' || id || '@example.com', updated_at = '2026-02-01T00:00:00Z'
           WHERE id <= 10;
-        INSERT INTO app_users VALUES (50001, 'new1@example.com', NULL, '2026-02-02T00:00:00Z'),
+        INSERT INTO bulk_users VALUES (50001, 'new1@example.com', NULL, '2026-02-02T00:00:00Z'),
           (50002, 'new2@example.com', NULL, '2026-02-02T00:00:01Z'), (50003, 'new3@example.com', NULL,
           '2026-02-02T00:00:02Z'), (50004, 'new4@example.com', NULL, '2026-02-02T00:00:03Z'),
           (50005, 'new5@example.com', NULL, '2026-02-02T00:00:04Z');
     """)
-    assert run_load(definition, settings).rows_by_table == {"app_users": 15}
-    assert warehouse.query("select count(*), count(distinct id) from app.app_users") == [(ROWS + 5, ROWS + 5)]
-    assert warehouse.query("select email from app.app_users where id = 7") == [("changed7@example.com",)]
+    assert run_load(definition, settings).rows_by_table == {"bulk_users": 15}
+    assert warehouse.query("select count(*), count(distinct id) from app.bulk_users") == [(ROWS + 5, ROWS + 5)]
+    assert warehouse.query("select email from app.bulk_users where id = 7") == [("changed7@example.com",)]
 
 
 def test_the_ledger_loads_with_nothing_secret_in_it(worker, settings):
