@@ -1,6 +1,7 @@
 import { env as bindings } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, INTERNAL, json, testEnv } from "./helpers";
+import { signIn } from "./admin_helpers";
+import { call, INTERNAL, json, testEnv, uniqueId } from "./helpers";
 import type { Env } from "../src/env";
 import { pageSql, type PageQuery } from "../src/d1";
 import pageCases from "../../dlt_platform/source_types/d1/page_cases.json";
@@ -141,4 +142,39 @@ describe("page SELECTs", () => {
       expect(pageSql(page as unknown as PageQuery)).toEqual({ sql, params });
     });
   }
+});
+
+describe("d1 definitions", () => {
+  const d1Definition = (sourceId: string, extract: Record<string, unknown> = {}) => ({
+    source_id: sourceId,
+    source_type: "d1",
+    destination: { type: "bigquery", dataset: "app", write_disposition: "merge" },
+    extract: {
+      database_id: "6f1c2a3e-8b4d-4e5f-9a7b-2c3d4e5f6a7b",
+      database_name: "DB",
+      transport: "worker",
+      tables: [{ name: "UserEvents", cursor: "rowid", write_disposition: "append" }, { name: "runs", cursor: "updated_at" }],
+      ...extract,
+    },
+  });
+
+  it("are stored through the operator API and shown on the admin page with their tables", async () => {
+    const sourceId = uniqueId("d1");
+    const created = await call(env, "POST", "/sources", { body: d1Definition(sourceId) });
+    expect(created.status).toBe(201);
+    const cookie = await signIn(env);
+    const page = await (await call(env, "GET", "/admin", { token: null, headers: { Cookie: cookie } })).text();
+    // The warehouse tables are dlt's snake_case of the D1 names, as the Python side names them.
+    expect(page).toContain("d1 &rarr; app.user_events, app.runs");
+  });
+
+  it("are refused naming the field when the Worker could not serve them", async () => {
+    const refused = await call(env, "POST", "/sources", {
+      body: d1Definition(uniqueId("d1"), { queries: [{ name: "q", sql: "SELECT 1 AS id", primary_key: ["id"] }] }),
+    });
+    expect(refused.status).toBe(400);
+    expect((await json(refused)).error.fields).toEqual([
+      { field: "extract.queries", message: "queries need transport rest: the Worker builds its own SELECTs and runs no SQL it is sent" },
+    ]);
+  });
 });
