@@ -15,7 +15,7 @@ from dlt_platform.config import parse_definition, parse_sources_document
 from dlt_platform.loads import run_load
 from dlt_platform.local.stack import LocalStack, StackPaths
 from dlt_platform.settings import PROJECT_ROOT, Settings
-from dlt_platform_tests.bigquery_fixtures import DuckDBWarehouse
+from dlt_platform_tests.bigquery_fixtures import DuckDBWarehouse, bigquery_settings
 
 ROWS = 50_000
 
@@ -54,7 +54,16 @@ def settings(worker, tmp_path) -> Settings:
                     internal_token=worker.tokens()["DLT_INTERNAL_TOKEN"])
 
 
-def test_50000_rows_through_the_worker_then_only_the_changes(worker, settings):
+@pytest.fixture(params=["duckdb", "bigquery"])
+def lane(request, settings):
+    if request.param == "bigquery":
+        warehouse = request.getfixturevalue("bigquery_warehouse")
+        return bigquery_settings(settings, warehouse.emulator), warehouse
+    return settings, DuckDBWarehouse(settings)
+
+
+def test_50000_rows_through_the_worker_then_only_the_changes(worker, lane):
+    settings, warehouse = lane
     d1_execute(worker, f"""
         DROP TABLE IF EXISTS bulk_users;
         CREATE TABLE bulk_users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, avatar BLOB, updated_at TEXT NOT NULL);
@@ -69,7 +78,6 @@ def test_50000_rows_through_the_worker_then_only_the_changes(worker, settings):
         "extract": {"database_id": "6f1c2a3e-8b4d-4e5f-9a7b-2c3d4e5f6a7b", "database_name": "DB",
                     "transport": "worker", "tables": [{"name": "bulk_users", "cursor": "updated_at"}]},
     })
-    warehouse = DuckDBWarehouse(settings)
     assert run_load(definition, settings).rows_by_table == {"bulk_users": ROWS}
     assert warehouse.query("select count(*), count(distinct id), min(length(avatar)) from app.bulk_users") == [
         (ROWS, ROWS, 8)]  # 4 bytes as base64
