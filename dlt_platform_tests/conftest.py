@@ -15,6 +15,28 @@ from dlt_platform_tests.worker_kv_double import WorkerKVDouble
 pytest_plugins = ["dlt_platform_tests.bigquery_fixtures", "dlt_platform_tests.d1_fixtures",
                   "dlt_platform_tests.r2_files_fixtures"]
 
+# Test lanes (`pytest -m <lane>`), by folder: unit (loopback doubles, DuckDB, the emulator), orchestration (Dagster
+# in process), e2e (one local stack per session, shared by its modules), production (Postgres, podman, the deploy
+# rehearsal). `make test` runs every lane at once (pytest-xdist, --dist loadgroup): a group runs on one worker, so
+# the e2e modules share their stack, and each production module keeps its own stack to itself.
+LANES = ("unit", "orchestration", "e2e", "production")
+_GROUP_BY_MODULE = ("orchestration", "production")
+
+
+def lane_of(item: pytest.Item) -> str:
+    parts = item.path.relative_to(Path(__file__).parent).parts
+    return parts[0] if len(parts) > 1 and parts[0] in LANES else "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        lane = lane_of(item)
+        item.add_marker(getattr(pytest.mark, lane))
+        group = f"{lane}:{item.path.stem}" if lane in _GROUP_BY_MODULE else lane if lane == "e2e" else None
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 API_TOKEN = "cf-test-token-not-a-real-secret"
 INTERNAL_TOKEN = "internal-test-token"

@@ -144,8 +144,6 @@ def test_with_dagster_down_a_run_is_dead_lettered_and_a_new_one_succeeds_once_it
     assert not alert_receiver.about(again), "a run that succeeded raised an alert"
 
 
-@pytest.mark.xfail(reason="fails when run after e2e/test_run_containers.py in one session and passes on its own or "
-                          "after test_orphaned_runs.py; cause not found yet (closing note of this stop)", strict=False)
 def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, monkeypatch):
     from typer.testing import CliRunner
 
