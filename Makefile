@@ -3,6 +3,9 @@
 #   make test  - install what is missing, then run every test (pytest incl. end-to-end and browser, vitest)
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
+# pytest workers: the lanes run at once (dlt_platform_tests/conftest.py groups them); most of the e2e and
+# production lanes' time is waiting on runs, stacks and podman, so more workers than cores pay.
+PYTEST_WORKERS ?= 4
 
 .PHONY: up test deploy image install install-python install-node install-debian install-bqemulator
 
@@ -55,7 +58,7 @@ image: install-debian
 # vitest (Workers runtime, mostly CPU) runs beside pytest, whose end-to-end tests mostly wait on runs; both must pass.
 test: install install-debian
 	@npm test > .vitest.log 2>&1 & vitest=$$!; \
-	.venv/bin/pytest; pytest_status=$$?; \
+	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup; pytest_status=$$?; \
 	wait $$vitest; vitest_status=$$?; cat .vitest.log; \
 	echo "pytest exit $$pytest_status, vitest exit $$vitest_status"; \
 	[ $$pytest_status -eq 0 ] && [ $$vitest_status -eq 0 ]
