@@ -1,13 +1,14 @@
 # Two commands set up and run everything on a fresh machine:
 #   make up    - install what is missing, then run the whole platform offline (Worker, Dagster, a run per source)
-#   make test  - install what is missing, then run every test (pytest incl. end-to-end and browser, vitest)
+#   make test  - install what is missing, lint and type-check (make lint), then run every test (pytest incl.
+#                end-to-end and browser, vitest)
 PYTHON ?= python3
-UV := $(PYTHON) -m uv
 # pytest workers: the lanes run at once (dlt_platform_tests/conftest.py groups them); most of the e2e and
 # production lanes' time is waiting on runs, stacks and podman, so more workers than cores pay.
 PYTEST_WORKERS ?= 4
+UV := $(PYTHON) -m uv
 
-.PHONY: up test deploy image install install-python install-node install-debian install-bqemulator
+.PHONY: up test lint deploy image install install-python install-node install-debian install-bqemulator
 
 install: install-python install-node install-bqemulator
 
@@ -55,8 +56,15 @@ up: install
 image: install-debian
 	tools/container/build-image.sh
 
-# vitest (Workers runtime, mostly CPU) runs beside pytest, whose end-to-end tests mostly wait on runs; both must pass.
-test: install install-debian
+# Lint, format and types of the Python package, as configured in pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: install-python
+	.venv/bin/ruff check dlt_platform
+	.venv/bin/ruff format --check dlt_platform
+	.venv/bin/mypy
+
+# Lint first (a minute; it fails fast), then vitest (Workers runtime, mostly CPU) beside pytest, whose end-to-end
+# tests mostly wait on runs; all must pass.
+test: install install-debian lint
 	@npm test > .vitest.log 2>&1 & vitest=$$!; \
 	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup; pytest_status=$$?; \
 	wait $$vitest; vitest_status=$$?; cat .vitest.log; \

@@ -46,7 +46,8 @@ CHECK_DATASET = "credentials_check"
 CREDENTIALS_MISSING = (
     f"BigQuery credentials missing: set {CREDENTIALS_JSON_VARIABLE} to the service account key JSON, "
     f"{CREDENTIALS_FILE_VARIABLE} to a key file, or {CREDENTIALS_FIELD_PREFIX}PROJECT_ID, __CLIENT_EMAIL and "
-    f"__PRIVATE_KEY; or, for the emulator, {EMULATOR_HOST_VARIABLE} and {PROJECT_VARIABLES}")
+    f"__PRIVATE_KEY; or, for the emulator, {EMULATOR_HOST_VARIABLE} and {PROJECT_VARIABLES}"
+)
 
 
 class BigQueryCredentialsError(ValueError):
@@ -104,12 +105,15 @@ def check_before_load(settings: Settings) -> None:
     form = credentials_form()
     if settings.bigquery_emulator_host:
         if form is None and not settings.bigquery_project_id:
-            raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE} is set but no project id: set {PROJECT_VARIABLES}")
+            raise BigQueryCredentialsError(
+                f"{EMULATOR_HOST_VARIABLE} is set but no project id: set {PROJECT_VARIABLES}"
+            )
         try:
             httpx.get(settings.bigquery_emulator_host, timeout=5)
         except httpx.HTTPError:
-            raise BigQueryCredentialsError(f"{EMULATOR_HOST_VARIABLE}: nothing answers at "
-                                           f"{settings.bigquery_emulator_host}") from None
+            raise BigQueryCredentialsError(
+                f"{EMULATOR_HOST_VARIABLE}: nothing answers at {settings.bigquery_emulator_host}"
+            ) from None
         if form is None:
             return
     if form == CREDENTIALS_FILE_VARIABLE:
@@ -120,8 +124,11 @@ def check_before_load(settings: Settings) -> None:
     else:
         if form == CREDENTIALS_JSON_VARIABLE:
             # Checked here first: dlt's own message for a bad key JSON quotes the value, i.e. the private key.
-            _service_account_info(os.environ[CREDENTIALS_JSON_VARIABLE], CREDENTIALS_JSON_VARIABLE,
-                                  required=("project_id", "client_email", "private_key"))
+            _service_account_info(
+                os.environ[CREDENTIALS_JSON_VARIABLE],
+                CREDENTIALS_JSON_VARIABLE,
+                required=("project_id", "client_email", "private_key"),
+            )
         credentials = _credentials_from_dlt_config(form)
         where = form or "dlt's configuration (secrets.toml or Google's default credentials)"
         try:
@@ -161,10 +168,13 @@ def _service_account_info(text: str, where: str, required: tuple[str, ...] = SER
     try:
         info = json.loads(text)
     except json.JSONDecodeError:
-        raise BigQueryCredentialsError(f"{where} is not a JSON key file" if where != CREDENTIALS_JSON_VARIABLE
-                                       else f"{where}: not a service account key JSON") from None
+        raise BigQueryCredentialsError(
+            f"{where} is not a JSON key file"
+            if where != CREDENTIALS_JSON_VARIABLE
+            else f"{where}: not a service account key JSON"
+        ) from None
     if not isinstance(info, dict) or info.get("type") != "service_account":
-        raise BigQueryCredentialsError(f"{where} is not a service account key (\"type\": \"service_account\")")
+        raise BigQueryCredentialsError(f'{where} is not a service account key ("type": "service_account")')
     missing = [name for name in required if not info.get(name)]
     if missing:
         raise BigQueryCredentialsError(f"{where} lacks {', '.join(missing)}")
@@ -200,7 +210,8 @@ def _credentials_from_dlt_config(form: str | None) -> GcpCredentials:
         if missing:
             raise BigQueryCredentialsError(
                 "BigQuery credentials incomplete: set "
-                + ", ".join(CREDENTIALS_FIELD_PREFIX + name.upper() for name in missing)) from None
+                + ", ".join(CREDENTIALS_FIELD_PREFIX + name.upper() for name in missing)
+            ) from None
         raise BigQueryCredentialsError(CREDENTIALS_MISSING) from None
     except ConfigurationException:
         raise BigQueryCredentialsError(CREDENTIALS_MISSING) from None
@@ -243,18 +254,22 @@ def _fetch_token(native, where: str, token_uri: str) -> None:
     thread.start()
     thread.join(TOKEN_CHECK_SECONDS)
     if not outcome:
-        raise BigQueryCredentialsError(f"BigQuery credentials from {where}: no token from {token_uri} within "
-                                       f"{TOKEN_CHECK_SECONDS:.0f} s (no route to Google?)")
+        raise BigQueryCredentialsError(
+            f"BigQuery credentials from {where}: no token from {token_uri} within "
+            f"{TOKEN_CHECK_SECONDS:.0f} s (no route to Google?)"
+        )
     error = outcome[0]
     if isinstance(error, RefreshError) and len(error.args) > 1 and isinstance(error.args[1], dict):
         # The token endpoint answered with OAuth's error object; its code and description quote no secret.
         answer = error.args[1]
         raise BigQueryCredentialsError(
             f"BigQuery credentials from {where}: {token_uri} refused them "
-            f"({answer.get('error')}: {answer.get('error_description')})")
+            f"({answer.get('error')}: {answer.get('error_description')})"
+        )
     if error is not None:
-        raise BigQueryCredentialsError(f"BigQuery credentials from {where}: no token from {token_uri} "
-                                       f"({type(error).__name__})")
+        raise BigQueryCredentialsError(
+            f"BigQuery credentials from {where}: no token from {token_uri} ({type(error).__name__})"
+        )
 
 
 def apply_table_options(resource, options: WarehouseDestination):
@@ -264,6 +279,7 @@ def apply_table_options(resource, options: WarehouseDestination):
     partition = None
     if options.partition_by is not None:
         granularity = options.partition_by.granularity.upper()
-        partition = PartitionTransformation(f"TIMESTAMP_TRUNC({{column_name}}, {granularity})",
-                                            options.partition_by.column)
+        partition = PartitionTransformation(
+            f"TIMESTAMP_TRUNC({{column_name}}, {granularity})", options.partition_by.column
+        )
     return bigquery_adapter(resource, partition=partition, cluster=options.cluster_by or None)

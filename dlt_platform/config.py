@@ -17,7 +17,9 @@ from dlt_platform.definition_base import TAGGED_UNION_MESSAGES, SourceBase
 from dlt_platform.source_types import SOURCE_TYPES as REGISTERED_TYPES
 
 # One model per source_type; `source_type` picks the model (here and, through the generated schema, in the Worker).
-DEFINITION_MODELS: dict[str, type[SourceBase]] = {name: source_type.model for name, source_type in REGISTERED_TYPES.items()}
+DEFINITION_MODELS: dict[str, type[SourceBase]] = {
+    name: source_type.model for name, source_type in REGISTERED_TYPES.items()
+}
 SOURCE_TYPES = tuple(DEFINITION_MODELS)
 # A parsed definition of any registered type (each type's model adds its `source_type` and `extract`).
 SourceDefinition = SourceBase
@@ -97,7 +99,9 @@ def read_sources_document(path: Path) -> object:
     except FileNotFoundError:
         raise DefinitionError(f"sources file not found: {path}") from None
     except json.JSONDecodeError as error:
-        raise DefinitionError(f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+        raise DefinitionError(
+            f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
 
 
 def load_sources_file(path: Path) -> list[SourceDefinition]:
@@ -117,16 +121,20 @@ def json_schema() -> dict:
         schema = model.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
-        branches.append({
-            "if": {"required": ["source_type"], "properties": {"source_type": {"const": source_type}}},
-            "then": {"$ref": f"#/$defs/{model.__name__}"},
-        })
+        branches.append(
+            {
+                "if": {"required": ["source_type"], "properties": {"source_type": {"const": source_type}}},
+                "then": {"$ref": f"#/$defs/{model.__name__}"},
+            }
+        )
     document = {
         "$id": "https://dlt-platform/config/source.schema.json",
         "title": "SourceDefinition",
         "type": "object",
         "required": ["source_type"],
-        "properties": {"source_type": {"enum": list(SOURCE_TYPES), "x-message": f"must be one of {', '.join(SOURCE_TYPES)}"}},
+        "properties": {
+            "source_type": {"enum": list(SOURCE_TYPES), "x-message": f"must be one of {', '.join(SOURCE_TYPES)}"}
+        },
         "allOf": branches,
         "$defs": defs,
     }
@@ -138,8 +146,8 @@ def _for_the_worker(node: object) -> object:
 
     A dict with patterned keys is `patternProperties`, which leaves other keys unchecked: it becomes
     `propertyNames` + `additionalProperties`. pydantic writes a union tagged by `type` as oneOf + discriminator;
-    the Worker's validator knows neither, and oneOf reports every branch's failures. As if/then per tag (as for source_type) an unknown tag is one message
-    and a known one is checked against its own model only."""
+    the Worker's validator knows neither, and oneOf reports every branch's failures. As if/then per tag (as for
+    source_type) an unknown tag is one message and a known one is checked against its own model only."""
     if isinstance(node, list):
         return [_for_the_worker(item) for item in node]
     if not isinstance(node, dict):
@@ -150,10 +158,17 @@ def _for_the_worker(node: object) -> object:
         return {
             "type": "object",
             "required": [tag],
-            "properties": {tag: {"type": "string", "pattern": f"^({'|'.join(mapping)})$",
-                                 "x-message": TAGGED_UNION_MESSAGES[frozenset(mapping)]}},
-            "allOf": [{"if": {"required": [tag], "properties": {tag: {"const": value}}}, "then": {"$ref": ref}}
-                      for value, ref in mapping.items()],
+            "properties": {
+                tag: {
+                    "type": "string",
+                    "pattern": f"^({'|'.join(mapping)})$",
+                    "x-message": TAGGED_UNION_MESSAGES[frozenset(mapping)],
+                }
+            },
+            "allOf": [
+                {"if": {"required": [tag], "properties": {tag: {"const": value}}}, "then": {"$ref": ref}}
+                for value, ref in mapping.items()
+            ],
         }
     if "patternProperties" in node and len(node["patternProperties"]) == 1:
         node = dict(node)

@@ -30,10 +30,14 @@ _MONTH = r"0?[1-9]|1[0-2]|" + "|".join(_any_case(m) for m in MONTHS)
 _WEEKDAY = r"0?[0-7]|" + "|".join(_any_case(d) for d in WEEKDAYS)
 
 CRON_PATTERN = "^" + " +".join(f"({_field(v)})" for v in (_MINUTE, _HOUR, _DAY, _MONTH, _WEEKDAY)) + "$"
-CRON_SYNTAX_MESSAGE = ("not a valid five-field cron expression: expected minute hour day month weekday of numbers, "
-                       "JAN-DEC / SUN-SAT, '*', ranges a-b, lists and /steps, separated by spaces")
-CRON_DESCRIPTION = ("Cron in UTC: five fields (minute hour day month weekday) of numbers, JAN-DEC / SUN-SAT, '*', "
-                    "ascending ranges a-b, lists and /steps.")
+CRON_SYNTAX_MESSAGE = (
+    "not a valid five-field cron expression: expected minute hour day month weekday of numbers, "
+    "JAN-DEC / SUN-SAT, '*', ranges a-b, lists and /steps, separated by spaces"
+)
+CRON_DESCRIPTION = (
+    "Cron in UTC: five fields (minute hour day month weekday) of numbers, JAN-DEC / SUN-SAT, '*', "
+    "ascending ranges a-b, lists and /steps."
+)
 
 # (lowest value, highest value, names) per field
 _FIELDS = [(0, 59, None), (0, 23, None), (1, 31, None), (1, 12, MONTHS), (0, 7, WEEKDAYS)]

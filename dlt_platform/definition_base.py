@@ -33,8 +33,10 @@ IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 # An object key prefix that stays under the snapshot root: relative, '/'-separated segments of a safe charset,
 # no empty segment and no segment starting with a dot (so no '.' or '..').
 R2_PREFIX_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*$"
-R2_PREFIX_MESSAGE = ("must be a relative path: segments of letters, digits, '_', '-', '.' joined by '/', none empty "
-                     "or starting with '.', no leading '/'")
+R2_PREFIX_MESSAGE = (
+    "must be a relative path: segments of letters, digits, '_', '-', '.' joined by '/', none empty "
+    "or starting with '.', no leading '/'"
+)
 MAX_DESCRIPTION_CHARS = 2000
 MAX_OWNERS, MAX_OWNER_CHARS = 20, 200
 MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS = 50, 128, 256
@@ -70,8 +72,12 @@ WriteDisposition = Literal["replace", "merge", "append"]
 class WarehouseDestination(StrictModel):
     """Where a source's tables land; a source whose tables are named by its extract (rest_api) has no `table`."""
 
-    type: Literal["bigquery", "duckdb"] = Field("bigquery", description="Warehouse; DLT_PLATFORM_DESTINATION overrides it for local work.")
-    dataset: Annotated[str, Field(pattern=IDENTIFIER_PATTERN, description="Warehouse dataset (BigQuery dataset, DuckDB schema).")]
+    type: Literal["bigquery", "duckdb"] = Field(
+        "bigquery", description="Warehouse; DLT_PLATFORM_DESTINATION overrides it for local work."
+    )
+    dataset: Annotated[
+        str, Field(pattern=IDENTIFIER_PATTERN, description="Warehouse dataset (BigQuery dataset, DuckDB schema).")
+    ]
     write_disposition: WriteDisposition = Field(
         "replace", description="replace: snapshot; merge: upsert on cf_kv_key; append: keep every load."
     )
@@ -80,9 +86,13 @@ class WarehouseDestination(StrictModel):
         None, description="BigQuery location of the dataset, e.g. 'EU', 'US', 'europe-west3' (default US)."
     )
     partition_by: TimePartitioning | None = Field(None, description="BigQuery time partitioning of the table.")
-    cluster_by: Annotated[list[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]], Field(min_length=1, max_length=4, json_schema_extra={"uniqueItems": True})] | None = Field(
-        None, description="BigQuery clustering columns, in order (at most 4), e.g. ['cf_kv_key']."
-    )
+    cluster_by: (
+        Annotated[
+            list[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]],
+            Field(min_length=1, max_length=4, json_schema_extra={"uniqueItems": True}),
+        ]
+        | None
+    ) = Field(None, description="BigQuery clustering columns, in order (at most 4), e.g. ['cf_kv_key'].")
 
     @field_validator("cluster_by")
     @classmethod
@@ -94,7 +104,6 @@ class WarehouseDestination(StrictModel):
 
 class Destination(WarehouseDestination):
     table: Annotated[str, Field(pattern=IDENTIFIER_PATTERN, description="Table the records land in.")]
-
 
 
 _PREFIX_WHEN_SNAPSHOTTING: JsonDict = {
@@ -110,14 +119,19 @@ _PREFIX_WHEN_SNAPSHOTTING: JsonDict = {
 class Staging(StrictModel):
     model_config = ConfigDict(json_schema_extra=_PREFIX_WHEN_SNAPSHOTTING)
 
-    raw_snapshot: bool = Field(False, description="Keep compressed NDJSON of every extraction in R2 (or the local folder).")
-    r2_prefix: Annotated[
-        str, Field(max_length=512, pattern=R2_PREFIX_PATTERN, json_schema_extra={"x-message": R2_PREFIX_MESSAGE})
-    ] | None = Field(
+    raw_snapshot: bool = Field(
+        False, description="Keep compressed NDJSON of every extraction in R2 (or the local folder)."
+    )
+    r2_prefix: (
+        Annotated[
+            str, Field(max_length=512, pattern=R2_PREFIX_PATTERN, json_schema_extra={"x-message": R2_PREFIX_MESSAGE})
+        ]
+        | None
+    ) = Field(
         None,
         validate_default=True,
         description="Object key prefix of the snapshots, relative ('a/b', no '..' or leading '/'); required when "
-                    "raw_snapshot is true.",
+        "raw_snapshot is true.",
     )
 
     @field_validator("r2_prefix", mode="before")
@@ -136,7 +150,8 @@ SCHEMA_CONTRACT_DESCRIPTION = (
     "and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new "
     "column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops "
     "such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always "
-    "adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.")
+    "adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve."
+)
 
 
 class SchemaContract(StrictModel):
@@ -157,9 +172,15 @@ class SourceBase(StrictModel):
     source_id: Annotated[str, Field(pattern=SOURCE_ID_PATTERN, description="Stable id; also the dlt pipeline name.")]
     enabled: bool = True
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)] | None = None
-    schedule: Annotated[
-        str, Field(pattern=CRON_PATTERN, description=CRON_DESCRIPTION, json_schema_extra={"x-message": CRON_SYNTAX_MESSAGE})
-    ] | None = None
+    schedule: (
+        Annotated[
+            str,
+            Field(
+                pattern=CRON_PATTERN, description=CRON_DESCRIPTION, json_schema_extra={"x-message": CRON_SYNTAX_MESSAGE}
+            ),
+        ]
+        | None
+    ) = None
     freshness_hours: Annotated[float, Field(gt=0, le=24 * 366)] | None = Field(
         None, description="Data older than this is stale; default derived from the schedule."
     )
@@ -210,9 +231,11 @@ SECRET_MESSAGE = 'must be {"env": "NAME"}: secrets are read from the environment
 # session key, R2, BigQuery and Cloudflare credentials, Dagster's database, dlt's SECTION__KEY configuration. A
 # definition never names one (whatever DLT_SOURCE_SECRETS lists), so no source can send them to an API. The list is
 # in dlt_platform/contract.py (the Worker's intake reads it too).
-PLATFORM_SECRET_MESSAGE = ("names a platform secret (DLT_*, DAGSTER_*, CLOUDFLARE_*, GOOGLE_*, BIGQUERY_*, AWS_*, "
-                           "ADMIN_*, ALERT_*, names with __): a source may use only the secrets DLT_SOURCE_SECRETS "
-                           "lists for sources")
+PLATFORM_SECRET_MESSAGE = (
+    "names a platform secret (DLT_*, DAGSTER_*, CLOUDFLARE_*, GOOGLE_*, BIGQUERY_*, AWS_*, "
+    "ADMIN_*, ALERT_*, names with __): a source may use only the secrets DLT_SOURCE_SECRETS "
+    "lists for sources"
+)
 # The same rule for the Worker's validator, as a pattern the schema can carry.
 NOT_PLATFORM_SECRET_PATTERN = f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*{PLATFORM_SECRET_INFIX})"
 

@@ -55,8 +55,15 @@ def writer_file(database: Path) -> Path:
     return database.with_name(database.name + ".writer")
 
 
-def _flock(descriptor: int, mode: int, database: Path, started: float, deadline: float,
-           say: Callable[[str], None], next_report: list[float]) -> None:
+def _flock(
+    descriptor: int,
+    mode: int,
+    database: Path,
+    started: float,
+    deadline: float,
+    say: Callable[[str], None],
+    next_report: list[float],
+) -> None:
     """flock within the deadline, saying every REPORT_EVERY_SECONDS that it waits."""
     while True:
         try:
@@ -65,8 +72,10 @@ def _flock(descriptor: int, mode: int, database: Path, started: float, deadline:
         except BlockingIOError:
             now = time.monotonic()
             if now >= deadline:
-                raise WarehouseBusy(f"DuckDB warehouse {database} busy with another run for {now - started:.0f} s "
-                                    "(DLT_PLATFORM_DUCKDB_WAIT_SECONDS sets the wait)") from None
+                raise WarehouseBusy(
+                    f"DuckDB warehouse {database} busy with another run for {now - started:.0f} s "
+                    "(DLT_PLATFORM_DUCKDB_WAIT_SECONDS sets the wait)"
+                ) from None
             if now >= next_report[0]:
                 say(f"waiting for the DuckDB warehouse {database}: another run is using it ({now - started:.0f} s)")
                 next_report[0] = now + REPORT_EVERY_SECONDS
@@ -95,8 +104,9 @@ def is_lock_conflict(error: BaseException) -> bool:
     return isinstance(error, duckdb.IOException) and "Could not set lock on file" in str(error)
 
 
-def _wait_for_duckdb_lock(database: Path, deadline: float, waited_since: float, say: Callable[[str], None],
-                          read_only: bool) -> None:
+def _wait_for_duckdb_lock(
+    database: Path, deadline: float, waited_since: float, say: Callable[[str], None], read_only: bool
+) -> None:
     """Wait until DuckDB itself lets this process open the file (a process outside the platform may hold it)."""
     if not database.exists():
         return
@@ -112,17 +122,21 @@ def _wait_for_duckdb_lock(database: Path, deadline: float, waited_since: float, 
             if now >= deadline:
                 raise WarehouseBusy(
                     f"DuckDB warehouse {database} locked by {holder_of(error)} for {now - waited_since:.0f} s: close "
-                    "the DuckDB session that holds it open (DLT_PLATFORM_DUCKDB_WAIT_SECONDS sets the wait)") from None
+                    "the DuckDB session that holds it open (DLT_PLATFORM_DUCKDB_WAIT_SECONDS sets the wait)"
+                ) from None
             if now >= next_report:
-                say(f"waiting for the DuckDB warehouse {database}: held open by {holder_of(error)} "
-                    f"({now - waited_since:.0f} s)")
+                say(
+                    f"waiting for the DuckDB warehouse {database}: held open by {holder_of(error)} "
+                    f"({now - waited_since:.0f} s)"
+                )
                 next_report = now + REPORT_EVERY_SECONDS
             time.sleep(_POLL_SECONDS * 5)
 
 
 @contextlib.contextmanager
-def warehouse_turn(database: Path, wait_seconds: float, say: Callable[[str], None] = print,
-                   read_only: bool = False) -> Iterator[None]:
+def warehouse_turn(
+    database: Path, wait_seconds: float, say: Callable[[str], None] = print, read_only: bool = False
+) -> Iterator[None]:
     """Hold the warehouse's turn: exclusive for a run that writes, shared for readers. Raises WarehouseBusy after
     `wait_seconds` of waiting, naming the holder."""
     database = database.resolve()

@@ -101,9 +101,19 @@ def set_aside(pipeline: dlt.Pipeline, load_id: str, reason: str) -> SetAside:
     state = dict(pipeline.get_load_package_state(load_id))
     moment = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     aside = SetAside(load_id, target, reason, moment, state)
-    (target / MANIFEST).write_text(json.dumps(
-        {"load_id": load_id, "source_id": pipeline.pipeline_name, "reason": reason, "set_aside_at": moment,
-         "package_state": state}, default=str), encoding="utf-8")
+    (target / MANIFEST).write_text(
+        json.dumps(
+            {
+                "load_id": load_id,
+                "source_id": pipeline.pipeline_name,
+                "reason": reason,
+                "set_aside_at": moment,
+                "package_state": state,
+            },
+            default=str,
+        ),
+        encoding="utf-8",
+    )
     pipeline.abort_packages()
     forget_failure(pipeline)
     return aside
@@ -117,6 +127,13 @@ def set_aside_packages(data_dir: Path, source_id: str) -> list[SetAside]:
             data = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # a copy cut short: nothing to learn from it
-        found.append(SetAside(data["load_id"], manifest.parent, data.get("reason", ""), data.get("set_aside_at", ""),
-                              data.get("package_state") or {}))
+        found.append(
+            SetAside(
+                data["load_id"],
+                manifest.parent,
+                data.get("reason", ""),
+                data.get("set_aside_at", ""),
+                data.get("package_state") or {},
+            )
+        )
     return sorted(found, key=lambda aside: aside.load_id)

@@ -46,15 +46,19 @@ def create_app(upstream: str, hosts: list[str] | None = None) -> Starlette:
 
     async def forward(request: Request) -> StreamingResponse | PlainTextResponse:
         headers = [(name, value) for name, value in request.headers.raw if name.decode().lower() not in HOP_BY_HOP]
-        outgoing = client.build_request(request.method, request.url.path, params=request.url.query, headers=headers,
-                                        content=request.stream())
+        outgoing = client.build_request(
+            request.method, request.url.path, params=request.url.query, headers=headers, content=request.stream()
+        )
         try:
             response = await client.send(outgoing, stream=True)
         except httpx.TransportError:
             return PlainTextResponse("the Dagster webserver is not answering (starting or restarting)", 502)
         return StreamingResponse(
-            response.aiter_raw(), status_code=response.status_code, background=BackgroundTask(response.aclose),
-            headers={name: value for name, value in response.headers.multi_items() if name.lower() not in HOP_BY_HOP})
+            response.aiter_raw(),
+            status_code=response.status_code,
+            background=BackgroundTask(response.aclose),
+            headers={name: value for name, value in response.headers.multi_items() if name.lower() not in HOP_BY_HOP},
+        )
 
     async def forward_websocket(browser: WebSocket) -> None:
         query = f"?{browser.url.query}" if browser.url.query else ""

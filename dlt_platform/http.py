@@ -21,8 +21,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if
 class RateBudget:
     """At most `limit` requests in any `window` seconds; callers block until a slot frees."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.limit, self.window = limit, window
         self._clock, self._sleep = clock, sleep
         self._sent: collections.deque[float] = collections.deque()
@@ -79,8 +84,9 @@ def _pause(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return pause
 
 
-def send_with_retries(client: httpx.Client, request: httpx.Request, policy: RetryPolicy,
-                      budget: RateBudget | None = None) -> httpx.Response:
+def send_with_retries(
+    client: httpx.Client, request: httpx.Request, policy: RetryPolicy, budget: RateBudget | None = None
+) -> httpx.Response:
     """Send `request`; return the first response that is neither 429 nor 5xx, or the last one after all attempts."""
 
     def send() -> httpx.Response:

@@ -56,8 +56,10 @@ def checked_request(definition: SourceDefinition, settings: Settings, request: L
     if request.keys is not None and not request.keys:
         raise ValueError("keys: give at least one key, or leave keys out to load the whole source")
     if request.full_refresh and (request.limit is not None or request.keys):
-        raise ValueError("full_refresh: cannot be combined with limit or keys (it would empty the table and load "
-                         "only part of the source)")
+        raise ValueError(
+            "full_refresh: cannot be combined with limit or keys (it would empty the table and load "
+            "only part of the source)"
+        )
     if request.from_snapshot:
         key = replay_key(request.from_snapshot, definition.staging.r2_prefix, definition.source_id, settings)
         request = dataclasses.replace(request, from_snapshot=key)

@@ -40,8 +40,9 @@ os.environ.setdefault("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "false")
 def destination_for(definition: SourceDefinition, settings: Settings):
     if settings.destination_type(definition) == "duckdb":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        credentials = DuckDbCredentials(str(settings.duckdb_path),
-                                        global_config={"memory_limit": settings.duckdb_memory_limit})
+        credentials = DuckDbCredentials(
+            str(settings.duckdb_path), global_config={"memory_limit": settings.duckdb_memory_limit}
+        )
         return dlt.destinations.duckdb(credentials=credentials, preferred_loader_file_format=LOADER_FILE_FORMAT)
     return bigquery.destination(definition.destination, settings, LOADER_FILE_FORMAT)
 
@@ -85,8 +86,11 @@ class SchemaContractViolation(RuntimeError):
         self.table = table
 
 
-_REFUSED = {"tables": "new table `{table}`", "columns": "new column `{column}` of table `{table}`",
-            "data_type": "a new data type for column `{column}` of table `{table}`"}
+_REFUSED = {
+    "tables": "new table `{table}`",
+    "columns": "new column `{column}` of table `{table}`",
+    "data_type": "a new data type for column `{column}` of table `{table}`",
+}
 
 
 def refused_by_contract(error: BaseException, pipeline: dlt.Pipeline) -> SchemaContractViolation | None:
@@ -100,8 +104,10 @@ def refused_by_contract(error: BaseException, pipeline: dlt.Pipeline) -> SchemaC
         return None
     pipeline.abort_packages()
     refused = _REFUSED.get(cause.schema_entity, "`{table}`").format(table=cause.table_name, column=cause.column_name)
-    return SchemaContractViolation(f"schema contract ({cause.schema_entity}: {cause.contract_mode}) refused {refused}; "
-                                   "nothing was loaded", cause.table_name)
+    return SchemaContractViolation(
+        f"schema contract ({cause.schema_entity}: {cause.contract_mode}) refused {refused}; nothing was loaded",
+        cause.table_name,
+    )
 
 
 def rows_discarded(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -116,12 +122,16 @@ def rows_discarded(pipeline: dlt.Pipeline) -> dict[str, int]:
         for step in metrics:
             for table, table_metrics in step["table_metrics"].items():
                 extracted[table] = extracted.get(table, 0) + table_metrics.items_count
-    return {table: count - normalize.row_counts.get(table, 0) for table, count in extracted.items()
-            if not table.startswith("_dlt") and count > normalize.row_counts.get(table, 0)}
+    return {
+        table: count - normalize.row_counts.get(table, 0)
+        for table, count in extracted.items()
+        if not table.startswith("_dlt") and count > normalize.row_counts.get(table, 0)
+    }
 
 
-def after_load(definition: SourceDefinition, settings: Settings, pipeline: dlt.Pipeline, load_ids: list[str],
-               run_id: str) -> dict:
+def after_load(
+    definition: SourceDefinition, settings: Settings, pipeline: dlt.Pipeline, load_ids: list[str], run_id: str
+) -> dict:
     """What a source does once its load packages are in the warehouse (and only then); returns metadata (e.g.
     webhook deliveries marked loaded in the Worker: a run that failed before this leaves them waiting)."""
     return source_type_of(definition).after_load(definition, settings, pipeline, load_ids, run_id)
@@ -169,8 +179,10 @@ def finish_pending_loads(pipeline: dlt.Pipeline, say=print, on_set_aside=None) -
     pending = pending_packages(pipeline)
     if not pending:
         return []
-    say(f"{pipeline.pipeline_name}: loading {len(pending)} load package(s) left by an earlier failed run "
-        f"({', '.join(pending)}) before this run")
+    say(
+        f"{pipeline.pipeline_name}: loading {len(pending)} load package(s) left by an earlier failed run "
+        f"({', '.join(pending)}) before this run"
+    )
     try:
         pipeline.run()
     except PipelineStepFailed as error:
@@ -182,9 +194,11 @@ def finish_pending_loads(pipeline: dlt.Pipeline, say=print, on_set_aside=None) -
         loaded = [package for package in pending if package not in left]
         aside = failed_packages.set_aside(pipeline, load_id, reason)
         dropped = sorted(left - {load_id})
-        say(f"{pipeline.pipeline_name}: {aside.describe()}"
+        say(
+            f"{pipeline.pipeline_name}: {aside.describe()}"
             + (f"; later pending packages dropped to be extracted again: {', '.join(dropped)}" if dropped else "")
-            + "; this run goes on with new data")
+            + "; this run goes on with new data"
+        )
         if on_set_aside is not None:
             on_set_aside(aside.describe())
         return loaded
@@ -203,14 +217,14 @@ def failed_run(error: BaseException, definition: SourceDefinition, source) -> Ba
     return source_type_of(definition).failed_run(error, definition, source)
 
 
-def published_snapshot(pipeline: dlt.Pipeline, definition: SourceDefinition, source, load_id: str | None
-                       ) -> str | None:
+def published_snapshot(pipeline: dlt.Pipeline, definition: SourceDefinition, source, load_id: str | None) -> str | None:
     """The raw snapshot of a run that loaded, if the source keeps them."""
     return source_type_of(definition).published_snapshot(pipeline, definition, source, load_id)
 
 
-def run_load(definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest(),
-             run_id: str | None = None) -> LoadResult:
+def run_load(
+    definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest(), run_id: str | None = None
+) -> LoadResult:
     source = build_source(definition, settings, request)
     check_before_load(definition, settings)
     pipeline = build_pipeline(definition, settings)
@@ -230,7 +244,9 @@ def run_load(definition: SourceDefinition, settings: Settings, request: LoadRequ
     rows = loaded_row_counts(pipeline)
     load_id = info.loads_ids[-1] if info.loads_ids else None
     after_load(definition, settings, pipeline, [*pending, *info.loads_ids], run_id or f"cli-{load_id or 'empty'}")
-    snapshot_url = published_snapshot(pipeline, definition, source, load_id) if definition.staging.raw_snapshot else None
+    snapshot_url = (
+        published_snapshot(pipeline, definition, source, load_id) if definition.staging.raw_snapshot else None
+    )
     return LoadResult(
         source_id=definition.source_id,
         load_id=load_id,
@@ -242,8 +258,9 @@ def run_load(definition: SourceDefinition, settings: Settings, request: LoadRequ
     )
 
 
-def key_batches(keys: list[str], batch_size: int, skip_batches: int = 0, max_batches: int | None = None
-                ) -> Iterator[tuple[int, list[str]]]:
+def key_batches(
+    keys: list[str], batch_size: int, skip_batches: int = 0, max_batches: int | None = None
+) -> Iterator[tuple[int, list[str]]]:
     """(batch number, keys) of explicit-key backfill batches, as the original platform's enqueue script cut them."""
     if batch_size < 1:
         raise ValueError("batch_size: must be at least 1")

@@ -21,8 +21,7 @@ class OperatorClient:
         if not token:
             raise OperatorAPIError(0, "missing_token", "DLT_OPERATOR_TOKEN is not set")
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {token}"})
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
 
     def close(self) -> None:
         self._http.close()
@@ -68,8 +67,12 @@ class OperatorClient:
         return self._call("POST", "/sources", json=definition, headers={"X-Actor": actor})
 
     def update_source(self, source_id: str, version: int, definition: dict, actor: str = "operator") -> dict:
-        return self._call("PUT", f"/sources/{source_id}", json={"version": version, "definition": definition},
-                          headers={"X-Actor": actor})
+        return self._call(
+            "PUT",
+            f"/sources/{source_id}",
+            json={"version": version, "definition": definition},
+            headers={"X-Actor": actor},
+        )
 
     def retire_source(self, source_id: str, actor: str = "operator") -> dict:
         """Disabled for good and gone from Dagster's definitions; its versions and runs are kept."""
@@ -92,12 +95,20 @@ class OperatorClient:
         return self._call("POST", f"/runs/{run_id}/retry")
 
     def runs(self, source_id: str | None = None, status: str | None = None, limit: int = 50) -> list[dict]:
-        params = {key: value for key, value in {"source_id": source_id, "status": status, "limit": limit}.items()
-                  if value is not None}
+        params = {
+            key: value
+            for key, value in {"source_id": source_id, "status": status, "limit": limit}.items()
+            if value is not None
+        }
         return self._call("GET", "/runs", params=params)["runs"]
 
-    def wait_for_runs(self, run_ids: list[str], timeout: float = 900.0, poll: float = 1.0,
-                      on_update: Callable[[dict], None] | None = None) -> dict[str, dict]:
+    def wait_for_runs(
+        self,
+        run_ids: list[str],
+        timeout: float = 900.0,
+        poll: float = 1.0,
+        on_update: Callable[[dict], None] | None = None,
+    ) -> dict[str, dict]:
         """Poll until every run is terminal (or the timeout passes); returns the last state of each."""
         deadline = time.monotonic() + timeout
         latest: dict[str, dict] = {}

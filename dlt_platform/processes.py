@@ -35,14 +35,26 @@ class Child:
     restart_at: float | None = None
 
 
-def start_process(command: list[str], env: dict[str, str] | None = None, log_path: Path | None = None,
-                  own_session: bool = True, cwd: Path = PROJECT_ROOT) -> subprocess.Popen:
+def start_process(
+    command: list[str],
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    own_session: bool = True,
+    cwd: Path = PROJECT_ROOT,
+) -> subprocess.Popen:
     if log_path is None:
         return subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, start_new_session=own_session)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=own_session)
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=own_session,
+        )
 
 
 def send_signal(process: subprocess.Popen, sig: int, own_session: bool = True) -> None:
@@ -68,8 +80,14 @@ def stop_process(process: subprocess.Popen, timeout: float, own_session: bool = 
         process.wait()
 
 
-def wait_ready(name: str, process: subprocess.Popen, ready: Callable[[], bool], timeout: float,
-               log_path: Path | None = None, poll: float = 0.5) -> None:
+def wait_ready(
+    name: str,
+    process: subprocess.Popen,
+    ready: Callable[[], bool],
+    timeout: float,
+    log_path: Path | None = None,
+    poll: float = 0.5,
+) -> None:
     """Return once `ready()`; a ProcessError naming the log when the process exits first or time runs out."""
     where = f"; see {log_path}" if log_path else ""
     deadline = time.monotonic() + timeout
@@ -91,14 +109,27 @@ class Supervisor:
     def processes(self) -> dict[str, subprocess.Popen]:
         return {name: child.process for name, child in self.children.items()}
 
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None, log_path: Path | None = None,
-              own_session: bool = True) -> subprocess.Popen:
+    def start(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        own_session: bool = True,
+    ) -> subprocess.Popen:
         process = start_process(command, env, log_path, own_session)
         self.adopt(name, process, command, env, log_path, own_session)
         return process
 
-    def adopt(self, name: str, process: subprocess.Popen, command: list[str] | None = None,
-              env: dict[str, str] | None = None, log_path: Path | None = None, own_session: bool = True) -> None:
+    def adopt(
+        self,
+        name: str,
+        process: subprocess.Popen,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        own_session: bool = True,
+    ) -> None:
         """Supervise a process started elsewhere (e.g. by BigQueryEmulator.start)."""
         args = process.args
         command = command or ([str(arg) for arg in args] if isinstance(args, (list, tuple)) else [str(args)])

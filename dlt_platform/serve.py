@@ -38,10 +38,25 @@ def children(host: str, port: int, webserver_port: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     return {
-        "dagster-webserver": [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
-                              "-p", str(webserver_port), "--path-prefix", "/dagster"],
-        "host-guard": [sys.executable, "-m", "dlt_platform.host_guard", host, str(port),
-                       f"http://127.0.0.1:{webserver_port}"],
+        "dagster-webserver": [
+            str(bin_dir / "dagster-webserver"),
+            "-w",
+            workspace,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(webserver_port),
+            "--path-prefix",
+            "/dagster",
+        ],
+        "host-guard": [
+            sys.executable,
+            "-m",
+            "dlt_platform.host_guard",
+            host,
+            str(port),
+            f"http://127.0.0.1:{webserver_port}",
+        ],
         "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
     }
 
@@ -58,11 +73,19 @@ def create_storage(env: dict) -> None:
     ("alembic_version has more than one head"). A failure here (Postgres not reachable yet) is left to the
     children, which report it and are restarted."""
     # Its output is not repeated: a storage error can quote the connection string.
-    result = subprocess.run([sys.executable, "-c", STORAGE_SCRIPT], env=env, cwd=PROJECT_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-c", STORAGE_SCRIPT],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
-        print(f"serve: creating or migrating Dagster's storage failed (exit {result.returncode}); the webserver and "
-              "daemon will try again", flush=True)
+        print(
+            f"serve: creating or migrating Dagster's storage failed (exit {result.returncode}); the webserver and "
+            "daemon will try again",
+            flush=True,
+        )
 
 
 def embedded_refusals(env: dict) -> list[str]:
@@ -75,9 +98,12 @@ def embedded_refusals(env: dict) -> list[str]:
         "DAGSTER_PG_URL": "Dagster's history would live on the container's ephemeral disk",
         "DLT_ORCHESTRATOR_URL": "Dagster would load the sources file baked into the image, not the Worker's",
     }
-    return [f"serve: {name} is not set: {why}; set it as a Worker secret (docs/deploy.md), or "
-            f"{ALLOW_EMBEDDED_ENV}=1 for a throw-away deployment"
-            for name, why in reasons.items() if not (env.get(name) or "").strip()]
+    return [
+        f"serve: {name} is not set: {why}; set it as a Worker secret (docs/deploy.md), or "
+        f"{ALLOW_EMBEDDED_ENV}=1 for a throw-away deployment"
+        for name, why in reasons.items()
+        if not (env.get(name) or "").strip()
+    ]
 
 
 def serve(host: str = "127.0.0.1", port: int = 3000) -> int:

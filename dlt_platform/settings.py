@@ -45,42 +45,78 @@ class DeploymentVariable:
 # (dlt_platform_tests/test_container.py). Secrets of rest_api sources come on top: the names DLT_SOURCE_SECRETS
 # lists, and those in the Worker var SOURCE_SECRETS.
 CONTAINER_ENV = (
-    DeploymentVariable("DLT_ORCHESTRATOR_URL", True, "the Worker's own URL; Dagster reads definitions and reports "
-                       "runs there (without it the container would load the sources file baked into the image)"),
+    DeploymentVariable(
+        "DLT_ORCHESTRATOR_URL",
+        True,
+        "the Worker's own URL; Dagster reads definitions and reports "
+        "runs there (without it the container would load the sources file baked into the image)",
+    ),
     DeploymentVariable("DLT_INTERNAL_TOKEN", True, "bearer token of Dagster's calls to the Worker's /internal API"),
-    DeploymentVariable("DAGSTER_PG_URL", True, "Postgres URL for Dagster's run history, schedules and run queue "
-                       "(without it they would live on the container's ephemeral disk)"),
-    DeploymentVariable("DESTINATION__BIGQUERY__CREDENTIALS", False, "the BigQuery service account key (JSON), for "
-                       "sources that load into BigQuery"),
+    DeploymentVariable(
+        "DAGSTER_PG_URL",
+        True,
+        "Postgres URL for Dagster's run history, schedules and run queue "
+        "(without it they would live on the container's ephemeral disk)",
+    ),
+    DeploymentVariable(
+        "DESTINATION__BIGQUERY__CREDENTIALS",
+        False,
+        "the BigQuery service account key (JSON), for sources that load into BigQuery",
+    ),
     DeploymentVariable("CLOUDFLARE_ACCOUNT_ID", False, "account id, for KV sources read with extract.transport rest"),
     DeploymentVariable("CLOUDFLARE_API_TOKEN", False, "API token with Workers KV Storage: Read, for transport rest"),
-    DeploymentVariable("DLT_R2_BUCKET", False, "R2 bucket of raw snapshots (S3 API); without it they stay on the "
-                       "container's disk"),
-    DeploymentVariable("DLT_R2_ENDPOINT_URL", False, "the bucket's S3 endpoint, https://<account id>.r2.cloudflarestorage.com"),
+    DeploymentVariable(
+        "DLT_R2_BUCKET", False, "R2 bucket of raw snapshots (S3 API); without it they stay on the container's disk"
+    ),
+    DeploymentVariable(
+        "DLT_R2_ENDPOINT_URL", False, "the bucket's S3 endpoint, https://<account id>.r2.cloudflarestorage.com"
+    ),
     DeploymentVariable("DLT_R2_ACCESS_KEY_ID", False, "R2 API token's access key id"),
     DeploymentVariable("DLT_R2_SECRET_ACCESS_KEY", False, "R2 API token's secret access key"),
-    DeploymentVariable("DLT_SOURCE_SECRETS", False, "the secrets rest_api sources may use, each with the hosts it may "
-                       "be sent to, as JSON ({\"GITHUB_TOKEN\": [\"api.github.com\"]}); the container also receives "
-                       "each secret it names"),
-    DeploymentVariable("DAGSTER_ALLOWED_HOSTS", False, "extra host names the Dagster UI answers (a custom domain in "
-                       "front of the Worker); the Worker URL's host is always allowed"),
-    DeploymentVariable("DLT_PLATFORM_DESTINATION", False, "duckdb or bigquery: overrides every definition's "
-                       "destination type"),
+    DeploymentVariable(
+        "DLT_SOURCE_SECRETS",
+        False,
+        "the secrets rest_api sources may use, each with the hosts it may "
+        'be sent to, as JSON ({"GITHUB_TOKEN": ["api.github.com"]}); the container also receives '
+        "each secret it names",
+    ),
+    DeploymentVariable(
+        "DAGSTER_ALLOWED_HOSTS",
+        False,
+        "extra host names the Dagster UI answers (a custom domain in "
+        "front of the Worker); the Worker URL's host is always allowed",
+    ),
+    DeploymentVariable(
+        "DLT_PLATFORM_DESTINATION", False, "duckdb or bigquery: overrides every definition's destination type"
+    ),
     DeploymentVariable("DLT_PLATFORM_KV_TRANSPORT", False, "rest or worker: overrides every KV definition's transport"),
-    DeploymentVariable("DLT_PLATFORM_ALLOW_EMBEDDED", False, "1 lets a throw-away deployment run without "
-                       "DAGSTER_PG_URL or DLT_ORCHESTRATOR_URL (history and definitions on the container's disk)"),
+    DeploymentVariable(
+        "DLT_PLATFORM_ALLOW_EMBEDDED",
+        False,
+        "1 lets a throw-away deployment run without "
+        "DAGSTER_PG_URL or DLT_ORCHESTRATOR_URL (history and definitions on the container's disk)",
+    ),
 )
 
 # The Worker's own secrets: used by the Worker, never forwarded to the container (DLT_INTERNAL_TOKEN is both).
 WORKER_SECRETS = (
     DeploymentVariable("DLT_OPERATOR_TOKEN", True, "operators' bearer token (CLI, operator API) and admin sign-in"),
     DeploymentVariable("DLT_INTERNAL_TOKEN", True, "bearer token of Dagster's calls to the Worker's /internal API"),
-    DeploymentVariable("ADMIN_SESSION_KEY", True, "signs admin session cookies; without it admin sign-in answers "
-                       "503, and a new value signs every operator out"),
-    DeploymentVariable("DLT_READONLY_TOKEN", False, "bearer token that lists and reads (operator API, /mcp, admin "
-                       "page) but changes nothing (docs/agents.md)"),
-    DeploymentVariable("ALERT_WEBHOOK_URL", False, "Slack-compatible incoming webhook the Worker posts one alert to "
-                       "per failed or dead-lettered run"),
+    DeploymentVariable(
+        "ADMIN_SESSION_KEY",
+        True,
+        "signs admin session cookies; without it admin sign-in answers 503, and a new value signs every operator out",
+    ),
+    DeploymentVariable(
+        "DLT_READONLY_TOKEN",
+        False,
+        "bearer token that lists and reads (operator API, /mcp, admin page) but changes nothing (docs/agents.md)",
+    ),
+    DeploymentVariable(
+        "ALERT_WEBHOOK_URL",
+        False,
+        "Slack-compatible incoming webhook the Worker posts one alert to per failed or dead-lettered run",
+    ),
 )
 
 # Set by the Dockerfile: this process runs in the deployed container, where serve refuses to start without
@@ -150,7 +186,9 @@ class Settings:
             raise SettingsError(f"DLT_PLATFORM_KV_SHAPING: expected arrow or rows, got '{shaping}'")
         emulator = (env.get("BIGQUERY_EMULATOR_HOST") or "").rstrip("/") or None
         if emulator and not emulator.startswith(("http://", "https://")):
-            raise SettingsError(f"BIGQUERY_EMULATOR_HOST: expected a URL such as http://127.0.0.1:9050, got '{emulator}'")
+            raise SettingsError(
+                f"BIGQUERY_EMULATOR_HOST: expected a URL such as http://127.0.0.1:9050, got '{emulator}'"
+            )
         return cls(
             config_path=Path(path),
             kv_transport_override=transport,
@@ -171,8 +209,9 @@ class Settings:
             r2_secret_access_key=env.get("DLT_R2_SECRET_ACCESS_KEY") or None,
             cloudflare_requests_per_window=int(env.get("CLOUDFLARE_REQUESTS_PER_5_MIN") or 1100),
             bigquery_emulator_host=emulator,
-            bigquery_project_id=(env.get("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID")
-                                 or env.get("GOOGLE_CLOUD_PROJECT") or None),
+            bigquery_project_id=(
+                env.get("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT") or None
+            ),
         )
 
     def load_sources(self) -> list[SourceDefinition]:
@@ -222,8 +261,9 @@ _SECRET_NAME = re.compile(SECRET_NAME_PATTERN)
 def _host_entry(variable: str, entry: object) -> str:
     text = entry.strip().lower() if isinstance(entry, str) else ""
     if not _HOST_ENTRY.match(text):
-        raise SettingsError(f"{variable}: expected hosts as host or host:port (api.github.com, 127.0.0.1:8790), "
-                            f"got {json.dumps(entry)}")
+        raise SettingsError(
+            f"{variable}: expected hosts as host or host:port (api.github.com, 127.0.0.1:8790), got {json.dumps(entry)}"
+        )
     return text
 
 

@@ -33,11 +33,13 @@ _SNAPSHOT_NAME = r"/\d{4}-\d{2}-\d{2}/[A-Za-z0-9_.\-]+\.ndjson\.gz"
 def relative_key(value: str, field: str) -> str:
     """`value` as an object key relative to the snapshot store, or a ValueError naming `field`."""
     if "://" in value:  # not echoed: a URL may carry credentials or a signature
-        raise ValueError(f"{field}: must be an object key relative to the snapshot store, not a URL or an absolute "
-                         "path")
+        raise ValueError(
+            f"{field}: must be an object key relative to the snapshot store, not a URL or an absolute path"
+        )
     if value.startswith("/"):
-        raise ValueError(f"{field}: must be an object key relative to the snapshot store, not a URL or an absolute "
-                         f"path: '{value}'")
+        raise ValueError(
+            f"{field}: must be an object key relative to the snapshot store, not a URL or an absolute path: '{value}'"
+        )
     if not _KEY_CHARACTERS.match(value):
         raise ValueError(f"{field}: only letters, digits and _ - . / are allowed: '{value}'")
     if any(part in ("", ".", "..") for part in value.split("/")):
@@ -66,8 +68,10 @@ def replay_key(value: str, r2_prefix: str | None, source_id: str, settings: Sett
     relative_key(key, "from_snapshot")
     prefix = r2_prefix.strip("/")
     if not re.fullmatch(re.escape(prefix) + _SNAPSHOT_NAME, key):
-        raise ValueError(f"from_snapshot: expected a snapshot of {source_id}: '{prefix}/YYYY-MM-DD/<load_id>"
-                         f".ndjson.gz', got '{value}'")
+        raise ValueError(
+            f"from_snapshot: expected a snapshot of {source_id}: '{prefix}/YYYY-MM-DD/<load_id>"
+            f".ndjson.gz', got '{value}'"
+        )
     return key
 
 
@@ -124,8 +128,9 @@ def read_snapshot(key: str, settings: Settings) -> Iterator[dict]:
             yield _record(rest)
 
 
-def snapshot_pages(key: str, settings: Settings, keep: Callable[[dict], bool] | None = None,
-                   size: int = 1000) -> Iterator[list[dict]]:
+def snapshot_pages(
+    key: str, settings: Settings, keep: Callable[[dict], bool] | None = None, size: int = 1000
+) -> Iterator[list[dict]]:
     """A snapshot's records (those `keep` accepts) in pages of up to `size`, as a replay hands them to dlt."""
     page: list[dict] = []
     for record in read_snapshot(key, settings):

@@ -25,14 +25,19 @@ from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinitio
 from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareAPIError
 from dlt_platform.source_types.rest_api.errors import RestApiError
 
-app = typer.Typer(help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 # Help panels: the audiences the commands are grouped by.
 EXPLORE, LOAD, LOCAL_STACK, DEPLOYMENT = "Explore KV", "Load", "Run the stack", "Operate a deployment"
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="Sources file (default: DLT_PLATFORM_CONFIG "
-                                                                       "or config/sources.json).")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Sources file (default: DLT_PLATFORM_CONFIG or config/sources.json).")
+]
 SourceOption = Annotated[str, typer.Option("--source-id", help="A source_id from the sources file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
 
@@ -62,8 +67,18 @@ class VerificationFailed(RuntimeError):
 
 
 # The platform's own errors carry a complete one-line message; anything else is reported at its root cause.
-PLATFORM_ERRORS = (UsageError, DefinitionError, SettingsError, CloudflareAPIError, OperatorAPIError, StackError,
-                   RestApiError, BigQueryCredentialsError, VerificationFailed, WarehouseBusy)
+PLATFORM_ERRORS = (
+    UsageError,
+    DefinitionError,
+    SettingsError,
+    CloudflareAPIError,
+    OperatorAPIError,
+    StackError,
+    RestApiError,
+    BigQueryCredentialsError,
+    VerificationFailed,
+    WarehouseBusy,
+)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -91,9 +106,13 @@ def one_line_errors():
 
 
 LOCAL_STATE_ENV = "DLT_PLATFORM_STATE_DIR"
-StateDirOption = Annotated[Path, typer.Option(envvar=LOCAL_STATE_ENV,
-                                              help="State folder of the local stack: tokens, local D1/KV/queues, "
-                                                   "Dagster home and logs.")]
+StateDirOption = Annotated[
+    Path,
+    typer.Option(
+        envvar=LOCAL_STATE_ENV,
+        help="State folder of the local stack: tokens, local D1/KV/queues, Dagster home and logs.",
+    ),
+]
 
 
 def kv_settings(settings: Settings, definition: SourceDefinition | None = None) -> Settings:
@@ -101,7 +120,8 @@ def kv_settings(settings: Settings, definition: SourceDefinition | None = None) 
     the Worker) and with the local stack up, KV is read through the local Worker, and a line on stderr says so.
     An explicit DLT_PLATFORM_KV_TRANSPORT is obeyed as it is."""
     if settings.kv_transport_override is not None or (
-            definition is not None and not isinstance(definition, KVSourceDefinition)):
+        definition is not None and not isinstance(definition, KVSourceDefinition)
+    ):
         return settings
     if definition is not None and settings.kv_transport(definition) == "worker":
         missing = not (settings.orchestrator_url and settings.internal_token)
@@ -111,8 +131,9 @@ def kv_settings(settings: Settings, definition: SourceDefinition | None = None) 
     if worker is None:
         return settings
     note(f"no Cloudflare credentials: reading KV through the local Worker at {worker.url} ({worker.env_file})")
-    return dataclasses.replace(settings, kv_transport_override="worker", orchestrator_url=worker.url,
-                               internal_token=worker.internal_token)
+    return dataclasses.replace(
+        settings, kv_transport_override="worker", orchestrator_url=worker.url, internal_token=worker.internal_token
+    )
 
 
 def local_state_dir() -> Path:
@@ -123,6 +144,8 @@ def kv_source(settings: Settings, source_id: str, command: str) -> KVSourceDefin
     """The source's definition, refused by name when it is not a KV source (the command reads KV namespaces)."""
     definition = settings.get_source(source_id)
     if not isinstance(definition, KVSourceDefinition):
-        raise UsageError(f"--source-id: {source_id} is a {definition.source_type} source; `{command}` reads KV "
-                         "namespaces (`dlt-platform load --limit N` samples any source)")
+        raise UsageError(
+            f"--source-id: {source_id} is a {definition.source_type} source; `{command}` reads KV "
+            "namespaces (`dlt-platform load --limit N` samples any source)"
+        )
     return definition

@@ -50,8 +50,11 @@ def deployment_client(url: str | None) -> OperatorClient:
 
 
 @app.command("check-deployment", rich_help_panel=DEPLOYMENT)
-def check_deployment(url: UrlOption = None, runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
-                     as_json: JsonOption = False) -> None:
+def check_deployment(
+    url: UrlOption = None,
+    runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
     """Status only: health, sources, recent runs and the launch backlog. Changes nothing."""
     with one_line_errors():
         with deployment_client(url) as client:
@@ -60,24 +63,38 @@ def check_deployment(url: UrlOption = None, runs: Annotated[int, typer.Option(he
             recent = client.runs(limit=runs)
             backlog = [r for status in ("queued", "launching") for r in client.runs(status=status, limit=200)]
         if as_json:
-            print_json({"url": client.base_url, "health": health, "sources": stored, "runs": recent,
-                        "backlog": backlog})
+            print_json(
+                {"url": client.base_url, "health": health, "sources": stored, "runs": recent, "backlog": backlog}
+            )
         else:
-            say(f"health: {'ok' if health.get('ok') else 'FAILING'} (D1 {health.get('d1')}, "
-                f"version {health.get('version')}) at {client.base_url}")
+            say(
+                f"health: {'ok' if health.get('ok') else 'FAILING'} (D1 {health.get('d1')}, "
+                f"version {health.get('version')}) at {client.base_url}"
+            )
             missing = health.get("missing") or {}
             for kind in ("secrets", "bindings"):
                 if missing.get(kind):
                     say(f"missing {kind}: {', '.join(missing[kind])}")
-            print_listing(["source_id", "version", "enabled", "schedule", "last run"], [
-                {"source_id": source["source_id"], "version": source["version"], "enabled": source["enabled"],
-                 "schedule": source["definition"].get("schedule"),
-                 "last run": f"{(source.get('last_run') or {}).get('status', '-')} "
-                             f"{(source.get('last_run') or {}).get('created_at', '')}".strip()}
-                for source in stored])
+            print_listing(
+                ["source_id", "version", "enabled", "schedule", "last run"],
+                [
+                    {
+                        "source_id": source["source_id"],
+                        "version": source["version"],
+                        "enabled": source["enabled"],
+                        "schedule": source["definition"].get("schedule"),
+                        "last run": f"{(source.get('last_run') or {}).get('status', '-')} "
+                        f"{(source.get('last_run') or {}).get('created_at', '')}".strip(),
+                    }
+                    for source in stored
+                ],
+            )
             print_runs(recent)
             oldest = min((r["created_at"] for r in backlog), default=None)
-            say(f"launch backlog: {len(backlog)} runs queued or launching" + (f", oldest from {oldest}" if oldest else ""))
+            say(
+                f"launch backlog: {len(backlog)} runs queued or launching"
+                + (f", oldest from {oldest}" if oldest else "")
+            )
         if not health.get("ok"):
             raise typer.Exit(1)
 
@@ -132,16 +149,22 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
     if isinstance(definition, RestApiSourceDefinition):  # a table per resource, each with its own disposition
         return _rest_api_verification_plan(definition, limit)
     if not isinstance(definition, OneTableSource):
-        raise UsageError(f"--source-id: {source_id} is a {definition.source_type} source; a verification run reads a "
-                         "source with one table or a rest_api source")
+        raise UsageError(
+            f"--source-id: {source_id} is a {definition.source_type} source; a verification run reads a "
+            "source with one table or a rest_api source"
+        )
     disposition = write_disposition_for(definition, LoadRequest(limit=limit))
     table = f"{definition.destination.dataset}.{definition.destination.table}"
     if disposition != "merge":
-        raise UsageError(f"--source-id: {source_id} writes with {disposition}; a verification run would add "
-                              f"rows to {table}. Verify with a source that merges or replaces.")
-    return (f"verification run: the first {limit} records of {source_id} merged into {table} on cf_kv_key "
-            f"(definition: {definition.destination.write_disposition}); keys already there are refreshed, "
-            f"no row is removed")
+        raise UsageError(
+            f"--source-id: {source_id} writes with {disposition}; a verification run would add "
+            f"rows to {table}. Verify with a source that merges or replaces."
+        )
+    return (
+        f"verification run: the first {limit} records of {source_id} merged into {table} on cf_kv_key "
+        f"(definition: {definition.destination.write_disposition}); keys already there are refreshed, "
+        f"no row is removed"
+    )
 
 
 def _rest_api_verification_plan(definition: RestApiSourceDefinition, limit: int) -> str:
@@ -153,11 +176,15 @@ def _rest_api_verification_plan(definition: RestApiSourceDefinition, limit: int)
         except ValueError as error:
             raise UsageError(f"--source-id: {error}") from None
         if disposition != "merge":
-            raise UsageError(f"--source-id: {definition.source_id} writes {resource.name} with {disposition}; a "
-                             "verification run would add rows to it. Verify with a source that merges or replaces.")
+            raise UsageError(
+                f"--source-id: {definition.source_id} writes {resource.name} with {disposition}; a "
+                "verification run would add rows to it. Verify with a source that merges or replaces."
+            )
     tables = ", ".join(f"{definition.destination.dataset}.{name}" for name in REST_API.table_names(definition))
-    return (f"verification run: up to {limit} items per endpoint of {definition.source_id} merged into {tables} on "
-            "their primary keys; items already there are refreshed, no row is removed")
+    return (
+        f"verification run: up to {limit} items per endpoint of {definition.source_id} merged into {tables} on "
+        "their primary keys; items already there are refreshed, no row is removed"
+    )
 
 
 def _main_table_rows(run: dict) -> int | None:
@@ -170,16 +197,25 @@ def _main_table_rows(run: dict) -> int | None:
 # The ids wrangler.toml is committed with, made up for the samples. `wrangler deploy --dry-run` checks no id, so a
 # deploy with them would fail late, after the Worker is live (docs/deploy.md step 1 says what replaces them).
 SAMPLE_D1_ID = "6f1c2a3e-8b4d-4e5f-9a7b-2c3d4e5f6a7b"
-SAMPLE_KV_IDS = {"ORDERS_KV": "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "LEADS_KV": "1b2c3d4e5f60718293a4b5c6d7e8f90a",
-                 "VENDOR_KV": "2c3d4e5f60718293a4b5c6d7e8f90a1b"}
+SAMPLE_KV_IDS = {
+    "ORDERS_KV": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+    "LEADS_KV": "1b2c3d4e5f60718293a4b5c6d7e8f90a",
+    "VENDOR_KV": "2c3d4e5f60718293a4b5c6d7e8f90a1b",
+}
 
 
 def sample_ids(config: dict) -> list[str]:
     """The fields of a wrangler config that still hold the repository's sample ids."""
-    found = [f"[[d1_databases]] {db.get('binding')} database_id" for db in config.get("d1_databases", [])
-             if db.get("database_id") == SAMPLE_D1_ID]
-    found += [f"[[kv_namespaces]] {kv.get('binding')} id" for kv in config.get("kv_namespaces", [])
-              if kv.get("id") in SAMPLE_KV_IDS.values()]
+    found = [
+        f"[[d1_databases]] {db.get('binding')} database_id"
+        for db in config.get("d1_databases", [])
+        if db.get("database_id") == SAMPLE_D1_ID
+    ]
+    found += [
+        f"[[kv_namespaces]] {kv.get('binding')} id"
+        for kv in config.get("kv_namespaces", [])
+        if kv.get("id") in SAMPLE_KV_IDS.values()
+    ]
     return found
 
 
@@ -197,15 +233,22 @@ def _wrangler_step(folder: Path, *args: str) -> None:
     # stdin closed: wrangler runs non-interactively (no confirmation prompt) as in CI.
     result = subprocess.run([str(wrangler_binary(folder)), *args], cwd=folder, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
-        raise VerificationFailed(f"wrangler {' '.join(args[:2])} failed (exit {result.returncode}); the steps "
-                                 "after it did not run")
+        raise VerificationFailed(
+            f"wrangler {' '.join(args[:2])} failed (exit {result.returncode}); the steps after it did not run"
+        )
 
 
 @app.command(rich_help_panel=DEPLOYMENT)
 def deploy(
     url: UrlOption = None,
-    local: Annotated[bool, typer.Option("--local", help="Rehearse on this machine: migrate wrangler dev's local "
-                                                        "D1 and skip the real deploy (named as skipped).")] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Rehearse on this machine: migrate wrangler dev's local "
+            "D1 and skip the real deploy (named as skipped).",
+        ),
+    ] = False,
 ) -> None:
     """Deploy or upgrade, in order: D1 migrations (--remote), `wrangler deploy` (Worker and image), then
     check-deployment. Run from the repository root (its wrangler.toml); `make deploy` runs it.
@@ -218,8 +261,10 @@ def deploy(
             raise UsageError(f"deploy: no wrangler.toml in {folder}; run it from the repository root")
         samples = sample_ids(tomllib.loads((folder / "wrangler.toml").read_text(encoding="utf-8")))
         if samples and not local:
-            raise UsageError(f"wrangler.toml: {', '.join(samples)} still the repository's sample ids; put your own "
-                             "(docs/deploy.md step 1) before deploying")
+            raise UsageError(
+                f"wrangler.toml: {', '.join(samples)} still the repository's sample ids; put your own "
+                "(docs/deploy.md step 1) before deploying"
+            )
         _wrangler_step(folder, "d1", "migrations", "apply", "DB", "--local" if local else "--remote")
         if local:
             say("skipped: npx wrangler deploy (--local: the Worker under test is wrangler dev, nothing is deployed)")
@@ -229,14 +274,19 @@ def deploy(
 
 
 @app.command(rich_help_panel=DEPLOYMENT)
-def schema(check: Annotated[bool, typer.Option(help="Only check that the committed files are current.")] = False) -> None:
+def schema(
+    check: Annotated[bool, typer.Option(help="Only check that the committed files are current.")] = False,
+) -> None:
     """Regenerate config/source.schema.json (the definition model) and worker/src/contract.ts (run statuses,
     triggers, Dagster tags): what the Worker reads from the Python side; then worker/src/definitions.ts (the
     definitions' TypeScript types, made from the schema by `npm run definition-types`)."""
     generated = {SCHEMA_PATH: render_json_schema(), CONTRACT_PATH: render_contract()}
     if check:
-        stale = [path.name for path, rendered in generated.items()
-                 if not path.exists() or path.read_text(encoding="utf-8") != rendered]
+        stale = [
+            path.name
+            for path, rendered in generated.items()
+            if not path.exists() or path.read_text(encoding="utf-8") != rendered
+        ]
         if stale:
             errors.print(f"error: {', '.join(stale)} stale; run `dlt-platform schema`")
             raise typer.Exit(1)
@@ -245,10 +295,13 @@ def schema(check: Annotated[bool, typer.Option(help="Only check that the committ
     for path, rendered in generated.items():
         path.write_text(rendered, encoding="utf-8")
         say(f"wrote {path}")
-    typed = subprocess.run(["npm", "run", "--silent", "definition-types"], cwd=PROJECT_ROOT, capture_output=True,
-                           text=True)
+    typed = subprocess.run(
+        ["npm", "run", "--silent", "definition-types"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
     if typed.returncode != 0:
-        errors.print(f"error: `npm run definition-types` failed (run `npm ci` first?): "
-                     f"{(typed.stderr or typed.stdout).strip().splitlines()[-1:]}")
+        errors.print(
+            f"error: `npm run definition-types` failed (run `npm ci` first?): "
+            f"{(typed.stderr or typed.stdout).strip().splitlines()[-1:]}"
+        )
         raise typer.Exit(1)
     say(f"wrote {PROJECT_ROOT / 'worker' / 'src' / 'definitions.ts'}")

@@ -61,8 +61,9 @@ def namespaces(as_json: JsonOption = False) -> None:
         if kv_settings(config).kv_transport_override == "worker":
             found = _local_namespaces()
         else:
-            with CloudflareKVClient(config.cloudflare_api_base_url, config.cloudflare_account_id,
-                                    config.cloudflare_api_token) as client:
+            with CloudflareKVClient(
+                config.cloudflare_api_base_url, config.cloudflare_account_id, config.cloudflare_api_token
+            ) as client:
                 found = [{"id": namespace["id"], "title": namespace["title"]} for namespace in client.list_namespaces()]
         print_listing(["id", "title"], found, as_json)
 
@@ -77,20 +78,34 @@ def list_configured_sources(as_json: bool = False) -> None:
     with one_line_errors():
         config = settings()
         definitions = config.load_sources()
-        rows = [{"source_id": definition.source_id, "type": definition.source_type, "enabled": definition.enabled,
-                 "schedule": definition.schedule,
-                 "destination": f"{config.destination_type(definition)}:{definition.destination.dataset}."
-                                f"{_tables_of(definition)}",
-                 "disposition": definition.destination.write_disposition, **source_type_of(definition).describe(definition, config)}
-                for definition in definitions]
-        print_listing(list(rows[0]) if rows else ["source_id"], rows, as_json,
-                      document=[definition.model_dump(mode="json") for definition in definitions])
+        rows = [
+            {
+                "source_id": definition.source_id,
+                "type": definition.source_type,
+                "enabled": definition.enabled,
+                "schedule": definition.schedule,
+                "destination": f"{config.destination_type(definition)}:{definition.destination.dataset}."
+                f"{_tables_of(definition)}",
+                "disposition": definition.destination.write_disposition,
+                **source_type_of(definition).describe(definition, config),
+            }
+            for definition in definitions
+        ]
+        print_listing(
+            list(rows[0]) if rows else ["source_id"],
+            rows,
+            as_json,
+            document=[definition.model_dump(mode="json") for definition in definitions],
+        )
 
 
 @app.command(rich_help_panel=EXPLORE)
-def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 20,
-         prefix: Annotated[str | None, typer.Option(help="Override the definition's prefix.")] = None,
-         as_json: JsonOption = False) -> None:
+def keys(
+    source_id: SourceOption,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    prefix: Annotated[str | None, typer.Option(help="Override the definition's prefix.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """List keys of a source's namespace, one a line."""
     with one_line_errors():
         config = settings()
@@ -100,8 +115,9 @@ def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 2
         try:
             for page in transport.pages(prefix if prefix is not None else definition.extract.prefix):
                 for record in page[: limit - len(listed)]:
-                    listed.append({"key": record["key"], "metadata": record["metadata"],
-                                   "expiration": record["expiration"]})
+                    listed.append(
+                        {"key": record["key"], "metadata": record["metadata"], "expiration": record["expiration"]}
+                    )
                     if not as_json:
                         say(record["key"])
                 if len(listed) >= limit:
@@ -113,8 +129,9 @@ def keys(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 2
 
 
 @app.command(rich_help_panel=EXPLORE)
-def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 20,
-           as_json: JsonOption = False) -> None:
+def sample(
+    source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False
+) -> None:
     """Print the warehouse rows the first records would become (nothing is loaded)."""
     with one_line_errors():
         definition, records = _first_records(source_id, limit, "sample")
@@ -128,27 +145,50 @@ def sample(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] =
 
 
 @app.command(rich_help_panel=EXPLORE)
-def profile(source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 100,
-            as_json: JsonOption = False) -> None:
+def profile(
+    source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 100, as_json: JsonOption = False
+) -> None:
     """Per field of the sampled values: presence, types seen, an example; and the share of non-JSON values."""
     with one_line_errors():
         result = profile_records(_first_records(source_id, limit, "profile")[1])
         fields = sorted(result.fields.values(), key=lambda f: (-f.present, f.name))
-        summary = {"records": result.records, "non_json": result.non_json, "binary": result.binary,
-                   "non_object_json": result.non_object_json}
+        summary = {
+            "records": result.records,
+            "non_json": result.non_json,
+            "binary": result.binary,
+            "non_object_json": result.non_object_json,
+        }
         if as_json:
-            print_json({**summary, "fields": [{"field": entry.name, "present": entry.present,
-                                               "types": dict(entry.types), "example": entry.example}
-                                              for entry in fields]})
+            print_json(
+                {
+                    **summary,
+                    "fields": [
+                        {
+                            "field": entry.name,
+                            "present": entry.present,
+                            "types": dict(entry.types),
+                            "example": entry.example,
+                        }
+                        for entry in fields
+                    ],
+                }
+            )
             return
         rows = []
         for entry in fields:
             example = json.dumps(entry.example, default=str)
-            rows.append({"field": entry.name,
-                         "present": f"{entry.present}/{result.records} ({entry.present / result.records:.0%})",
-                         "types": ", ".join(f"{name} {count}" for name, count in entry.types.most_common()),
-                         "example": example[:60] + ("..." if len(example) > 60 else "")})
-        print_listing(["field", "present", "types", "example"], rows,
-                      title=f"{source_id}: {result.records} records sampled")
-        say(f"non-JSON values: {result.non_json}/{result.records} ({result.non_json_share:.1%}); "
-            f"binary: {result.binary}; JSON but not an object: {result.non_object_json}")
+            rows.append(
+                {
+                    "field": entry.name,
+                    "present": f"{entry.present}/{result.records} ({entry.present / result.records:.0%})",
+                    "types": ", ".join(f"{name} {count}" for name, count in entry.types.most_common()),
+                    "example": example[:60] + ("..." if len(example) > 60 else ""),
+                }
+            )
+        print_listing(
+            ["field", "present", "types", "example"], rows, title=f"{source_id}: {result.records} records sampled"
+        )
+        say(
+            f"non-JSON values: {result.non_json}/{result.records} ({result.non_json_share:.1%}); "
+            f"binary: {result.binary}; JSON but not an object: {result.non_object_json}"
+        )

@@ -36,21 +36,33 @@ from dlt_platform.source_types.cloudflare_kv.source import open_transport
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("records"), TimeElapsedColumn(), console=console, transient=False)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def print_result(result: LoadResult) -> None:
     rows = [{"table": name, "rows": count} for name, count in sorted(result.rows_by_table.items())]
-    print_listing(["table", "rows"], rows or [{"table": "(no rows)", "rows": 0}],
-                  title=f"{result.source_id}: load {result.load_id or '-'} into {result.destination}:"
-                        f"{result.dataset} ({result.write_disposition})")
+    print_listing(
+        ["table", "rows"],
+        rows or [{"table": "(no rows)", "rows": 0}],
+        title=f"{result.source_id}: load {result.load_id or '-'} into {result.destination}:"
+        f"{result.dataset} ({result.write_disposition})",
+    )
     if result.snapshot_url:
         say(f"raw snapshot: {result.snapshot_url}")
 
 
-def load_with_progress(definition: SourceDefinition, config: Settings, request: LoadRequest,
-                       total: int | None = None, label: str = "") -> LoadResult:
+def load_with_progress(
+    definition: SourceDefinition, config: Settings, request: LoadRequest, total: int | None = None, label: str = ""
+) -> LoadResult:
     with _progress() as progress:
         task = progress.add_task(label or definition.source_id, total=total)
         request = dataclasses.replace(request, on_page=lambda count: progress.advance(task, count))
@@ -66,10 +78,15 @@ def load(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Backfill in batches of this many keys.")] = None,
     skip_batches: Annotated[int, typer.Option(min=0, help="Batches to skip (continue a backfill).")] = 0,
     max_batches: Annotated[int | None, typer.Option(min=1, help="Stop after this many batches.")] = None,
-    from_snapshot: Annotated[str | None, typer.Option(help="Replay a raw snapshot of this source instead of KV: "
-                                                              "its key in the snapshot store, e.g. <r2_prefix>/"
-                                                              "2026-11-26/<load_id>.ndjson.gz (or the URL a load "
-                                                              "printed).")] = None,
+    from_snapshot: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay a raw snapshot of this source instead of KV: "
+            "its key in the snapshot store, e.g. <r2_prefix>/"
+            "2026-11-26/<load_id>.ndjson.gz (or the URL a load "
+            "printed)."
+        ),
+    ] = None,
     full_refresh: Annotated[bool, typer.Option(help="Drop what the table holds and load everything.")] = False,
 ) -> None:
     """Load one source (or --all enabled sources) into its warehouse; prints rows per table."""
@@ -80,15 +97,20 @@ def load(
         if all_sources:
             for definition in config.load_sources():
                 if definition.enabled:
-                    print_result(load_with_progress(definition, kv_settings(config, definition),
-                                                    LoadRequest(limit=limit)))
+                    print_result(
+                        load_with_progress(definition, kv_settings(config, definition), LoadRequest(limit=limit))
+                    )
             return
         assert source_id is not None  # exactly one of the two was given
         definition = config.get_source(source_id)
         keys_list = _read_keys(keys_file) if keys_file else None
         if batch_size is None:
-            request = LoadRequest(limit=limit, keys=tuple(keys_list) if keys_list else None,
-                                 from_snapshot=from_snapshot, full_refresh=full_refresh)
+            request = LoadRequest(
+                limit=limit,
+                keys=tuple(keys_list) if keys_list else None,
+                from_snapshot=from_snapshot,
+                full_refresh=full_refresh,
+            )
             checked_request(definition, config, request)  # refused before the progress display starts
             read = config if from_snapshot else kv_settings(config, definition)
             print_result(load_with_progress(definition, read, request, total=len(keys_list) if keys_list else None))
@@ -106,8 +128,14 @@ def _read_keys(path: Path) -> list[str]:
     return keys_list
 
 
-def _load_batches(definition: KVSourceDefinition, config: Settings, keys_list: list[str] | None, batch_size: int,
-                  skip_batches: int, max_batches: int | None) -> None:
+def _load_batches(
+    definition: KVSourceDefinition,
+    config: Settings,
+    keys_list: list[str] | None,
+    batch_size: int,
+    skip_batches: int,
+    max_batches: int | None,
+) -> None:
     """Explicit-key backfill: each batch is its own partial load, so it merges on cf_kv_key (overlap and retries
     are safe) unless the source appends."""
     if keys_list is None:
@@ -120,6 +148,7 @@ def _load_batches(definition: KVSourceDefinition, config: Settings, keys_list: l
     total = (len(keys_list) + batch_size - 1) // batch_size
     say(f"{len(keys_list)} keys in {total} batches of {batch_size}; loading {len(batches)} (skipping {skip_batches})")
     for number, batch in batches:
-        result = load_with_progress(definition, config, LoadRequest(keys=tuple(batch)), total=len(batch),
-                                    label=f"batch {number + 1}/{total}")
+        result = load_with_progress(
+            definition, config, LoadRequest(keys=tuple(batch)), total=len(batch), label=f"batch {number + 1}/{total}"
+        )
         print_result(result)

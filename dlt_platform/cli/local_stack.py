@@ -29,20 +29,31 @@ def up(
     dagster_port: Annotated[int, typer.Option(help="Port of the Dagster webserver.")] = 3000,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runs.")] = 900,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
-    warehouse: Annotated[str, typer.Option(
-        help="duckdb (a local file) or bigquery (the BigQuery emulator, the production destination offline).")] = "duckdb",
+    warehouse: Annotated[
+        str,
+        typer.Option(
+            help="duckdb (a local file) or bigquery (the BigQuery emulator, the production destination offline)."
+        ),
+    ] = "duckdb",
     emulator_port: Annotated[int, typer.Option(help="Port of the BigQuery emulator (--warehouse bigquery).")] = 9050,
-    sample_api_port: Annotated[int, typer.Option(
-        help="Port of the sample REST API; the sample sources that read it follow.")] = SAMPLE_API_PORT,
+    sample_api_port: Annotated[
+        int, typer.Option(help="Port of the sample REST API; the sample sources that read it follow.")
+    ] = SAMPLE_API_PORT,
 ) -> None:
     """Run the whole platform offline: Worker (wrangler dev), Dagster, a run of every enabled source."""
     with one_line_errors():
         config = settings()
         if warehouse not in ("duckdb", "bigquery"):
             raise UsageError(f"--warehouse: expected duckdb or bigquery, got '{warehouse}'")
-        stack = LocalStack(paths=StackPaths(state_dir=state_dir, data_dir=config.data_dir), worker_port=worker_port,
-                           dagster_port=dagster_port, config_path=config.config_path, warehouse=warehouse,
-                           emulator_port=emulator_port, sample_api_port=sample_api_port)
+        stack = LocalStack(
+            paths=StackPaths(state_dir=state_dir, data_dir=config.data_dir),
+            worker_port=worker_port,
+            dagster_port=dagster_port,
+            config_path=config.config_path,
+            warehouse=warehouse,
+            emulator_port=emulator_port,
+            sample_api_port=sample_api_port,
+        )
         stack.stop_all_on_sigterm()
         try:
             stack.start(say=say)
@@ -52,8 +63,11 @@ def up(
             print_runs(list(runs.values()))
             say(f"Dagster UI:  {stack.dagster_url}/dagster")
             say(f"Admin page:  {stack.worker_url}/admin?token=<DLT_OPERATOR_TOKEN from {stack.paths.worker_env}>")
-            where = (f"BigQuery emulator {stack.emulator.url} (project {stack.emulator.project_id})"
-                     if warehouse == "bigquery" else config.data_dir / "warehouse.duckdb")
+            where = (
+                f"BigQuery emulator {stack.emulator.url} (project {stack.emulator.project_id})"
+                if warehouse == "bigquery"
+                else config.data_dir / "warehouse.duckdb"
+            )
             say(f"Warehouse:   {where}")
             failed = [run for run in runs.values() if run["status"] != "succeeded"]
             if not once and stack.processes:
@@ -74,8 +88,10 @@ def _wait_for_interrupt() -> None:
 
 
 @app.command(rich_help_panel=LOCAL_STACK)
-def serve(host: Annotated[str, typer.Option(help="Interface the UI binds (the container passes 0.0.0.0).")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port of the Dagster webserver (UI under /dagster).")] = 3000) -> None:
+def serve(
+    host: Annotated[str, typer.Option(help="Interface the UI binds (the container passes 0.0.0.0).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the Dagster webserver (UI under /dagster).")] = 3000,
+) -> None:
     """Run Dagster (webserver + daemon) as the container does: supervised, stopped cleanly by SIGTERM."""
     from dlt_platform.serve import serve as run_serve
 

@@ -39,8 +39,13 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def print_listing(columns: Sequence[str], rows: Sequence[dict], as_json: bool = False, title: str | None = None,
-                  document: object = None) -> None:
+def print_listing(
+    columns: Sequence[str],
+    rows: Sequence[dict],
+    as_json: bool = False,
+    title: str | None = None,
+    document: object = None,
+) -> None:
     """`rows` are dicts keyed by `columns`; `--json` prints `document` (default: the rows) instead."""
     if as_json:
         print_json(rows if document is None else document)
@@ -58,5 +63,7 @@ def print_listing(columns: Sequence[str], rows: Sequence[dict], as_json: bool = 
         say(title)
     widths = [max(len(text) for text in column) for column in zip(columns, *cells, strict=True)]
     for row in [list(columns), *cells]:
-        line = "  ".join(text.ljust(width) for text, width in zip(row[:-1], widths, strict=False)) + ("  " if len(row) > 1 else "")
+        line = "  ".join(text.ljust(width) for text, width in zip(row[:-1], widths, strict=False)) + (
+            "  " if len(row) > 1 else ""
+        )
         say((line + row[-1]).rstrip())

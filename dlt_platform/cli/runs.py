@@ -21,9 +21,17 @@ def follow_runs(client: OperatorClient, run_ids: list[str], timeout: float) -> d
 
 
 def print_runs(runs: list[dict], as_json: bool = False) -> None:
-    rows = [{"source": run["source_id"], "run": run["run_id"], "status": run["status"],
-             "rows per table": ", ".join(f"{name} {count}" for name, count in sorted((run.get("tables") or {}).items()))
-             or "-", "trigger": run["trigger"]} for run in runs]
+    rows = [
+        {
+            "source": run["source_id"],
+            "run": run["run_id"],
+            "status": run["status"],
+            "rows per table": ", ".join(f"{name} {count}" for name, count in sorted((run.get("tables") or {}).items()))
+            or "-",
+            "trigger": run["trigger"],
+        }
+        for run in runs
+    ]
     print_listing(["source", "run", "status", "rows per table", "trigger"], rows, as_json, document=runs)
     if as_json:
         return

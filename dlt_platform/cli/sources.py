@@ -39,12 +39,15 @@ from dlt_platform.config import (
 )
 from dlt_platform.operator_client import OperatorAPIError, OperatorClient
 
-sources_app = typer.Typer(help="The configured sources (list), and the sources file kept alike with the Worker's "
-                               "D1 (push, pull, diff).", no_args_is_help=False)
+sources_app = typer.Typer(
+    help="The configured sources (list), and the sources file kept alike with the Worker's D1 (push, pull, diff).",
+    no_args_is_help=False,
+)
 app.add_typer(sources_app, name="sources", rich_help_panel=EXPLORE)
 
-FileOption = Annotated[Path | None, typer.Option("--file", help="Sources file (default: DLT_PLATFORM_CONFIG or "
-                                                                   "config/sources.json).")]
+FileOption = Annotated[
+    Path | None, typer.Option("--file", help="Sources file (default: DLT_PLATFORM_CONFIG or config/sources.json).")
+]
 ACTOR = "sources-push"
 
 
@@ -90,6 +93,7 @@ def plan_push(file_definitions: list[dict], stored: list[dict]) -> SourcePlan:
 
 def definition_diff(before: dict, after: dict, name: str) -> list[str]:
     """Unified diff of two definitions as sorted, indented JSON (what changes, line by line)."""
+
     def lines(definition: dict) -> list[str]:
         return json.dumps(definition, indent=2, sort_keys=True).splitlines()
 
@@ -133,8 +137,10 @@ def apply_plan(client: OperatorClient, plan: SourcePlan, prune: bool) -> None:
             client.update_source(definition["source_id"], record["version"], definition, ACTOR)
         except OperatorAPIError as error:
             if error.status_code == 409:
-                raise UsageError(f"{definition['source_id']}: changed at the Worker while pushing ({error}); "
-                                 "run `dlt-platform sources diff` and push again") from None
+                raise UsageError(
+                    f"{definition['source_id']}: changed at the Worker while pushing ({error}); "
+                    "run `dlt-platform sources diff` and push again"
+                ) from None
             raise
     if prune:
         for record in plan.only_in_d1:
@@ -155,10 +161,12 @@ def list_command(as_json: JsonOption = False) -> None:
 
 
 @sources_app.command(rich_help_panel=DEPLOYMENT)
-def push(file: FileOption = None, url: UrlOption = None,
-         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
-         prune: Annotated[bool, typer.Option("--prune", help="Retire sources the file no longer holds.")] = False,
-         ) -> None:
+def push(
+    file: FileOption = None,
+    url: UrlOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Retire sources the file no longer holds.")] = False,
+) -> None:
     """Apply a sources file to the Worker's D1: create, new versions where changed, retire with --prune."""
     with one_line_errors():
         path, definitions = _file_definitions(file)
@@ -170,8 +178,10 @@ def push(file: FileOption = None, url: UrlOption = None,
             if not dry_run:
                 apply_plan(client, plan, prune)
         retired = len(plan.only_in_d1) if prune else 0
-        say(f"{'dry run: ' if dry_run else ''}{len(plan.create)} created, {len(plan.update)} updated, {retired} "
-            f"retired, {len(plan.unchanged)} unchanged ({path} -> {client.base_url})")
+        say(
+            f"{'dry run: ' if dry_run else ''}{len(plan.create)} created, {len(plan.update)} updated, {retired} "
+            f"retired, {len(plan.unchanged)} unchanged ({path} -> {client.base_url})"
+        )
 
 
 @sources_app.command(rich_help_panel=DEPLOYMENT)

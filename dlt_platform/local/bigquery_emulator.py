@@ -43,7 +43,9 @@ class BigQueryEmulator:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/bigquery/v2/projects/{self.project_id}/datasets", timeout=2).status_code == 200
+            return (
+                httpx.get(f"{self.url}/bigquery/v2/projects/{self.project_id}/datasets", timeout=2).status_code == 200
+            )
         except httpx.HTTPError:
             return False
 
@@ -52,9 +54,24 @@ class BigQueryEmulator:
         if not binary.exists():
             raise EmulatorError(f"the BigQuery emulator is not installed at {self.environment}: run `make install`")
         self.process = start_process(
-            [str(binary), "start", "--rest-host", "127.0.0.1", "--rest-port", str(self.port), "--grpc-port", "0",
-             "--project", self.project_id, "--log-level", "warning", "--no-admin"],
-            env={**os.environ, "HOME": str(self.environment / "home")}, log_path=self.log_path)
+            [
+                str(binary),
+                "start",
+                "--rest-host",
+                "127.0.0.1",
+                "--rest-port",
+                str(self.port),
+                "--grpc-port",
+                "0",
+                "--project",
+                self.project_id,
+                "--log-level",
+                "warning",
+                "--no-admin",
+            ],
+            env={**os.environ, "HOME": str(self.environment / "home")},
+            log_path=self.log_path,
+        )
         try:
             wait_ready("bqemulator", self.process, self.ready, timeout, self.log_path, poll=0.2)
         except ProcessError as error:

@@ -77,9 +77,15 @@ class RunContainerHost:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             basics = {key: os.environ[key] for key in BASICS if key in os.environ}
             with open(self.log_dir / f"{name}.log", "ab") as log:
-                process = subprocess.Popen(command, env={**basics, **env}, cwd=self.cwd, stdout=log,
-                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           start_new_session=True)
+                process = subprocess.Popen(
+                    command,
+                    env={**basics, **env},
+                    cwd=self.cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             run = RunProcess(name, process)
             self._runs[name] = run
         threading.Thread(target=self._reap, args=(run,), daemon=True).start()
@@ -224,8 +230,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--log-dir", type=Path, default=PROJECT_ROOT / ".local" / "logs" / "runs")
-    parser.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_SECONDS,
-                        help="on SIGTERM, how long the runs get before SIGKILL")
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=DEFAULT_GRACE_SECONDS,
+        help="on SIGTERM, how long the runs get before SIGKILL",
+    )
     args = parser.parse_args()
     token = os.environ.get(TOKEN_ENV, "")
     if not token:

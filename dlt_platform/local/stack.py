@@ -187,25 +187,32 @@ class LocalStack:
         if not values.get(LOCAL_WEBHOOK_SECRET):
             values[LOCAL_WEBHOOK_SECRET] = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
             changed = True
-        wanted = {"DAGSTER_URL": self.dagster_url, "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds),
-                  "DLT_ORCHESTRATOR_URL": self.worker_url,
-                  # The local Dagster keeps its history and definitions on this machine (GET /health accepts it).
-                  "DLT_PLATFORM_ALLOW_EMBEDDED": "1",
-                  # The sample API's source names a loopback base_url, which the Worker otherwise refuses.
-                  ALLOW_PRIVATE_HOSTS_VARIABLE: self.sample_api_host,
-                  # Where the Worker starts run containers, and the secrets it gives the runs that name them.
-                  "RUN_CONTAINER_HOST_URL": self.run_container_host_url if self.run_containers else "",
-                  **(self.sample_api_credentials() if self.run_containers else {}),
-                  **({SOURCE_SECRETS_VARIABLE: self.sample_api_scopes()[SOURCE_SECRETS_VARIABLE]}
-                     if self.run_containers else {}),
-                  **self.extra_worker_vars}
+        wanted = {
+            "DAGSTER_URL": self.dagster_url,
+            "LAUNCH_RETRY_BASE_SECONDS": str(self.launch_retry_base_seconds),
+            "DLT_ORCHESTRATOR_URL": self.worker_url,
+            # The local Dagster keeps its history and definitions on this machine (GET /health accepts it).
+            "DLT_PLATFORM_ALLOW_EMBEDDED": "1",
+            # The sample API's source names a loopback base_url, which the Worker otherwise refuses.
+            ALLOW_PRIVATE_HOSTS_VARIABLE: self.sample_api_host,
+            # Where the Worker starts run containers, and the secrets it gives the runs that name them.
+            "RUN_CONTAINER_HOST_URL": self.run_container_host_url if self.run_containers else "",
+            **(self.sample_api_credentials() if self.run_containers else {}),
+            **(
+                {SOURCE_SECRETS_VARIABLE: self.sample_api_scopes()[SOURCE_SECRETS_VARIABLE]}
+                if self.run_containers
+                else {}
+            ),
+            **self.extra_worker_vars,
+        }
         if any(values.get(name) != value for name, value in wanted.items()):
             values.update(wanted)
             changed = True
         if changed:
             self.paths.state_dir.mkdir(parents=True, exist_ok=True)
-            self.paths.worker_env.write_text("".join(f"{name}={env_file_value(value)}\n"
-                                                     for name, value in values.items()))
+            self.paths.worker_env.write_text(
+                "".join(f"{name}={env_file_value(value)}\n" for name, value in values.items())
+            )
             self.paths.worker_env.chmod(0o600)
         return values
 
@@ -256,8 +263,9 @@ class LocalStack:
     def _run(self, name: str, command: list[str]) -> None:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         with open(self.paths.logs / f"{name}.log", "ab") as log:
-            result = subprocess.run(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+            result = subprocess.run(
+                command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         if result.returncode != 0:
             raise StackError(f"{name} failed (exit {result.returncode}); see {self.paths.logs / f'{name}.log'}")
 
@@ -278,6 +286,7 @@ class LocalStack:
         """SIGTERM (a service manager, `kill`, a CI timeout) ends this process like Ctrl-C does: the caller's
         `finally: stop_all()` runs. Without it Python dies at once and wrangler and Dagster, each in a session of
         its own, keep running."""
+
         def interrupt(signum, _frame) -> None:
             raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
 
@@ -291,13 +300,18 @@ class LocalStack:
     def prepare_worker_state(self, today: dt.date) -> None:
         """Migrate the local D1 and seed the local KV namespaces (KV once a day)."""
         persist = str(self.paths.wrangler_state)
-        self._run("d1-migrations", self._wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to",
-                                                  persist))
+        self._run(
+            "d1-migrations", self._wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", persist)
+        )
         # The sample app the d1 sample source reads (idempotent: the same rows every time).
         sample_app = self.paths.state_dir / "d1_sample_app.sql"
         sample_app.write_text(sample_app_sql())
-        self._run("d1-sample-app", self._wrangler("d1", "execute", "DB", "--local", "--persist-to", persist,
-                                                  "--file", str(sample_app), "--yes"))
+        self._run(
+            "d1-sample-app",
+            self._wrangler(
+                "d1", "execute", "DB", "--local", "--persist-to", persist, "--file", str(sample_app), "--yes"
+            ),
+        )
         marker = json.loads(self.paths.seed_marker.read_text()) if self.paths.seed_marker.is_file() else {}
         if marker.get("date") == today.isoformat():
             return
@@ -306,11 +320,18 @@ class LocalStack:
         # One namespace after another: parallel `wrangler kv bulk put`s on one persist folder lock its SQLite.
         for title, entries in sample_namespaces(today).items():
             path = seed_dir / f"{title}.json"
-            path.write_text(json.dumps([
-                {"key": e.key, "value": e.value, **({"metadata": e.metadata} if e.metadata else {})} for e in entries
-            ]))
-            self._run(f"kv-seed-{title}", self._wrangler(
-                "kv", "bulk", "put", str(path), "--binding", title, "--local", "--persist-to", persist))
+            path.write_text(
+                json.dumps(
+                    [
+                        {"key": e.key, "value": e.value, **({"metadata": e.metadata} if e.metadata else {})}
+                        for e in entries
+                    ]
+                )
+            )
+            self._run(
+                f"kv-seed-{title}",
+                self._wrangler("kv", "bulk", "put", str(path), "--binding", title, "--local", "--persist-to", persist),
+            )
         self.paths.seed_marker.write_text(json.dumps({"date": today.isoformat()}))
 
     def start_worker(self) -> bool:
@@ -321,10 +342,23 @@ class LocalStack:
         if not port_is_free(self.worker_port):
             raise StackError(f"port {self.worker_port} is taken by something that is not the Worker")
         self.prepare_worker_state(dt.datetime.now(dt.UTC).date())
-        self._start("worker", self._wrangler(
-            "dev", "--ip", "127.0.0.1", "--port", str(self.worker_port), "--persist-to", str(self.paths.wrangler_state),
-            "--env-file", str(self.paths.worker_env), "--show-interactive-dev-session=false"),
-            self.worker_healthy, timeout=120)
+        self._start(
+            "worker",
+            self._wrangler(
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.worker_port),
+                "--persist-to",
+                str(self.paths.wrangler_state),
+                "--env-file",
+                str(self.paths.worker_env),
+                "--show-interactive-dev-session=false",
+            ),
+            self.worker_healthy,
+            timeout=120,
+        )
         return True
 
     def definitions(self) -> list[dict]:
@@ -335,8 +369,9 @@ class LocalStack:
         for definition in Settings(config_path=self.config_path).load_sources():
             if isinstance(definition, RestApiSourceDefinition) and definition.extract.client.base_url == default_url:
                 client = definition.extract.client.model_copy(update={"base_url": self.sample_api_url})
-                definition = definition.model_copy(update={"extract": definition.extract.model_copy(
-                    update={"client": client})})
+                definition = definition.model_copy(
+                    update={"extract": definition.extract.model_copy(update={"client": client})}
+                )
             documents.append(definition.model_dump(mode="json"))
         return documents
 
@@ -347,20 +382,27 @@ class LocalStack:
     # --- Dagster ------------------------------------------------------------------------------------------
 
     def dagster_graphql(self, query: str, variables: dict | None = None, timeout: float = 10) -> dict:
-        response = httpx.post(f"{self.dagster_url}/dagster/graphql", json={"query": query, "variables": variables or {}},
-                              timeout=timeout)
+        response = httpx.post(
+            f"{self.dagster_url}/dagster/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
+        )
         response.raise_for_status()
         return response.json()
 
     def dagster_ready(self) -> bool:
-        query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus " \
-                "locationOrLoadError { __typename } } } } }"
+        query = (
+            "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+            "locationOrLoadError { __typename } } } } }"
+        )
         try:
             entries = self.dagster_graphql(query, timeout=5)["data"]["workspaceOrError"]["locationEntries"]
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return False
-        return any(entry["name"] == "dlt_platform" and entry["loadStatus"] == "LOADED"
-                   and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation" for entry in entries)
+        return any(
+            entry["name"] == "dlt_platform"
+            and entry["loadStatus"] == "LOADED"
+            and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for entry in entries
+        )
 
     def start_dagster(self) -> bool:
         """Start `dlt-platform serve` unless Dagster already answers on the port; True when started here."""
@@ -369,8 +411,13 @@ class LocalStack:
         if not port_is_free(self.dagster_port):
             raise StackError(f"port {self.dagster_port} is taken by something that is not Dagster")
         cli = Path(sys.executable).parent / "dlt-platform"
-        self._start("dagster", [str(cli), "serve", "--host", "127.0.0.1", "--port", str(self.dagster_port)],
-                    self.dagster_ready, timeout=240, env=self.dagster_env())
+        self._start(
+            "dagster",
+            [str(cli), "serve", "--host", "127.0.0.1", "--port", str(self.dagster_port)],
+            self.dagster_ready,
+            timeout=240,
+            env=self.dagster_env(),
+        )
         return True
 
     # --- the sample REST API -----------------------------------------------------------------------------
@@ -395,9 +442,13 @@ class LocalStack:
             return False
         if not port_is_free(self.sample_api_port):
             raise StackError(f"port {self.sample_api_port} is taken by something that is not the sample API")
-        self._start("sample_api", [sys.executable, "-m", "dlt_platform.source_types.rest_api.local_api", "--port",
-                                   str(self.sample_api_port)], self.sample_api_ready, timeout=30,
-                    env={**os.environ, **self.sample_api_credentials()})
+        self._start(
+            "sample_api",
+            [sys.executable, "-m", "dlt_platform.source_types.rest_api.local_api", "--port", str(self.sample_api_port)],
+            self.sample_api_ready,
+            timeout=30,
+            env={**os.environ, **self.sample_api_credentials()},
+        )
         return True
 
     # --- the local run-container host ---------------------------------------------------------------------
@@ -413,8 +464,16 @@ class LocalStack:
     def run_container_host_ready(self) -> bool:
         token = self.tokens()["DLT_INTERNAL_TOKEN"]
         try:
-            return httpx.get(f"{self.run_container_host_url}/containers/readiness-probe", timeout=2,
-                             headers={"Authorization": f"Bearer {token}"}).json().get("status") == "not_found"
+            return (
+                httpx.get(
+                    f"{self.run_container_host_url}/containers/readiness-probe",
+                    timeout=2,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                .json()
+                .get("status")
+                == "not_found"
+            )
         except (httpx.HTTPError, ValueError):
             return False
 
@@ -424,12 +483,25 @@ class LocalStack:
         if self.run_container_host_ready():
             return False
         if not port_is_free(self.run_container_port):
-            raise StackError(f"port {self.run_container_port} is taken by something that is not this stack's "
-                             "run-container host")
+            raise StackError(
+                f"port {self.run_container_port} is taken by something that is not this stack's run-container host"
+            )
         env = {**os.environ, "DLT_INTERNAL_TOKEN": self.tokens()["DLT_INTERNAL_TOKEN"]}
-        self._start("run_containers", [sys.executable, "-m", "dlt_platform.local.run_container_host", "--port",
-                                       str(self.run_container_port), "--log-dir", str(self.paths.logs / "runs")],
-                    self.run_container_host_ready, timeout=30, env=env)
+        self._start(
+            "run_containers",
+            [
+                sys.executable,
+                "-m",
+                "dlt_platform.local.run_container_host",
+                "--port",
+                str(self.run_container_port),
+                "--log-dir",
+                str(self.paths.logs / "runs"),
+            ],
+            self.run_container_host_ready,
+            timeout=30,
+            env=env,
+        )
         return True
 
     # --- the BigQuery emulator ---------------------------------------------------------------------------
@@ -451,14 +523,18 @@ class LocalStack:
         if self.warehouse == "bigquery":
             say(f"BigQuery emulator: {'started' if self.start_emulator() else 'reused'} at {self.emulator.url}")
         say(f"Worker: {'started' if self.start_worker() else 'reused'} at {self.worker_url}")
-        say(f"Local D1: the sample app's app_users and app_orders ({SAMPLE_APP_USERS + SAMPLE_APP_ORDERS:,} rows) "
-            "beside the ledger in DB")
+        say(
+            f"Local D1: the sample app's app_users and app_orders ({SAMPLE_APP_USERS + SAMPLE_APP_ORDERS:,} rows) "
+            "beside the ledger in DB"
+        )
         say(f"Sample REST API: {'started' if self.start_sample_api() else 'reused'} at {self.sample_api_url}")
         lines = seed_logpush_folder(self.paths.data_dir, dt.datetime.now(dt.UTC).date())
         say(f"Local R2: {lines} Logpush lines of today in {self.paths.data_dir / 'r2' / SAMPLE_BUCKET}")
         if self.run_containers:
-            say(f"Run-container host: {'started' if self.start_run_container_host() else 'reused'} at "
-                f"{self.run_container_host_url} (one process per run, logs in {self.paths.logs / 'runs'})")
+            say(
+                f"Run-container host: {'started' if self.start_run_container_host() else 'reused'} at "
+                f"{self.run_container_host_url} (one process per run, logs in {self.paths.logs / 'runs'})"
+            )
         synced = self.sync_sources()
         say("sources in D1: " + ", ".join(f"{source_id} {what}" for source_id, what in synced.items()))
         say(f"Dagster: {'started' if self.start_dagster() else 'reused'} at {self.dagster_url}/dagster")

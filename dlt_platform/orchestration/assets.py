@@ -9,7 +9,6 @@ The dlt source handed to `dlt_assets` only describes the asset; every run builds
 config and partition window, because dagster-dlt passes neither to the source by itself.
 """
 
-
 import datetime as dt
 import re
 
@@ -69,8 +68,10 @@ class SourceRunConfig(dg.Config):
     limit: int | None = Field(None, description="Stop after this many records (a partial run: it never replaces).")
     keys: list[str] | None = Field(None, description="Load these keys only (a partial run: it never replaces).")
     full_refresh: bool = Field(False, description="Empty the table and load the whole source (not with limit/keys).")
-    from_snapshot: str | None = Field(None, description="Replay a raw snapshot of this source: its object key, "
-                                                        "<r2_prefix>/YYYY-MM-DD/<load_id>.ndjson.gz.")
+    from_snapshot: str | None = Field(
+        None,
+        description="Replay a raw snapshot of this source: its object key, <r2_prefix>/YYYY-MM-DD/<load_id>.ndjson.gz.",
+    )
 
 
 def table_key(definition: OneTableSource) -> dg.AssetKey:
@@ -79,8 +80,10 @@ def table_key(definition: OneTableSource) -> dg.AssetKey:
 
 def table_keys(definition: SourceDefinition) -> list[dg.AssetKey]:
     """The [dataset, table] asset of every table a source loads (its child tables `x__y` go with their parent)."""
-    return [dg.AssetKey([definition.destination.dataset, name])
-            for name in source_type_of(definition).table_names(definition)]
+    return [
+        dg.AssetKey([definition.destination.dataset, name])
+        for name in source_type_of(definition).table_names(definition)
+    ]
 
 
 def raw_snapshot_key(definition: SourceDefinition) -> dg.AssetKey | None:
@@ -100,7 +103,7 @@ def raw_snapshot_spec(definition: SourceDefinition, system: dg.AssetKey) -> dg.A
         deps=[system],
         group_name=RAW_STAGING_GROUP,
         description=f"Compressed NDJSON of every extraction of {definition.source_id} (R2 bucket or the local "
-                    "raw_staging folder), replayable with from_snapshot.",
+        "raw_staging folder), replayable with from_snapshot.",
         kinds={"r2", "ndjson"},
         metadata={"r2_prefix": definition.staging.r2_prefix},
     )
@@ -119,8 +122,9 @@ def dagster_tags(definition: SourceDefinition) -> dict[str, str]:
 
 def owners_of(definition: SourceDefinition) -> list[str]:
     """Dagster owners are emails or `team:` names; a bare name in the definition is read as a team."""
-    return [owner if _EMAIL.match(owner) or owner.startswith("team:") else f"team:{owner}"
-            for owner in definition.owners]
+    return [
+        owner if _EMAIL.match(owner) or owner.startswith("team:") else f"team:{owner}" for owner in definition.owners
+    ]
 
 
 def base_metadata(definition: OneTableSource) -> dict:
@@ -137,7 +141,9 @@ def base_metadata(definition: OneTableSource) -> dict:
     if destination.location:
         metadata["bigquery_location"] = destination.location
     if destination.partition_by is not None:
-        metadata["bigquery_partition_by"] = f"{destination.partition_by.column} ({destination.partition_by.granularity})"
+        metadata["bigquery_partition_by"] = (
+            f"{destination.partition_by.column} ({destination.partition_by.granularity})"
+        )
     if destination.cluster_by:
         metadata["bigquery_cluster_by"] = ", ".join(destination.cluster_by)
     if definition.tags:
@@ -148,8 +154,7 @@ def base_metadata(definition: OneTableSource) -> dict:
 class PlatformTranslator(DagsterDltTranslator):
     """Names and describes the dlt resource of a source with one table; its type gives the metadata."""
 
-    def __init__(self, definition: OneTableSource, destination_type: str, version: int | None,
-                 metadata: dict) -> None:
+    def __init__(self, definition: OneTableSource, destination_type: str, version: int | None, metadata: dict) -> None:
         self.definition, self.destination_type, self.version = definition, destination_type, version
         self.upstream = source_type_of(definition).upstream_key(definition)
         self.metadata = metadata
@@ -162,9 +167,12 @@ class PlatformTranslator(DagsterDltTranslator):
             group_name=definition.destination.dataset,
             description=definition.description or f"{definition.source_type} source {definition.source_id}",
             kinds={"dlt", self.destination_type, source_type_of(definition).system_kind},
-            metadata={**self.metadata, "dagster/storage_kind": self.destination_type,
-                      # The Worker launches a run once Dagster shows the version the run was requested against.
-                      **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
+            metadata={
+                **self.metadata,
+                "dagster/storage_kind": self.destination_type,
+                # The Worker launches a run once Dagster shows the version the run was requested against.
+                **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {}),
+            },
             owners=owners_of(definition),
             tags=dagster_tags(definition),
         )
@@ -188,8 +196,13 @@ def load_request_for(context: dg.AssetExecutionContext, config: SourceRunConfig)
     )
 
 
-def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig,
-                definition: OneTableSource, settings: Settings):
+def load_source(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    config: SourceRunConfig,
+    definition: OneTableSource,
+    settings: Settings,
+):
     """Run the source's dlt pipeline for this run's request and record what it loaded."""
     try:
         request = checked_request(definition, settings, load_request_for(context, config))
@@ -203,8 +216,14 @@ def load_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, conf
         yield from _load_in_turn(context, dlt, definition, settings, request, pipeline)
 
 
-def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, definition: OneTableSource,
-                  settings: Settings, request: LoadRequest, pipeline):
+def _load_in_turn(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    definition: OneTableSource,
+    settings: Settings,
+    request: LoadRequest,
+    pipeline,
+):
     set_aside: list[str] = []
     pending = finish_pending_loads(pipeline, say=context.log.warning, on_set_aside=set_aside.append)
     source = build_source(definition, settings, request)
@@ -236,15 +255,28 @@ def _load_in_turn(context: dg.AssetExecutionContext, dlt: DagsterDltResource, de
             metadata["window_end"] = request.window[1].isoformat()
         yield dg.MaterializeResult(asset_key=result.asset_key, metadata=metadata)
         raw = raw_snapshot_key(definition)
-        snapshot = source_type_of(definition).published_snapshot(pipeline, definition, None, load_id) \
-            if raw is not None and rows else None
+        snapshot = (
+            source_type_of(definition).published_snapshot(pipeline, definition, None, load_id)
+            if raw is not None and rows
+            else None
+        )
         if snapshot and raw is not None:
-            context.log_event(dg.AssetMaterialization(
-                asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=raw,
+                    metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id},
+                )
+            )
 
 
-def run_within_contract(context: dg.AssetExecutionContext, dlt: DagsterDltResource, definition: SourceDefinition,
-                        source, pipeline, request: LoadRequest) -> list:
+def run_within_contract(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    definition: SourceDefinition,
+    source,
+    pipeline,
+    request: LoadRequest,
+) -> list:
     """dagster-dlt's run of the source; a load the schema contract refuses fails the run in one line (and the
     table's contract check), with nothing loaded."""
     try:
@@ -257,8 +289,9 @@ def run_within_contract(context: dg.AssetExecutionContext, dlt: DagsterDltResour
         raise dg.Failure(description=str(violation), allow_retries=False) from None
 
 
-def build_source_asset(definition: OneTableSource, settings: Settings, translator: PlatformTranslator
-                       ) -> dg.AssetsDefinition:
+def build_source_asset(
+    definition: OneTableSource, settings: Settings, translator: PlatformTranslator
+) -> dg.AssetsDefinition:
     """The warehouse-table asset of a source with one table; its op is named after the source (the Worker's run
     config addresses ops.<source_id>).
 
@@ -270,8 +303,9 @@ def build_source_asset(definition: OneTableSource, settings: Settings, translato
     return source_dlt_assets(definition, settings, build_source(definition, settings), translator, load_source)
 
 
-def source_dlt_assets(definition: SourceDefinition, settings: Settings, dlt_source, translator: DagsterDltTranslator,
-                      load) -> dg.AssetsDefinition:
+def source_dlt_assets(
+    definition: SourceDefinition, settings: Settings, dlt_source, translator: DagsterDltTranslator, load
+) -> dg.AssetsDefinition:
     """The dlt_assets of one source, whatever its type: `translator` names its tables, `load` runs its dlt
     pipeline in a run (load_source; rest_api's is source_types/rest_api/assets.py)."""
 

@@ -52,13 +52,20 @@ def freshness_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecks
             for definition in definitions
             if (hours := freshness_hours(definition)) is not None
             for key in table_keys(definition)
-            for check in dg.build_last_update_freshness_checks(assets=[key], lower_bound_delta=dt.timedelta(hours=hours))
+            for check in dg.build_last_update_freshness_checks(
+                assets=[key], lower_bound_delta=dt.timedelta(hours=hours)
+            )
         ]
 
 
 def schema_change_checks(definitions: list[SourceDefinition]) -> list[dg.AssetChecksDefinition]:
     """Dagster's check of unpartitioned tables: the latest materialization's columns against the one before."""
-    keys = [key for definition in definitions if source_type_of(definition).partitions(definition) is None for key in table_keys(definition)]
+    keys = [
+        key
+        for definition in definitions
+        if source_type_of(definition).partitions(definition) is None
+        for key in table_keys(definition)
+    ]
     if not keys:
         return []
     with warnings.catch_warnings():
@@ -90,15 +97,21 @@ def build_table_checks(definition: SourceDefinition, settings: Settings) -> list
     """Of every table the source loads: the row count check, for a partitioned table its schema check (see
     partitioned_schema_check), and with a schema contract its contract check (schema_contracts.py)."""
     keys = table_keys(definition)
-    return [*(check for key in keys for check in _checks_of_table(definition, settings, key)),
-            *build_contract_checks(definition, keys)]
+    return [
+        *(check for key in keys for check in _checks_of_table(definition, settings, key)),
+        *build_contract_checks(definition, keys),
+    ]
 
 
-def _checks_of_table(definition: SourceDefinition, settings: Settings, key: dg.AssetKey
-                     ) -> list[dg.AssetChecksDefinition]:
+def _checks_of_table(
+    definition: SourceDefinition, settings: Settings, key: dg.AssetKey
+) -> list[dg.AssetChecksDefinition]:
 
-    @dg.asset_check(asset=key, name=ROW_COUNT_CHECK, description="The table holds rows; records rows loaded by "
-                    "the last load and the table's total.")
+    @dg.asset_check(
+        asset=key,
+        name=ROW_COUNT_CHECK,
+        description="The table holds rows; records rows loaded by the last load and the table's total.",
+    )
     def row_count(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         latest = context.instance.get_latest_materialization_event(key)
         materialization = latest.asset_materialization if latest else None
@@ -107,8 +120,10 @@ def _checks_of_table(definition: SourceDefinition, settings: Settings, key: dg.A
         return dg.AssetCheckResult(
             passed=bool(total),
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"table_row_count": total if total is not None else -1,
-                      "rows_loaded_last_run": rows_loaded.value if rows_loaded is not None else -1},
+            metadata={
+                "table_row_count": total if total is not None else -1,
+                "rows_loaded_last_run": rows_loaded.value if rows_loaded is not None else -1,
+            },
             description=None if total else "The table is missing or empty.",
         )
 
@@ -123,8 +138,11 @@ def partitioned_schema_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
     the latest materialization of an earlier run, and names the columns in its metadata as Dagster's check does in
     its description."""
 
-    @dg.asset_check(asset=key, name=SCHEMA_CHECK, description="Columns are the same as after the previous load "
-                    "(added, removed or retyped columns warn).")
+    @dg.asset_check(
+        asset=key,
+        name=SCHEMA_CHECK,
+        description="Columns are the same as after the previous load (added, removed or retyped columns warn).",
+    )
     def column_schema_change(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         records = context.instance.fetch_materializations(key, limit=200).records
         if not records:
@@ -140,9 +158,13 @@ def partitioned_schema_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=not (added or removed or retyped),
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"columns": len(current), "added": dg.MetadataValue.json(added),
-                      "removed": dg.MetadataValue.json(removed), "retyped": dg.MetadataValue.json(retyped),
-                      "compared_with_run": previous_record.run_id},
+            metadata={
+                "columns": len(current),
+                "added": dg.MetadataValue.json(added),
+                "removed": dg.MetadataValue.json(removed),
+                "retyped": dg.MetadataValue.json(retyped),
+                "compared_with_run": previous_record.run_id,
+            },
         )
 
     return column_schema_change

@@ -24,8 +24,7 @@ FRESHNESS_SENSOR = "freshness_checks_sensor"
 INVALID_GROUP = "invalid_definitions"
 
 
-def _table_clash(definition: SourceDefinition, owners: dict[dg.AssetKey, str],
-                 lineage: set[dg.AssetKey]) -> str | None:
+def _table_clash(definition: SourceDefinition, owners: dict[dg.AssetKey, str], lineage: set[dg.AssetKey]) -> str | None:
     for key in table_keys(definition):
         if key in owners:
             return f"table {'.'.join(key.path)} is already loaded by source {owners[key]}"
@@ -48,9 +47,13 @@ def problem_specs(problems: list[DefinitionProblem], versions: dict[str, int]) -
         if problem.source_id in versions:
             metadata["source_version"] = versions[problem.source_id]
         specs[key] = dg.AssetSpec(
-            key, group_name=INVALID_GROUP, kinds={"error"}, metadata=metadata,
+            key,
+            group_name=INVALID_GROUP,
+            kinds={"error"},
+            metadata=metadata,
             description=f"Not loaded: the definition of {problem.source_id or f'entry {problem.index}'} cannot be "
-                        f"built. {problem.message}")
+            f"built. {problem.message}",
+        )
     return list(specs.values())
 
 
@@ -62,9 +65,12 @@ def one_per_key(specs: list[dg.AssetSpec]) -> list[dg.AssetSpec]:
     return list(first.values())
 
 
-def build_code_location(definitions: list[SourceDefinition], settings: Settings,
-                        problems: list[DefinitionProblem] | None = None,
-                        versions: dict[str, int] | None = None) -> tuple[dg.Definitions, list[DefinitionProblem]]:
+def build_code_location(
+    definitions: list[SourceDefinition],
+    settings: Settings,
+    problems: list[DefinitionProblem] | None = None,
+    versions: dict[str, int] | None = None,
+) -> tuple[dg.Definitions, list[DefinitionProblem]]:
     """The code location of every buildable definition, and every definition that was not (with why): the
     Definitions of each source type (SourceType.build_defs) merged with what spans all sources (lineage,
     freshness, the run mirror, the placeholders of definitions that could not be built)."""
@@ -104,8 +110,11 @@ def build_code_location(definitions: list[SourceDefinition], settings: Settings,
     if freshness:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", dg.SupersessionWarning)
-            sensors.append(dg.build_sensor_for_freshness_checks(
-                freshness_checks=freshness, name=FRESHNESS_SENSOR, default_status=dg.DefaultSensorStatus.RUNNING))
+            sensors.append(
+                dg.build_sensor_for_freshness_checks(
+                    freshness_checks=freshness, name=FRESHNESS_SENSOR, default_status=dg.DefaultSensorStatus.RUNNING
+                )
+            )
     if settings.orchestrator_url:
         source_by_key = {key: definition.source_id for definition in built for key in table_keys(definition)}
         sensors.append(build_run_mirror_sensor(settings, source_by_key))

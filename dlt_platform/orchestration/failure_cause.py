@@ -18,16 +18,20 @@ from dagster import DagsterEventType
 MAX_CAUSE_CHARS = 500
 _MASK = "***"
 # Environment variables whose values are secrets wherever they appear (the platform's and any source's).
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PRIVATE_KEY|CREDENTIALS|ACCESS_KEY|API_KEY|_PG_URL|SESSION_KEY",
-                          re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSWORD|PRIVATE_KEY|CREDENTIALS|ACCESS_KEY|API_KEY|_PG_URL|SESSION_KEY", re.IGNORECASE
+)
 # Credentials inside text: URL userinfo, query parameters named like keys, bearer tokens.
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
-_SECRET_QUERY = re.compile(r"(?P<name>[?&](?:[a-z_]*(?:key|token|secret|sig|signature|password|auth)[a-z_]*)=)[^&\s'\"]+",
-                           re.IGNORECASE)
+_SECRET_QUERY = re.compile(
+    r"(?P<name>[?&](?:[a-z_]*(?:key|token|secret|sig|signature|password|auth)[a-z_]*)=)[^&\s'\"]+", re.IGNORECASE
+)
 _BEARER = re.compile(r"(?P<name>bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 # DuckDB: 'IO Error: Could not set lock on file "/x/warehouse.duckdb": Conflicting lock is held in
 # /usr/bin/python3.11 (PID 9038)'
-_DUCKDB_LOCK = re.compile(r"Could not set lock on file \"?(?P<file>[^\"]+?)\"?: Conflicting lock is held in .*?\(PID (?P<pid>\d+)\)")
+_DUCKDB_LOCK = re.compile(
+    r"Could not set lock on file \"?(?P<file>[^\"]+?)\"?: Conflicting lock is held in .*?\(PID (?P<pid>\d+)\)"
+)
 _DUCKDB_OOM = re.compile(r"Out of Memory Error: (?P<detail>.*)")
 
 
@@ -58,8 +62,9 @@ def plain_cause(message: str) -> str:
         return f"DuckDB warehouse {lock['file']} locked by another process (PID {lock['pid']})"
     oom = _DUCKDB_OOM.search(message)
     if oom:
-        return (f"DuckDB ran out of memory while loading ({oom['detail'].strip()}); raise "
-                "DLT_PLATFORM_DUCKDB_MEMORY_LIMIT")
+        return (
+            f"DuckDB ran out of memory while loading ({oom['detail'].strip()}); raise DLT_PLATFORM_DUCKDB_MEMORY_LIMIT"
+        )
     return message
 
 

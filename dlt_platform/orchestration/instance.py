@@ -103,8 +103,10 @@ def prepare_dagster_home(env: dict[str, str]) -> dict[str, str]:
     if r2_compute_logs(env):
         content += R2_COMPUTE_LOGS.encode()
         # boto3 (under dagster-aws) reads its credentials from these; only Dagster's processes get them.
-        env.update(AWS_ACCESS_KEY_ID=env["DLT_R2_ACCESS_KEY_ID"].strip(),
-                   AWS_SECRET_ACCESS_KEY=env["DLT_R2_SECRET_ACCESS_KEY"].strip())
+        env.update(
+            AWS_ACCESS_KEY_ID=env["DLT_R2_ACCESS_KEY_ID"].strip(),
+            AWS_SECRET_ACCESS_KEY=env["DLT_R2_SECRET_ACCESS_KEY"].strip(),
+        )
         env.setdefault("AWS_DEFAULT_REGION", "auto")  # R2's region name for request signing
     if not target.exists() or target.read_bytes() != content:
         target.write_bytes(content)

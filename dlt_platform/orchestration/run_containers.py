@@ -44,10 +44,21 @@ ENABLED_ENV = "DLT_PLATFORM_RUN_CONTAINERS"
 
 # Non-secret settings of the control process a run needs too (the Worker refuses any other name).
 RUN_SETTINGS = (
-    "DAGSTER_HOME", "DLT_PLATFORM_CONFIG", "DLT_PLATFORM_DATA_DIR", "DLT_PLATFORM_DESTINATION",
-    "DLT_PLATFORM_KV_TRANSPORT", "DLT_PLATFORM_KV_SHAPING", "DLT_PLATFORM_DUCKDB_MEMORY_LIMIT",
-    "DLT_PLATFORM_ALLOW_PRIVATE_HOSTS", "DLT_PLATFORM_ALLOW_EMBEDDED", "DLT_PLATFORM_CONTAINER",
-    "BIGQUERY_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "CLOUDFLARE_API_BASE_URL", "TZ", "LANG",
+    "DAGSTER_HOME",
+    "DLT_PLATFORM_CONFIG",
+    "DLT_PLATFORM_DATA_DIR",
+    "DLT_PLATFORM_DESTINATION",
+    "DLT_PLATFORM_KV_TRANSPORT",
+    "DLT_PLATFORM_KV_SHAPING",
+    "DLT_PLATFORM_DUCKDB_MEMORY_LIMIT",
+    "DLT_PLATFORM_ALLOW_PRIVATE_HOSTS",
+    "DLT_PLATFORM_ALLOW_EMBEDDED",
+    "DLT_PLATFORM_CONTAINER",
+    "BIGQUERY_EMULATOR_HOST",
+    "GOOGLE_CLOUD_PROJECT",
+    "CLOUDFLARE_API_BASE_URL",
+    "TZ",
+    "LANG",
 )
 CONTAINER_TAG = "dlt_platform/run_container"
 
@@ -69,9 +80,14 @@ class RunContainerLauncher(PlatformRunLauncher):
     """Run containers when enabled (ENABLED_ENV); otherwise, and for runs launched without one, the platform's
     default launcher it extends."""
 
-    def __init__(self, inst_data: ConfigurableClassData | None = None, orchestrator_url: str | None = None,
-                 internal_token: str | None = None, stop_grace_seconds: int = 10,
-                 request_timeout_seconds: int = 30) -> None:
+    def __init__(
+        self,
+        inst_data: ConfigurableClassData | None = None,
+        orchestrator_url: str | None = None,
+        internal_token: str | None = None,
+        stop_grace_seconds: int = 10,
+        request_timeout_seconds: int = 30,
+    ) -> None:
         self._inst_data = inst_data
         self._orchestrator_url = (orchestrator_url or os.environ.get("DLT_ORCHESTRATOR_URL") or "").rstrip("/")
         self._internal_token = internal_token or os.environ.get("DLT_INTERNAL_TOKEN") or ""
@@ -89,18 +105,27 @@ class RunContainerLauncher(PlatformRunLauncher):
     @classmethod
     def config_type(cls) -> dict:
         return {
-            "orchestrator_url": Field(StringSource, is_required=False,
-                                      description="The Worker's URL (default: $DLT_ORCHESTRATOR_URL)."),
-            "internal_token": Field(StringSource, is_required=False,
-                                    description="Bearer token of the internal API (default: $DLT_INTERNAL_TOKEN)."),
-            "stop_grace_seconds": Field(IntSource, is_required=False, default_value=10,
-                                        description="Seconds between SIGTERM and SIGKILL when a run is terminated."),
+            "orchestrator_url": Field(
+                StringSource, is_required=False, description="The Worker's URL (default: $DLT_ORCHESTRATOR_URL)."
+            ),
+            "internal_token": Field(
+                StringSource,
+                is_required=False,
+                description="Bearer token of the internal API (default: $DLT_INTERNAL_TOKEN).",
+            ),
+            "stop_grace_seconds": Field(
+                IntSource,
+                is_required=False,
+                default_value=10,
+                description="Seconds between SIGTERM and SIGKILL when a run is terminated.",
+            ),
             "request_timeout_seconds": Field(IntSource, is_required=False, default_value=30),
         }
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
-                          ) -> RunContainerLauncher:
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> RunContainerLauncher:
         return cls(inst_data=inst_data, **config_value)
 
     # --- the Worker's internal API ------------------------------------------------------------------------------
@@ -108,8 +133,13 @@ class RunContainerLauncher(PlatformRunLauncher):
     def _call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict[str, Any]]:
         if not self._orchestrator_url or not self._internal_token:
             raise RunContainerError("run containers: DLT_ORCHESTRATOR_URL and DLT_INTERNAL_TOKEN must be set")
-        response = httpx.request(method, f"{self._orchestrator_url}{path}", json=body, timeout=self._timeout,
-                                 headers={"Authorization": f"Bearer {self._internal_token}"})
+        response = httpx.request(
+            method,
+            f"{self._orchestrator_url}{path}",
+            json=body,
+            timeout=self._timeout,
+            headers={"Authorization": f"Bearer {self._internal_token}"},
+        )
         try:
             document = response.json()
         except ValueError:
@@ -125,13 +155,18 @@ class RunContainerLauncher(PlatformRunLauncher):
         run = context.dagster_run
         if run.job_code_origin is None:
             raise RunContainerError(f"run {run.run_id}: no code origin to start it from")
-        command = run_container_command(ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run.run_id,
-                                                       instance_ref=None).get_command_args())
+        command = run_container_command(
+            ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run.run_id, instance_ref=None).get_command_args()
+        )
         settings = {name: os.environ[name] for name in RUN_SETTINGS if os.environ.get(name)}
         settings["DAGSTER_HOME"] = os.environ.get("DAGSTER_HOME") or settings.get("DAGSTER_HOME", "")
-        body = {"dagster_run_id": run.run_id, "run_id": run.tags.get(RUN_ID_TAG),
-                "source_id": run.tags.get(SOURCE_ID_TAG), "command": command,
-                "settings": {name: value for name, value in settings.items() if value}}
+        body = {
+            "dagster_run_id": run.run_id,
+            "run_id": run.tags.get(RUN_ID_TAG),
+            "source_id": run.tags.get(SOURCE_ID_TAG),
+            "command": command,
+            "settings": {name: value for name, value in settings.items() if value},
+        }
         try:
             status, document = self._call("POST", "/internal/run-containers", body)
         except httpx.HTTPError as error:
@@ -140,8 +175,9 @@ class RunContainerLauncher(PlatformRunLauncher):
             message = (document.get("error") or {}).get("message") or f"HTTP {status}"
             raise RunContainerError(f"run containers: the Worker refused to start run {run.run_id}: {message}")
         self._instance.add_run_tags(run.run_id, {CONTAINER_TAG: run.run_id})
-        self._instance.report_engine_event(f"run container {run.run_id} started through the Worker", run,
-                                           cls=self.__class__)
+        self._instance.report_engine_event(
+            f"run container {run.run_id} started through the Worker", run, cls=self.__class__
+        )
 
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         if CONTAINER_TAG not in run.tags:
@@ -164,12 +200,13 @@ class RunContainerLauncher(PlatformRunLauncher):
             return False
         self._instance.report_run_canceling(run)
         try:
-            status, document = self._call("POST", f"/internal/run-containers/{run_id}/stop",
-                                          {"grace_seconds": self._stop_grace_seconds,
-                                           "reason": "terminate requested in Dagster"})
+            status, document = self._call(
+                "POST",
+                f"/internal/run-containers/{run_id}/stop",
+                {"grace_seconds": self._stop_grace_seconds, "reason": "terminate requested in Dagster"},
+            )
         except (httpx.HTTPError, RunContainerError) as error:
-            self._instance.report_engine_event(f"stopping the run container failed: {error}", run,
-                                               cls=self.__class__)
+            self._instance.report_engine_event(f"stopping the run container failed: {error}", run, cls=self.__class__)
             return False
         return status == 202 and document.get("status") == "running"
 
@@ -182,8 +219,10 @@ def health_of(state: dict) -> CheckRunHealthResult:
         code = state.get("exit_code")
         if code == 0:
             return CheckRunHealthResult(WorkerStatus.SUCCESS)
-        return CheckRunHealthResult(WorkerStatus.FAILED, f"the run container exited with code {code}"
-                                    f" ({state.get('reason') or 'unknown reason'})")
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED,
+            f"the run container exited with code {code} ({state.get('reason') or 'unknown reason'})",
+        )
     return CheckRunHealthResult(WorkerStatus.NOT_FOUND, "the Worker knows no run container for this run")
 
 
@@ -196,8 +235,9 @@ def main(argv: list[str]) -> None:
     """Write $DAGSTER_HOME/dagster.yaml for this environment (Postgres when DAGSTER_PG_URL is set), then become
     Dagster's run worker: `dagster api execute_run ...` with the same environment."""
     if not argv:
-        print("usage: python -m dlt_platform.orchestration.run_containers dagster api execute_run <args>",
-              file=sys.stderr)
+        print(
+            "usage: python -m dlt_platform.orchestration.run_containers dagster api execute_run <args>", file=sys.stderr
+        )
         raise SystemExit(2)
     env = prepare_dagster_home(dict(os.environ))
     # Dagster names its own CLI `dagster`; the run's PATH need not hold the interpreter's scripts folder.

@@ -37,6 +37,7 @@ class PlatformRunLauncher(DefaultRunLauncher):
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         launched_under, current = run.tags.get(BOOT_TAG), os.environ.get(BOOT_ID_ENV)
         if launched_under and current and launched_under != current:
-            return CheckRunHealthResult(WorkerStatus.FAILED,
-                                        "the container restarted since this run was launched; its worker is gone")
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED, "the container restarted since this run was launched; its worker is gone"
+            )
         return CheckRunHealthResult(WorkerStatus.RUNNING)

@@ -36,8 +36,12 @@ from dlt_platform.settings import Settings
 SENSOR_NAME = "mirror_runs_to_worker"
 # The run-status events the ledger follows (RunStatusChangeRecordsFilter takes only run-status event types).
 LedgerEventType = Literal[
-    DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START,
-    DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELING,
+    DagsterEventType.RUN_ENQUEUED,
+    DagsterEventType.RUN_STARTING,
+    DagsterEventType.RUN_START,
+    DagsterEventType.RUN_SUCCESS,
+    DagsterEventType.RUN_FAILURE,
+    DagsterEventType.RUN_CANCELING,
     DagsterEventType.RUN_CANCELED,
 ]
 LEDGER_STATUS_BY_EVENT: dict[LedgerEventType, str] = {
@@ -60,7 +64,9 @@ def pending_status_events(instance: dg.DagsterInstance, after_storage_id: int, l
     for event_type in LEDGER_STATUS_BY_EVENT:
         result = instance.fetch_run_status_changes(
             dg.RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_storage_id),
-            limit=limit, ascending=True)
+            limit=limit,
+            ascending=True,
+        )
         records.extend(result.records)
         if result.has_more and result.records:
             last = result.records[-1].storage_id
@@ -113,8 +119,14 @@ class MirrorOutcome:
 
 
 class RunMirror:
-    def __init__(self, client: WorkerClient, source_by_key: dict[dg.AssetKey, str], log=None,
-                 batch_size: int = 200, time_budget_seconds: float = 40.0) -> None:
+    def __init__(
+        self,
+        client: WorkerClient,
+        source_by_key: dict[dg.AssetKey, str],
+        log=None,
+        batch_size: int = 200,
+        time_budget_seconds: float = 40.0,
+    ) -> None:
         self.client, self.source_by_key, self.log = client, source_by_key, log
         self.batch_size, self.time_budget_seconds = batch_size, time_budget_seconds
         self._ledger_ids: dict[str, str] = {}
@@ -147,8 +159,11 @@ class RunMirror:
         """What the run's materializations say it set aside (failed_packages.py), or None."""
         records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
         for record in records:
-            value = (record.asset_materialization.metadata or {}).get(SET_ASIDE_METADATA) \
-                if record.asset_materialization else None
+            value = (
+                (record.asset_materialization.metadata or {}).get(SET_ASIDE_METADATA)
+                if record.asset_materialization
+                else None
+            )
             if value is not None:
                 return f"loaded; {value.value}"
         return None
@@ -159,8 +174,9 @@ class RunMirror:
         at = dt.datetime.fromtimestamp(record.timestamp, dt.UTC).isoformat()
         ledger_id = run.tags.get(RUN_ID_TAG) or self._ledger_ids.get(run.run_id)
         if ledger_id is None:
-            ledger_id = self.client.register_run(run.run_id, source_id, trigger_of(run), partition_of(run),
-                                                 status=status, at=at)
+            ledger_id = self.client.register_run(
+                run.run_id, source_id, trigger_of(run), partition_of(run), status=status, at=at
+            )
             self._ledger_ids[run.run_id] = ledger_id
         tables = self.rows_of(instance, run) if status == "succeeded" else None
         message, alert = None, False
@@ -172,8 +188,16 @@ class RunMirror:
             message = run_failure_cause(instance, run.run_id, event.message or None)
         elif status == "canceled":
             message = one_line(masked(event.message), MAX_MESSAGE_CHARS) if event.message else None
-        self.client.post_status(ledger_id, status, dagster_run_id=run.run_id, at=at, message=message, alert=alert,
-                                rows_loaded=sum(tables.values()) if tables is not None else None, tables=tables)
+        self.client.post_status(
+            ledger_id,
+            status,
+            dagster_run_id=run.run_id,
+            at=at,
+            message=message,
+            alert=alert,
+            rows_loaded=sum(tables.values()) if tables is not None else None,
+            tables=tables,
+        )
 
     def mirror(self, instance: dg.DagsterInstance, cursor: int) -> MirrorOutcome:
         outcome = MirrorOutcome(cursor=cursor)
@@ -208,11 +232,15 @@ class RunMirror:
 MIRROR_INTERVAL_SECONDS = 3
 
 
-def build_run_mirror_sensor(settings: Settings, source_by_key: dict[dg.AssetKey, str],
-                            minimum_interval_seconds: int = MIRROR_INTERVAL_SECONDS) -> dg.SensorDefinition:
-    @dg.sensor(name=SENSOR_NAME, minimum_interval_seconds=minimum_interval_seconds,
-               default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Reports every status change of platform runs to the Worker's run ledger (D1).")
+def build_run_mirror_sensor(
+    settings: Settings, source_by_key: dict[dg.AssetKey, str], minimum_interval_seconds: int = MIRROR_INTERVAL_SECONDS
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=SENSOR_NAME,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reports every status change of platform runs to the Worker's run ledger (D1).",
+    )
     def mirror_runs_to_worker(context: dg.SensorEvaluationContext):
         with worker_client_for(settings) as client:
             outcome = RunMirror(client, source_by_key, context.log).mirror(context.instance, int(context.cursor or 0))

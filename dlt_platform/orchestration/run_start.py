@@ -32,8 +32,9 @@ def run_started_at(instance: dg.DagsterInstance, run_id: str) -> str:
     return dt.datetime.fromtimestamp(started, dt.UTC).isoformat()
 
 
-def report_running(context: dg.OpExecutionContext | dg.AssetExecutionContext, settings: Settings,
-                   client: WorkerClient | None = None) -> bool:
+def report_running(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext, settings: Settings, client: WorkerClient | None = None
+) -> bool:
     """Tell the Worker this run is running; True when the ledger applied it. Runs the Worker did not launch (no
     ledger run id tag) are left to the mirror, which registers them."""
     ledger_id = context.run.tags.get(RUN_ID_TAG)
@@ -41,14 +42,17 @@ def report_running(context: dg.OpExecutionContext | dg.AssetExecutionContext, se
         return False
     at = run_started_at(context.instance, context.run.run_id)
     own_client = client is None
-    client = client or WorkerClient(settings.orchestrator_url, settings.internal_token,
-                                    timeout_seconds=PUSH_TIMEOUT_SECONDS)
+    client = client or WorkerClient(
+        settings.orchestrator_url, settings.internal_token, timeout_seconds=PUSH_TIMEOUT_SECONDS
+    )
     try:
-        return client.post_status(ledger_id, "running", dagster_run_id=context.run.run_id, at=at,
-                                  message=RUNNING_MESSAGE)
+        return client.post_status(
+            ledger_id, "running", dagster_run_id=context.run.run_id, at=at, message=RUNNING_MESSAGE
+        )
     except WorkerError as error:
-        context.log.warning(f"Could not tell the Worker that run {ledger_id} is running ({error}); "
-                            "the run mirror will report it")
+        context.log.warning(
+            f"Could not tell the Worker that run {ledger_id} is running ({error}); the run mirror will report it"
+        )
         return False
     finally:
         if own_client:

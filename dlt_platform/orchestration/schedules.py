@@ -37,7 +37,7 @@ def build_source_job(definition: SourceDefinition):
         # Lets the queued run coordinator hold a second run of the same source (see dagster.yaml).
         tags={SOURCE_ID_TAG: definition.source_id},
         description=f"Load source {definition.source_id} into "
-                    f"{', '.join('.'.join(key.path) for key in table_keys(definition))}",
+        f"{', '.join('.'.join(key.path) for key in table_keys(definition))}",
     )
 
 
@@ -53,8 +53,10 @@ def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> 
     if current < first_window:
         return None
     earliest = max(current - step * (incremental.lookback - 1), first_window)
-    return (partitions.get_partition_key_for_timestamp(earliest.timestamp()),
-            partitions.get_partition_key_for_timestamp(current.timestamp()))
+    return (
+        partitions.get_partition_key_for_timestamp(earliest.timestamp()),
+        partitions.get_partition_key_for_timestamp(current.timestamp()),
+    )
 
 
 def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefinition | None:
@@ -66,12 +68,23 @@ def build_source_schedule(definition: SourceDefinition, job) -> dg.ScheduleDefin
     # windows ask for the range of their lookback.
     windows = source_type_of(definition).time_windows(definition)
     if windows is None:
-        return dg.ScheduleDefinition(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
-                                     execution_timezone="UTC", default_status=default_status,
-                                     description=description)
+        return dg.ScheduleDefinition(
+            name=schedule_name(definition),
+            cron_schedule=definition.schedule,
+            job=job,
+            execution_timezone="UTC",
+            default_status=default_status,
+            description=description,
+        )
 
-    @dg.schedule(name=schedule_name(definition), cron_schedule=definition.schedule, job=job,
-                 execution_timezone="UTC", default_status=default_status, description=description)
+    @dg.schedule(
+        name=schedule_name(definition),
+        cron_schedule=definition.schedule,
+        job=job,
+        execution_timezone="UTC",
+        default_status=default_status,
+        description=description,
+    )
     def lookback_schedule(context: dg.ScheduleEvaluationContext):
         now = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
         keys = lookback_partition_range(definition, now)

@@ -5,7 +5,6 @@ step, since the check's own step never runs after a failed materialization. A lo
 it passes, with the rows the contract discarded (`discard_row`) as metadata.
 """
 
-
 import dagster as dg
 
 from dlt_platform.config import SourceDefinition
@@ -29,12 +28,19 @@ def contract_metadata(definition: SourceDefinition) -> dg.MetadataValue:
     return dg.MetadataValue.json(contract if contract is not None else "evolve")
 
 
-def report_violation(context: dg.AssetExecutionContext, definition: SourceDefinition, keys: list[dg.AssetKey],
-                     table: str, message: str) -> None:
-    context.log_event(dg.AssetCheckEvaluation(
-        asset_key=key_of_table(keys, table), check_name=SCHEMA_CONTRACT_CHECK, passed=False,
-        severity=dg.AssetCheckSeverity.ERROR, description=message,
-        metadata={"contract": contract_metadata(definition), "table": table}))
+def report_violation(
+    context: dg.AssetExecutionContext, definition: SourceDefinition, keys: list[dg.AssetKey], table: str, message: str
+) -> None:
+    context.log_event(
+        dg.AssetCheckEvaluation(
+            asset_key=key_of_table(keys, table),
+            check_name=SCHEMA_CONTRACT_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=message,
+            metadata={"contract": contract_metadata(definition), "table": table},
+        )
+    )
 
 
 def build_contract_checks(definition: SourceDefinition, keys: list[dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
@@ -44,15 +50,22 @@ def build_contract_checks(definition: SourceDefinition, keys: list[dg.AssetKey])
 
 
 def _contract_check(definition: SourceDefinition, key: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=key, name=SCHEMA_CONTRACT_CHECK,
-                    description=f"The source's schema contract {definition.dlt_schema_contract} held; a refused "
-                                "load fails this check and loads nothing.")
+    @dg.asset_check(
+        asset=key,
+        name=SCHEMA_CONTRACT_CHECK,
+        description=f"The source's schema contract {definition.dlt_schema_contract} held; a refused "
+        "load fails this check and loads nothing.",
+    )
     def schema_contract(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         latest = context.instance.get_latest_materialization_event(key)
         metadata = (latest.asset_materialization.metadata or {}) if latest and latest.asset_materialization else {}
         discarded = metadata.get(ROWS_DISCARDED)
-        return dg.AssetCheckResult(passed=True, metadata={
-            "contract": contract_metadata(definition),
-            ROWS_DISCARDED: discarded.value if discarded is not None else 0})
+        return dg.AssetCheckResult(
+            passed=True,
+            metadata={
+                "contract": contract_metadata(definition),
+                ROWS_DISCARDED: discarded.value if discarded is not None else 0,
+            },
+        )
 
     return schema_contract

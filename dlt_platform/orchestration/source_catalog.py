@@ -57,27 +57,40 @@ class SourceCatalog:
         return self.origin.startswith("worker")
 
     def to_json(self) -> str:
-        return json.dumps({"origin": self.origin, "versions": self.versions,
-                           "problems": [asdict(problem) for problem in self.problems],
-                           "sources": [d.model_dump(mode="json") for d in self.definitions]}, sort_keys=True)
+        return json.dumps(
+            {
+                "origin": self.origin,
+                "versions": self.versions,
+                "problems": [asdict(problem) for problem in self.problems],
+                "sources": [d.model_dump(mode="json") for d in self.definitions],
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> SourceCatalog:
         document = json.loads(text)
-        return cls(parse_sources_document(document), document.get("origin", "reconstruction"),
-                   document.get("versions") or {},
-                   [DefinitionProblem(**problem) for problem in document.get("problems") or []])
+        return cls(
+            parse_sources_document(document),
+            document.get("origin", "reconstruction"),
+            document.get("versions") or {},
+            [DefinitionProblem(**problem) for problem in document.get("problems") or []],
+        )
 
     @classmethod
     def from_document(cls, document: object, origin: str) -> SourceCatalog:
         """Every usable definition of a sources document; the others become problems."""
         definitions, problems = sort_sources_document(document)
         raw_versions = document.get("versions") if isinstance(document, dict) else None
-        versions = {key: value for key, value in (raw_versions or {}).items()
-                    if isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)}
+        versions = {
+            key: value
+            for key, value in (raw_versions or {}).items()
+            if isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)
+        }
         for problem in problems:
-            log.error("source definition %s cannot be loaded: %s", problem.source_id or f"#{problem.index}",
-                      problem.message)
+            log.error(
+                "source definition %s cannot be loaded: %s", problem.source_id or f"#{problem.index}", problem.message
+            )
         return cls(definitions, origin, versions, problems)
 
 
@@ -120,12 +133,16 @@ def read_catalog(settings: Settings) -> SourceCatalog:
     return SourceCatalog.from_document(read_sources_document(settings.config_path), f"file:{settings.config_path}")
 
 
-def report_problems(settings: Settings, problems: list[DefinitionProblem], versions: dict[str, int],
-                    client: WorkerClient | None = None) -> bool:
+def report_problems(
+    settings: Settings, problems: list[DefinitionProblem], versions: dict[str, int], client: WorkerClient | None = None
+) -> bool:
     """Tells the Worker which sources Dagster could not load (the whole current set, so fixed ones clear);
     best effort: the code location loads whether or not the Worker hears about it."""
-    errors = [{"source_id": problem.source_id, "version": versions.get(problem.source_id), "message": problem.message}
-              for problem in problems if problem.source_id]
+    errors = [
+        {"source_id": problem.source_id, "version": versions.get(problem.source_id), "message": problem.message}
+        for problem in problems
+        if problem.source_id
+    ]
     own_client = client is None
     client = client or worker_client_for(settings, timeout_seconds=5.0)
     try:

@@ -11,8 +11,9 @@ from dlt_platform.orchestration.schedules import build_source_job, build_source_
 from dlt_platform.settings import Settings
 
 
-def build_source_defs(source_type, definitions: list, settings: Settings, versions: dict[str, int]
-                      ) -> tuple[dg.Definitions, list[tuple[object, str]]]:
+def build_source_defs(
+    source_type, definitions: list, settings: Settings, versions: dict[str, int]
+) -> tuple[dg.Definitions, list[tuple[object, str]]]:
     assets, checks, jobs, schedules, sensors, failed = [], [], [], [], [], []
     for definition in definitions:
         try:

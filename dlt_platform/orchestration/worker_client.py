@@ -94,25 +94,49 @@ class WorkerClient:
         """GET /internal/sources -> {"sources": [definition, ...]} (validated by the caller)."""
         return self._request("GET", "/internal/sources")
 
-    def register_run(self, dagster_run_id: str, source_id: str, trigger: str, partition: str | None = None,
-                     status: str | None = None, at: str | None = None) -> str:
+    def register_run(
+        self,
+        dagster_run_id: str,
+        source_id: str,
+        trigger: str,
+        partition: str | None = None,
+        status: str | None = None,
+        at: str | None = None,
+    ) -> str:
         """POST /internal/runs: idempotent on dagster_run_id; returns the ledger's run_id."""
-        body: dict = {"dagster_run_id": dagster_run_id, "source_id": source_id, "trigger": trigger,
-                      "partition": partition}
+        body: dict = {
+            "dagster_run_id": dagster_run_id,
+            "source_id": source_id,
+            "trigger": trigger,
+            "partition": partition,
+        }
         if status is not None:
             body["status"] = status
         if at is not None:
             body["at"] = at
         return str(self._request("POST", "/internal/runs", body)["run_id"])
 
-    def post_status(self, run_id: str, status: str, dagster_run_id: str | None = None, at: str | None = None,
-                    message: str | None = None, rows_loaded: int | None = None,
-                    tables: dict[str, int] | None = None, alert: bool = False) -> bool:
+    def post_status(
+        self,
+        run_id: str,
+        status: str,
+        dagster_run_id: str | None = None,
+        at: str | None = None,
+        message: str | None = None,
+        rows_loaded: int | None = None,
+        tables: dict[str, int] | None = None,
+        alert: bool = False,
+    ) -> bool:
         """POST /internal/runs/{run_id}/status; returns whether the ledger applied it (repeats are not errors).
         `alert` asks for an operator alert on a run that did not fail (a load package set aside)."""
         body: dict = {"status": status, **({"alert": True} if alert else {})}
-        for name, value in (("dagster_run_id", dagster_run_id), ("at", at), ("message", message),
-                            ("rows_loaded", rows_loaded), ("tables", tables)):
+        for name, value in (
+            ("dagster_run_id", dagster_run_id),
+            ("at", at),
+            ("message", message),
+            ("rows_loaded", rows_loaded),
+            ("tables", tables),
+        ):
             if value is not None:
                 body[name] = value
         return bool(self._request("POST", f"/internal/runs/{run_id}/status", body).get("applied"))
@@ -129,8 +153,9 @@ class WorkerClient:
         sources = self._request("GET", "/internal/webhooks/waiting")["sources"]
         return {source["source_id"]: source for source in sources}
 
-    def webhook_deliveries(self, source_id: str, *, hour: str | None = None, after: str | None = None,
-                           limit: int = 500) -> dict:
+    def webhook_deliveries(
+        self, source_id: str, *, hour: str | None = None, after: str | None = None, limit: int = 500
+    ) -> dict:
         """One page of delivery documents, ordered by (received_at, delivery_id): the waiting ones, or with
         `hour` (YYYY-MM-DDTHH) every delivery received in that UTC hour. -> {"deliveries": [...], "next": cursor}"""
         params: dict = {"hour": hour} if hour is not None else {"state": "waiting", "limit": limit}
@@ -141,5 +166,6 @@ class WorkerClient:
     def mark_webhook_deliveries_loaded(self, source_id: str, run_id: str, delivery_ids: list[str]) -> int:
         """POST .../deliveries/loaded (at most 1,000 ids a call; idempotent) -> how many were marked now."""
         body = {"run_id": run_id, "delivery_ids": delivery_ids}
-        return int(self._request("POST", f"/internal/webhooks/{quote(source_id, safe='')}/deliveries/loaded",
-                                 body)["marked"])
+        return int(
+            self._request("POST", f"/internal/webhooks/{quote(source_id, safe='')}/deliveries/loaded", body)["marked"]
+        )

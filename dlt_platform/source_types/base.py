@@ -80,8 +80,7 @@ class SourceType:
         """The dlt source of one (checked) request; its schema is named after the source id."""
         raise NotImplementedError
 
-    def after_load(self, definition: Any, settings: Settings, pipeline: Any, load_ids: list[str],
-                   run_id: str) -> dict:
+    def after_load(self, definition: Any, settings: Settings, pipeline: Any, load_ids: list[str], run_id: str) -> dict:
         """What the source does once its load packages are in the warehouse, and only then; returns metadata."""
         return {}
 
@@ -116,8 +115,9 @@ class SourceType:
         if windows is None:
             return None
         if windows.step == "hour":
-            return dg.HourlyPartitionsDefinition(start_date=f"{windows.start:%Y-%m-%d}-00:00", end_offset=1,
-                                                 timezone="UTC")
+            return dg.HourlyPartitionsDefinition(
+                start_date=f"{windows.start:%Y-%m-%d}-00:00", end_offset=1, timezone="UTC"
+            )
         return dg.DailyPartitionsDefinition(start_date=f"{windows.start:%Y-%m-%d}", end_offset=1, timezone="UTC")
 
     def build_asset(self, definition: Any, settings: Settings, version: int | None) -> dg.AssetsDefinition:
@@ -129,8 +129,9 @@ class SourceType:
         """Sensors that start the source's runs, besides its schedule."""
         return []
 
-    def build_defs(self, definitions: list[Any], settings: Settings, versions: dict[str, int]
-                   ) -> tuple[dg.Definitions, list[tuple[Any, str]]]:
+    def build_defs(
+        self, definitions: list[Any], settings: Settings, versions: dict[str, int]
+    ) -> tuple[dg.Definitions, list[tuple[Any, str]]]:
         """The Dagster definitions of this type's sources, and (definition, why) for each that could not be built:
         one source's failure leaves the others loadable."""
         from dlt_platform.orchestration.source_defs import build_source_defs

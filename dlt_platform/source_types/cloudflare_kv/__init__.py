@@ -19,7 +19,8 @@ class CloudflareKV(SourceType):
     def reads_part_of_source(self, definition: KVSourceDefinition, request) -> bool:
         # An incremental source's normal run reads its lookback windows only.
         return super().reads_part_of_source(definition, request) or (
-            not request.full_refresh and self.time_windows(definition) is not None)
+            not request.full_refresh and self.time_windows(definition) is not None
+        )
 
     def describe(self, definition: KVSourceDefinition, settings) -> dict[str, str]:
         return {"reads": definition.extract.namespace_title, "transport": settings.kv_transport(definition)}

@@ -46,10 +46,17 @@ from dlt_platform.source_types.columns import column_name
 
 # The ISO timestamps Arrow's cast reads as dlt does (with their zone; dlt reads a zoneless one as UTC, Arrow
 # refuses it).
-_ZONED_ISO_TIMESTAMP = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-                        r"(Z|[+-][0-9]{2}:[0-9]{2})$")
-_ARROW_KIND = {"bigint": pa.types.is_integer, "double": pa.types.is_floating, "text": pa.types.is_string,
-               "bool": pa.types.is_boolean, "timestamp": pa.types.is_string}
+_ZONED_ISO_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+_ARROW_KIND = {
+    "bigint": pa.types.is_integer,
+    "double": pa.types.is_floating,
+    "text": pa.types.is_string,
+    "bool": pa.types.is_boolean,
+    "timestamp": pa.types.is_string,
+}
 
 
 class NotVectorized(Exception):
@@ -87,10 +94,14 @@ def _child_ids(parent_ids: list[str], table: str, positions: list[int]) -> pa.Ar
     assert DLT_ID_LENGTH_BYTES == 10
     shake = hashlib.shake_128
     middle = f"_{table}_"
-    padded = b"".join([shake(f"{parent}{middle}{index}".encode()).digest(10) + b"\0\0"
-                       for parent, index in zip(parent_ids, positions, strict=True)])
+    padded = b"".join(
+        [
+            shake(f"{parent}{middle}{index}".encode()).digest(10) + b"\0\0"
+            for parent, index in zip(parent_ids, positions, strict=True)
+        ]
+    )
     encoded = base64.b64encode(padded).decode("ascii")
-    return pa.array([encoded[start:start + 14] for start in range(0, len(encoded), 16)], pa.string())
+    return pa.array([encoded[start : start + 14] for start in range(0, len(encoded), 16)], pa.string())
 
 
 def _fetched_at_column(records: list[dict]) -> pa.Array:
@@ -143,8 +154,9 @@ class PageShaper:
         self._schema = schema
         return table
 
-    def _audit_columns(self, records: list[dict], texts: list[str], encodings: list[str], is_object: list[bool]
-                       ) -> dict[str, pa.Array]:
+    def _audit_columns(
+        self, records: list[dict], texts: list[str], encodings: list[str], is_object: list[bool]
+    ) -> dict[str, pa.Array]:
         count = len(records)
         is_json = [obj or self._is_json_not_object(record) for record, obj in zip(records, is_object, strict=True)]
         metadata = [record.get("metadata") for record in records]
@@ -154,8 +166,9 @@ class PageShaper:
             "cf_kv_key": pa.array([record["key"] for record in records], pa.string()),
             "cf_kv_namespace_id": pa.array([self.namespace_id] * count, pa.string()),
             "cf_kv_namespace_title": pa.array([self.namespace_title] * count, pa.string()),
-            "cf_kv_metadata": pa.array([None if value is None else dlt_json.dumps(value) for value in metadata],
-                                       pa.string()),
+            "cf_kv_metadata": pa.array(
+                [None if value is None else dlt_json.dumps(value) for value in metadata], pa.string()
+            ),
             "cf_kv_expiration": pa.array([record.get("expiration") for record in records], pa.int64()),
             "cf_kv_fetched_at": _fetched_at_column(records),
             "cf_kv_value_is_json": pa.array(is_json, pa.bool_()),
@@ -174,8 +187,18 @@ class PageShaper:
 
     # --- struct fields -> columns, list fields -> child tables ----------------------------------------------------
 
-    def _flatten(self, table: str, parts: tuple[str, ...], arrays: list, fields: list[str], path: tuple[str, ...],
-                 columns: dict[str, pa.Array], tables: dict, row_ids: pa.Array, root_ids: pa.Array) -> None:
+    def _flatten(
+        self,
+        table: str,
+        parts: tuple[str, ...],
+        arrays: list,
+        fields: list[str],
+        path: tuple[str, ...],
+        columns: dict[str, pa.Array],
+        tables: dict,
+        row_ids: pa.Array,
+        root_ids: pa.Array,
+    ) -> None:
         """Adds the columns of `arrays` (the fields of objects at `path` in rows of `table`) to `columns`, and the
         child tables of their lists to `tables`."""
         shaper = self.shaper
@@ -187,12 +210,20 @@ class PageShaper:
                 nested = [array.field(i) for i in range(arrow_type.num_fields)]
                 if array.null_count:  # a null object has null fields
                     nested = [pc.if_else(array.is_valid(), child, pa.nulls(len(array), child.type)) for child in nested]
-                self._flatten(table, parts, nested, [f.name for f in arrow_type], path + (shaper.identifier(field),),
-                              columns, tables, row_ids, root_ids)
+                self._flatten(
+                    table,
+                    parts,
+                    nested,
+                    [f.name for f in arrow_type],
+                    path + (shaper.identifier(field),),
+                    columns,
+                    tables,
+                    row_ids,
+                    root_ids,
+                )
                 continue
             if pa.types.is_list(arrow_type):
-                self._explode(table, parts + path + (shaper.table_identifier(field),), array, tables, row_ids,
-                              root_ids)
+                self._explode(table, parts + path + (shaper.table_identifier(field),), array, tables, row_ids, root_ids)
                 continue
             name = shaper.join(*path, shaper.identifier(field)) if path else shaper.identifier(field)
             if name in columns:
@@ -225,8 +256,15 @@ class PageShaper:
                 raise NotVectorized(f"{table}.{name}: text that is not a timestamp") from None
         return array.cast(ARROW_TYPES[data_type])
 
-    def _explode(self, parent: str, parts: tuple[str, ...], lists: pa.ListArray, tables: dict,
-                 parent_ids: pa.Array, root_ids: pa.Array) -> None:
+    def _explode(
+        self,
+        parent: str,
+        parts: tuple[str, ...],
+        lists: pa.ListArray,
+        tables: dict,
+        parent_ids: pa.Array,
+        root_ids: pa.Array,
+    ) -> None:
         """The child table `parts` of a list column: a row per item, linked to its root, parent and position."""
         shaper = self.shaper
         table = shaper.table_name(parts)
@@ -251,8 +289,9 @@ class PageShaper:
             if items.null_count:
                 raise NotVectorized(f"{table}: null items in a list of objects")
             nested = [items.field(i) for i in range(item_type.num_fields)]
-            self._flatten(table, parts, nested, [f.name for f in item_type], (), columns, tables, row_ids,
-                          child_root_ids)
+            self._flatten(
+                table, parts, nested, [f.name for f in item_type], (), columns, tables, row_ids, child_root_ids
+            )
         elif pa.types.is_list(item_type):  # a list of lists: each inner list is the only item of a `list` child
             self._explode(table, parts + ("list",), items, tables, row_ids, child_root_ids)
         else:

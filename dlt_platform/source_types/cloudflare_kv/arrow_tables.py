@@ -49,12 +49,18 @@ CHILD_ID_COLUMNS = {
     ROW_ID: ROOT_ID_COLUMNS[ROW_ID],
 }
 
-ARROW_TYPES = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
-               "timestamp": pa.timestamp("us", tz="UTC")}
+ARROW_TYPES = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
 # The ISO timestamps whose parse by datetime.fromisoformat is certainly dlt's (other text goes through dlt's own
 # coercion, value by value).
 _PLAIN_ISO_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 _NONE = type(None)
 
 
@@ -77,9 +83,14 @@ class ArrowShaper:
         # other value: the only propagation handled here.
         config = schema._normalizers_config["json"].get("config") or {}
         propagation = config.get("propagation") or {}
-        self.propagates_root_id = config.get("root_key_propagation") is True and not propagation.get("root") and all(
-            table == root_table and mapping == {ROW_ID: ROOT_ID}
-            for table, mapping in (propagation.get("tables") or {}).items())
+        self.propagates_root_id = (
+            config.get("root_key_propagation") is True
+            and not propagation.get("root")
+            and all(
+                table == root_table and mapping == {ROW_ID: ROOT_ID}
+                for table, mapping in (propagation.get("tables") or {}).items()
+            )
+        )
         self.schema, self.naming, self.root = schema, schema.naming, root_table
         self.declared = {name: {"name": name, **hint} for name, hint in declared_columns.items()}
         # Columns this shaper typed, per table: it knows them before dlt adds them to the schema.
@@ -98,8 +109,11 @@ class ArrowShaper:
     def identifier(self, key: str) -> str:
         name = self._identifiers.get(key)
         if name is None:
-            name = normalize_helpers.normalize_identifier(self.schema, self.naming, key) \
-                if key and not key.isspace() else "_empty"
+            name = (
+                normalize_helpers.normalize_identifier(self.schema, self.naming, key)
+                if key and not key.isspace()
+                else "_empty"
+            )
             if name.startswith("_dlt") or "__v_" in name:
                 raise CannotShape(f"field name '{key}' uses dlt's reserved spellings")
             self._identifiers[key] = name
@@ -188,8 +202,14 @@ class ArrowShaper:
             shaped[self.table_name(parts)] = self._arrow_table(self.table_name(parts), table_rows)
         return shaped
 
-    def _child_rows(self, parent_parts: tuple[str, ...], lists: list[tuple[tuple[str, ...], list]], parent_id: str,
-                    root_id: str, out: dict[tuple[str, ...], list[dict]]) -> None:
+    def _child_rows(
+        self,
+        parent_parts: tuple[str, ...],
+        lists: list[tuple[tuple[str, ...], list]],
+        parent_id: str,
+        root_id: str,
+        out: dict[tuple[str, ...], list[dict]],
+    ) -> None:
         """The rows of the child tables a row's lists make, as dlt's relational normalizer makes them: an object
         item is flattened, a scalar becomes `value`, a list becomes the only item of a `list` child; every row
         links to its root, its parent and its position, with the id dlt derives from those."""
@@ -271,8 +291,11 @@ class ArrowShaper:
                 raise CannotShape(f"{table}.{name}: a JSON column holding scalars")
             return pa.array([None if value is None else dlt_json.dumps(value) for value in values], pa.string()), {}
         kinds_types = {PY_TYPE_TO_SC_TYPE.get(kind) for kind in kinds}
-        if kinds_types == {data_type} or (data_type == "timestamp" and kinds == {str}
-                                          and all(_PLAIN_ISO_TIMESTAMP.fullmatch(v) for v in values if v is not None)):
+        if kinds_types == {data_type} or (
+            data_type == "timestamp"
+            and kinds == {str}
+            and all(_PLAIN_ISO_TIMESTAMP.fullmatch(v) for v in values if v is not None)
+        ):
             return self.array(table, name, values), {}
         # Mixed or clashing types: dlt's per-value rules (coercion, else a variant column).
         placed: list = [None] * len(values)
@@ -313,8 +336,9 @@ class ArrowShaper:
 
     def _new_column(self, table: str, name: str, value: Any, variant: bool) -> dict:
         py_type = type(value)
-        data_type = schema_utils.autodetect_sc_type(self.schema._type_detections, py_type, value) \
-            or py_type_to_sc_type(py_type)
+        data_type = schema_utils.autodetect_sc_type(self.schema._type_detections, py_type, value) or py_type_to_sc_type(
+            py_type
+        )
         if data_type not in ARROW_TYPES:
             raise CannotShape(f"{table}.{name}: values of type {data_type}")
         column: dict = {"name": name, "data_type": data_type, "nullable": True}
@@ -330,8 +354,12 @@ class ArrowShaper:
             # Arrow stores an aware datetime as its UTC instant and a naive one as UTC, as dlt's normalize_timezone
             # does; text is parsed first.
             if any(type(value) is not dt.datetime for value in values if value is not None):
-                values = [value if value is None or type(value) is dt.datetime
-                          else normalize_timezone(_timestamp(value), True) for value in values]
+                values = [
+                    value
+                    if value is None or type(value) is dt.datetime
+                    else normalize_timezone(_timestamp(value), True)
+                    for value in values
+                ]
         elif data_type == "json":  # only declared JSON columns are written, by _typed_values
             raise CannotShape(f"{table}.{name}: a value for a JSON column")
         try:
@@ -349,10 +377,12 @@ class ArrowShaper:
         is_root = table == self.root
         hints = {}
         for name in arrow_table.column_names:
-            if (table, name) not in self._hinted and ((is_root and name in ROOT_ID_COLUMNS)
-                                                       or typed.get(name, {}).get("variant")):
+            if (table, name) not in self._hinted and (
+                (is_root and name in ROOT_ID_COLUMNS) or typed.get(name, {}).get("variant")
+            ):
                 hints[name] = self._hinted[(table, name)] = dict(
-                    (ROOT_ID_COLUMNS.get(name) if is_root else None) or typed[name])
+                    (ROOT_ID_COLUMNS.get(name) if is_root else None) or typed[name]
+                )
         return hints
 
 
@@ -362,4 +392,3 @@ def _timestamp(value: Any) -> dt.datetime:
     if _PLAIN_ISO_TIMESTAMP.fullmatch(value):
         return dt.datetime.fromisoformat(value)
     return coerce_value("timestamp", "text", value)
-

@@ -48,7 +48,9 @@ class Incremental(StrictModel):
     ]
     step: Literal["day", "hour"] = Field("day", description="Width of one window (and of one Dagster partition).")
     lookback: Annotated[
-        int, Field(ge=1, le=744, description="How many windows back from now a normal run loads."), BeforeValidator(whole_number)
+        int,
+        Field(ge=1, le=744, description="How many windows back from now a normal run loads."),
+        BeforeValidator(whole_number),
     ] = 3
     start: Annotated[dt.date, BeforeValidator(iso_date)] = Field(
         ..., strict=False, description="First window that exists (first Dagster partition)."
@@ -69,22 +71,37 @@ _KEYS_WITHOUT_WINDOWS: JsonDict = {
         "required": ["incremental"],
         "properties": {"incremental": {"type": "object", "properties": {"enabled": {"const": True}}}},
     },
-    "then": {"properties": {"keys": {"type": "null", "x-message": "keys and incremental cannot both be set: explicit keys replace the listing"}}},
+    "then": {
+        "properties": {
+            "keys": {
+                "type": "null",
+                "x-message": "keys and incremental cannot both be set: explicit keys replace the listing",
+            }
+        }
+    },
 }
 
 
 class KVExtract(StrictModel):
     model_config = ConfigDict(json_schema_extra=_KEYS_WITHOUT_WINDOWS)
 
-    namespace_id: Annotated[str, Field(pattern=NAMESPACE_ID_PATTERN, description="Cloudflare KV namespace id (REST transport).")]
-    namespace_title: Annotated[str, Field(pattern=NAME_PATTERN, description="Namespace title; the Worker's KV binding name.")]
-    prefix: Annotated[str, Field(max_length=MAX_KEY_CHARS)] | None = Field(None, description="Only keys starting with this prefix.")
+    namespace_id: Annotated[
+        str, Field(pattern=NAMESPACE_ID_PATTERN, description="Cloudflare KV namespace id (REST transport).")
+    ]
+    namespace_title: Annotated[
+        str, Field(pattern=NAME_PATTERN, description="Namespace title; the Worker's KV binding name.")
+    ]
+    prefix: Annotated[str, Field(max_length=MAX_KEY_CHARS)] | None = Field(
+        None, description="Only keys starting with this prefix."
+    )
     transport: Literal["rest", "worker"] = Field(
         "rest", description="rest: Cloudflare API with an API token; worker: the orchestrator's /internal/kv pages."
     )
     incremental: Incremental | None = None
     keys: list[Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]] | None = Field(
-        None, validate_default=True, description="Explicit keys to load instead of a listing (full backfills in batches)."
+        None,
+        validate_default=True,
+        description="Explicit keys to load instead of a listing (full backfills in batches).",
     )
 
     @field_validator("keys")
@@ -96,10 +113,8 @@ class KVExtract(StrictModel):
         return value
 
 
-
 class KVSourceDefinition(OneTableSource):
     """A Cloudflare Workers KV namespace, listed (or read key by key) and loaded one row per key."""
 
     source_type: Literal["cloudflare_kv"]
     extract: KVExtract
-

@@ -104,8 +104,9 @@ class _Handler(JSONHandler):
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             code = 10429 if fault.status == 429 else 10500
-            return self._error(fault.status, code, "Too many requests" if fault.status == 429 else "Internal error",
-                               headers)
+            return self._error(
+                fault.status, code, "Too many requests" if fault.status == 429 else "Internal error", headers
+            )
         if self.headers.get("Authorization") != f"Bearer {state.token}":
             return self._error(403, AUTH_ERROR_CODE, AUTH_ERROR_MESSAGE)
         url = urlsplit(self.path)
@@ -114,7 +115,7 @@ class _Handler(JSONHandler):
         query = parse_qs(url.query)
         prefix = ["", "client", "v4", "accounts"]
         if parts[: len(prefix)] == prefix:
-            parts = parts[len(prefix):]
+            parts = parts[len(prefix) :]
         elif parts[:2] == ["", "accounts"]:
             parts = parts[2:]
         if len(parts) < 4 or unquote(parts[0]) != state.account_id or parts[1:3] != ["storage", "kv"]:
@@ -145,11 +146,14 @@ class _Handler(JSONHandler):
     def _namespaces(self, query: dict) -> None:
         page = int(query.get("page", ["1"])[0])
         per_page = min(int(query.get("per_page", ["20"])[0]), 1000)
-        items = [{"id": ns_id, "title": ns.title, "supports_url_encoding": True}
-                 for ns_id, ns in self.server.owner.namespaces.items()]
+        items = [
+            {"id": ns_id, "title": ns.title, "supports_url_encoding": True}
+            for ns_id, ns in self.server.owner.namespaces.items()
+        ]
         chunk = items[(page - 1) * per_page : page * per_page]
-        self._send(200, _envelope(chunk, {"page": page, "per_page": per_page, "count": len(chunk),
-                                          "total_count": len(items)}))
+        self._send(
+            200, _envelope(chunk, {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(items)})
+        )
 
     def _list_keys(self, namespace: Namespace, query: dict) -> None:
         limit = int(query.get("limit", ["1000"])[0])

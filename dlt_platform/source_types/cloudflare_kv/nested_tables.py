@@ -26,8 +26,9 @@ dlt_extract.aggregate_job_metrics = _aggregate_by_root_table
 
 
 def declare_child_table(resource: DltResource, table: str, parent: str, root: str, id_columns: dict) -> None:
-    resource._hints_variants[table] = dlt.mark.make_hints(table_name=table, parent_table_name=parent,
-                                                          columns=id_columns)
+    resource._hints_variants[table] = dlt.mark.make_hints(
+        table_name=table, parent_table_name=parent, columns=id_columns
+    )
     _root_tables[table] = root
 
 

@@ -91,7 +91,8 @@ class CloudflareKVClient:
         page = 1
         while True:
             body = self._json(
-                "GET", f"/accounts/{quote(self.account_id, safe='')}/storage/kv/namespaces",
+                "GET",
+                f"/accounts/{quote(self.account_id, safe='')}/storage/kv/namespaces",
                 params={"page": page, "per_page": 100},
             )
             yield from body["result"]

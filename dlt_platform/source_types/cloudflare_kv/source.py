@@ -50,8 +50,9 @@ BATCH_RECORDS = 10_000
 def open_transport(definition: KVSourceDefinition, settings: Settings) -> KVTransport:
     extract = definition.extract
     if settings.kv_transport(definition) == "worker":
-        return WorkerTransport(settings.orchestrator_url, settings.internal_token, extract.namespace_title,
-                               policy=settings.retry_policy)
+        return WorkerTransport(
+            settings.orchestrator_url, settings.internal_token, extract.namespace_title, policy=settings.retry_policy
+        )
     client = CloudflareKVClient(
         settings.cloudflare_api_base_url,
         settings.cloudflare_account_id,
@@ -107,8 +108,11 @@ class _ExpectedArrowHintsWarning(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("In resource: ") and "when merging arrow schema" in message
-                    and message[len("In resource: "):].split(",", 1)[0] in self.tables)
+        return not (
+            message.startswith("In resource: ")
+            and "when merging arrow schema" in message
+            and message[len("In resource: ") :].split(",", 1)[0] in self.tables
+        )
 
 
 _expected_arrow_hints = _ExpectedArrowHintsWarning()
@@ -246,5 +250,7 @@ def kv_resource(definition: KVSourceDefinition, settings: Settings, request: Loa
 
 
 @dlt.source(root_key=True)
-def cloudflare_kv(definition: KVSourceDefinition, settings: Settings, request: LoadRequest = LoadRequest()) -> DltResource:
+def cloudflare_kv(
+    definition: KVSourceDefinition, settings: Settings, request: LoadRequest = LoadRequest()
+) -> DltResource:
     return kv_resource(definition, settings, request)

@@ -77,8 +77,9 @@ class RestTransport:
 
     def _read(self, listed: list[dict]) -> list[KVRecord]:
         batches = list(chunks(listed, BULK_GET_SIZE))
-        results = self._pool.map(lambda chunk: self.client.bulk_get(self.namespace_id, [e["name"] for e in chunk]),
-                                 batches)
+        results = self._pool.map(
+            lambda chunk: self.client.bulk_get(self.namespace_id, [e["name"] for e in chunk]), batches
+        )
         records: list[KVRecord] = []
         for chunk, values in zip(batches, results, strict=True):
             for entry in chunk:
@@ -96,8 +97,9 @@ class RestTransport:
             text = value if isinstance(value, str) else _json_text(value)
             metadata = found.get("metadata", metadata)
             expiration = found.get("expiration", expiration)
-            return KVRecord(key=key, value=text, value_encoding="text", metadata=metadata,
-                            expiration=_int_or_none(expiration))
+            return KVRecord(
+                key=key, value=text, value_encoding="text", metadata=metadata, expiration=_int_or_none(expiration)
+            )
         if found is None and not batch_refused:
             # Bulk get answers null for a key deleted since it was listed.
             return None
@@ -108,8 +110,9 @@ class RestTransport:
         if "metadata" not in entry:
             metadata = self.client.get_metadata(self.namespace_id, key)
         text, encoding = encode_value(raw)
-        return KVRecord(key=key, value=text, value_encoding=encoding, metadata=metadata,
-                        expiration=_int_or_none(expiration))
+        return KVRecord(
+            key=key, value=text, value_encoding=encoding, metadata=metadata, expiration=_int_or_none(expiration)
+        )
 
 
 def _json_text(value: object) -> str:
@@ -123,15 +126,22 @@ def _int_or_none(value: int | str | None) -> int | None:
 class WorkerTransport:
     """The orchestrator Worker's `GET /internal/kv/{namespace_title}/page`, read through its KV binding."""
 
-    def __init__(self, orchestrator_url: str | None, internal_token: str | None, namespace_title: str,
-                 policy: RetryPolicy = RetryPolicy(), timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        orchestrator_url: str | None,
+        internal_token: str | None,
+        namespace_title: str,
+        policy: RetryPolicy = RetryPolicy(),
+        timeout: float = 60.0,
+    ) -> None:
         if not orchestrator_url:
             raise CloudflareAPIError(0, "DLT_ORCHESTRATOR_URL is not set (needed by the worker transport)")
         if not internal_token:
             raise CloudflareAPIError(0, "DLT_INTERNAL_TOKEN is not set (needed by the worker transport)")
         self.namespace_title, self.policy = namespace_title, policy
-        self._http = httpx.Client(base_url=orchestrator_url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {internal_token}"})
+        self._http = httpx.Client(
+            base_url=orchestrator_url, timeout=timeout, headers={"Authorization": f"Bearer {internal_token}"}
+        )
 
     def close(self) -> None:
         self._http.close()

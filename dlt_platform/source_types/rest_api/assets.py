@@ -52,8 +52,15 @@ from dlt_platform.source_types.rest_api.source import resource_disposition, rest
 def lineage_specs(definition: RestApiSourceDefinition) -> list[dg.AssetSpec]:
     host = urlsplit(definition.extract.client.base_url).netloc
     system = REST_API.source_system_key(definition)
-    specs = [dg.AssetSpec(system, group_name=SOURCE_SYSTEM_GROUP, kinds={REST_API.system_kind},
-                          description=f"HTTP API at {host}", metadata={"host": host})]
+    specs = [
+        dg.AssetSpec(
+            system,
+            group_name=SOURCE_SYSTEM_GROUP,
+            kinds={REST_API.system_kind},
+            description=f"HTTP API at {host}",
+            metadata={"host": host},
+        )
+    ]
     raw = raw_snapshot_spec(definition, system)
     return specs if raw is None else [*specs, raw]
 
@@ -70,7 +77,8 @@ def resource_metadata(definition: RestApiSourceDefinition, name: str) -> dict:
         "endpoint_path": resource.endpoint.path,
         "paginator": paginator.type if paginator is not None else "auto",
         "auth": extract.client.auth.type if extract.client.auth is not None else "none",
-        "write_disposition": extract.effective(resource, "write_disposition") or definition.destination.write_disposition,
+        "write_disposition": extract.effective(resource, "write_disposition")
+        or definition.destination.write_disposition,
         "schedule": definition.schedule or "manual",
         "snapshot_prefix": definition.staging.r2_prefix if definition.staging.raw_snapshot else "none",
         "dagster/table_name": f"{definition.destination.dataset}.{name}",
@@ -99,15 +107,23 @@ class RestApiTranslator(DagsterDltTranslator):
             group_name=definition.destination.dataset,
             description=definition.description or f"rest_api source {definition.source_id}: resource {name}",
             kinds={"dlt", self.destination_type, REST_API.system_kind},
-            metadata={**resource_metadata(definition, name), "dagster/storage_kind": self.destination_type,
-                      **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {})},
+            metadata={
+                **resource_metadata(definition, name),
+                "dagster/storage_kind": self.destination_type,
+                **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {}),
+            },
             owners=owners_of(definition),
             tags=dagster_tags(definition),
         )
 
 
-def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResource, config: SourceRunConfig,
-                         definition: RestApiSourceDefinition, settings: Settings):
+def load_rest_api_source(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    config: SourceRunConfig,
+    definition: RestApiSourceDefinition,
+    settings: Settings,
+):
     """Run the source's dlt pipeline for this run's request (the selected resources) and record what loaded."""
     try:
         request = checked_request(definition, settings, load_request_for(context, config))
@@ -140,30 +156,45 @@ def load_rest_api_source(context: dg.AssetExecutionContext, dlt: DagsterDltResou
         table = result.asset_key.path[-1]
         # Each asset reports its own table and its child tables, so the run's total counts every row once.
         own = {name: count for name, count in rows.items() if name == table or name.startswith(f"{table}__")}
-        yield dg.MaterializeResult(asset_key=result.asset_key, metadata={
-            **(result.metadata or {}),
-            "rows_loaded": dg.MetadataValue.int(sum(own.values())),
-            "rows_by_table": dg.MetadataValue.json(own),
-            "load_id": load_id,
-            "destination_table": f"{definition.destination.dataset}.{table}",
-            "destination": settings.destination_type(definition),
-            "write_disposition": resource_disposition(definition, resources[table], request),
-            **({"window_start": request.window[0].isoformat(), "window_end": request.window[1].isoformat()}
-               if request.window is not None else {}),
-            **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
-            **({SET_ASIDE_METADATA: "; ".join(set_aside)} if set_aside else {}),
-        })
+        yield dg.MaterializeResult(
+            asset_key=result.asset_key,
+            metadata={
+                **(result.metadata or {}),
+                "rows_loaded": dg.MetadataValue.int(sum(own.values())),
+                "rows_by_table": dg.MetadataValue.json(own),
+                "load_id": load_id,
+                "destination_table": f"{definition.destination.dataset}.{table}",
+                "destination": settings.destination_type(definition),
+                "write_disposition": resource_disposition(definition, resources[table], request),
+                **(
+                    {"window_start": request.window[0].isoformat(), "window_end": request.window[1].isoformat()}
+                    if request.window is not None
+                    else {}
+                ),
+                **({ROWS_DISCARDED: dg.MetadataValue.int(discarded.get(table, 0))} if has_contract(definition) else {}),
+                **({SET_ASIDE_METADATA: "; ".join(set_aside)} if set_aside else {}),
+            },
+        )
     raw = raw_snapshot_key(definition)
     if raw is not None and snapshot:
-        context.log_event(dg.AssetMaterialization(
-            asset_key=raw, metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id}))
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=raw,
+                metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id},
+            )
+        )
 
 
-def build_rest_api_asset(definition: RestApiSourceDefinition, settings: Settings, version: int | None = None
-                         ) -> dg.AssetsDefinition:
+def build_rest_api_asset(
+    definition: RestApiSourceDefinition, settings: Settings, version: int | None = None
+) -> dg.AssetsDefinition:
     """The multi-asset of one rest_api source; its op is named after the source (the Worker's run config
     addresses ops.<source_id>)."""
 
-    return source_dlt_assets(definition, settings, rest_api_source(definition, settings, describe_only=True),
-                             RestApiTranslator(definition, settings.destination_type(definition), version),
-                             load_rest_api_source)
+    return source_dlt_assets(
+        definition,
+        settings,
+        rest_api_source(definition, settings, describe_only=True),
+        RestApiTranslator(definition, settings.destination_type(definition), version),
+        load_rest_api_source,
+    )

@@ -83,8 +83,10 @@ def per_parent_config(resource_config: dict, parent: str, cursors: ParentCursors
     """The child's resource config for dlt: no dlt incremental, the start parameter from the parent's cursor,
     the parent's key field included in its items."""
     endpoint = {key: value for key, value in resource_config["endpoint"].items() if key != "incremental"}
-    endpoint["params"] = {**endpoint.get("params", {}),
-                          cursors.incremental.start_param: f"{{resources.{parent}.{CURSOR_FIELD}}}"}
+    endpoint["params"] = {
+        **endpoint.get("params", {}),
+        cursors.incremental.start_param: f"{{resources.{parent}.{CURSOR_FIELD}}}",
+    }
     included = list(resource_config.get("include_from_parent", []))
     if cursors.parent_key_field not in included:
         included.append(cursors.parent_key_field)

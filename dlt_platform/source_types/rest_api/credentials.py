@@ -52,8 +52,14 @@ def _named(definition: RestApiSourceDefinition) -> list[tuple[str, str, tuple[st
         named.append(("extract.client.auth.token", auth.token.env, (AUTHORIZATION,), ()))
     elif isinstance(auth, ApiKeyAuth):
         in_query = auth.location in ("query", "param")
-        named.append(("extract.client.auth.api_key", auth.api_key.env,
-                      () if in_query else (auth.name,), (auth.name,) if in_query else ()))
+        named.append(
+            (
+                "extract.client.auth.api_key",
+                auth.api_key.env,
+                () if in_query else (auth.name,),
+                (auth.name,) if in_query else (),
+            )
+        )
     elif isinstance(auth, HttpBasicAuth):
         for name in ("username", "password"):
             if isinstance(getattr(auth, name), EnvSecret):
@@ -69,8 +75,9 @@ def _named(definition: RestApiSourceDefinition) -> list[tuple[str, str, tuple[st
     return named
 
 
-def source_credentials(definition: RestApiSourceDefinition, secret_hosts: Mapping[str, tuple[str, ...]]
-                       ) -> list[Credential]:
+def source_credentials(
+    definition: RestApiSourceDefinition, secret_hosts: Mapping[str, tuple[str, ...]]
+) -> list[Credential]:
     """The definition's secrets with their hosts. Raises SecretNotAllowed (one line naming the field and the
     secret's name) for a platform secret, a secret DLT_SOURCE_SECRETS does not list, or one not bound to the
     host it would be sent to."""
@@ -80,9 +87,11 @@ def source_credentials(definition: RestApiSourceDefinition, secret_hosts: Mappin
         if is_platform_secret(secret):
             raise SecretNotAllowed(f"{field}: {secret} is a platform secret: sources may never use it")
         if secret not in secret_hosts:
-            raise SecretNotAllowed(f"{field}: secret {secret} is not listed for sources in DLT_SOURCE_SECRETS "
-                                   "(the deployment lists each secret sources may use with the hosts it may be "
-                                   "sent to)")
+            raise SecretNotAllowed(
+                f"{field}: secret {secret} is not listed for sources in DLT_SOURCE_SECRETS "
+                "(the deployment lists each secret sources may use with the hosts it may be "
+                "sent to)"
+            )
         credential = Credential(field, secret, tuple(secret_hosts[secret]), headers, params)
         targets = [("extract.client.base_url", client.base_url)]
         if isinstance(client.auth, OAuth2ClientCredentialsAuth):
@@ -90,9 +99,11 @@ def source_credentials(definition: RestApiSourceDefinition, secret_hosts: Mappin
         for target_field, url in targets:
             host, port = url_host(url)
             if not credential.allowed_on(host, port):
-                raise SecretNotAllowed(f"{field}: secret {secret} may be sent to {', '.join(credential.hosts)} "
-                                       f"only (DLT_SOURCE_SECRETS), not to {written_host(host, port)} of "
-                                       f"{target_field}")
+                raise SecretNotAllowed(
+                    f"{field}: secret {secret} may be sent to {', '.join(credential.hosts)} "
+                    f"only (DLT_SOURCE_SECRETS), not to {written_host(host, port)} of "
+                    f"{target_field}"
+                )
         credentials.append(credential)
     return credentials
 
@@ -108,6 +119,7 @@ def without_credentials(request, credentials: list[Credential]) -> None:
     params = {param.lower() for credential in away for param in credential.params}
     if params:
         parts = urlsplit(request.url)
-        kept = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
-                if key.lower() not in params]
+        kept = [
+            (key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key.lower() not in params
+        ]
         request.url = urlunsplit(parts._replace(query=urlencode(kept)))

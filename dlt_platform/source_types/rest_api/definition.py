@@ -39,14 +39,22 @@ ENDPOINT_PATH_PATTERN = r"^[^\s?#]{1,1024}$"
 # `{resources.<parent>.<field>}` in a child's path or params: dlt fills it from each parent item.
 PARENT_REFERENCE = re.compile(r"\{resources\.([^.{}]+)\.([^{}]+)\}")
 
+
 class EnvSecret(StrictModel):
     """A secret read from the environment (the container's env, `.env` locally) when a run starts."""
 
     model_config = ConfigDict(json_schema_extra={"x-message": SECRET_MESSAGE})
 
-    env: Annotated[str, Field(pattern=SECRET_NAME_PATTERN, description="Environment variable holding the secret.",
-                              json_schema_extra={"allOf": [{"pattern": NOT_PLATFORM_SECRET_PATTERN,
-                                                            "x-message": PLATFORM_SECRET_MESSAGE}]})]
+    env: Annotated[
+        str,
+        Field(
+            pattern=SECRET_NAME_PATTERN,
+            description="Environment variable holding the secret.",
+            json_schema_extra={
+                "allOf": [{"pattern": NOT_PLATFORM_SECRET_PATTERN, "x-message": PLATFORM_SECRET_MESSAGE}]
+            },
+        ),
+    ]
 
     @field_validator("env")
     @classmethod
@@ -65,9 +73,6 @@ def _secret_not_literal(value: object) -> object:
 Secret = Annotated[EnvSecret, BeforeValidator(_secret_not_literal)]
 
 
-
-
-
 class BearerAuth(StrictModel):
     type: Literal["bearer"]
     token: Secret
@@ -76,7 +81,8 @@ class BearerAuth(StrictModel):
 class ApiKeyAuth(StrictModel):
     type: Literal["api_key"]
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = Field(
-        "Authorization", description="Header, query parameter or cookie name.")
+        "Authorization", description="Header, query parameter or cookie name."
+    )
     api_key: Secret
     location: Literal["header", "query", "param", "cookie"] = "header"
 
@@ -99,7 +105,8 @@ class OAuth2ClientCredentialsAuth(StrictModel):
 _AUTH_TAGS = ("bearer", "api_key", "http_basic", "oauth2_client_credentials")
 RestAuth = Annotated[
     BearerAuth | ApiKeyAuth | HttpBasicAuth | OAuth2ClientCredentialsAuth,
-    Field(discriminator="type"), tagged_union_check("auth", _AUTH_TAGS),
+    Field(discriminator="type"),
+    tagged_union_check("auth", _AUTH_TAGS),
 ]
 
 JsonPath = Annotated[str, Field(min_length=1, max_length=256)]
@@ -161,9 +168,15 @@ class PageNumberPaginator(StrictModel):
 
 _PAGINATOR_TAGS = ("single_page", "header_link", "json_link", "cursor", "header_cursor", "offset", "page_number")
 RestPaginator = Annotated[
-    SinglePagePaginator | HeaderLinkPaginator | JsonLinkPaginator | CursorPaginator | HeaderCursorPaginator
-    | OffsetPaginator | PageNumberPaginator,
-    Field(discriminator="type"), tagged_union_check("paginator", _PAGINATOR_TAGS),
+    SinglePagePaginator
+    | HeaderLinkPaginator
+    | JsonLinkPaginator
+    | CursorPaginator
+    | HeaderCursorPaginator
+    | OffsetPaginator
+    | PageNumberPaginator,
+    Field(discriminator="type"),
+    tagged_union_check("paginator", _PAGINATOR_TAGS),
 ]
 
 
@@ -194,8 +207,13 @@ class RestEndpoint(StrictModel):
     # the name dlt and the Worker know.
     model_config = ConfigDict(serialize_by_alias=True)
 
-    path: Annotated[str, Field(pattern=ENDPOINT_PATH_PATTERN, description="Relative to client.base_url; may use "
-                                                                          "{resources.<parent>.<field>}.")]
+    path: Annotated[
+        str,
+        Field(
+            pattern=ENDPOINT_PATH_PATTERN,
+            description="Relative to client.base_url; may use {resources.<parent>.<field>}.",
+        ),
+    ]
     method: Literal["GET", "POST"] = "GET"
     params: dict[ParamName, ParamValue] | None = None
     json_body: dict[str, object] | None = Field(None, alias="json", description="JSON body of a POST request.")
@@ -204,8 +222,10 @@ class RestEndpoint(StrictModel):
     incremental: RestIncremental | None = None
 
 
-PrimaryKey = Annotated[str, Field(min_length=1, max_length=128)] | Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=128)]], Field(min_length=1, max_length=8)]
+PrimaryKey = (
+    Annotated[str, Field(min_length=1, max_length=128)]
+    | Annotated[list[Annotated[str, Field(min_length=1, max_length=128)]], Field(min_length=1, max_length=8)]
+)
 
 
 # A resource's endpoint is a RestEndpoint; resource_defaults' holds everything but the path.
@@ -237,14 +257,17 @@ class RestResource(RestResourceDefaults[RestEndpoint]):
     name: Annotated[str, Field(pattern=RESOURCE_NAME_PATTERN, description="Resource name; also its table name.")]
     endpoint: RestEndpoint
     include_from_parent: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
-        None, max_length=20, description="Fields of the parent item copied into each child row (_<parent>_<field>).")
+        None, max_length=20, description="Fields of the parent item copied into each child row (_<parent>_<field>)."
+    )
     selected: bool = Field(True, description="false: fetched only to feed child resources, not loaded.")
 
 
 class RestClient(StrictModel):
     base_url: Annotated[str, Field(pattern=BASE_URL_PATTERN, description="https://api.example.com/v1; no credentials.")]
-    headers: dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)], Annotated[str, Field(max_length=1024)] | EnvSecret
-                  ] | None = Field(None, description='Sent with every request; a value may be {"env": "NAME"}.')
+    headers: (
+        dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)], Annotated[str, Field(max_length=1024)] | EnvSecret]
+        | None
+    ) = Field(None, description='Sent with every request; a value may be {"env": "NAME"}.')
     auth: RestAuth | None = None
     paginator: RestPaginator | None = None
 
@@ -253,16 +276,21 @@ class HttpLimits(StrictModel):
     """The platform's limits on top of dlt: a request budget per host and bounded retries."""
 
     requests_per_second: Annotated[float, Field(gt=0, le=1000)] | None = Field(
-        None, strict=False, description="At most this many requests per second to one host.")
+        None, strict=False, description="At most this many requests per second to one host."
+    )
     requests_per_window: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(whole_number)] | None = Field(
-        None, description="At most this many requests to one host in any window_seconds (an API's quota).")
+        None, description="At most this many requests to one host in any window_seconds (an API's quota)."
+    )
     window_seconds: Annotated[int, Field(ge=1, le=86_400), BeforeValidator(whole_number)] = 60
     max_attempts: Annotated[int, Field(ge=1, le=10), BeforeValidator(whole_number)] = Field(
-        5, description="Attempts per request on 429, 5xx and connection errors.")
+        5, description="Attempts per request on 429, 5xx and connection errors."
+    )
     backoff_seconds: Annotated[float, Field(ge=0, le=60)] = Field(
-        1.0, strict=False, description="Exponential back-off base (also after 'Retry-After: 0').")
+        1.0, strict=False, description="Exponential back-off base (also after 'Retry-After: 0')."
+    )
     max_retry_delay_seconds: Annotated[float, Field(ge=1, le=600)] = Field(
-        60.0, strict=False, description="Longest wait between attempts, Retry-After included.")
+        60.0, strict=False, description="Longest wait between attempts, Retry-After included."
+    )
 
 
 def parent_fields(resource: RestResource) -> list[tuple[str, str]]:
@@ -285,10 +313,13 @@ class RestPartitions(StrictModel):
 
     step: Literal["day", "hour"] = Field("day", description="Width of one window (one Dagster partition).")
     start: Annotated[dt.date, BeforeValidator(iso_date)] = Field(
-        ..., strict=False, description="First window (first Dagster partition).")
+        ..., strict=False, description="First window (first Dagster partition)."
+    )
     lookback: Annotated[
-        int, Field(ge=1, le=744, description="Windows a scheduled run reads, the one in progress included."),
-        BeforeValidator(whole_number)] = 1
+        int,
+        Field(ge=1, le=744, description="Windows a scheduled run reads, the one in progress included."),
+        BeforeValidator(whole_number),
+    ] = 1
 
 
 class RestApiExtract(StrictModel):
@@ -296,8 +327,9 @@ class RestApiExtract(StrictModel):
     resources: list[RestResource] = Field(min_length=1, max_length=50)
     resource_defaults: RestDefaults | None = None
     http: HttpLimits = Field(default_factory=HttpLimits)
-    partitions: RestPartitions | None = Field(None, description="Dagster time partitions over the incremental "
-                                                                "resources' cursors.")
+    partitions: RestPartitions | None = Field(
+        None, description="Dagster time partitions over the incremental resources' cursors."
+    )
 
     @field_validator("resources")
     @classmethod
@@ -310,13 +342,20 @@ class RestApiExtract(StrictModel):
                 problems.append(f"{index}: duplicate resource name '{resource.name}'")
             for parent in parent_references(resource):
                 if parent not in names or parent == resource.name:
-                    problems.append(f"{index}: resource '{resource.name}' refers to missing parent resource "
-                                    f"'{parent}' (resources: {', '.join(names)})")
+                    problems.append(
+                        f"{index}: resource '{resource.name}' refers to missing parent resource "
+                        f"'{parent}' (resources: {', '.join(names)})"
+                    )
             incremental = resource.endpoint.incremental
-            if parent_references(resource) and incremental is not None and (
-                    incremental.start_param is None or incremental.initial_value is None):
-                problems.append(f"{index}: child resource '{resource.name}' keeps a cursor per parent: its "
-                                "incremental needs start_param and initial_value")
+            if (
+                parent_references(resource)
+                and incremental is not None
+                and (incremental.start_param is None or incremental.initial_value is None)
+            ):
+                problems.append(
+                    f"{index}: child resource '{resource.name}' keeps a cursor per parent: its "
+                    "incremental needs start_param and initial_value"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return resources
@@ -346,7 +385,6 @@ class RestApiSourceDefinition(SourceBase):
             if disposition == "merge" and extract.effective(resource, "primary_key") is None:
                 raise ValueError(f"resources.{index}: resource '{resource.name}' merges but has no primary_key")
         return extract
-
 
 
 def loaded_resources(definition: RestApiSourceDefinition) -> list[RestResource]:

@@ -79,8 +79,9 @@ def _http_error_in(error: BaseException) -> HTTPError | None:
     return next((e for e in _chain(error) if isinstance(e, HTTPError) and e.response is not None), None)
 
 
-def described_failure(error: BaseException, definition: RestApiSourceDefinition, secret_params: set[str]
-                      ) -> RestApiError | None:
+def described_failure(
+    error: BaseException, definition: RestApiSourceDefinition, secret_params: set[str]
+) -> RestApiError | None:
     """The failure as one line, every secret value masked: an HTTP status or a request that failed after the
     retries, a refusal of the platform's (a secret, a host), or any failure whose chain would carry a secret
     value. None for anything else (the error is then reported as it is)."""
@@ -88,15 +89,17 @@ def described_failure(error: BaseException, definition: RestApiSourceDefinition,
     described = _described(error, definition, secret_params)
     if described is None and any(value in str(e) for e in _chain(error) for value in values):
         root = _chain(error)[-1]  # the first failure, under dlt's wrappers
-        described = RestApiError(f"{definition.source_id}: {type(root).__name__}: "
-                                 f"{(str(root).splitlines() or [''])[0]}")
+        described = RestApiError(
+            f"{definition.source_id}: {type(root).__name__}: {(str(root).splitlines() or [''])[0]}"
+        )
     if described is None:
         return None
     return type(described)(masked(str(described), values))
 
 
-def _described(error: BaseException, definition: RestApiSourceDefinition, secret_params: set[str]
-               ) -> RestApiError | None:
+def _described(
+    error: BaseException, definition: RestApiSourceDefinition, secret_params: set[str]
+) -> RestApiError | None:
     refusal = next((e for e in _chain(error) if isinstance(e, RestApiError)), None)
     if refusal is not None:
         return refusal
@@ -112,22 +115,31 @@ def _described(error: BaseException, definition: RestApiSourceDefinition, secret
     message = f"{definition.source_id}: {where} answered {response.status_code} {response.reason}"
     if response.status_code in (401, 403):
         names = env_names(definition.extract.client.auth) + env_names(definition.extract.client.headers or {})
-        refused = f"the credentials in {', '.join(sorted(set(names)))}" if names else "the request (no auth is configured)"
+        refused = (
+            f"the credentials in {', '.join(sorted(set(names)))}" if names else "the request (no auth is configured)"
+        )
         message += f": the API refused {refused}"
     elif response.status_code == 429 or response.status_code >= 500:
         message += f" after {definition.extract.http.max_attempts} attempts"
     return RestApiError(message + "; nothing was loaded")
 
 
-def _request_failure(error: BaseException, definition: RestApiSourceDefinition, secret_params: set[str]
-                     ) -> RestApiError | None:
+def _request_failure(
+    error: BaseException, definition: RestApiSourceDefinition, secret_params: set[str]
+) -> RestApiError | None:
     """A request that could not be sent or answered (connection refused, timeout) after dlt's retries."""
     failed = next((e for e in _chain(error) if isinstance(e, RequestException)), None)
     if failed is None:
         return None
     request = failed.request
     sensitive = CurrentPage(secret_params).sensitive
-    where = f"{request.method} {sanitize_url(request.url, sensitive)}" if request is not None and isinstance(request.url, str) and request.url else "a request"
+    where = (
+        f"{request.method} {sanitize_url(request.url, sensitive)}"
+        if request is not None and isinstance(request.url, str) and request.url
+        else "a request"
+    )
     reason = str(failed).splitlines()[0] if str(failed) else type(failed).__name__
-    return RestApiError(f"{definition.source_id}: {where} failed after {definition.extract.http.max_attempts} "
-                        f"attempts: {reason}; nothing was loaded")
+    return RestApiError(
+        f"{definition.source_id}: {where} failed after {definition.extract.http.max_attempts} "
+        f"attempts: {reason}; nothing was loaded"
+    )

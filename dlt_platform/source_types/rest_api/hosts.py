@@ -74,8 +74,9 @@ def resolved_addresses(host: str, port: int) -> list[str]:
 class HostPolicy:
     """The hosts a rest_api source may connect to, for one run."""
 
-    def __init__(self, allowed: Iterable[str] = (), orchestrator_url: str | None = None,
-                 resolve: Resolver = resolved_addresses) -> None:
+    def __init__(
+        self, allowed: Iterable[str] = (), orchestrator_url: str | None = None, resolve: Resolver = resolved_addresses
+    ) -> None:
         self.allowed = tuple(allowed)
         self.orchestrator = url_host(orchestrator_url)[0] if orchestrator_url else None
         self.resolve = resolve
@@ -91,11 +92,15 @@ class HostPolicy:
         where = written_host(host, port)
         lift = f"unless DLT_PLATFORM_ALLOW_PRIVATE_HOSTS lists {where}"
         if self.orchestrator is not None and host == self.orchestrator:
-            raise HostNotAllowed(f"{what}: {where} is the orchestrator Worker's own host (DLT_ORCHESTRATOR_URL): "
-                                 f"sources may not call the platform's API, {lift}")
+            raise HostNotAllowed(
+                f"{what}: {where} is the orchestrator Worker's own host (DLT_ORCHESTRATOR_URL): "
+                f"sources may not call the platform's API, {lift}"
+            )
         literal = _literal_address(host)
         for address in [literal] if literal else self.resolve(host, port):
             if _not_public(address):
                 said = "is" if literal else f"resolves to {address},"
-                raise HostNotAllowed(f"{what}: {where} {said} a loopback, link-local, private or unspecified "
-                                     f"address: sources may not reach it, {lift}")
+                raise HostNotAllowed(
+                    f"{what}: {where} {said} a loopback, link-local, private or unspecified "
+                    f"address: sources may not reach it, {lift}"
+                )

@@ -51,17 +51,29 @@ COMMENTS_PER_ISSUE = 2
 
 
 class SampleApiState:
-    def __init__(self, bearer_token: str, api_key: str, issues: int = 0, charges: int = 0, customers: int = 0,
-                 events: int = 0, comments_per_issue: int = COMMENTS_PER_ISSUE) -> None:
+    def __init__(
+        self,
+        bearer_token: str,
+        api_key: str,
+        issues: int = 0,
+        charges: int = 0,
+        customers: int = 0,
+        events: int = 0,
+        comments_per_issue: int = COMMENTS_PER_ISSUE,
+    ) -> None:
         self.bearer_token, self.api_key = bearer_token, api_key
         self.lock = threading.Lock()
         self.issues: list[dict] = []
         self.comments: dict[int, list[dict]] = {}
         self.charges: list[dict] = []
-        self.customers = [{"id": f"cus_{n:05d}", "name": f"Customer {n}", "email": f"c{n}@example.com"}
-                          for n in range(1, customers + 1)]
-        self.events = [{"id": n, "kind": ("signup", "login", "purchase")[n % 3], "at": iso(EPOCH + dt.timedelta(minutes=n))}
-                       for n in range(1, events + 1)]
+        self.customers = [
+            {"id": f"cus_{n:05d}", "name": f"Customer {n}", "email": f"c{n}@example.com"}
+            for n in range(1, customers + 1)
+        ]
+        self.events = [
+            {"id": n, "kind": ("signup", "login", "purchase")[n % 3], "at": iso(EPOCH + dt.timedelta(minutes=n))}
+            for n in range(1, events + 1)
+        ]
         self.faults: list[Fault] = []
         self.log: list[LoggedRequest] = []
         for _ in range(issues):
@@ -73,19 +85,29 @@ class SampleApiState:
         with self.lock:
             number = len(self.issues) + 1
             updated = updated_at or EPOCH + dt.timedelta(minutes=number)
-            issue = {"id": 1000 + number, "number": number, "title": f"Issue {number}",
-                     "state": "open" if number % 4 else "closed", "labels": [{"name": "bug"}] if number % 5 == 0 else [],
-                     "updated_at": iso(updated)}
+            issue = {
+                "id": 1000 + number,
+                "number": number,
+                "title": f"Issue {number}",
+                "state": "open" if number % 4 else "closed",
+                "labels": [{"name": "bug"}] if number % 5 == 0 else [],
+                "updated_at": iso(updated),
+            }
             self.issues.append(issue)
-            self.comments[number] = [{"id": number * 100 + c, "body": f"Comment {c} on issue {number}",
-                                      "updated_at": iso(updated)} for c in range(1, comments + 1)]
+            self.comments[number] = [
+                {"id": number * 100 + c, "body": f"Comment {c} on issue {number}", "updated_at": iso(updated)}
+                for c in range(1, comments + 1)
+            ]
             return issue
 
     def add_comment(self, number: int, updated_at: dt.datetime) -> dict:
         with self.lock:
             comments = self.comments[number]
-            comment = {"id": number * 100 + len(comments) + 1, "body": f"Comment {len(comments) + 1} on issue {number}",
-                       "updated_at": iso(updated_at)}
+            comment = {
+                "id": number * 100 + len(comments) + 1,
+                "body": f"Comment {len(comments) + 1} on issue {number}",
+                "updated_at": iso(updated_at),
+            }
             comments.append(comment)
             return comment
 
@@ -99,8 +121,13 @@ class SampleApiState:
     def add_charge(self, updated_at: dt.datetime | None = None) -> dict:
         with self.lock:
             n = len(self.charges) + 1
-            charge = {"id": f"ch_{n:06d}", "amount": 100 * n, "currency": "eur", "customer": f"cus_{n % 7 + 1:05d}",
-                      "updated_at": iso(updated_at or EPOCH + dt.timedelta(minutes=n))}
+            charge = {
+                "id": f"ch_{n:06d}",
+                "amount": 100 * n,
+                "currency": "eur",
+                "customer": f"cus_{n % 7 + 1:05d}",
+                "updated_at": iso(updated_at or EPOCH + dt.timedelta(minutes=n)),
+            }
             self.charges.append(charge)
             return charge
 
@@ -112,7 +139,7 @@ class SampleApiState:
 
 
 def _page(items: list, size: int, number: int) -> list:
-    return items[(number - 1) * size: number * size]
+    return items[(number - 1) * size : number * size]
 
 
 class SampleApiHandler(JSONHandler):
@@ -191,7 +218,7 @@ class SampleApiHandler(JSONHandler):
 
     def customers(self, query: dict[str, str]):
         offset, limit = int(query.get("offset", 0)), min(int(query.get("limit", 10)), 100)
-        return 200, {"items": self.state.customers[offset: offset + limit], "total": len(self.state.customers)}, {}
+        return 200, {"items": self.state.customers[offset : offset + limit], "total": len(self.state.customers)}, {}
 
     def events(self, query: dict[str, str]):
         size, number = 25, int(query.get("page", 1))

@@ -50,5 +50,7 @@ def with_audit_columns(item: dict, url: str, fetched_at: dt.datetime | str) -> d
                 name = f"value_{name}"
             row[name] = row.pop(column)
     row[URL_COLUMN] = url
-    row[FETCHED_AT_COLUMN] = fetched_at if isinstance(fetched_at, dt.datetime) else dt.datetime.fromisoformat(fetched_at)
+    row[FETCHED_AT_COLUMN] = (
+        fetched_at if isinstance(fetched_at, dt.datetime) else dt.datetime.fromisoformat(fetched_at)
+    )
     return row

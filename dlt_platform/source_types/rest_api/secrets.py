@@ -20,8 +20,9 @@ def resolved(value: object, where: str, environ: Mapping[str, str] | None = None
             name = value["env"]
             secret = environ.get(name)
             if not secret:
-                raise MissingSecret(f"{where}: environment variable {name} is not set (it holds the secret "
-                                    "of this field)")
+                raise MissingSecret(
+                    f"{where}: environment variable {name} is not set (it holds the secret of this field)"
+                )
             return secret
         return {key: resolved(item, f"{where}.{key}", environ) for key, item in value.items()}
     if isinstance(value, list):

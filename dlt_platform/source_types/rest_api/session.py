@@ -65,8 +65,9 @@ class RequestGuard:
     refused. Failures of a request come out with every secret value masked, and without the original
     exception (whose message and request carry the URL, query-string key included) in their chain."""
 
-    def __init__(self, hosts: HostPolicy, credentials: Iterable[Credential] = (), values: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(
+        self, hosts: HostPolicy, credentials: Iterable[Credential] = (), values: dict[str, str] | None = None
+    ) -> None:
         self.hosts, self.credentials = hosts, list(credentials)
         self.values = {name: value for name, value in (values or {}).items() if value}
         _REDACTION.values |= set(self.values.values())
@@ -80,9 +81,11 @@ class RequestGuard:
         for credential in self.credentials:
             value = self.values.get(credential.secret)
             if value and not credential.allowed_on(host, port) and (value in carried or value in body):
-                raise SecretNotAllowed(f"request: refused to send secret {credential.secret} to "
-                                       f"{written_host(host, port)}: it may go to {', '.join(credential.hosts)} "
-                                       "only (DLT_SOURCE_SECRETS)")
+                raise SecretNotAllowed(
+                    f"request: refused to send secret {credential.secret} to "
+                    f"{written_host(host, port)}: it may go to {', '.join(credential.hosts)} "
+                    "only (DLT_SOURCE_SECRETS)"
+                )
 
     def mask(self, text: str) -> str:
         return masked(text, self.values.values())
@@ -141,8 +144,9 @@ class RedactQuerySecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(sanitize_url(arg, self.names) if isinstance(arg, str) and "?" in arg else arg
-                                for arg in record.args)
+            record.args = tuple(
+                sanitize_url(arg, self.names) if isinstance(arg, str) and "?" in arg else arg for arg in record.args
+            )
         if self.values:
             message = record.getMessage()
             hidden = masked(message, self.values)
@@ -156,7 +160,9 @@ for _logger in ("urllib3.connectionpool", "dlt"):
     logging.getLogger(_logger).addFilter(_REDACTION)
 
 
-def budgeted_session(limits: HttpLimits, secret_params: AbstractSet[str] = frozenset(), guard: RequestGuard | None = None):
+def budgeted_session(
+    limits: HttpLimits, secret_params: AbstractSet[str] = frozenset(), guard: RequestGuard | None = None
+):
     """A requests session for dlt's RESTClient (which checks statuses itself: raise_for_status off).
     `secret_params`: query parameters that carry a secret, kept out of urllib3's request log; `guard`: the
     run's RequestGuard, applied to every request the session sends."""

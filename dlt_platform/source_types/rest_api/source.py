@@ -37,8 +37,9 @@ from dlt_platform.source_types.rest_api.session import RequestGuard, budgeted_se
 from dlt_platform.source_types.rest_api.snapshot import RunSnapshot, replayed_items
 
 
-def resource_disposition(definition: RestApiSourceDefinition, resource: RestResource, request: LoadRequest
-                         ) -> WriteDisposition:
+def resource_disposition(
+    definition: RestApiSourceDefinition, resource: RestResource, request: LoadRequest
+) -> WriteDisposition:
     """How a run writes a resource's table. As for KV (load_request.write_disposition_for), a run that reads part
     of the source (a limit, a replayed snapshot) never replaces: it merges on the primary key."""
     from dlt_platform.source_types.rest_api import REST_API
@@ -47,8 +48,10 @@ def resource_disposition(definition: RestApiSourceDefinition, resource: RestReso
     if configured == "replace" and REST_API.reads_part_of_source(definition, request):
         if definition.extract.effective(resource, "primary_key") is None:
             field = "limit" if request.limit is not None else "from_snapshot" if request.from_snapshot else "partition"
-            raise ValueError(f"{field}: resource '{resource.name}' replaces its table and has no primary_key, so "
-                             "a partial run could neither replace nor merge it; run the whole source")
+            raise ValueError(
+                f"{field}: resource '{resource.name}' replaces its table and has no primary_key, so "
+                "a partial run could neither replace nor merge it; run the whole source"
+            )
         return "merge"
     return configured
 
@@ -77,18 +80,24 @@ def windowed(incremental: dict, window: tuple[dt.datetime, dt.datetime]) -> dict
 
     def value(moment: dt.datetime):
         return int(moment.timestamp()) if as_number else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
     return {**incremental, "initial_value": value(start), "end_value": value(end)}
 
 
-def dlt_config(definition: RestApiSourceDefinition, session, pages: Mapping[str, CurrentPage],
-               environ: Mapping[str, str] | None = None,
-               child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None,
-               window: tuple[dt.datetime, dt.datetime] | None = None) -> RESTAPIConfig:
+def dlt_config(
+    definition: RestApiSourceDefinition,
+    session,
+    pages: Mapping[str, CurrentPage],
+    environ: Mapping[str, str] | None = None,
+    child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+) -> RESTAPIConfig:
     """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page hooks added, and
     child resources' incrementals turned into per-parent cursors (child_cursors.py), and for a partition run
     the incrementals bounded by its window."""
-    dumped = definition.extract.model_dump(mode="json", by_alias=True, exclude_none=True,
-                                           exclude={"http", "partitions"})  # the platform's, not dlt's
+    dumped = definition.extract.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude={"http", "partitions"}
+    )  # the platform's, not dlt's
     config = resolved(dumped, "extract", os.environ if environ is None else environ)
     if not isinstance(config, dict):  # an extract is an object, never a lone {"env": NAME}
         raise TypeError("extract: expected an object")
@@ -113,11 +122,13 @@ def _first_items(limit: int):
         nonlocal seen
         seen += 1
         return seen <= limit
+
     return keep
 
 
-def request_guard(definition: RestApiSourceDefinition, settings: Settings,
-                  environ: Mapping[str, str] | None = None) -> RequestGuard:
+def request_guard(
+    definition: RestApiSourceDefinition, settings: Settings, environ: Mapping[str, str] | None = None
+) -> RequestGuard:
     """The run's RequestGuard, once its secrets and hosts passed the checks a run makes before any request:
     every secret listed for sources and bound to the hosts it goes to, base_url (and an OAuth2 token URL) not
     on the platform's network. Raises SecretNotAllowed or HostNotAllowed, one line naming the field."""
@@ -128,12 +139,18 @@ def request_guard(definition: RestApiSourceDefinition, settings: Settings,
     hosts.check(client.base_url, "extract.client.base_url")
     if isinstance(client.auth, OAuth2ClientCredentialsAuth):
         hosts.check(client.auth.access_token_url, "extract.client.auth.access_token_url")
-    return RequestGuard(hosts, credentials, {credential.secret: environ.get(credential.secret, "")
-                                             for credential in credentials})
+    return RequestGuard(
+        hosts, credentials, {credential.secret: environ.get(credential.secret, "") for credential in credentials}
+    )
 
 
-def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest,
-                  snapshot: RunSnapshot | None, environ: Mapping[str, str] | None = None) -> list[DltResource]:
+def _fetched_rows(
+    definition: RestApiSourceDefinition,
+    settings: Settings,
+    request: LoadRequest,
+    snapshot: RunSnapshot | None,
+    environ: Mapping[str, str] | None = None,
+) -> list[DltResource]:
     pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
     # Only a source that runs sends requests; one built to describe the asset graph checks nothing.
     guard = request_guard(definition, settings) if environ is None else None
@@ -151,6 +168,7 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
             if snapshot is not None:
                 snapshot.write(name, page.url, page.fetched_at, item)
             return with_audit_columns(item, page.url, page.fetched_at)
+
         return row
 
     built = []
@@ -166,24 +184,30 @@ def _fetched_rows(definition: RestApiSourceDefinition, settings: Settings, reque
                 dlt_resource.add_limit(request.limit, count_rows=True)
                 dlt_resource.add_filter(_first_items(request.limit))
             dlt_resource.add_map(to_row(resource.name))
-            dlt_resource.apply_hints(write_disposition=resource_disposition(definition, resource, request),
-                                     columns=AUDIT_COLUMN_HINTS)
+            dlt_resource.apply_hints(
+                write_disposition=resource_disposition(definition, resource, request), columns=AUDIT_COLUMN_HINTS
+            )
         built.append(dlt_resource)
     return built
 
 
-def _replayed_rows(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest,
-                   snapshot_key: str) -> list[DltResource]:
+def _replayed_rows(
+    definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest, snapshot_key: str
+) -> list[DltResource]:
     def rows(name: str):
         for page in replayed_items(snapshot_key, name, settings):
             yield [with_audit_columns(line["item"], line["url"], line["fetched_at"]) for line in page]
 
     extract = definition.extract
     return [
-        dlt.resource(rows(resource.name), name=resource.name, columns=AUDIT_COLUMN_HINTS,
-                     primary_key=extract.effective(resource, "primary_key"),
-                     write_disposition=resource_disposition(definition, resource, request),
-                     max_table_nesting=extract.effective(resource, "max_table_nesting"))
+        dlt.resource(
+            rows(resource.name),
+            name=resource.name,
+            columns=AUDIT_COLUMN_HINTS,
+            primary_key=extract.effective(resource, "primary_key"),
+            write_disposition=resource_disposition(definition, resource, request),
+            max_table_nesting=extract.effective(resource, "max_table_nesting"),
+        )
         for resource in loaded_resources(definition)
     ]
 
@@ -201,8 +225,12 @@ class _UnresolvedSecrets(dict):
         return "<resolved when a run starts>"
 
 
-def rest_api_source(definition: RestApiSourceDefinition, settings: Settings, request: LoadRequest = LoadRequest(),
-                    describe_only: bool = False) -> DltSource:
+def rest_api_source(
+    definition: RestApiSourceDefinition,
+    settings: Settings,
+    request: LoadRequest = LoadRequest(),
+    describe_only: bool = False,
+) -> DltSource:
     """The dlt source of a rest_api definition for one request (checked by the caller, loads.build_source).
     Secrets are read from the environment here, before any request; `describe_only` reads none (nothing runs)."""
     checked_rest_request(definition, request)
@@ -212,8 +240,9 @@ def rest_api_source(definition: RestApiSourceDefinition, settings: Settings, req
     if request.from_snapshot:
         resources = _replayed_rows(definition, settings, request, request.from_snapshot)
     else:
-        resources = _fetched_rows(definition, settings, request, snapshot,
-                                  environ=_UnresolvedSecrets() if describe_only else None)
+        resources = _fetched_rows(
+            definition, settings, request, snapshot, environ=_UnresolvedSecrets() if describe_only else None
+        )
 
     @dlt.source(name=definition.source_id, root_key=True)
     def platform_rest_api():

@@ -17,11 +17,16 @@ class Webhook(SourceType):
         return "merge"  # on the delivery id, always: a batch of deliveries is never the whole feed
 
     def check_request(self, definition: WebhookSourceDefinition, request) -> None:
-        for name, asked in (("keys", request.keys is not None), ("full_refresh", request.full_refresh),
-                            ("from_snapshot", bool(request.from_snapshot))):
+        for name, asked in (
+            ("keys", request.keys is not None),
+            ("full_refresh", request.full_refresh),
+            ("from_snapshot", bool(request.from_snapshot)),
+        ):
             if asked:
-                raise ValueError(f"{name}: not for webhook sources; a run loads the waiting deliveries, and a run of "
-                                 "an hour partition replays that hour")
+                raise ValueError(
+                    f"{name}: not for webhook sources; a run loads the waiting deliveries, and a run of "
+                    "an hour partition replays that hour"
+                )
 
     def describe(self, definition: WebhookSourceDefinition, settings) -> dict[str, str]:
         return {"reads": f"/hooks/{definition.source_id}", "transport": definition.extract.signature.preset}

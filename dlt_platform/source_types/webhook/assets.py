@@ -34,8 +34,12 @@ from dlt_platform.source_types.webhook.source import SetAsideHistory, open_worke
 DELIVERY_HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC", end_offset=1)
 # How often a sensor asks the Worker what waits: well under the default max wait of 60 s, and one small request.
 SENSOR_INTERVAL_SECONDS = 10
-ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                       dg.DagsterRunStatus.STARTED]
+ACTIVE_RUN_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def raw_deliveries_key(definition: WebhookSourceDefinition) -> dg.AssetKey:
@@ -52,14 +56,21 @@ def lineage_specs(definition: WebhookSourceDefinition) -> list[dg.AssetSpec]:
     prefix = definition.staging.r2_prefix or WEBHOOK_DEFAULT_R2_PREFIX
     return [
         dg.AssetSpec(
-            system, group_name=SOURCE_SYSTEM_GROUP, kinds={WEBHOOK.system_kind},
+            system,
+            group_name=SOURCE_SYSTEM_GROUP,
+            kinds={WEBHOOK.system_kind},
             description=f"Webhook sender posting to /hooks/{definition.source_id} ({preset} signatures).",
-            metadata={"hook_path": f"/hooks/{definition.source_id}", "signature_preset": preset}),
+            metadata={"hook_path": f"/hooks/{definition.source_id}", "signature_preset": preset},
+        ),
         dg.AssetSpec(
-            raw_deliveries_key(definition), deps=[system], group_name=RAW_STAGING_GROUP, kinds={"r2", "json"},
+            raw_deliveries_key(definition),
+            deps=[system],
+            group_name=RAW_STAGING_GROUP,
+            kinds={"r2", "json"},
             description=f"Verified deliveries of {definition.source_id} as the Worker kept them before answering: "
-                        f"one JSON document each under {prefix}/{definition.source_id}/dt=YYYY-MM-DD/hr=HH/.",
-            metadata={"r2_prefix": f"{prefix}/{definition.source_id}"}),
+            f"one JSON document each under {prefix}/{definition.source_id}/dt=YYYY-MM-DD/hr=HH/.",
+            metadata={"r2_prefix": f"{prefix}/{definition.source_id}"},
+        ),
     ]
 
 
@@ -76,17 +87,22 @@ def webhook_metadata(definition: WebhookSourceDefinition) -> dict:
         "schedule": definition.schedule or f"sensor {sensor_name(definition)}",
         # The asset is the source's table; with a table per event type, bodies land next to it in
         # <table>__<event_type> tables (written by the same dlt resource, in the same run).
-        "table_shape": (f"{definition.destination.table} (one row per delivery, raw body) + "
-                        f"{definition.destination.table}__<event_type>" if extract.event_type_tables()
-                        else f"{definition.destination.table} (one row per delivery, body expanded, raw body)"),
+        "table_shape": (
+            f"{definition.destination.table} (one row per delivery, raw body) + "
+            f"{definition.destination.table}__<event_type>"
+            if extract.event_type_tables()
+            else f"{definition.destination.table} (one row per delivery, body expanded, raw body)"
+        ),
         "max_table_nesting": "unbounded" if extract.nesting_limit() is None else extract.nesting_limit(),
     }
 
 
-def build_webhook_asset(definition: WebhookSourceDefinition, settings: Settings,
-                        version: int | None = None) -> dg.AssetsDefinition:
-    translator = PlatformTranslator(definition, settings.destination_type(definition), version,
-                                    metadata=webhook_metadata(definition))
+def build_webhook_asset(
+    definition: WebhookSourceDefinition, settings: Settings, version: int | None = None
+) -> dg.AssetsDefinition:
+    translator = PlatformTranslator(
+        definition, settings.destination_type(definition), version, metadata=webhook_metadata(definition)
+    )
     return build_source_asset(definition, settings, translator)
 
 
@@ -103,22 +119,28 @@ def run_is_due(definition: WebhookSourceDefinition, waiting: dict | None, now: d
         return f"{waiting['waiting']} deliveries waiting (batch size {batch.max_deliveries})"
     oldest = waiting.get("oldest_received_at")
     if oldest and (now - parse_received_at(oldest)).total_seconds() >= batch.max_wait_seconds:
-        return f"{waiting['waiting']} deliveries waiting, the oldest since {oldest} (max wait {batch.max_wait_seconds} s)"
+        return (
+            f"{waiting['waiting']} deliveries waiting, the oldest since {oldest} (max wait {batch.max_wait_seconds} s)"
+        )
     return None
 
 
-def build_delivery_sensor(definition: WebhookSourceDefinition, job,
-                          settings: Settings) -> dg.SensorDefinition:
+def build_delivery_sensor(definition: WebhookSourceDefinition, job, settings: Settings) -> dg.SensorDefinition:
     default_status = dg.DefaultSensorStatus.RUNNING if definition.enabled else dg.DefaultSensorStatus.STOPPED
 
-    @dg.sensor(name=sensor_name(definition), job=job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-               default_status=default_status,
-               description=f"Runs {job.name} once {definition.extract.batch.max_deliveries} deliveries wait or the "
-                           f"oldest has waited {definition.extract.batch.max_wait_seconds} s.")
+    @dg.sensor(
+        name=sensor_name(definition),
+        job=job,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        default_status=default_status,
+        description=f"Runs {job.name} once {definition.extract.batch.max_deliveries} deliveries wait or the "
+        f"oldest has waited {definition.extract.batch.max_wait_seconds} s.",
+    )
     def deliveries_sensor(context: dg.SensorEvaluationContext):
         # One run at a time reads the waiting deliveries; the next tick after it ends sees what is left.
         active = context.instance.get_run_records(
-            dg.RunsFilter(tags={SOURCE_ID_TAG: definition.source_id}, statuses=ACTIVE_RUN_STATUSES), limit=1)
+            dg.RunsFilter(tags={SOURCE_ID_TAG: definition.source_id}, statuses=ACTIVE_RUN_STATUSES), limit=1
+        )
         if active:
             return dg.SkipReason(f"run {active[0].dagster_run.run_id} of {definition.source_id} is still going")
         try:
@@ -131,8 +153,10 @@ def build_delivery_sensor(definition: WebhookSourceDefinition, job,
         history = SetAsideHistory.read(settings.data_dir, definition.source_id)
         quarantined = history.quarantined_count()
         if waiting and quarantined and waiting.get("waiting", 0) <= quarantined:
-            return dg.SkipReason(f"{waiting['waiting']} deliveries waiting, none to load: they failed on their own "
-                                 f"in load packages set aside in {history.folder}")
+            return dg.SkipReason(
+                f"{waiting['waiting']} deliveries waiting, none to load: they failed on their own "
+                f"in load packages set aside in {history.folder}"
+            )
         reason = run_is_due(definition, waiting, dt.datetime.now(dt.UTC))
         if reason is None:
             return dg.SkipReason(f"{(waiting or {}).get('waiting', 0)} deliveries waiting: not due yet")

@@ -31,9 +31,11 @@ MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024
 
 # A webhook's signing key is a Worker secret of its own: naming a platform secret (the operator token, the session
 # key ...) would make the intake verify HMACs keyed with it. The list is dlt_platform/contract.py's.
-WEBHOOK_PLATFORM_SECRET_MESSAGE = (f"names a platform secret ({', '.join(p + '*' for p in PLATFORM_SECRET_PREFIXES)}, "
-                                   f"names with {PLATFORM_SECRET_INFIX}): a webhook's signing key needs a Worker "
-                                   "secret of its own")
+WEBHOOK_PLATFORM_SECRET_MESSAGE = (
+    f"names a platform secret ({', '.join(p + '*' for p in PLATFORM_SECRET_PREFIXES)}, "
+    f"names with {PLATFORM_SECRET_INFIX}): a webhook's signing key needs a Worker "
+    "secret of its own"
+)
 
 
 def _not_a_platform_secret_name(name: str) -> str:
@@ -42,9 +44,21 @@ def _not_a_platform_secret_name(name: str) -> str:
     return name
 
 
-WebhookSecretName = Annotated[str, Field(pattern=SECRET_NAME_PATTERN, json_schema_extra={"allOf": [{
-    "pattern": f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*{PLATFORM_SECRET_INFIX})",
-    "x-message": WEBHOOK_PLATFORM_SECRET_MESSAGE}]}), AfterValidator(_not_a_platform_secret_name)]
+WebhookSecretName = Annotated[
+    str,
+    Field(
+        pattern=SECRET_NAME_PATTERN,
+        json_schema_extra={
+            "allOf": [
+                {
+                    "pattern": f"^(?!(?:{'|'.join(PLATFORM_SECRET_PREFIXES)})|.*{PLATFORM_SECRET_INFIX})",
+                    "x-message": WEBHOOK_PLATFORM_SECRET_MESSAGE,
+                }
+            ]
+        },
+    ),
+    AfterValidator(_not_a_platform_secret_name),
+]
 
 _HMAC_NEEDS_HEADER: JsonDict = {
     "if": {"properties": {"preset": {"const": "hmac"}}},
@@ -65,19 +79,24 @@ class SignatureCheck(StrictModel):
 
     preset: Literal["github", "stripe", "svix", "hmac"]
     secret_names: list[WebhookSecretName] = Field(
-        min_length=1, max_length=2,
+        min_length=1,
+        max_length=2,
         description="Worker secrets holding the signing key; two while a key is rotated (either one verifies).",
     )
     header: Annotated[str, Field(pattern=HEADER_NAME_PATTERN)] | None = Field(
-        None, validate_default=True, description="hmac: the header carrying the signature.")
+        None, validate_default=True, description="hmac: the header carrying the signature."
+    )
     algorithm: Literal["sha1", "sha256", "sha512"] = Field("sha256", description="hmac: the hash function.")
     encoding: Literal["hex", "base64"] = Field("hex", description="hmac: how the signature is written.")
     signature_prefix: Annotated[str, Field(max_length=32)] | None = Field(
-        None, description="hmac: text before the signature in its header, e.g. 'sha256='.")
+        None, description="hmac: text before the signature in its header, e.g. 'sha256='."
+    )
     timestamp_header: Annotated[str, Field(pattern=HEADER_NAME_PATTERN)] | None = Field(
-        None, description="hmac: header with the send time (unix seconds), signed as '<timestamp>.<body>'.")
+        None, description="hmac: header with the send time (unix seconds), signed as '<timestamp>.<body>'."
+    )
     tolerance_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
-        300, description="Signed timestamps older or newer than this are refused (stripe, svix, hmac with timestamp).")
+        300, description="Signed timestamps older or newer than this are refused (stripe, svix, hmac with timestamp)."
+    )
 
     @field_validator("header")
     @classmethod
@@ -104,9 +123,11 @@ class FieldLocation(StrictModel):
 
 class DeliveryBatch(StrictModel):
     max_deliveries: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        500, description="A run starts once this many deliveries wait...")
+        500, description="A run starts once this many deliveries wait..."
+    )
     max_wait_seconds: Annotated[int, Field(ge=1, le=86_400)] = Field(
-        60, description="...or once the oldest waiting delivery is this old.")
+        60, description="...or once the oldest waiting delivery is this old."
+    )
 
 
 _HMAC_NEEDS_DELIVERY_ID: JsonDict = {
@@ -114,7 +135,9 @@ _HMAC_NEEDS_DELIVERY_ID: JsonDict = {
     "then": {
         "required": ["delivery_id"],
         "x-message": "delivery_id is required when signature.preset is hmac",
-        "properties": {"delivery_id": {"type": "object", "x-message": "delivery_id is required when signature.preset is hmac"}},
+        "properties": {
+            "delivery_id": {"type": "object", "x-message": "delivery_id is required when signature.preset is hmac"}
+        },
     },
 }
 
@@ -136,23 +159,30 @@ class WebhookExtract(StrictModel):
 
     signature: SignatureCheck
     delivery_id: FieldLocation | None = Field(
-        None, validate_default=True,
+        None,
+        validate_default=True,
         description="Where the delivery id is; default the preset's (X-GitHub-Delivery, the Stripe event id, svix-id).",
     )
     event_type: FieldLocation | None = Field(
-        None, description="Where the event type is; default the preset's (X-GitHub-Event, Stripe's type, none).")
+        None, description="Where the event type is; default the preset's (X-GitHub-Event, Stripe's type, none)."
+    )
     max_body_bytes: Annotated[int, Field(ge=1, le=MAX_WEBHOOK_BODY_BYTES)] = 1024 * 1024
     content_types: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
-        default_factory=lambda: ["application/json"], min_length=1, max_length=10)
+        default_factory=lambda: ["application/json"], min_length=1, max_length=10
+    )
     batch: DeliveryBatch = Field(default_factory=DeliveryBatch)
     table_per_event_type: bool | None = Field(
-        None, description="Each event type's bodies in a table of their own, <table>__<event_type>, while <table> "
-                          "keeps one row per delivery (audit columns and raw body). Default: on for the github "
-                          "preset, off otherwise.")
+        None,
+        description="Each event type's bodies in a table of their own, <table>__<event_type>, while <table> "
+        "keeps one row per delivery (audit columns and raw body). Default: on for the github "
+        "preset, off otherwise.",
+    )
     max_table_nesting: Annotated[int, Field(ge=0, le=10)] | None = Field(
-        None, description="Body objects nested deeper than this stay whole in JSON columns (native JSON in "
-                          "BigQuery), and deeper lists make no child tables. Default: 1 for the github preset, "
-                          "unbounded otherwise.")
+        None,
+        description="Body objects nested deeper than this stay whole in JSON columns (native JSON in "
+        "BigQuery), and deeper lists make no child tables. Default: 1 for the github preset, "
+        "unbounded otherwise.",
+    )
 
     def event_type_tables(self) -> bool:
         """Whether bodies go to one table per event type (the definition's choice, else the preset's)."""
@@ -180,4 +210,3 @@ class WebhookSourceDefinition(OneTableSource):
 
     source_type: Literal["webhook"]
     extract: WebhookExtract
-

@@ -52,22 +52,40 @@ def sample_event(number: int, event: str) -> dict:
     repository = {"id": 1000 + number % 7, "full_name": f"acme/repo-{number % 7}"}
     sender = {"login": f"dev{number % 23}", "id": 500 + number % 23}
     if event == "push":
-        return {"ref": "refs/heads/main", "after": uuid.uuid4().hex, "repository": repository, "sender": sender,
-                "commits": [{"id": uuid.uuid4().hex, "message": f"change {number}.{n}"} for n in range(1 + number % 3)]}
+        return {
+            "ref": "refs/heads/main",
+            "after": uuid.uuid4().hex,
+            "repository": repository,
+            "sender": sender,
+            "commits": [{"id": uuid.uuid4().hex, "message": f"change {number}.{n}"} for n in range(1 + number % 3)],
+        }
     if event == "issues":
-        return {"action": "opened", "issue": {"number": number, "title": f"Issue {number}"}, "repository": repository,
-                "sender": sender}
-    return {"action": "opened", "number": number, "pull_request": {"title": f"PR {number}", "draft": number % 2 == 0},
-            "repository": repository, "sender": sender}
+        return {
+            "action": "opened",
+            "issue": {"number": number, "title": f"Issue {number}"},
+            "repository": repository,
+            "sender": sender,
+        }
+    return {
+        "action": "opened",
+        "number": number,
+        "pull_request": {"title": f"PR {number}", "draft": number % 2 == 0},
+        "repository": repository,
+        "sender": sender,
+    }
 
 
 def github_delivery(secret: str, number: int, event: str | None = None) -> Delivery:
     event = event or EVENTS[number % len(EVENTS)]
     body = orjson.dumps(sample_event(number, event))
     delivery_id = str(uuid.uuid4())
-    headers = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/local",
-               "X-GitHub-Delivery": delivery_id, "X-GitHub-Event": event,
-               "X-Hub-Signature-256": github_signature(secret, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/local",
+        "X-GitHub-Delivery": delivery_id,
+        "X-GitHub-Event": event,
+        "X-Hub-Signature-256": github_signature(secret, body),
+    }
     return Delivery(delivery_id, event, body, headers)
 
 
@@ -80,17 +98,22 @@ def github_examples() -> list[tuple[str, bytes]]:
     if not GITHUB_EXAMPLES.exists():
         raise FileNotFoundError(f"{GITHUB_EXAMPLES} is missing: install the npm devDependencies (npm ci)")
     events = json.loads(GITHUB_EXAMPLES.read_text(encoding="utf-8"))
-    return [(event["name"], json.dumps(example, indent=2).encode()) for event in events
-            for example in event["examples"]]
+    return [
+        (event["name"], json.dumps(example, indent=2).encode()) for event in events for example in event["examples"]
+    ]
 
 
 def github_example_deliveries(secret: str) -> list[Delivery]:
     deliveries = []
     for event, body in github_examples():
         delivery_id = str(uuid.uuid4())
-        headers = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/local",
-                   "X-GitHub-Delivery": delivery_id, "X-GitHub-Event": event,
-                   "X-Hub-Signature-256": github_signature(secret, body)}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/local",
+            "X-GitHub-Delivery": delivery_id,
+            "X-GitHub-Event": event,
+            "X-Hub-Signature-256": github_signature(secret, body),
+        }
         deliveries.append(Delivery(delivery_id, event, body, headers))
     return deliveries
 
@@ -102,9 +125,11 @@ def stripe_signature(secret: str, body: bytes, timestamp: int) -> str:
 
 def stripe_delivery(secret: str, event_id: str, event_type: str, body: bytes) -> Delivery:
     """A Stripe event as Stripe sends it: the id and type are in the body, the signature covers the send time."""
-    headers = {"Content-Type": "application/json; charset=utf-8",
-               "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-               "Stripe-Signature": stripe_signature(secret, body, int(time.time()))}
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "Stripe-Signature": stripe_signature(secret, body, int(time.time())),
+    }
     return Delivery(event_id, event_type, body, headers)
 
 
@@ -169,9 +194,13 @@ async def _send_all(url: str, deliveries: list[Delivery], concurrency: int, summ
             attempts += 1
             return await attempt(client, delivery, retried=attempts > 1)
 
-        retrying = AsyncRetrying(stop=stop_after_attempt(ATTEMPTS), wait=wait_exponential(multiplier=0.2),
-                                 retry=retry_if_result(lambda answer: answer[0] in RETRY_STATUSES or answer[0] == 0),
-                                 before_sleep=count_retry, retry_error_callback=last_answer)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(ATTEMPTS),
+            wait=wait_exponential(multiplier=0.2),
+            retry=retry_if_result(lambda answer: answer[0] in RETRY_STATUSES or answer[0] == 0),
+            before_sleep=count_retry,
+            retry_error_callback=last_answer,
+        )
         return await retrying(next_attempt)
 
     async def sender(client: httpx.AsyncClient) -> None:
@@ -208,8 +237,11 @@ def send(url: str, deliveries: list[Delivery], concurrency: int = 16) -> SendSum
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="deliveries to send (default 100)")
-    parser.add_argument("--github-examples", action="store_true",
-                        help="send GitHub's published example deliveries (329) instead of --count samples")
+    parser.add_argument(
+        "--github-examples",
+        action="store_true",
+        help="send GitHub's published example deliveries (329) instead of --count samples",
+    )
     parser.add_argument("--source-id", default="github_events", help="webhook source (default github_events)")
     parser.add_argument("--url", default="http://127.0.0.1:8787", help="the Worker (default the local stack's)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent senders (default 16)")

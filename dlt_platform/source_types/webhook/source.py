@@ -54,10 +54,16 @@ class WebhookConfigError(ValueError):
 
 def open_worker_client(settings: Settings, timeout_seconds: float = 60.0) -> WorkerClient:
     if not settings.orchestrator_url or not settings.internal_token:
-        raise WebhookConfigError("DLT_ORCHESTRATOR_URL and DLT_INTERNAL_TOKEN: both are needed to read webhook "
-                                 "deliveries (the Worker keeps them)")
-    return WorkerClient(settings.orchestrator_url, settings.internal_token, timeout_seconds=timeout_seconds,
-                        policy=settings.retry_policy)
+        raise WebhookConfigError(
+            "DLT_ORCHESTRATOR_URL and DLT_INTERNAL_TOKEN: both are needed to read webhook "
+            "deliveries (the Worker keeps them)"
+        )
+    return WorkerClient(
+        settings.orchestrator_url,
+        settings.internal_token,
+        timeout_seconds=timeout_seconds,
+        policy=settings.retry_policy,
+    )
 
 
 def replay_hours(window: tuple[dt.datetime, dt.datetime]) -> list[str]:
@@ -84,15 +90,18 @@ def _pages(client: WorkerClient, source_id: str, hour: str | None) -> Iterator[l
             return
 
 
-def delivery_pages(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest
-                   ) -> Iterator[list[dict]]:
+def delivery_pages(
+    definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest
+) -> Iterator[list[dict]]:
     """Pages of delivery documents for one run: the hours of a replay window, or the waiting deliveries
     received before the run started (so a steady stream of new ones cannot keep a run going forever)."""
     remaining = request.limit
     with open_worker_client(settings) as client:
         pages: Iterator[list[dict]]
         if request.window is not None:
-            pages = (page for hour in replay_hours(request.window) for page in _pages(client, definition.source_id, hour))
+            pages = (
+                page for hour in replay_hours(request.window) for page in _pages(client, definition.source_id, hour)
+            )
         else:
             pages = _pages(client, definition.source_id, None)
         started = request.now or dt.datetime.now(dt.UTC)
@@ -153,8 +162,9 @@ class SetAsideHistory:
         return members[: (len(members) + 1) // 2]
 
 
-def run_deliveries(definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest
-                   ) -> Iterator[list[dict]]:
+def run_deliveries(
+    definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest
+) -> Iterator[list[dict]]:
     """The pages of deliveries this run loads: new ones, else a trial of suspects; never quarantined ones."""
     history = SetAsideHistory.read(settings.data_dir, definition.source_id)
     if not history.times:
@@ -177,12 +187,20 @@ def run_deliveries(definition: WebhookSourceDefinition, settings: Settings, requ
             new_seen = True
             yield chosen
     if quarantined:
-        log.warning("%s: %d waiting deliveries not read: they failed on their own in load packages set aside in %s",
-                    definition.source_id, quarantined, history.folder)
+        log.warning(
+            "%s: %d waiting deliveries not read: they failed on their own in load packages set aside in %s",
+            definition.source_id,
+            quarantined,
+            history.folder,
+        )
     if suspects and not new_seen:
         trial = history.next_trial(suspects)
-        log.warning("%s: nothing new waits; retrying %d of %d deliveries of set-aside load packages",
-                    definition.source_id, len(trial), len(suspects))
+        log.warning(
+            "%s: nothing new waits; retrying %d of %d deliveries of set-aside load packages",
+            definition.source_id,
+            len(trial),
+            len(suspects),
+        )
         yield trial
 
 
@@ -229,8 +247,9 @@ def webhook_resource(definition: WebhookSourceDefinition, settings: Settings, re
 
 
 @dlt.source(root_key=True)
-def webhook_deliveries(definition: WebhookSourceDefinition, settings: Settings,
-                       request: LoadRequest = LoadRequest()) -> DltResource:
+def webhook_deliveries(
+    definition: WebhookSourceDefinition, settings: Settings, request: LoadRequest = LoadRequest()
+) -> DltResource:
     return webhook_resource(definition, settings, request)
 
 
@@ -241,8 +260,9 @@ def delivery_ids_of(pipeline: dlt.Pipeline, load_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def mark_loaded(definition: WebhookSourceDefinition, settings: Settings, pipeline: dlt.Pipeline,
-                load_ids: list[str], run_id: str) -> int:
+def mark_loaded(
+    definition: WebhookSourceDefinition, settings: Settings, pipeline: dlt.Pipeline, load_ids: list[str], run_id: str
+) -> int:
     """Tell the Worker the deliveries of these (loaded) packages are loaded; returns how many ids were sent.
     Call only after the packages loaded. If it fails the deliveries stay waiting and the next run loads them
     again, which the merge makes harmless."""
@@ -250,5 +270,5 @@ def mark_loaded(definition: WebhookSourceDefinition, settings: Settings, pipelin
     if ids:
         with open_worker_client(settings) as client:
             for start in range(0, len(ids), MARK_BATCH):
-                client.mark_webhook_deliveries_loaded(definition.source_id, run_id, ids[start:start + MARK_BATCH])
+                client.mark_webhook_deliveries_loaded(definition.source_id, run_id, ids[start : start + MARK_BATCH])
     return len(ids)
