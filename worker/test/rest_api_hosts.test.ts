@@ -1,6 +1,6 @@
 /** rest_api definitions naming the platform's own network as base_url (or OAuth2 token URL) are refused at create
  * and update, unless DLT_PLATFORM_ALLOW_PRIVATE_HOSTS lists the host; Dagster refuses them again when a run starts,
- * names resolved (dlt_platform/sources/rest_api/hosts.py). */
+ * names resolved (dlt_platform/source_types/rest_api/hosts.py). */
 import { describe, expect, it } from "vitest";
 import { call, definition, json, testEnv, uniqueId } from "./helpers";
 
