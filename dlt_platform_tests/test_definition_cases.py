@@ -10,6 +10,7 @@ import pytest
 
 from dlt_platform.config import DefinitionError, parse_definition
 from dlt_platform.settings import PROJECT_ROOT
+from dlt_platform.source_types import SOURCE_TYPES
 
 CASES_FILE = PROJECT_ROOT / "config" / "definition_cases.json"
 DOCUMENT = json.loads(CASES_FILE.read_text(encoding="utf-8"))
@@ -97,3 +98,11 @@ def test_the_generated_schema_uses_only_keywords_the_worker_enforces():
 
     walk(schema)
     assert unknown == set()
+
+
+@pytest.mark.parametrize("source_type", sorted(SOURCE_TYPES))
+def test_every_registered_source_type_has_valid_and_invalid_cases(source_type):
+    # The registry decides which types exist; both validators must have been shown each one's rules.
+    judged = {case["valid"] for case in DOCUMENT["cases"] if build(case).get("source_type") == source_type}
+    assert judged == {True, False}, f"config/definition_cases.json has no {'valid' if True not in judged else 'invalid'} " \
+                                    f"case of source_type {source_type}"
