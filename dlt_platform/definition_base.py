@@ -162,6 +162,24 @@ class SchemaContract(StrictModel):
     data_type: SchemaEvolutionMode = "evolve"
 
 
+# Cloudflare Containers' predefined instance types (developers.cloudflare.com/containers/platform/limits/): vCPU,
+# memory and disk of a run container. wrangler.toml fixes the type per container class, so the Worker keeps one
+# runner class per type (worker/src/run_containers.ts RUNNER_BINDINGS).
+InstanceType = Literal["lite", "basic", "standard-1", "standard-2", "standard-3", "standard-4"]
+DEFAULT_INSTANCE_TYPE: InstanceType = "standard-1"
+
+
+class Runner(StrictModel):
+    """The run container each run of the source gets (docs/dagster.md, "Run containers")."""
+
+    instance_type: InstanceType = Field(
+        DEFAULT_INSTANCE_TYPE,
+        description="Cloudflare Containers instance type of the source's runs: lite (1/16 vCPU, 256 MiB), basic "
+        "(1/4 vCPU, 1 GiB), standard-1 (1/2 vCPU, 4 GiB), standard-2 (1 vCPU, 6 GiB), standard-3 (2 vCPU, 8 GiB), "
+        "standard-4 (4 vCPU, 12 GiB). Default standard-1.",
+    )
+
+
 class SourceBase(StrictModel):
     """What every source has, whatever its type: an id, where its rows go, when it runs, who owns it."""
 
@@ -196,6 +214,14 @@ class SourceBase(StrictModel):
     destination: WarehouseDestination
     staging: Staging = Field(default_factory=Staging)
     schema_contract: SchemaEvolutionMode | SchemaContract | None = Field(None, description=SCHEMA_CONTRACT_DESCRIPTION)
+    runner: Runner | None = Field(
+        None, description="Size of the source's run containers (default: instance_type standard-1)."
+    )
+
+    @property
+    def instance_type(self) -> InstanceType:
+        """The instance type of this source's run containers."""
+        return self.runner.instance_type if self.runner else DEFAULT_INSTANCE_TYPE
 
     @property
     def dlt_schema_contract(self) -> str | dict | None:

@@ -19,6 +19,10 @@ export interface KVSourceDefinition {
    * @maxItems 20
    */
   owners?: string[];
+  /**
+   * Size of the source's run containers (default: instance_type standard-1).
+   */
+  runner?: Runner | null;
   schedule?: string | null;
   /**
    * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
@@ -123,6 +127,15 @@ export interface Incremental {
   step?: "day" | "hour";
 }
 /**
+ * The run container each run of the source gets (docs/dagster.md, "Run containers").
+ */
+export interface Runner {
+  /**
+   * Cloudflare Containers instance type of the source's runs: lite (1/16 vCPU, 256 MiB), basic (1/4 vCPU, 1 GiB), standard-1 (1/2 vCPU, 4 GiB), standard-2 (1 vCPU, 6 GiB), standard-3 (2 vCPU, 8 GiB), standard-4 (4 vCPU, 12 GiB). Default standard-1.
+   */
+  instance_type?: "lite" | "basic" | "standard-1" | "standard-2" | "standard-3" | "standard-4";
+}
+/**
  * dlt's schema contract, entity by entity (TSchemaContractDict); an entity left out evolves.
  */
 export interface SchemaContract {
@@ -156,6 +169,10 @@ export interface WebhookSourceDefinition {
    * @maxItems 20
    */
   owners?: string[];
+  /**
+   * Size of the source's run containers (default: instance_type standard-1).
+   */
+  runner?: Runner | null;
   schedule?: string | null;
   /**
    * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
@@ -269,6 +286,10 @@ export interface RestApiSourceDefinition {
    * @maxItems 20
    */
   owners?: string[];
+  /**
+   * Size of the source's run containers (default: instance_type standard-1).
+   */
+  runner?: Runner | null;
   schedule?: string | null;
   /**
    * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
@@ -499,6 +520,10 @@ export interface D1SourceDefinition {
    * @maxItems 20
    */
   owners?: string[];
+  /**
+   * Size of the source's run containers (default: instance_type standard-1).
+   */
+  runner?: Runner | null;
   schedule?: string | null;
   /**
    * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
@@ -632,6 +657,10 @@ export interface R2FilesSourceDefinition {
    * @maxItems 20
    */
   owners?: string[];
+  /**
+   * Size of the source's run containers (default: instance_type standard-1).
+   */
+  runner?: Runner | null;
   schedule?: string | null;
   /**
    * dlt's schema contract (https://dlthub.com/docs/general-usage/schema-contracts): one mode for tables, columns and data types, or each on its own. `freeze` fails a load that would add what it names (a new table, a new column of an existing table, a new data type of an existing column) and loads nothing; `discard_row` drops such rows, `discard_value` such values, and the run counts the rows it dropped. A table's first load always adds its columns; `tables: freeze` refuses new tables, the first load's included. Default: evolve.
