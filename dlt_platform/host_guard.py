@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from urllib.parse import urlsplit
 
@@ -28,16 +27,17 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-ALLOWED_HOSTS_ENV = "DAGSTER_ALLOWED_HOSTS"
+from dlt_platform.settings import Settings
+
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "container")
 # Hop-by-hop headers belong to one connection and are not forwarded (RFC 9110, section 7.6.1).
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 
 
-def allowed_hosts() -> list[str]:
-    extra = [name.strip() for name in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if name.strip()]
-    worker = urlsplit(os.environ.get("DLT_ORCHESTRATOR_URL") or "").hostname
-    return [*DEFAULT_ALLOWED_HOSTS, *([worker] if worker else []), *extra]
+def allowed_hosts(settings: Settings | None = None) -> list[str]:
+    settings = settings or Settings.from_env()
+    worker = urlsplit(settings.orchestrator_url or "").hostname
+    return [*DEFAULT_ALLOWED_HOSTS, *([worker] if worker else []), *settings.dagster_allowed_hosts]
 
 
 def create_app(upstream: str, hosts: list[str] | None = None) -> Starlette:

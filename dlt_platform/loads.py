@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,12 +28,6 @@ from dlt_platform.settings import Settings
 from dlt_platform.source_types import source_type_of
 
 LOADER_FILE_FORMAT = "parquet"
-# dlt gzips its intermediate extract files by default; they are local and short-lived, and compressing them
-# costs about a third of extraction (1.2 s per 100k records here). Load files that leave the machine (BigQuery's
-# JSON lines) stay compressed: the normalize step's writers have their own setting. The environment can still
-# override both.
-os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
-os.environ.setdefault("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "false")
 
 
 def destination_for(definition: SourceDefinition, settings: Settings):
@@ -56,6 +49,7 @@ def warehouse_turn(definition: SourceDefinition, settings: Settings, say=print):
 
 
 def build_pipeline(definition: SourceDefinition, settings: Settings) -> dlt.Pipeline:
+    settings.apply_dlt_defaults()
     return dlt.pipeline(
         pipeline_name=definition.source_id,
         pipelines_dir=str(settings.data_dir / "pipelines"),

@@ -12,12 +12,12 @@ which leaves them to Dagster's own checks (start and cancel timeouts).
 
 from __future__ import annotations
 
-import os
-
 from dagster import DefaultRunLauncher
 
 # No public API: Dagster documents custom launchers here (API reference, "Internals: run launchers"); no issue yet.
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+
+from dlt_platform.settings import Settings
 
 BOOT_ID_ENV = "DLT_PLATFORM_BOOT_ID"
 BOOT_TAG = "dlt_platform/boot_id"
@@ -25,7 +25,7 @@ BOOT_TAG = "dlt_platform/boot_id"
 
 class PlatformRunLauncher(DefaultRunLauncher):
     def launch_run(self, context: LaunchRunContext) -> None:
-        boot_id = os.environ.get(BOOT_ID_ENV)
+        boot_id = Settings.from_env().boot_id
         if boot_id:
             self._instance.add_run_tags(context.dagster_run.run_id, {BOOT_TAG: boot_id})
         super().launch_run(context)
@@ -35,7 +35,7 @@ class PlatformRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
-        launched_under, current = run.tags.get(BOOT_TAG), os.environ.get(BOOT_ID_ENV)
+        launched_under, current = run.tags.get(BOOT_TAG), Settings.from_env().boot_id
         if launched_under and current and launched_under != current:
             return CheckRunHealthResult(
                 WorkerStatus.FAILED, "the container restarted since this run was launched; its worker is gone"
