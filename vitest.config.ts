@@ -19,6 +19,12 @@ export default defineConfig({
         durableObjects: {
           DAGSTER: { className: "DagsterContainerDouble", scriptName: "dagster-container-double" },
           RUNNER: { className: "RunnerContainerDouble", scriptName: "runner-container-double" },
+          // The runner classes of the other instance types: a double class each, so a test sees which one started.
+          RUNNER_LITE: { className: "RunnerLiteContainerDouble", scriptName: "runner-container-double" },
+          RUNNER_BASIC: { className: "RunnerBasicContainerDouble", scriptName: "runner-container-double" },
+          RUNNER_STANDARD_2: { className: "RunnerStandard2ContainerDouble", scriptName: "runner-container-double" },
+          RUNNER_STANDARD_3: { className: "RunnerStandard3ContainerDouble", scriptName: "runner-container-double" },
+          RUNNER_STANDARD_4: { className: "RunnerStandard4ContainerDouble", scriptName: "runner-container-double" },
         },
         workers: [
           {
@@ -31,7 +37,14 @@ export default defineConfig({
             name: "runner-container-double",
             modules: true,
             scriptPath: `${root}/worker/test/runner-container-double.mjs`,
-            durableObjects: { RUNNER: "RunnerContainerDouble" },
+            durableObjects: {
+              RUNNER: "RunnerContainerDouble",
+              RUNNER_LITE: "RunnerLiteContainerDouble",
+              RUNNER_BASIC: "RunnerBasicContainerDouble",
+              RUNNER_STANDARD_2: "RunnerStandard2ContainerDouble",
+              RUNNER_STANDARD_3: "RunnerStandard3ContainerDouble",
+              RUNNER_STANDARD_4: "RunnerStandard4ContainerDouble",
+            },
           },
         ],
         bindings: {

@@ -68,6 +68,7 @@ export function missingConfiguration(env: Env): { secrets: string[]; bindings: s
   ].filter((name, index, names) => names.indexOf(name) === index && !isSet(env, name));
   const bindings: string[] = ["DB", "JOBS", "RAW_STAGING"].filter((name) => !isSet(env, name));
   if (!isSet(env, "DAGSTER") && !isSet(env, "DAGSTER_URL")) bindings.push("DAGSTER");
+  // The default (standard-1) runner class; the other sizes' bindings are needed only by sources that name them.
   if (!isSet(env, "RUNNER") && !isSet(env, "RUN_CONTAINER_HOST_URL")) bindings.push("RUNNER");
   return { secrets, bindings };
 }
@@ -122,3 +123,11 @@ export class RunnerContainer extends Container<Env> {
     });
   }
 }
+
+// The same run container in the other instance types (wrangler.toml fixes the type per class; runner.instance_type
+// of a source picks the class, run_containers.ts RUNNER_BINDINGS).
+export class RunnerLiteContainer extends RunnerContainer {}
+export class RunnerBasicContainer extends RunnerContainer {}
+export class RunnerStandard2Container extends RunnerContainer {}
+export class RunnerStandard3Container extends RunnerContainer {}
+export class RunnerStandard4Container extends RunnerContainer {}

@@ -7,7 +7,15 @@ import { reconcile } from "./reconcile";
 import { pruneOld } from "./retention";
 
 // The main module may only export handlers and classes.
-export { DagsterContainer, RunnerContainer } from "./container";
+export {
+  DagsterContainer,
+  RunnerBasicContainer,
+  RunnerContainer,
+  RunnerLiteContainer,
+  RunnerStandard2Container,
+  RunnerStandard3Container,
+  RunnerStandard4Container,
+} from "./container";
 
 export default {
   fetch: app.fetch,

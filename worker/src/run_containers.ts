@@ -6,23 +6,63 @@
  * - local and tests (wrangler dev runs no containers without Docker): the local run-container host at
  *   RUN_CONTAINER_HOST_URL (dlt_platform/local/run_container_host.py), one process per run, same contract.
  * The internal API (routes/run_containers.ts) and Dagster's launcher cannot tell them apart.
+ *
+ * Sizes: Cloudflare fixes a container's instance type per class (wrangler.toml), so each instance type a source may
+ * name (runner.instance_type) has its own runner class and binding (RUNNER_BINDINGS). The local host cannot give a
+ * process a size: it records the one asked for.
  */
 import { getContainer } from "@cloudflare/containers";
 import type { RunnerContainer } from "./container";
+import type { Runner } from "./definitions";
 import { ApiError } from "./errors";
 import type { Env } from "./env";
+
+export type InstanceType = NonNullable<Runner["instance_type"]>;
+export const DEFAULT_INSTANCE_TYPE: InstanceType = "standard-1";
+
+/** The runner class binding of each instance type (wrangler.toml [[containers]] and [[durable_objects.bindings]]). */
+export const RUNNER_BINDINGS = {
+  lite: "RUNNER_LITE",
+  basic: "RUNNER_BASIC",
+  "standard-1": "RUNNER",
+  "standard-2": "RUNNER_STANDARD_2",
+  "standard-3": "RUNNER_STANDARD_3",
+  "standard-4": "RUNNER_STANDARD_4",
+} as const satisfies Record<InstanceType, keyof Env>;
+
+export function isInstanceType(value: unknown): value is InstanceType {
+  return typeof value === "string" && Object.hasOwn(RUNNER_BINDINGS, value);
+}
+
+/** The instance type a source's definition asks for (runner.instance_type), else the default standard-1. */
+export function instanceTypeOf(definition: unknown): InstanceType {
+  const runner = typeof definition === "object" && definition !== null ? (definition as { runner?: unknown }).runner : null;
+  const type = typeof runner === "object" && runner !== null ? (runner as { instance_type?: unknown }).instance_type : null;
+  return isInstanceType(type) ? type : DEFAULT_INSTANCE_TYPE;
+}
 
 export type RunContainerState =
   | { status: "running" }
   | { status: "exited"; exit_code: number | null; reason: string | null }
   | { status: "not_found" };
 
+/** Every call names the run container's instance type: in production it is the class the container lives in. */
 export interface RunContainers {
   /** Starts `command` under `name` unless it is already running; `started` says which. */
-  start(name: string, command: string[], env: Record<string, string>): Promise<{ started: boolean; state: RunContainerState }>;
-  state(name: string): Promise<RunContainerState>;
+  start(
+    name: string,
+    instanceType: InstanceType,
+    command: string[],
+    env: Record<string, string>,
+  ): Promise<{ started: boolean; state: RunContainerState }>;
+  state(name: string, instanceType: InstanceType): Promise<RunContainerState>;
   /** SIGTERM now, SIGKILL (destroy) after `graceSeconds` if it is still running. */
-  stop(name: string, graceSeconds: number, later: (work: Promise<unknown>) => void): Promise<RunContainerState>;
+  stop(
+    name: string,
+    instanceType: InstanceType,
+    graceSeconds: number,
+    later: (work: Promise<unknown>) => void,
+  ): Promise<RunContainerState>;
 }
 
 const notConfigured = () =>
@@ -32,7 +72,7 @@ const notConfigured = () =>
 export function runContainers(env: Env): RunContainers {
   const hostUrl = (env.RUN_CONTAINER_HOST_URL ?? "").trim();
   if (hostUrl) return localHost(hostUrl, env.DLT_INTERNAL_TOKEN ?? "");
-  if (env.RUNNER) return cloudflareContainers(env.RUNNER);
+  if (env.RUNNER) return cloudflareContainers(env);
   throw notConfigured();
 }
 
@@ -53,21 +93,32 @@ export function fromContainerState(state: { status: string; exitCode?: number })
   }
 }
 
-function cloudflareContainers(namespace: DurableObjectNamespace<RunnerContainer>): RunContainers {
-  const instance = (name: string) => getContainer(namespace, name);
+function cloudflareContainers(env: Env): RunContainers {
+  const instance = (name: string, instanceType: InstanceType) => {
+    const binding = RUNNER_BINDINGS[instanceType];
+    const namespace = env[binding] as DurableObjectNamespace<RunnerContainer> | undefined;
+    if (!namespace) {
+      throw new ApiError(
+        503,
+        "run_containers_unavailable",
+        `runner.instance_type ${instanceType} needs the ${binding} binding (its runner class in wrangler.toml)`,
+      );
+    }
+    return getContainer(namespace, name);
+  };
   return {
-    async start(name, command, envVars) {
-      const container = instance(name);
+    async start(name, instanceType, command, envVars) {
+      const container = instance(name, instanceType);
       const before = fromContainerState(await container.getState());
       if (before.status === "running") return { started: false, state: before };
       await container.start({ entrypoint: command, envVars, enableInternet: true });
       return { started: true, state: fromContainerState(await container.getState()) };
     },
-    async state(name) {
-      return fromContainerState(await instance(name).getState());
+    async state(name, instanceType) {
+      return fromContainerState(await instance(name, instanceType).getState());
     },
-    async stop(name, graceSeconds, later) {
-      const container = instance(name);
+    async stop(name, instanceType, graceSeconds, later) {
+      const container = instance(name, instanceType);
       const state = fromContainerState(await container.getState());
       if (state.status !== "running") return state;
       await container.stop("SIGTERM");
@@ -111,9 +162,10 @@ function localHost(baseUrl: string, token: string): RunContainers {
         ? { status: "exited", exit_code: document.exit_code ?? null, reason: document.reason ?? null }
         : { status: "not_found" };
   const path = (name: string) => `/containers/${encodeURIComponent(name)}`;
+  // Names are unique across sizes here: state and stop need no instance type; the start records it.
   return {
-    async start(name, command, env) {
-      const { status, document } = await call("POST", `${path(name)}/start`, { command, env });
+    async start(name, instanceType, command, env) {
+      const { status, document } = await call("POST", `${path(name)}/start`, { command, env, instance_type: instanceType });
       return { started: status === 201, state: toState(document) };
     },
     async state(name) {

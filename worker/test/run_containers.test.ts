@@ -40,7 +40,8 @@ async function events(e: ReturnType<typeof runnerEnv>["env"], runId: string): Pr
   return (await json(await call(e, "GET", `/runs/${runId}`, { token: OPERATOR }))).events;
 }
 
-const runner = (name: string) => getContainer(bindings.RUNNER as never, name) as unknown as RunnerDouble;
+const runner = (name: string, binding: string = "RUNNER") =>
+  getContainer((bindings as unknown as Record<string, never>)[binding], name) as unknown as RunnerDouble;
 
 describe("run containers", () => {
   it("start a run with its command and only its own source's secrets, and record start and exit in D1", async () => {
@@ -84,7 +85,7 @@ describe("run containers", () => {
 
     await runner(dagsterRunId).__exit(3);
     const state = await json(await call(env, "GET", `/internal/run-containers/${dagsterRunId}`, { token: INTERNAL }));
-    expect(state).toEqual({ name: dagsterRunId, status: "exited", exit_code: 3, reason: "exit" });
+    expect(state).toEqual({ name: dagsterRunId, instance_type: "standard-1", status: "exited", exit_code: 3, reason: "exit" });
     await call(env, "GET", `/internal/run-containers/${dagsterRunId}`, { token: INTERNAL });
     const recorded = await events(env, runId);
     const mine = recorded.filter((event) => event.message.startsWith("run container"));
@@ -92,6 +93,64 @@ describe("run containers", () => {
     // Names of what the run received, never values.
     expect(mine[0].data.env_names).toContain("OWN_API_TOKEN");
     expect(JSON.stringify(recorded)).not.toContain("own-token-value");
+  });
+
+  it("start a run in the runner class of its source's runner.instance_type and record the size", async () => {
+    const { env } = runnerEnv();
+    const sourceId = await createSource(env, uniqueId(), { runner: { instance_type: "standard-4" } });
+    const { runId, dagsterRunId } = await registeredRun(env, sourceId);
+    const started = await call(env, "POST", "/internal/run-containers", {
+      token: INTERNAL,
+      body: { dagster_run_id: dagsterRunId, run_id: runId, source_id: sourceId, command: ["true"] },
+    });
+    expect(started.status).toBe(201);
+    expect(await json(started)).toMatchObject({ started: true, instance_type: "standard-4", status: "running" });
+    expect((await runner(dagsterRunId, "RUNNER_STANDARD_4").__seen()).starts).toHaveLength(1);
+    expect((await runner(dagsterRunId, "RUNNER").__seen()).starts).toHaveLength(0);
+    const [event] = (await events(env, runId)).filter((item) => item.message === "run container started");
+    expect(event.data.instance_type).toBe("standard-4");
+
+    // State and stop look in the class the start named; the default class knows nothing of this run.
+    const path = `/internal/run-containers/${dagsterRunId}`;
+    expect((await json(await call(env, "GET", path, { token: INTERNAL }))).status).toBe("not_found");
+    const running = await json(await call(env, "GET", `${path}?instance_type=standard-4`, { token: INTERNAL }));
+    expect(running).toEqual({ name: dagsterRunId, instance_type: "standard-4", status: "running" });
+    const stopped = await call(env, "POST", `${path}/stop?instance_type=standard-4`, { token: INTERNAL, body: { grace_seconds: 0 } });
+    expect(stopped.status).toBe(202);
+    expect((await runner(dagsterRunId, "RUNNER_STANDARD_4").__seen()).signals).toEqual(["SIGTERM", "SIGKILL"]);
+  });
+
+  it("start a run of a source without runner in the default standard-1 class", async () => {
+    const { env } = runnerEnv();
+    const sourceId = await createSource(env);
+    const { runId, dagsterRunId } = await registeredRun(env, sourceId);
+    const started = await json(
+      await call(env, "POST", "/internal/run-containers", {
+        token: INTERNAL,
+        body: { dagster_run_id: dagsterRunId, run_id: runId, source_id: sourceId, command: ["true"] },
+      }),
+    );
+    expect(started.instance_type).toBe("standard-1");
+    expect((await runner(dagsterRunId, "RUNNER").__seen()).starts).toHaveLength(1);
+    const [event] = (await events(env, runId)).filter((item) => item.message === "run container started");
+    expect(event.data.instance_type).toBe("standard-1");
+  });
+
+  it("refuses a size whose runner class this deployment lacks, naming the binding", async () => {
+    const { env } = runnerEnv({ RUNNER_BASIC: undefined } as never);
+    const sourceId = await createSource(env, uniqueId(), { runner: { instance_type: "basic" } });
+    const { dagsterRunId } = await registeredRun(env, sourceId);
+    const refused = await call(env, "POST", "/internal/run-containers", {
+      token: INTERNAL,
+      body: { dagster_run_id: dagsterRunId, source_id: sourceId, command: ["true"] },
+    });
+    expect(refused.status).toBe(503);
+    expect((await json(refused)).error.message).toBe(
+      "runner.instance_type basic needs the RUNNER_BASIC binding (its runner class in wrangler.toml)",
+    );
+    const badType = await call(env, "GET", `/internal/run-containers/${dagsterRunId}?instance_type=huge`, { token: INTERNAL });
+    expect(badType.status).toBe(400);
+    expect((await json(badType)).error.message).toContain("instance_type");
   });
 
   it("answers not_found for a run that never had a container", async () => {

@@ -41,4 +41,11 @@ export class RunnerContainerDouble extends DurableObject {
   }
 }
 
+// One class per runner class of wrangler.toml (an instance type each): the same double, its own namespace.
+export class RunnerLiteContainerDouble extends RunnerContainerDouble {}
+export class RunnerBasicContainerDouble extends RunnerContainerDouble {}
+export class RunnerStandard2ContainerDouble extends RunnerContainerDouble {}
+export class RunnerStandard3ContainerDouble extends RunnerContainerDouble {}
+export class RunnerStandard4ContainerDouble extends RunnerContainerDouble {}
+
 export default { fetch: () => new Response("runner container double") };

@@ -13,7 +13,7 @@ import { validationFailed, type FieldError } from "../errors";
 import { background, jsonBody } from "../http";
 import { findRun, findRunByDagsterId, findSource } from "../ledger";
 import { addRunContainerEvent } from "../run_container_events";
-import { runContainers } from "../run_containers";
+import { DEFAULT_INSTANCE_TYPE, instanceTypeOf, isInstanceType, runContainers, type InstanceType } from "../run_containers";
 
 export const runContainerRoutes = new Hono<AppEnv>();
 
@@ -168,31 +168,51 @@ runContainerRoutes.post("/internal/run-containers", requireInternal, jsonBody(pa
   const sourceId = body.source_id ?? ledgerRun?.source_id ?? null;
   const source = sourceId ? await findSource(c.env.DB, sourceId) : null;
   const env = runEnvironment(c.env, source?.definition, body.settings);
-  const { started, state } = await runContainers(c.env).start(body.dagster_run_id, body.command, env);
+  // The size the run's source asks for (runner.instance_type); a run without a known source gets the default.
+  const instanceType = instanceTypeOf(source?.definition);
+  const { started, state } = await runContainers(c.env).start(body.dagster_run_id, instanceType, body.command, env);
   let ledgerRunId: string | null = null;
   if (started) {
     // Names only: the values are the run's secrets.
     ledgerRunId = await addRunContainerEvent(c.env.DB, body.dagster_run_id, body.run_id, "started", {
       source_id: sourceId,
+      instance_type: instanceType,
       env_names: Object.keys(env).sort(),
     });
   }
-  return c.json({ name: body.dagster_run_id, started, run_id: ledgerRunId, ...state }, started ? 201 : 200);
+  return c.json(
+    { name: body.dagster_run_id, started, run_id: ledgerRunId, instance_type: instanceType, ...state },
+    started ? 201 : 200,
+  );
 });
+
+/**
+ * The instance type a state or stop request names (?instance_type=, as the start answered it; the launcher keeps it
+ * as a run tag): in production the runner class the container is in. Default standard-1.
+ */
+function queriedInstanceType(value: string | undefined): InstanceType {
+  if (value === undefined || value === "") return DEFAULT_INSTANCE_TYPE;
+  if (!isInstanceType(value)) {
+    throw validationFailed([{ field: "instance_type", message: "expected lite, basic or standard-1 to standard-4" }]);
+  }
+  return value;
+}
 
 runContainerRoutes.get("/internal/run-containers/:name", requireInternal, async (c) => {
   const name = c.req.param("name");
   if (!NAME.test(name)) throw validationFailed([{ field: "name", message: "expected a Dagster run id" }]);
-  const state = await runContainers(c.env).state(name);
+  const instanceType = queriedInstanceType(c.req.query("instance_type"));
+  const state = await runContainers(c.env).state(name, instanceType);
   if (state.status === "exited") {
     await addRunContainerEvent(c.env.DB, name, null, "exited", { exit_code: state.exit_code, reason: state.reason });
   }
-  return c.json({ name, ...state });
+  return c.json({ name, instance_type: instanceType, ...state });
 });
 
 runContainerRoutes.post("/internal/run-containers/:name/stop", requireInternal, async (c) => {
   const name = c.req.param("name");
   if (!NAME.test(name)) throw validationFailed([{ field: "name", message: "expected a Dagster run id" }]);
+  const instanceType = queriedInstanceType(c.req.query("instance_type"));
   const body: unknown = await c.req.json().catch(() => ({}));
   const doc = isObject(body) ? body : {};
   const grace = doc.grace_seconds ?? numberVar(c.env, "RUN_CONTAINER_STOP_GRACE_SECONDS", { min: 0 });
@@ -201,9 +221,9 @@ runContainerRoutes.post("/internal/run-containers/:name/stop", requireInternal, 
     throw validationFailed([{ field: "grace_seconds", message: "expected seconds from 0 to 25" }]);
   }
   const reason = typeof doc.reason === "string" ? doc.reason.slice(0, 200) : "terminate requested";
-  const state = await runContainers(c.env).stop(name, grace, (work) => background(c, work));
+  const state = await runContainers(c.env).stop(name, instanceType, grace, (work) => background(c, work));
   if (state.status === "running") {
     await addRunContainerEvent(c.env.DB, name, null, "stop_requested", { reason, grace_seconds: grace });
   }
-  return c.json({ name, ...state }, 202);
+  return c.json({ name, instance_type: instanceType, ...state }, 202);
 });
