@@ -28,14 +28,16 @@ def test_sample_config_graph(platform_env):
     graph = asset_graph(definitions)
     sample_api_tables = {dg.AssetKey(["source_sample_api", "issues"]), dg.AssetKey(["source_sample_api", "issue_comments"])}
     r2_logs = dg.AssetKey(["source_r2", "http_requests"])
-    assert set(graph.materializable_asset_keys) == {ORDERS, LEADS, VENDORS, GITHUB, *sample_api_tables, r2_logs}
+    d1_tables = {dg.AssetKey(["sample_app", "app_users"]), dg.AssetKey(["sample_app", "app_orders"])}
+    assert set(graph.materializable_asset_keys) == {ORDERS, LEADS, VENDORS, GITHUB, *sample_api_tables, r2_logs,
+                                                    *d1_tables}
     assert set(graph.external_asset_keys) == {
         dg.AssetKey(["cloudflare_kv", "ORDERS_KV"]), dg.AssetKey(["cloudflare_kv", "LEADS_KV"]),
         dg.AssetKey(["cloudflare_kv", "VENDOR_KV"]), dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"]),
         dg.AssetKey(["raw_staging", "cloudflare_kv", "leads"]), dg.AssetKey(["rest_api", "127_0_0_1_8790"]),
         dg.AssetKey(["raw_staging", "rest_api", "sample_api"]), dg.AssetKey(["webhook", "github_events"]),
         dg.AssetKey(["raw_staging", "webhooks", "github_events"]), dg.AssetKey(["r2", "edge_logs"]),
-        dg.AssetKey(["r2", "edge_logs", "logpush", "http_requests"])}
+        dg.AssetKey(["r2", "edge_logs", "logpush", "http_requests"]), dg.AssetKey(["d1", "DB"])}
     # Lineage: source system -> raw snapshot (when kept) -> warehouse table.
     assert graph.get(ORDERS).parent_keys == {dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"])}
     assert graph.get(dg.AssetKey(["raw_staging", "cloudflare_kv", "orders"])).parent_keys == {
