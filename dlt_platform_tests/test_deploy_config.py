@@ -94,3 +94,47 @@ def test_deploy_refuses_the_sample_ids_before_running_anything(tmp_path):
     own = {**committed, "d1_databases": [{**committed["d1_databases"][0], "database_id": "f" * 32}],
            "kv_namespaces": [{"binding": "ORDERS_KV", "id": "e" * 32}]}
     assert sample_ids(own) == []
+
+
+# Cloudflare Containers' predefined instance types (vCPU, memory GiB, disk GB) and per-account limits of what runs
+# at once (vCPU, memory GiB, disk GB), as published at developers.cloudflare.com/containers/platform/limits/.
+INSTANCE_TYPES = {"lite": (1 / 16, 0.25, 2), "basic": (0.25, 1, 4), "standard-1": (0.5, 4, 8),
+                  "standard-2": (1, 6, 12), "standard-3": (2, 8, 16), "standard-4": (4, 12, 20)}
+ACCOUNT_LIMITS = (1500, 6 * 1024, 30_000)
+
+
+def max_concurrent_runs(instance_file: str) -> int:
+    import yaml
+
+    document = yaml.safe_load((PROJECT_ROOT / instance_file).read_text())
+    return document["concurrency"]["runs"]["max_concurrent_runs"]
+
+
+def test_every_instance_type_has_a_runner_class_above_dagsters_cap_within_the_account_limits():
+    import re
+    import typing
+
+    from dlt_platform.definition_base import InstanceType
+
+    config = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())
+    classes = {container["class_name"]: container for container in config["containers"]}
+    bound = {binding["name"]: binding["class_name"] for binding in config["durable_objects"]["bindings"]}
+    # The Worker's choice of binding per instance type (worker/src/run_containers.ts RUNNER_BINDINGS).
+    source = (PROJECT_ROOT / "worker" / "src" / "run_containers.ts").read_text()
+    table = re.search(r"RUNNER_BINDINGS = \{(.*?)\}", source, re.S)
+    assert table, "RUNNER_BINDINGS not found in worker/src/run_containers.ts"
+    worker_bindings = dict(re.findall(r'"?([\w-]+)"?: "(RUNNER\w*)"', table.group(1)))
+    assert set(worker_bindings) == set(typing.get_args(InstanceType)) == set(INSTANCE_TYPES)
+    assert worker_bindings["standard-1"] == "RUNNER"  # the default class, as before sizes
+    for instance_type, binding in worker_bindings.items():
+        assert classes[bound[binding]]["instance_type"] == instance_type, binding
+
+    # One cap in both instance files; every runner class can hold all of it (every source may be of one size).
+    cap = max_concurrent_runs("dagster.yaml")
+    assert max_concurrent_runs("dagster.postgres.yaml") == cap
+    runner_classes = [classes[bound[binding]] for binding in worker_bindings.values()]
+    assert all(runner["max_instances"] >= cap for runner in runner_classes), cap
+    # Every class at its max_instances at once (control container included) stays within the account's limits.
+    totals = [sum(INSTANCE_TYPES[each["instance_type"]][resource] * each["max_instances"] for each in classes.values())
+              for resource in range(3)]
+    assert all(total <= limit for total, limit in zip(totals, ACCOUNT_LIMITS, strict=True)), totals

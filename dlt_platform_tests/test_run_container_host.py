@@ -51,18 +51,21 @@ def test_a_run_gets_exactly_its_environment_and_its_exit_code(host, tmp_path):
     probe = tmp_path / "env.json"
     script = f"import json, os; json.dump(dict(os.environ), open({str(probe)!r}, 'w')); raise SystemExit(3)"
     response = client.post("/containers/run-env/start",
-                           json={"command": [sys.executable, "-c", script], "env": {"ONLY_THIS": "value"}})
+                           json={"command": [sys.executable, "-c", script], "env": {"ONLY_THIS": "value"},
+                                 "instance_type": "standard-2"})
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "running"
     state = poll(lambda: exited(client, "run-env"), timeout=30, interval=0.1, what="the run to exit")
-    assert state == {"name": "run-env", "status": "exited", "exit_code": 3, "reason": "exit"}
+    # The size the Worker asked for is recorded and answered (a local process cannot be given it).
+    assert state == {"name": "run-env", "status": "exited", "exit_code": 3, "reason": "exit",
+                     "instance_type": "standard-2"}
     seen = json.loads(probe.read_text())
     # The host's own variables (its token above all) never reach a run; only what it was given and the basics.
     assert TOKEN not in json.dumps(seen)
     # Python itself may add LC_CTYPE (PEP 538 locale coercion) in the child.
     assert set(seen) - {"LC_CTYPE"} == {"ONLY_THIS", "PATH", "HOME"}
     assert seen["ONLY_THIS"] == "value"
-    assert (log_dir / "run-env.log").exists()
+    assert "run-env as instance type standard-2" in (log_dir / "run-env.log").read_text()
 
 
 def test_a_running_name_is_not_started_twice_and_stop_kills_after_the_grace(host, tmp_path):
@@ -76,6 +79,8 @@ def test_a_running_name_is_not_started_twice_and_stop_kills_after_the_grace(host
     poll(marker.exists, timeout=30, interval=0.1, what="the run to start")
     again = client.post("/containers/run-stubborn/start", json=command)
     assert again.status_code == 200 and again.json()["status"] == "running"
+    # No instance type asked for: the default, as the Worker's.
+    assert again.json()["instance_type"] == "standard-1"
     assert client.post("/containers/run-stubborn/stop", json={"grace_seconds": 0.5}).status_code == 202
     state = poll(lambda: exited(client, "run-stubborn"), timeout=30, interval=0.1, what="the run to be killed")
     assert state["exit_code"] == -9 and state["reason"] == "stopped"
@@ -98,6 +103,10 @@ def test_refusals_name_the_field_and_unknown_names_are_not_found(host):
     assert bad.status_code == 400 and bad.json()["message"].startswith("command:")
     bad = client.post("/containers/x/start", json={"command": ["true"], "env": {"1BAD": "v"}})
     assert bad.status_code == 400 and bad.json()["message"].startswith("env:")
+    bad = client.post("/containers/x/start", json={"command": ["true"], "env": {}, "instance_type": "standard-9"})
+    assert bad.status_code == 400
+    assert bad.json()["message"] == "instance_type: expected one of lite, basic, standard-1, standard-2, standard-3, " \
+                                    "standard-4"
     missing = client.post("/containers/x/start", json={"command": ["/no/such/program"], "env": {}})
     assert missing.status_code == 422 and missing.json()["message"].startswith("command:")
     unauthorized = httpx.get(f"{client.base_url}/containers/x", headers={"Authorization": "Bearer wrong"})

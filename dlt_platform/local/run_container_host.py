@@ -2,11 +2,13 @@
 Cloudflare run container (worker/src/run_containers.ts talks to it when RUN_CONTAINER_HOST_URL is set).
 
 wrangler dev cannot run containers without Docker, so locally (and in tests) the Worker asks this host instead:
-- `POST /containers/<name>/start` {"command": [...], "env": {...}} starts `command` with exactly `env` plus the
-  host's PATH and HOME (so a run sees only what the Worker gave it, as in a container); a name already running
-  answers 200 with its state and starts nothing (a repeated launch is not a second run);
-- `GET /containers/<name>` answers {"status": "running"} or {"status": "exited", "exit_code": N, "reason": ...};
-  a name never started answers 404 {"status": "not_found"};
+- `POST /containers/<name>/start` {"command": [...], "env": {...}, "instance_type": "standard-1"} starts `command`
+  with exactly `env` plus the host's PATH and HOME (so a run sees only what the Worker gave it, as in a container);
+  a name already running answers 200 with its state and starts nothing (a repeated launch is not a second run);
+  `instance_type` (the run's source's runner.instance_type, default standard-1) is recorded and answered, not
+  enforced: a local process gets no vCPU or memory limit;
+- `GET /containers/<name>` answers {"status": "running", "instance_type": ...} or {"status": "exited",
+  "exit_code": N, "reason": ..., "instance_type": ...}; a name never started answers 404 {"status": "not_found"};
 - `POST /containers/<name>/stop` {"grace_seconds": S} sends SIGTERM to the process group, then SIGKILL after S.
 Every request needs `Authorization: Bearer <DLT_INTERNAL_TOKEN>` (the host's own environment), as the Worker's
 internal API does. The processes are this host's children, not Dagster's: they outlive a restart of Dagster's
@@ -24,11 +26,13 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from dlt_platform.definition_base import DEFAULT_INSTANCE_TYPE, InstanceType
 from dlt_platform.local.loopback import JSONHandler, LoopbackServer
 from dlt_platform.settings import PROJECT_ROOT
 
@@ -38,6 +42,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # What every process needs to find programs and a home, as a container image provides them.
 BASICS = ("PATH", "HOME")
 DEFAULT_GRACE_SECONDS = 10.0
+INSTANCE_TYPES: tuple[str, ...] = typing.get_args(InstanceType)
 
 
 class RequestError(ValueError):
@@ -48,6 +53,7 @@ class RequestError(ValueError):
 class RunProcess:
     name: str
     process: subprocess.Popen
+    instance_type: str = DEFAULT_INSTANCE_TYPE
     exit_code: int | None = None
     # "exit" when the command ended by itself, "stopped" when a stop request ended it (Cloudflare's onStop reasons
     # are "exit" and "runtime_signal").
@@ -57,8 +63,19 @@ class RunProcess:
 
     def state(self) -> dict:
         if self.exit_code is None:
-            return {"name": self.name, "status": "running", "pid": self.process.pid}
-        return {"name": self.name, "status": "exited", "exit_code": self.exit_code, "reason": self.reason}
+            return {
+                "name": self.name,
+                "status": "running",
+                "pid": self.process.pid,
+                "instance_type": self.instance_type,
+            }
+        return {
+            "name": self.name,
+            "status": "exited",
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "instance_type": self.instance_type,
+        }
 
 
 class RunContainerHost:
@@ -68,8 +85,11 @@ class RunContainerHost:
         self._lock = threading.Lock()
         self._runs: dict[str, RunProcess] = {}
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> tuple[bool, dict]:
-        """Start `command` as `name` unless a process of that name is running; (started, state)."""
+    def start(
+        self, name: str, command: list[str], env: dict[str, str], instance_type: str = DEFAULT_INSTANCE_TYPE
+    ) -> tuple[bool, dict]:
+        """Start `command` as `name` unless a process of that name is running; (started, state). The instance type
+        is recorded only: a local process has the machine's CPU and memory."""
         with self._lock:
             existing = self._runs.get(name)
             if existing and existing.exit_code is None:
@@ -77,6 +97,10 @@ class RunContainerHost:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             basics = {key: os.environ[key] for key in BASICS if key in os.environ}
             with open(self.log_dir / f"{name}.log", "ab") as log:
+                log.write(
+                    f"run-container host: {name} as instance type {instance_type} (not enforced locally)\n".encode()
+                )
+                log.flush()
                 process = subprocess.Popen(
                     command,
                     env={**basics, **env},
@@ -86,7 +110,7 @@ class RunContainerHost:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
-            run = RunProcess(name, process)
+            run = RunProcess(name, process, instance_type)
             self._runs[name] = run
         threading.Thread(target=self._reap, args=(run,), daemon=True).start()
         return True, run.state()
@@ -131,7 +155,7 @@ class RunContainerHost:
             run.ended.wait(max(0.0, deadline - time.monotonic()))
 
 
-def parse_start(body: bytes) -> tuple[list[str], dict[str, str]]:
+def parse_start(body: bytes) -> tuple[list[str], dict[str, str], str]:
     try:
         document = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError:
@@ -146,7 +170,10 @@ def parse_start(body: bytes) -> tuple[list[str], dict[str, str]]:
     for key in env:
         if not ENV_NAME.match(key):
             raise RequestError(f"env: '{key[:64]}' is not a variable name")
-    return command, env
+    instance_type = document.get("instance_type", DEFAULT_INSTANCE_TYPE)
+    if instance_type not in INSTANCE_TYPES:
+        raise RequestError(f"instance_type: expected one of {', '.join(INSTANCE_TYPES)}")
+    return command, env, instance_type
 
 
 def parse_grace(body: bytes) -> float:
@@ -201,8 +228,8 @@ class RunContainerHandler(JSONHandler):
         body = self.read_body()
         try:
             if action == "start":
-                command, env = parse_start(body)
-                started, state = self.host.start(name, command, env)
+                command, env, instance_type = parse_start(body)
+                started, state = self.host.start(name, command, env, instance_type)
                 self.send_body(201 if started else 200, state)
             elif action == "stop":
                 stopped = self.host.stop(name, parse_grace(body))

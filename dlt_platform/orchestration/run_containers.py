@@ -33,6 +33,7 @@ from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClassData
 
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG
+from dlt_platform.definition_base import DEFAULT_INSTANCE_TYPE
 from dlt_platform.orchestration.instance import prepare_dagster_home
 from dlt_platform.orchestration.run_launcher import PlatformRunLauncher
 from dlt_platform.settings import CONTAINER_MARKER_ENV
@@ -61,6 +62,9 @@ RUN_SETTINGS = (
     "LANG",
 )
 CONTAINER_TAG = "dlt_platform/run_container"
+# The instance type the Worker started the run's container as (its source's runner.instance_type): in production the
+# runner class the container lives in, so state and stop requests name it.
+INSTANCE_TYPE_TAG = "dlt_platform/run_container_instance_type"
 
 
 class RunContainerError(RuntimeError):
@@ -130,13 +134,16 @@ class RunContainerLauncher(PlatformRunLauncher):
 
     # --- the Worker's internal API ------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict[str, Any]]:
+    def _call(
+        self, method: str, path: str, body: dict | None = None, params: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
         if not self._orchestrator_url or not self._internal_token:
             raise RunContainerError("run containers: DLT_ORCHESTRATOR_URL and DLT_INTERNAL_TOKEN must be set")
         response = httpx.request(
             method,
             f"{self._orchestrator_url}{path}",
             json=body,
+            params=params,
             timeout=self._timeout,
             headers={"Authorization": f"Bearer {self._internal_token}"},
         )
@@ -174,16 +181,19 @@ class RunContainerLauncher(PlatformRunLauncher):
         if status not in (200, 201):
             message = (document.get("error") or {}).get("message") or f"HTTP {status}"
             raise RunContainerError(f"run containers: the Worker refused to start run {run.run_id}: {message}")
-        self._instance.add_run_tags(run.run_id, {CONTAINER_TAG: run.run_id})
+        instance_type = str(document.get("instance_type") or DEFAULT_INSTANCE_TYPE)
+        self._instance.add_run_tags(run.run_id, {CONTAINER_TAG: run.run_id, INSTANCE_TYPE_TAG: instance_type})
         self._instance.report_engine_event(
-            f"run container {run.run_id} started through the Worker", run, cls=self.__class__
+            f"run container {run.run_id} ({instance_type}) started through the Worker", run, cls=self.__class__
         )
 
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         if CONTAINER_TAG not in run.tags:
             return super().check_run_worker_health(run)
         try:
-            status, document = self._call("GET", f"/internal/run-containers/{run.run_id}")
+            status, document = self._call(
+                "GET", f"/internal/run-containers/{run.run_id}", params=instance_type_param(run.tags)
+            )
         except (httpx.HTTPError, RunContainerError) as error:
             # Dagster fails a run on any answer but RUNNING or SUCCESS: the Worker being out of reach for a while
             # says nothing about the run's container; the next poll asks again.
@@ -204,11 +214,17 @@ class RunContainerLauncher(PlatformRunLauncher):
                 "POST",
                 f"/internal/run-containers/{run_id}/stop",
                 {"grace_seconds": self._stop_grace_seconds, "reason": "terminate requested in Dagster"},
+                params=instance_type_param(run.tags),
             )
         except (httpx.HTTPError, RunContainerError) as error:
             self._instance.report_engine_event(f"stopping the run container failed: {error}", run, cls=self.__class__)
             return False
         return status == 202 and document.get("status") == "running"
+
+
+def instance_type_param(tags: Mapping[str, str]) -> dict[str, str]:
+    """?instance_type= of a run's state and stop requests; none for a run started before sizes (the default)."""
+    return {"instance_type": tags[INSTANCE_TYPE_TAG]} if tags.get(INSTANCE_TYPE_TAG) else {}
 
 
 def health_of(state: dict) -> CheckRunHealthResult:
