@@ -82,6 +82,7 @@ def test_sample_config_graph(platform_env):
         "cloudflare_kv_vendors_schedule": ("30 3 * * *", "UTC", dg.DefaultScheduleStatus.STOPPED),
         "sample_api_issues_schedule": ("45 * * * *", "UTC", dg.DefaultScheduleStatus.RUNNING),
         "r2_edge_logs_schedule": ("50 * * * *", "UTC", dg.DefaultScheduleStatus.RUNNING),
+        "d1_sample_app_schedule": ("40 * * * *", "UTC", dg.DefaultScheduleStatus.RUNNING),
     }
     assert schedules["cloudflare_kv_orders_schedule"].job_name == "load_cloudflare_kv_orders"
 
