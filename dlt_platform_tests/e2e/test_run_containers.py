@@ -116,3 +116,37 @@ def test_a_run_outlives_sigkilled_control_processes_and_ends_succeeded(stack, op
                                                  "reason": "exit"}
     # Every row: the issues the sample API serves, each once (merge on id), after the runs before this one too.
     assert warehouse(stack, "select count(distinct id), count(*) from source_sample_api.issues") == [(300, 300)]
+
+
+def test_a_sources_runner_size_goes_from_its_definition_to_its_run_container_and_the_ledger(stack, operator):
+    """runner.instance_type picks the run container's class in production; locally the host records it."""
+    sample = operator.source("sample_api_issues")["definition"]
+    sized = {**sample, "source_id": "sample_api_issues_sized", "runner": {"instance_type": "standard-2"},
+             "destination": {**sample["destination"], "dataset": "source_sample_api_sized"}}
+    if operator.source(sized["source_id"]) is None:
+        operator.create_source(sized)
+    run_id = operator.request_run(sized["source_id"])
+    dagster_run_id, _ = running_pid(stack, operator, run_id)
+    assert host_state(stack, dagster_run_id)["instance_type"] == "standard-2"
+    run = operator.wait_for_runs([run_id], timeout=300)[run_id]
+    assert run["status"] == "succeeded", operator.run(run_id)
+    started = [event for event in operator.run(run_id)["events"] if event["message"] == "run container started"]
+    assert [event["data"]["instance_type"] for event in started] == ["standard-2"]
+    # The launcher keeps the size as a run tag, so Dagster's health checks and stops name the same class.
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { tags { key value } } } }"
+    tags = {tag["key"]: tag["value"] for tag in stack.dagster_graphql(query, {"id": dagster_run_id})["data"]
+            ["runOrError"]["tags"]}
+    assert tags["dlt_platform/run_container_instance_type"] == "standard-2"
+
+
+def test_two_runs_of_one_source_requested_at_once_take_turns(stack, operator):
+    """The per-source cap (dagster.yaml: the source tag's limit 1 and each source's pool): a second run of a source
+    waits for the first even though each has a run container of its own and the global cap has room."""
+    run_ids = [operator.request_run("cloudflare_kv_leads") for _ in range(2)]
+    runs = operator.wait_for_runs(run_ids, timeout=600)
+    assert [runs[run_id]["status"] for run_id in run_ids] == ["succeeded", "succeeded"], runs
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }"
+    spans = sorted((times["startTime"], times["endTime"]) for times in (
+        stack.dagster_graphql(query, {"id": operator.run(run_id)["dagster_run_id"]})["data"]["runOrError"]
+        for run_id in run_ids))
+    assert spans[0][1] <= spans[1][0], spans
