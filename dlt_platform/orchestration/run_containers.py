@@ -6,8 +6,9 @@ a container named by the run id with the command that executes exactly that run:
 dlt_platform.orchestration.run_containers`, which first writes $DAGSTER_HOME/dagster.yaml for the run's
 environment (a run container starts with an empty disk). The Worker builds the run's environment from its own
 secrets (only those the run's source names); this launcher adds only non-secret settings (RUN_SETTINGS).
-In production the Worker starts a RUNNER container (@cloudflare/containers); locally and in tests it asks the local
-run-container host, one process per run. This launcher cannot tell them apart.
+In production the Worker starts a container of the runner class of the source's runner.instance_type
+(@cloudflare/containers; the answer names the type, kept as a run tag for state and stop requests); locally and in
+tests it asks the local run-container host, one process per run. This launcher cannot tell them apart.
 
 `check_run_worker_health` asks the Worker for the container's state, so Dagster's run monitoring fails a run
 whose container died; `terminate` asks the Worker to stop it (SIGTERM, then SIGKILL after a grace period).
