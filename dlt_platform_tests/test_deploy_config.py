@@ -52,9 +52,12 @@ def test_the_committed_wrangler_config_deploys(tmp_path):
     assert "--dry-run: exiting now" in result.stdout
     assert (tmp_path / "bundle" / "index.js").stat().st_size > 10_000
     for binding in ("env.DB (dlt_control)", "env.JOBS (dlt-jobs-v2)", "env.RAW_STAGING (dlt-raw-staging)",
-                    "env.DAGSTER (DagsterContainer)"):
+                    "env.DAGSTER (DagsterContainer)", "env.RUNNER (RunnerContainer)",
+                    "env.RUNNER_LITE (RunnerLiteContainer)", "env.RUNNER_STANDARD_4 (RunnerStandard4Container)"):
         assert binding in result.stdout
     builds = [call for call in docker_calls if call["argv"][:1] == ["build"]]
+    # wrangler builds the image once per container class: the control container and six runner classes.
+    assert len(builds) == 7
     assert builds and builds[0]["dockerfile"] == (PROJECT_ROOT / "Dockerfile").read_text()
     assert str(PROJECT_ROOT) in builds[0]["argv"]  # the build context is the repository
 
