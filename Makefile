@@ -3,9 +3,6 @@
 #   make test  - install what is missing, lint and type-check (make lint), then run every test (pytest incl.
 #                end-to-end and browser, vitest)
 PYTHON ?= python3
-# pytest workers: the lanes run at once (dlt_platform_tests/conftest.py groups them); most of the e2e and
-# production lanes' time is waiting on runs, stacks and podman, so more workers than cores pay.
-PYTEST_WORKERS ?= 4
 UV := $(PYTHON) -m uv
 
 .PHONY: up test lint deploy image install install-python install-node install-debian install-bqemulator
@@ -62,14 +59,10 @@ lint: install-python
 	.venv/bin/ruff format --check dlt_platform
 	.venv/bin/mypy
 
-# Lint first (a minute; it fails fast), then vitest (Workers runtime, mostly CPU) beside pytest, whose end-to-end
-# tests mostly wait on runs; all must pass.
+# Lint first (a minute; it fails fast), then every test in lanes that run at once (tools/test_lanes.sh: vitest, and
+# pytest's e2e, production and unit+orchestration sessions); all must pass.
 test: install install-debian lint
-	@npm test > .vitest.log 2>&1 & vitest=$$!; \
-	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup; pytest_status=$$?; \
-	wait $$vitest; vitest_status=$$?; cat .vitest.log; \
-	echo "pytest exit $$pytest_status, vitest exit $$vitest_status"; \
-	[ $$pytest_status -eq 0 ] && [ $$vitest_status -eq 0 ]
+	tools/test_lanes.sh
 
 # Deploy or upgrade (docs/deploy.md): D1 migrations --remote, then wrangler deploy, then check-deployment.
 # DEPLOY_FLAGS=--local rehearses it against wrangler dev's local D1 and skips the real deploy.

@@ -17,10 +17,8 @@ pytest_plugins = ["dlt_platform_tests.bigquery_fixtures", "dlt_platform_tests.d1
 
 # Test lanes (`pytest -m <lane>`), by folder: unit (loopback doubles, DuckDB, the emulator), orchestration (Dagster
 # in process), e2e (one local stack per session, shared by its modules), production (Postgres, podman, the deploy
-# rehearsal). `make test` runs every lane at once (pytest-xdist, --dist loadgroup): a group runs on one worker, so
-# the e2e modules share their stack, and each production module keeps its own stack to itself.
+# rehearsal). `make test` runs them at once, each lane a pytest session of its own (tools/test_lanes.sh).
 LANES = ("unit", "orchestration", "e2e", "production")
-_GROUP_BY_MODULE = ("orchestration", "production")
 
 
 def lane_of(item: pytest.Item) -> str:
@@ -30,11 +28,7 @@ def lane_of(item: pytest.Item) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        lane = lane_of(item)
-        item.add_marker(getattr(pytest.mark, lane))
-        group = f"{lane}:{item.path.stem}" if lane in _GROUP_BY_MODULE else lane if lane == "e2e" else None
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(getattr(pytest.mark, lane_of(item)))
 
 
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"

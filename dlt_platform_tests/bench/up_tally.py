@@ -24,9 +24,16 @@ def one_start(number: int, timeout: float) -> tuple[bool, dict[str, int], float]
     with tempfile.TemporaryDirectory(prefix=f"up-tally-{number}-") as folder:
         env = {**os.environ, "DLT_PLATFORM_DATA_DIR": str(Path(folder) / "data"), "COLUMNS": "200"}
         started = time.monotonic()
-        result = subprocess.run([str(Path(sys.executable).parent / "dlt-platform"), "up", "--once",
-                                 "--state-dir", str(Path(folder) / "state")],
-                                env=env, capture_output=True, text=True, timeout=timeout)
+        up = subprocess.Popen([str(Path(sys.executable).parent / "dlt-platform"), "up", "--once",
+                               "--state-dir", str(Path(folder) / "state")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            stdout, stderr = up.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            up.terminate()  # `up` stops everything it started on SIGTERM
+            stdout, stderr = up.communicate(timeout=120)
+            stderr += f"\n(stopped after {timeout:.0f} s)"
+        result = subprocess.CompletedProcess(up.args, up.returncode, stdout, stderr)
         seconds = time.monotonic() - started
     statuses: dict[str, int] = {}
     for line in result.stdout.splitlines():

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every test, in lanes that run at once (`make test`): vitest, and three pytest sessions: e2e, production, and the
+# rest (unit + orchestration). The e2e and production lanes mostly wait (on runs, local stacks, podman) while the
+# others compute, so on two cores they overlap well. Each pytest lane is a session of its own with its own
+# temporary folder, so its session fixtures (the e2e stack, the Postgres cluster) start once and no session deletes
+# another's files. The rest lane prints as it goes; the others' output is printed when they end (.test-logs/).
+set -u
+cd "$(dirname "$0")/.."
+logs="$PWD/.test-logs"
+rm -rf "$logs"
+mkdir -p "$logs"
+started=$(date +%s)
+
+npm test > "$logs/vitest.log" 2>&1 &
+vitest=$!
+.venv/bin/pytest -m e2e --basetemp="$logs/tmp-e2e" -p no:cacheprovider > "$logs/e2e.log" 2>&1 &
+e2e=$!
+.venv/bin/pytest -m production --basetemp="$logs/tmp-production" -p no:cacheprovider > "$logs/production.log" 2>&1 &
+production=$!
+.venv/bin/pytest -m "unit or orchestration" --basetemp="$logs/tmp-rest" -p no:cacheprovider
+rest=$?
+echo "lane unit+orchestration: exit $rest after $(( $(date +%s) - started )) s"
+
+failed=0
+[ "$rest" -eq 0 ] || failed=1
+for lane in e2e production vitest; do
+  wait "${!lane}"
+  status=$?
+  echo "===== lane $lane (exit $status, $(( $(date +%s) - started )) s since the start) ====="
+  cat "$logs/$lane.log"
+  [ "$status" -eq 0 ] || failed=1
+done
+echo "lanes: unit+orchestration $rest; e2e, production and vitest above; all lanes ended after $(( $(date +%s) - started )) s"
+exit "$failed"
