@@ -7,13 +7,12 @@ import time
 import uuid
 
 import httpx
-import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
 from dlt_platform.settings import Settings
-from dlt_platform.source_types.rest_api.local_api import COMMENTS_PER_ISSUE, SAMPLE_COUNTS
+from dlt_platform.source_types.rest_api.local_api import SAMPLE_COUNTS
 from dlt_platform_tests.e2e.test_new_source_launch import new_definition
 from dlt_platform_tests.waiting import poll
 
@@ -162,7 +161,9 @@ def test_the_main_command_reuses_a_running_stack_and_prints_the_summary(stack, m
     assert f"leads_kv {recent_leads(lookback)}" in result.output
     issues = SAMPLE_COUNTS["issues"]
     assert "Sample REST API: reused" in result.output
-    assert f"issue_comments {issues * COMMENTS_PER_ISSUE}, issues {issues}" in result.output
+    # Earlier tests ran this source on the same stack (its cursors have moved, so the rows this run read vary): the
+    # warehouse holds every issue once.
+    assert warehouse(stack, "select count(distinct id), count(*) from source_sample_api.issues") == [(issues, issues)]
     run_lines = [line for line in result.output.splitlines() if line.split()[-1:] == ["api"]]
     # A run of every enabled sample source, each succeeded (the webhook source loads whatever deliveries wait).
     enabled = [d.source_id for d in Settings(config_path=stack.config_path).load_sources() if d.enabled]
