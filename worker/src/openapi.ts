@@ -348,6 +348,16 @@ const OPERATIONS: Record<string, Operation> = {
     ],
     answers: { 200: objectAnswer },
   },
+  "GET /internal/d1": { summary: "The Worker's D1 bindings d1 sources may read, by name", tag: "internal", access: "internal", answers: { 200: objectAnswer } },
+  "GET /internal/d1/:binding/tables": { summary: "The user tables of a D1 binding", tag: "internal", access: "internal", answers: { 200: objectAnswer } },
+  "GET /internal/d1/:binding/tables/:table": { summary: "A table's declared columns and primary key", tag: "internal", access: "internal", answers: { 200: objectAnswer } },
+  "POST /internal/d1/:binding/page": {
+    summary: "A keyset page of a table's rows (the SELECT is built by the Worker from checked names)",
+    tag: "internal",
+    access: "internal",
+    body: { type: "object" },
+    answers: { 200: objectAnswer },
+  },
   "GET /internal/webhooks/waiting": { summary: "Webhook sources with deliveries waiting", tag: "internal", access: "internal", answers: { 200: objectAnswer } },
   "GET /internal/webhooks/:source_id/deliveries": {
     summary: "A page of a webhook source's deliveries",
