@@ -104,8 +104,9 @@ def test_a_run_outlives_sigkilled_control_processes_and_ends_succeeded(stack, op
     poll(lambda: dagster_status(stack, dagster_run_id) == "STARTED", 120, 0.05, "the run to start")
     try:
         assert sigkill_dagster(stack) >= 3
-        # The run's process is the host's: Dagster's death did not take it.
-        assert psutil.pid_exists(pid) and host_state(stack, dagster_run_id)["status"] in ("running", "exited")
+        # The run's process is the host's: Dagster's death did not take it (on a quiet machine it may already have
+        # ended; its exit code 0 below says it was not killed).
+        assert host_state(stack, dagster_run_id)["status"] in ("running", "exited")
     finally:
         stack.start_dagster()
     assert poll(lambda: dagster_status(stack, dagster_run_id) in ("SUCCESS", "FAILURE") and
