@@ -28,7 +28,7 @@ def app_changes(stack, sql: str) -> None:
 
 def test_a_d1_run_requested_through_the_worker_loads_the_sample_app_then_only_its_changes(stack, operator):
     first = operator.request_run("d1_sample_app")
-    assert operator.wait_for_runs([first], timeout=300)[first]["status"] == "succeeded", operator.run(first)
+    assert operator.wait_for_runs([first], timeout=300)[first]["status"] == "succeeded", operator.run(first).get("message")
     assert warehouse(stack, "select count(*), count(distinct id) from sample_app.app_users") == [
         (SAMPLE_APP_USERS, SAMPLE_APP_USERS)]
     assert warehouse(stack, "select count(*), max(updated_at) from sample_app.app_orders")[0][0] == SAMPLE_APP_ORDERS
@@ -39,7 +39,7 @@ def test_a_d1_run_requested_through_the_worker_loads_the_sample_app_then_only_it
     try:
         again = operator.request_run("d1_sample_app")
         run = operator.wait_for_runs([again], timeout=300)[again]
-        assert run["status"] == "succeeded", operator.run(again)
+        assert run["status"] == "succeeded", operator.run(again).get("message")
         assert run["rows_loaded"] == 2, run
         assert warehouse(stack, "select status from sample_app.app_orders where id = 7") == [("refunded",)]
         assert warehouse(stack, "select count(*) from sample_app.app_orders") == [(SAMPLE_APP_ORDERS,)]

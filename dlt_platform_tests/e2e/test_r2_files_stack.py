@@ -16,7 +16,7 @@ def warehouse(stack, sql: str) -> list[tuple]:
 
 def test_an_r2_files_run_requested_through_the_worker_loads_the_seeded_logpush_batches(stack, operator):
     first = operator.request_run("r2_edge_logs")
-    assert operator.wait_for_runs([first], timeout=300)[first]["status"] == "succeeded", operator.run(first)
+    assert operator.wait_for_runs([first], timeout=300)[first]["status"] == "succeeded", operator.run(first).get("message")
     seeded = SAMPLE_BATCHES * SAMPLE_LINES_PER_BATCH
     [(rows, typed, earliest)] = warehouse(
         stack, "select count(*), count(edge_start_timestamp), min(edge_start_timestamp) from source_r2.http_requests"
@@ -26,5 +26,5 @@ def test_an_r2_files_run_requested_through_the_worker_loads_the_seeded_logpush_b
     assert earliest == dt.datetime.combine(today, dt.time(), dt.UTC)
 
     again = operator.request_run("r2_edge_logs")
-    assert operator.wait_for_runs([again], timeout=300)[again]["status"] == "succeeded", operator.run(again)
+    assert operator.wait_for_runs([again], timeout=300)[again]["status"] == "succeeded", operator.run(again).get("message")
     assert warehouse(stack, "select count(*) from source_r2.http_requests") == [(seeded,)]

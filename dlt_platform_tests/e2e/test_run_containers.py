@@ -62,7 +62,7 @@ def test_each_run_is_a_process_of_the_host_with_only_its_own_sources_secrets(sta
         assert process.ppid() == host.pid
         assert process not in dagster.children(recursive=True)
         run = operator.wait_for_runs([run_id], timeout=300)[run_id]
-        assert run["status"] == "succeeded", operator.run(run_id)
+        assert run["status"] == "succeeded", operator.run(run_id).get("message")
         events = operator.run(run_id)["events"]
         started = [event for event in events if event["message"] == "run container started"]
         assert len(started) == 1 and started[0]["data"]["source_id"] == source_id, events
@@ -112,7 +112,7 @@ def test_a_run_outlives_sigkilled_control_processes_and_ends_succeeded(stack, op
     assert poll(lambda: dagster_status(stack, dagster_run_id) in ("SUCCESS", "FAILURE") and
                 dagster_status(stack, dagster_run_id), 300, 0.5, "the run's end") == "SUCCESS"
     run = operator.wait_for_runs([run_id], timeout=120)[run_id]
-    assert run["status"] == "succeeded", operator.run(run_id)
+    assert run["status"] == "succeeded", operator.run(run_id).get("message")
     assert host_state(stack, dagster_run_id).items() >= {"name": dagster_run_id, "status": "exited", "exit_code": 0,
                                                          "reason": "exit"}.items()
     # Every row: the issues the sample API serves, each once (merge on id), after the runs before this one too.
@@ -130,7 +130,7 @@ def test_a_sources_runner_size_goes_from_its_definition_to_its_run_container_and
     dagster_run_id, _ = running_pid(stack, operator, run_id)
     assert host_state(stack, dagster_run_id)["instance_type"] == "standard-2"
     run = operator.wait_for_runs([run_id], timeout=300)[run_id]
-    assert run["status"] == "succeeded", operator.run(run_id)
+    assert run["status"] == "succeeded", operator.run(run_id).get("message")
     started = [event for event in operator.run(run_id)["events"] if event["message"] == "run container started"]
     assert [event["data"]["instance_type"] for event in started] == ["standard-2"]
     # The launcher keeps the size as a run tag, so Dagster's health checks and stops name the same class.
