@@ -34,6 +34,13 @@ PLATFORM_SECRET_INFIX = "__"
 # Where the Worker keeps webhook deliveries in R2 when a definition's staging names no r2_prefix.
 WEBHOOK_DEFAULT_R2_PREFIX = "webhooks"
 
+# BigQuery's load-job quota: load jobs per table per UTC day, failed ones included. A source's tables may use
+# `destination.load_job_budget` of them (default below, kept under the quota for manual runs and retries); a run
+# that takes a table past LOAD_JOB_WARNING_SHARE of its budget is warned about once per table per day.
+BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY = 1500
+DEFAULT_LOAD_JOB_BUDGET = 1000
+LOAD_JOB_WARNING_SHARE = 0.8
+
 # Dagster run status -> ledger status.
 DAGSTER_TO_LEDGER_STATUS = {
     "QUEUED": "launched",
@@ -79,4 +86,8 @@ export const PLATFORM_SECRET_PREFIXES = {_ts(list(PLATFORM_SECRET_PREFIXES))} as
 export const PLATFORM_SECRET_INFIX = {_ts(PLATFORM_SECRET_INFIX)};
 
 export const WEBHOOK_DEFAULT_R2_PREFIX = {_ts(WEBHOOK_DEFAULT_R2_PREFIX)};
+
+export const BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY = {_ts(BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY)};
+export const DEFAULT_LOAD_JOB_BUDGET = {_ts(DEFAULT_LOAD_JOB_BUDGET)};
+export const LOAD_JOB_WARNING_SHARE = {_ts(LOAD_JOB_WARNING_SHARE)};
 """

@@ -81,3 +81,10 @@ def cron_problem(expression: str) -> str | None:
     if months == {2} and len(days) == 1 and days <= {30, 31}:
         return "February has no 30th or 31st"
     return None
+
+
+def runs_per_day(expression: str) -> int:
+    """How many times a valid schedule fires on a day it fires at all: its minutes times its hours (the day, month
+    and weekday fields only choose the days)."""
+    parts = expression.split()
+    return len(_expand(parts[0], 0, 59, None)) * len(_expand(parts[1], 0, 23, None))

@@ -20,13 +20,22 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from dlt_platform.contract import PLATFORM_SECRET_INFIX, PLATFORM_SECRET_PREFIXES
-from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, CRON_SYNTAX_MESSAGE, cron_problem
+from dlt_platform.contract import (
+    BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY,
+    DEFAULT_LOAD_JOB_BUDGET,
+    LOAD_JOB_WARNING_SHARE,
+    PLATFORM_SECRET_INFIX,
+    PLATFORM_SECRET_PREFIXES,
+)
+from dlt_platform.cron import CRON_DESCRIPTION, CRON_PATTERN, CRON_SYNTAX_MESSAGE, cron_problem, runs_per_day
 
 SOURCE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -93,6 +102,18 @@ class WarehouseDestination(StrictModel):
         ]
         | None
     ) = Field(None, description="BigQuery clustering columns, in order (at most 4), e.g. ['cf_kv_key'].")
+    load_job_budget: Annotated[int, Field(ge=1, le=BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY)] | None = Field(
+        None,
+        description="Load jobs per table per UTC day this source's tables may use in BigQuery (the quota is "
+        f"{BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY}, failed jobs included; default {DEFAULT_LOAD_JOB_BUDGET}). Webhook "
+        "runs are spaced to stay under it, a schedule firing more often is refused, and a run taking a table past "
+        f"{LOAD_JOB_WARNING_SHARE:.0%} of it raises an alert.",
+    )
+
+    @property
+    def daily_load_job_budget(self) -> int:
+        """Load jobs per table per UTC day (the definition's, else the platform default)."""
+        return self.load_job_budget or DEFAULT_LOAD_JOB_BUDGET
 
     @field_validator("cluster_by")
     @classmethod
@@ -239,6 +260,33 @@ class SourceBase(StrictModel):
             if problem:
                 raise ValueError(f"'{value}' is not a valid five-field cron expression: {problem}")
         return value
+
+    @model_validator(mode="after")
+    def _schedule_within_load_job_budget(self) -> SourceBase:
+        # BigQuery counts load jobs per table per day: a schedule that alone fires more often than the budget
+        # would spend it every day (each run makes at least one load job per table). Named on `schedule`.
+        if self.schedule is None or self.destination.type != "bigquery":
+            return self
+        problem = schedule_budget_problem(self.source_id, self.schedule, self.destination.daily_load_job_budget)
+        if problem is None:
+            return self
+        error = InitErrorDetails(
+            type=PydanticCustomError("load_job_budget", problem), loc=("schedule",), input=self.schedule
+        )
+        raise ValidationError.from_exception_data(type(self).__name__, [error])
+
+
+def schedule_budget_problem(source_id: str, schedule: str, budget: int) -> str | None:
+    """Why a schedule alone would spend more than its source's daily load-job budget, or None. The Worker's
+    `scheduleBudgetProblem` (worker/src/validation.ts) says the same."""
+    runs = runs_per_day(schedule)
+    if runs <= budget:
+        return None
+    return (
+        f"source {source_id} would run {runs} times a day ('{schedule}'), over its budget of {budget} load jobs "
+        "per table per day (destination.load_job_budget, at most BigQuery's quota of "
+        f"{BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY})"
+    )
 
 
 class OneTableSource(SourceBase):

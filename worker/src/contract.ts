@@ -64,3 +64,7 @@ export const PLATFORM_SECRET_PREFIXES = [
 export const PLATFORM_SECRET_INFIX = "__";
 
 export const WEBHOOK_DEFAULT_R2_PREFIX = "webhooks";
+
+export const BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY = 1500;
+export const DEFAULT_LOAD_JOB_BUDGET = 1000;
+export const LOAD_JOB_WARNING_SHARE = 0.8;

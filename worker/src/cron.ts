@@ -54,3 +54,11 @@ export function cronProblem(expression: string): string | null {
   }
   return null;
 }
+
+/** How many times a valid schedule fires on a day it fires at all: its minutes times its hours (Python's
+ * `runs_per_day`; the day, month and weekday fields only choose the days). */
+export function runsPerDay(expression: string): number {
+  const [minutes, hours] = expression.split(/ +/);
+  // Each field on its own: cron-parser refuses a whole expression naming a day no month has (0 0 30,31 2 *).
+  return fieldsOf(alone(0, minutes)).minute.values.length * fieldsOf(alone(1, hours)).hour.values.length;
+}

@@ -48,6 +48,10 @@ export interface Destination {
    */
   dataset: string;
   /**
+   * Load jobs per table per UTC day this source's tables may use in BigQuery (the quota is 1500, failed jobs included; default 1000). Webhook runs are spaced to stay under it, a schedule firing more often is refused, and a run taking a table past 80% of it raises an alert.
+   */
+  load_job_budget?: number | null;
+  /**
    * BigQuery location of the dataset, e.g. 'EU', 'US', 'europe-west3' (default US).
    */
   location?: string | null;
@@ -317,6 +321,10 @@ export interface WarehouseDestination {
    * Warehouse dataset (BigQuery dataset, DuckDB schema).
    */
   dataset: string;
+  /**
+   * Load jobs per table per UTC day this source's tables may use in BigQuery (the quota is 1500, failed jobs included; default 1000). Webhook runs are spaced to stay under it, a schedule firing more often is refused, and a run taking a table past 80% of it raises an alert.
+   */
+  load_job_budget?: number | null;
   /**
    * BigQuery location of the dataset, e.g. 'EU', 'US', 'europe-west3' (default US).
    */

@@ -1,7 +1,8 @@
 /** Source definitions: validated by config/source.schema.json, the schema Python generates (the shared contract). */
 import sourceSchema from "../../config/source.schema.json";
 import { RUN_STATUSES, TRIGGERS, type RunStatus, type Trigger } from "./contract";
-import { cronProblem } from "./cron";
+import { BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY, DEFAULT_LOAD_JOB_BUDGET } from "./contract";
+import { cronProblem, runsPerDay } from "./cron";
 import type { SourceDefinition as GeneratedDefinition } from "./definitions";
 import { validationFailed, type FieldError } from "./errors";
 import { schemaCheck } from "./json_schema";
@@ -26,7 +27,7 @@ export interface SourceDefinition {
   enabled?: boolean;
   schedule?: string | null;
   // rest_api sources have no destination.table: their tables are their resources (source_types/rest_api.ts).
-  destination: { type?: string; dataset: string; table: string; write_disposition?: string };
+  destination: { type?: string; dataset: string; table: string; write_disposition?: string; load_job_budget?: number | null };
   extract: { [key: string]: unknown };
   [key: string]: unknown;
 }
@@ -45,8 +46,28 @@ export function definitionErrors(definition: unknown): FieldError[] {
   if (problem) {
     errors.push({ field: "schedule", message: `'${schedule}' is not a valid five-field cron expression: ${problem}` });
   }
-  if (schemaValid) errors.push(...sourceTypeOf(definition as SourceDefinition).problems(definition as SourceDefinition));
+  if (schemaValid) {
+    const budgetProblem = problem ? null : scheduleBudgetProblem(definition as SourceDefinition);
+    if (budgetProblem) errors.push({ field: "schedule", message: budgetProblem });
+    errors.push(...sourceTypeOf(definition as SourceDefinition).problems(definition as SourceDefinition));
+  }
   return errors;
+}
+
+/**
+ * Why a BigQuery source's schedule alone would spend more than its daily load-job budget per table (each run makes
+ * at least one load job per table), or null; Python's `schedule_budget_problem` says the same.
+ */
+export function scheduleBudgetProblem(definition: SourceDefinition): string | null {
+  const { schedule, destination } = definition;
+  if (!schedule || (destination.type ?? "bigquery") !== "bigquery") return null;
+  const budget = destination.load_job_budget ?? DEFAULT_LOAD_JOB_BUDGET;
+  const runs = runsPerDay(schedule);
+  if (runs <= budget) return null;
+  return (
+    `source ${definition.source_id} would run ${runs} times a day ('${schedule}'), over its budget of ${budget} ` +
+    `load jobs per table per day (destination.load_job_budget, at most BigQuery's quota of ${BIGQUERY_LOAD_JOBS_PER_TABLE_PER_DAY})`
+  );
 }
 
 export function assertDefinition(definition: unknown): SourceDefinition {
