@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
-from dlt.common.data_types.type_helpers import _COERCE_DISPATCH, PY_TYPE_TO_SC_TYPE, coerce_value, py_type_to_sc_type
+from dlt.common.data_types.type_helpers import PY_TYPE_TO_SC_TYPE, coerce_value, py_type_to_sc_type
 from dlt.common.json import json as dlt_json
 from dlt.common.normalizers.json import helpers as normalize_helpers
 from dlt.common.normalizers.json.helpers import get_nested_row_hash
@@ -74,17 +74,17 @@ class ArrowShaper:
 
     def __init__(self, schema: Schema, root_table: str, declared_columns: Mapping[str, Mapping[str, Any]]) -> None:
         # The relational normalizer's config, as the schema holds it (`max_nesting` unset: no limit).
-        normalizer_config = schema.data_item_normalizer.get_normalizer_config(schema)
+        normalizer = schema.data_item_normalizer
+        normalizer_config = normalizer.get_normalizer_config(schema)
         if schema.settings.get("preferred_types") or normalizer_config.get("max_nesting") is not None:
             raise CannotShape("schema with preferred types or a nesting limit")
         if normalize_helpers.get_root_row_id_type(schema, root_table) != "random":
             raise CannotShape("root row ids that are hashes (upsert, scd2)")
         # A source with root_key=True propagates its root row's id to every child row (`_dlt_root_id`), and no
         # other value: the only propagation handled here.
-        config = schema._normalizers_config["json"].get("config") or {}
-        propagation = config.get("propagation") or {}
+        propagation = normalizer_config.get("propagation") or {}
         self.propagates_root_id = (
-            config.get("root_key_propagation") is True
+            normalizer_config.get("root_key_propagation") is True
             and not propagation.get("root")
             and all(
                 table == root_table and mapping == {ROW_ID: ROOT_ID}
@@ -92,6 +92,13 @@ class ArrowShaper:
             )
         )
         self.schema, self.naming, self.root = schema, schema.naming, root_table
+        # Whether dlt's normalizer coerces a value of one type into a column of another (it tries those before
+        # making a variant column).
+        self.can_coerce_type = normalizer.can_coerce_type
+        # The detections that type a new column from its first value (ISO timestamps): the schema's settings', else
+        # its normalizers', the order in which dlt's Schema takes them.
+        stored = schema.to_dict(bump_version=False)
+        self.type_detections = stored["settings"].get("detections") or stored["normalizers"].get("detections") or []
         self.declared = {name: {"name": name, **hint} for name, hint in declared_columns.items()}
         # Columns this shaper typed, per table: it knows them before dlt adds them to the schema.
         self.typed: dict[str, dict[str, dict]] = {}
@@ -317,7 +324,7 @@ class ArrowShaper:
         data_type = column["data_type"]
         if py_type == data_type:
             return name, value
-        if py_type and (data_type == py_type or (data_type, py_type) in _COERCE_DISPATCH):
+        if py_type and self.can_coerce_type(data_type, py_type):
             try:
                 return name, coerce_value(data_type, py_type, value)
             except (ValueError, SyntaxError):
@@ -336,9 +343,7 @@ class ArrowShaper:
 
     def _new_column(self, table: str, name: str, value: Any, variant: bool) -> dict:
         py_type = type(value)
-        data_type = schema_utils.autodetect_sc_type(self.schema._type_detections, py_type, value) or py_type_to_sc_type(
-            py_type
-        )
+        data_type = schema_utils.autodetect_sc_type(self.type_detections, py_type, value) or py_type_to_sc_type(py_type)
         if data_type not in ARROW_TYPES:
             raise CannotShape(f"{table}.{name}: values of type {data_type}")
         column: dict = {"name": name, "data_type": data_type, "nullable": True}

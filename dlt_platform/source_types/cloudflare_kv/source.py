@@ -132,6 +132,7 @@ class PageItems:
         self.shaper: ArrowShaper | None = None
         self.pages: PageShaper | None = None
         self.resource: DltResource | None = None  # set once the resource exists (it declares the child tables)
+        self.declared_child_tables: set[str] = set()
         if self.arrow:
             _expected_arrow_hints.tables.add(table)
 
@@ -168,8 +169,9 @@ class PageItems:
         hints = self.shaper.column_hints(name, table)
         if name == self.table:
             return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints)) if hints else table
-        if name not in self.resource._hints_variants:
+        if name not in self.declared_child_tables:
             declare_child_table(self.resource, name, self.shaper.parents[name], self.table, CHILD_ID_COLUMNS)
+            self.declared_child_tables.add(name)
         return child_table_item(name, table, hints)
 
 
