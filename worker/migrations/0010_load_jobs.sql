@@ -22,7 +22,7 @@ CREATE TABLE load_job_warnings (
   destination  TEXT NOT NULL,
   dataset      TEXT NOT NULL,
   table_name   TEXT NOT NULL,
-  run_id       TEXT NOT NULL REFERENCES runs (run_id),
+  run_id       TEXT NOT NULL,           -- no foreign key: runs are pruned (retention.ts), the day's warning stays
   jobs         INTEGER NOT NULL,        -- the table's total that day when it was warned about
   budget       INTEGER NOT NULL,
   at           TEXT NOT NULL,

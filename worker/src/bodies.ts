@@ -141,6 +141,7 @@ export function parseInternalRun(body: unknown): InternalRunBody {
 export type StatusUpdate = NullAsAbsent<Known<FromSchema<typeof STATUS_UPDATE_SCHEMA>>>;
 
 const tablesMessage = "must map table names to integer row counts";
+const loadJobsMessage = "must map table names to integer load-job counts";
 export const STATUS_UPDATE_SCHEMA = {
   type: "object",
   required: ["status"],
@@ -157,6 +158,22 @@ export const STATUS_UPDATE_SCHEMA = {
     at: isoTime,
     // An alert for a run that did not fail but needs a look (it set a load package aside); `message` says why.
     alert: { type: ["boolean", "null"], "x-message": "must be true or false" },
+    // The load jobs the run made per table, with its final status (load_jobs.ts: BigQuery's load-job quota).
+    load_jobs: {
+      type: ["object", "null"],
+      required: ["destination", "dataset", "budget", "tables"],
+      properties: {
+        destination: { type: "string", minLength: 1, "x-message": "required string" },
+        dataset: { type: "string", minLength: 1, "x-message": "required string" },
+        budget: { type: "integer", minimum: 1, "x-message": "must be an integer >= 1" },
+        tables: {
+          type: "object",
+          additionalProperties: { type: "integer", minimum: 0, "x-message": loadJobsMessage },
+          "x-message": loadJobsMessage,
+        },
+      },
+      "x-message": "must be {destination, dataset, budget, tables}",
+    },
   },
 } as const;
 const checkStatusUpdate = schemaCheck(STATUS_UPDATE_SCHEMA);
@@ -171,6 +188,7 @@ export function parseStatusUpdate(body: unknown): StatusUpdate {
     rows_loaded: update.rows_loaded ?? undefined,
     tables: update.tables ?? undefined,
     alert: update.alert ?? undefined,
+    load_jobs: update.load_jobs ?? undefined,
   };
 }
 

@@ -337,6 +337,12 @@ const OPERATIONS: Record<string, Operation> = {
     body: STATUS_UPDATE_SCHEMA,
     answers: { 200: { type: "object", required: ["run_id", "status", "applied"], properties: { run_id: string, status: { enum: RUN_STATUSES }, applied: { type: "boolean" } } } },
   },
+  "GET /internal/sources/:source_id/load-jobs": {
+    summary: "A source's tables and their load jobs today (UTC day), every source's into each",
+    tag: "internal",
+    access: "internal",
+    answers: { 200: objectAnswer },
+  },
   "GET /internal/kv/:namespace_title/page": {
     summary: "A page of a KV namespace",
     tag: "internal",

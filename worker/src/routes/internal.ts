@@ -7,7 +7,9 @@ import { parseInternalRun, parseLoadErrorReport, parseStatusUpdate } from "../bo
 import { background, jsonBody } from "../http";
 import { kvNamespace, readKvPage } from "../kv";
 import { replaceLoadErrors, sourceVersions } from "../load_errors";
-import { ALERTING, applyStatus, findRun, listDefinitions, registerDagsterRun } from "../ledger";
+import { ALERTING, applyStatus, findRun, getSource, listDefinitions, registerDagsterRun } from "../ledger";
+import { nowIso } from "../ids";
+import { oweLoadJobAlert, recordLoadJobs, sourceLoadJobs, utcDay } from "../load_jobs";
 import { deliverNotifications } from "../notify";
 
 export const internal = new Hono<AppEnv>();
@@ -42,9 +44,25 @@ internal.post("/internal/runs/:run_id/status", requireInternal, jsonBody(parseSt
   const runId = c.req.param("run_id");
   const update = c.req.valid("json");
   if (!(await findRun(c.env.DB, runId))) throw notFound(`run ${runId}`);
-  const { run, applied } = await applyStatus(c.env.DB, runId, update);
-  if (applied && (ALERTING.has(run.status) || update.alert)) background(c, deliverNotifications(c.env, { runId }));
+  const { load_jobs: loadJobs, ...change } = update;
+  const { run, applied } = await applyStatus(c.env.DB, runId, {
+    ...change,
+    ...(loadJobs ? { data: { load_jobs: loadJobs.tables } } : {}),
+  });
+  // Counted only when the status applied: a repeated report adds nothing.
+  const warnings = applied && loadJobs ? await recordLoadJobs(c.env.DB, run, loadJobs, update.at ?? nowIso()) : [];
+  await oweLoadJobAlert(c.env.DB, runId, run.status, warnings);
+  if (applied && (ALERTING.has(run.status) || update.alert || warnings.length)) {
+    background(c, deliverNotifications(c.env, { runId }));
+  }
   return c.json({ run_id: run.run_id, status: run.status, applied });
+});
+
+/** A source's tables and their load jobs today (UTC), every source's into each: webhook sensors space runs by it. */
+internal.get("/internal/sources/:source_id/load-jobs", requireInternal, async (c) => {
+  const source = await getSource(c.env.DB, c.req.param("source_id"));
+  const day = utcDay(nowIso());
+  return c.json({ source_id: source.source_id, day, tables: await sourceLoadJobs(c.env.DB, source.source_id, day) });
 });
 
 internal.get("/internal/kv/:namespace_title/page", requireInternal, async (c) => {
