@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.exceptions import DataValidationError
+from dlt.common.storages.exceptions import LoadPackageNotFound
 from dlt.common.utils import chunks
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -157,6 +158,40 @@ def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
     info = trace.last_normalize_info if trace else None
     counts = info.row_counts if info else {}
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
+
+
+# Metadata of the observation a run logs with its load jobs per table (orchestration/assets.record_load_jobs).
+LOAD_JOBS_METADATA = "load_jobs"
+# The job states that reached the warehouse: dlt starts one load job per load file (BigQuery: one per file per
+# table, into `<dataset>_staging` first for merge); new jobs were never sent. BigQuery counts failed ones too.
+SENT_JOB_STATES = ("started_jobs", "completed_jobs", "failed_jobs")
+
+
+def load_jobs_by_table(pipeline: dlt.Pipeline, load_ids: list[str], failed_load: str | None = None) -> dict[str, int]:
+    """Load jobs per table the given packages sent to the warehouse, dlt's own tables included (sources in a
+    dataset share its _dlt_pipeline_state). The package a run failed while loading (`failed_load`) counts every
+    job: dlt moves a failed job back to new_jobs for its retry, so there the sent cannot be told from the unsent.
+    A package tried before counts its earlier jobs again: at least as many as BigQuery counted, never fewer."""
+    counts: dict[str, int] = {}
+    for load_id in [*load_ids, *([failed_load] if failed_load else [])]:
+        try:
+            package = pipeline.get_load_package_info(load_id)
+        except LoadPackageNotFound:  # set aside (failed_packages.py) or never extracted
+            continue
+        states = package.jobs if load_id == failed_load else SENT_JOB_STATES
+        for state in states:
+            for job in package.jobs.get(state, []):
+                table = job.job_file_info.table_name
+                counts[table] = counts.get(table, 0) + 1
+    return counts
+
+
+def failed_load_id(error: BaseException) -> str | None:
+    """The package a run failed while loading (None: it failed before its load step sent anything)."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, PipelineStepFailed):
+        cause = cause.__cause__ or cause.__context__
+    return cause.load_id if cause is not None and cause.step == "load" else None
 
 
 def pending_packages(pipeline: dlt.Pipeline) -> list[str]:

@@ -37,7 +37,7 @@ class Delivery:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -48,6 +48,8 @@ class WebhookStore:
     requests: list[tuple[str, str]] = field(default_factory=list)
     fail_reads_after: int | None = None  # answer 503 to delivery reads after this many pages (a Worker outage)
     pages_served: int = 0
+    # GET /internal/sources/:id/load-jobs: the tables a source loaded today with their load jobs (the Worker's count)
+    load_jobs: dict[str, list[dict]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def accept(self, source_id: str, body: dict | str, *, delivery_id: str | None = None,
@@ -56,7 +58,7 @@ class WebhookStore:
         delivery_id = delivery_id or str(uuid.uuid4())
         text = body if isinstance(body, str) else orjson.dumps(body).decode()
         document = {"source_id": source_id, "delivery_id": delivery_id,
-                    "received_at": iso(received_at or dt.datetime.now(dt.timezone.utc)), "event_type": event_type,
+                    "received_at": iso(received_at or dt.datetime.now(dt.UTC)), "event_type": event_type,
                     "signature_preset": preset, "headers": {"content-type": "application/json"}, "body": text}
         with self.lock:
             self.deliveries.setdefault(source_id, {}).setdefault(delivery_id, Delivery(document))
@@ -126,6 +128,8 @@ class _Handler(JSONHandler):
             store.requests.append((method, self.path))
             if method == "GET" and parts == ["internal", "webhooks", "waiting"]:
                 return self.send_body(200, store.waiting())
+            if method == "GET" and len(parts) == 4 and parts[:2] == ["internal", "sources"] and parts[3] == "load-jobs":
+                return self.send_body(200, {"source_id": parts[2], "tables": store.load_jobs.get(parts[2], [])})
             if len(parts) >= 4 and parts[:2] == ["internal", "webhooks"] and parts[3] == "deliveries":
                 if method == "GET" and len(parts) == 4:
                     return self.send_body(*store.page(parts[2], query))

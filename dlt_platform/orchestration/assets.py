@@ -32,11 +32,14 @@ from dlt_platform.load_request import (
     write_disposition_for,
 )
 from dlt_platform.loads import (
+    LOAD_JOBS_METADATA,
     after_load,
     build_pipeline,
     build_source,
     check_before_load,
+    failed_load_id,
     finish_pending_loads,
+    load_jobs_by_table,
     loaded_row_counts,
     refused_by_contract,
     rows_discarded,
@@ -228,7 +231,7 @@ def _load_in_turn(
     pending = finish_pending_loads(pipeline, say=context.log.warning, on_set_aside=set_aside.append)
     source = build_source(definition, settings, request)
     # Not .fetch_row_count(): it fails a run that loaded 0 rows; rows come from dlt's normalize counts instead.
-    results = run_within_contract(context, dlt, definition, source, pipeline, request)
+    results = run_within_contract(context, dlt, definition, source, pipeline, request, pending)
     for result in results:
         rows = loaded_row_counts(pipeline)
         load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
@@ -269,6 +272,28 @@ def _load_in_turn(
             )
 
 
+def record_load_jobs(
+    context: dg.AssetExecutionContext,
+    definition: SourceDefinition,
+    pipeline,
+    load_ids: list[str],
+    failed_load: str | None = None,
+):
+    """Logs the load jobs the run sent per table (an observation of one of its tables); the run mirror reports them
+    with the run's final status, succeeded or failed (worker/src/load_jobs.ts: BigQuery's load-job quota)."""
+    tables = load_jobs_by_table(pipeline, load_ids, failed_load)
+    if not tables:
+        return
+    report = {
+        "destination": pipeline.destination.destination_type.rsplit(".", 1)[-1],
+        "dataset": definition.destination.dataset,
+        "budget": definition.destination.daily_load_job_budget,
+        "tables": tables,
+    }
+    key = min(context.selected_asset_keys, key=lambda selected: selected.to_user_string())
+    context.log_event(dg.AssetObservation(asset_key=key, metadata={LOAD_JOBS_METADATA: dg.MetadataValue.json(report)}))
+
+
 def run_within_contract(
     context: dg.AssetExecutionContext,
     dlt: DagsterDltResource,
@@ -276,17 +301,23 @@ def run_within_contract(
     source,
     pipeline,
     request: LoadRequest,
+    pending: list[str] | None = None,
 ) -> list:
     """dagster-dlt's run of the source; a load the schema contract refuses fails the run in one line (and the
-    table's contract check), with nothing loaded."""
+    table's contract check), with nothing loaded. The load jobs it sent (and those of `pending`, packages an
+    earlier run left and this one loaded first) are recorded either way."""
     try:
-        return list(dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)))
+        results = list(dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, **run_kwargs(request)))
     except Exception as error:
+        record_load_jobs(context, definition, pipeline, pending or [], failed_load_id(error))
         violation = refused_by_contract(error, pipeline)
         if violation is None:
             raise
         report_violation(context, definition, table_keys(definition), violation.table, str(violation))
         raise dg.Failure(description=str(violation), allow_retries=False) from None
+    load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
+    record_load_jobs(context, definition, pipeline, [*(pending or []), *(load_info.loads_ids if load_info else [])])
+    return results
 
 
 def build_source_asset(

@@ -20,10 +20,12 @@ from dlt_platform.contract import (
     PARTITION_TAG,
     RUN_ID_TAG,
     SOURCE_ID_TAG,
+    TERMINAL_STATUSES,
     TRIGGER_TAG,
     TRIGGERS,
 )
 from dlt_platform.failed_packages import SET_ASIDE_METADATA
+from dlt_platform.loads import LOAD_JOBS_METADATA
 from dlt_platform.orchestration.failure_cause import masked, one_line, run_failure_cause
 from dlt_platform.orchestration.worker_client import (
     WorkerClient,
@@ -168,6 +170,22 @@ class RunMirror:
                 return f"loaded; {value.value}"
         return None
 
+    def load_jobs_of(self, instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict | None:
+        """The load jobs per table the run's load step recorded (assets.record_load_jobs), or None."""
+        records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_OBSERVATION).records
+        report: dict | None = None
+        for record in records:
+            observation = record.asset_observation
+            value = (observation.metadata or {}).get(LOAD_JOBS_METADATA) if observation else None
+            if not isinstance(value, dg.JsonMetadataValue) or not isinstance(value.value, Mapping):
+                continue
+            if report is None:
+                report = {**value.value, "tables": dict(value.value["tables"])}
+                continue
+            for table, jobs in value.value["tables"].items():
+                report["tables"][table] = report["tables"].get(table, 0) + int(jobs)
+        return report
+
     def report(self, instance: dg.DagsterInstance, run: dg.DagsterRun, record, source_id: str) -> None:
         event = record.event_log_entry.dagster_event
         status = LEDGER_STATUS_BY_EVENT[event.event_type]
@@ -197,6 +215,8 @@ class RunMirror:
             alert=alert,
             rows_loaded=sum(tables.values()) if tables is not None else None,
             tables=tables,
+            # With the final status, which the ledger applies once: each load job is counted once.
+            load_jobs=self.load_jobs_of(instance, run) if status in TERMINAL_STATUSES else None,
         )
 
     def mirror(self, instance: dg.DagsterInstance, cursor: int) -> MirrorOutcome:

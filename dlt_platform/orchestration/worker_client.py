@@ -126,9 +126,11 @@ class WorkerClient:
         rows_loaded: int | None = None,
         tables: dict[str, int] | None = None,
         alert: bool = False,
+        load_jobs: dict | None = None,
     ) -> bool:
         """POST /internal/runs/{run_id}/status; returns whether the ledger applied it (repeats are not errors).
-        `alert` asks for an operator alert on a run that did not fail (a load package set aside)."""
+        `alert` asks for an operator alert on a run that did not fail (a load package set aside); `load_jobs`
+        ({destination, dataset, budget, tables}) are the load jobs a finished run sent per table."""
         body: dict = {"status": status, **({"alert": True} if alert else {})}
         for name, value in (
             ("dagster_run_id", dagster_run_id),
@@ -136,10 +138,16 @@ class WorkerClient:
             ("message", message),
             ("rows_loaded", rows_loaded),
             ("tables", tables),
+            ("load_jobs", load_jobs),
         ):
             if value is not None:
                 body[name] = value
         return bool(self._request("POST", f"/internal/runs/{run_id}/status", body).get("applied"))
+
+    def source_load_jobs(self, source_id: str) -> list[dict]:
+        """GET /internal/sources/{source_id}/load-jobs: the tables the source loaded today (UTC), busiest first, each
+        {destination, dataset, table, jobs (every source's), source_jobs, runs, last_run_at}."""
+        return self._request("GET", f"/internal/sources/{quote(source_id, safe='')}/load-jobs")["tables"]
 
     def report_load_errors(self, errors: list[dict]) -> None:
         """POST /internal/sources/load-errors: the definitions the code location could not load, replacing the

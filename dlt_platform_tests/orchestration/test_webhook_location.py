@@ -13,14 +13,15 @@ import pytest
 from dlt_platform import failed_packages
 from dlt_platform.config import parse_definition
 from dlt_platform.orchestration.code_location import build_code_location
+from dlt_platform.source_types.webhook.assets import load_job_wait
 from dlt_platform.source_types.webhook.source import DELIVERY_IDS_STATE
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN, read_table
 from dlt_platform_tests.test_rest_client import FAST
-from dlt_platform_tests.webhook_fixtures import webhook_api  # noqa: F401  (fixture)
+from dlt_platform_tests.webhook_fixtures import iso, webhook_api  # noqa: F401  (fixture)
 
 HOOKS = dg.AssetKey(["source_hooks", "github_events"])
 SCHEDULED = dg.AssetKey(["source_hooks", "stripe_events"])
-HOUR = dt.datetime(2026, 11, 20, 10, tzinfo=dt.timezone.utc)
+HOUR = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
 
 
 def webhook(source_id: str, table: str, preset: str = "github", **fields) -> dict:
@@ -91,7 +92,7 @@ def evaluate(location, instance: dg.DagsterInstance):
 def test_the_sensor_requests_a_run_once_a_batch_is_full_or_the_oldest_waited_long_enough(location, webhook_api):  # noqa: F811
     store = webhook_api.store
     instance = dg.DagsterInstance.ephemeral()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert evaluate(location, instance).run_requests == []  # nothing waits
 
     for n in range(49):
@@ -118,7 +119,7 @@ def test_the_sensor_requests_a_run_once_a_batch_is_full_or_the_oldest_waited_lon
 def test_the_sensor_starts_no_run_for_deliveries_that_failed_on_their_own(location, hook_settings,
                                                                          webhook_api):  # noqa: F811
     store, instance = webhook_api.store, dg.DagsterInstance.ephemeral()
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     poisoned = store.accept("github_events", {"n": 1}, received_at=old)
     # Set aside twice, the second time alone (as sources/webhook does): quarantined.
     for load_id, ids in (("1796600000.1", [poisoned, "d-other"]), ("1796600100.1", [poisoned])):
@@ -181,3 +182,55 @@ def test_a_run_asking_for_keys_is_refused_with_the_field_named(location, webhook
     failure = result.failure_data_for_node("github_events")
     assert failure.user_failure_data.description.startswith("keys: not for webhook sources")
     assert webhook_api.store.requests == []  # refused before anything was read
+
+
+NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)  # 43,200 s left in the UTC day
+
+
+def figures(jobs: int, last_run_at: dt.datetime, *, source_jobs: int | None = None, runs: int | None = None,
+            destination: str = "bigquery") -> list[dict]:
+    """The Worker's count of github_events today (GET /internal/sources/:id/load-jobs)."""
+    return [{"destination": destination, "dataset": "source_hooks", "table": "github_events", "jobs": jobs,
+             "source_jobs": jobs if source_jobs is None else source_jobs, "runs": jobs if runs is None else runs,
+             "last_run_at": iso(last_run_at)}]
+
+
+def test_the_load_job_budget_left_is_spread_over_the_rest_of_the_utc_day():
+    definition = parse_definition(webhook("github_events", "github_events"))
+    # 300 runs of one load job each left in 43,200 s: one every 144 s after the last.
+    wait = load_job_wait(definition, figures(700, NOON - dt.timedelta(seconds=60)), NOON)
+    assert wait == ("source_hooks.github_events has used 700 of its 1000 load jobs today: the next run waits until "
+                    "12:01:24 UTC (one run every 144 s keeps it within budget until 00:00 UTC)")
+    assert load_job_wait(definition, figures(700, NOON - dt.timedelta(seconds=144)), NOON) is None
+    # Three jobs a run (files per table): 100 runs left, one every 432 s.
+    assert "one run every 432 s" in load_job_wait(definition, figures(700, NOON, source_jobs=300, runs=100), NOON)
+    # A table other sources load too (dlt's _dlt_pipeline_state): its total counts, this source's runs set the rate.
+    assert "one run every 864 s" in load_job_wait(definition, figures(950, NOON, source_jobs=10, runs=10), NOON)
+    # The source's own budget.
+    budgeted = parse_definition(webhook("github_events", "github_events",
+                                        destination={"type": "bigquery", "dataset": "source_hooks",
+                                                     "table": "github_events", "load_job_budget": 800}))
+    assert "700 of its 800 load jobs today" in load_job_wait(budgeted, figures(700, NOON), NOON)
+    assert "one run every 432 s" in load_job_wait(budgeted, figures(700, NOON), NOON)
+    # Spent: nothing until the next UTC day; DuckDB has no quota.
+    assert load_job_wait(definition, figures(1000, NOON - dt.timedelta(hours=3)), NOON).endswith(
+        "has used 1000 of its 1000 load jobs today: the next run waits for 00:00 UTC")
+    assert load_job_wait(definition, figures(1000, NOON, destination="duckdb"), NOON) is None
+    assert load_job_wait(definition, [], NOON) is None
+
+
+def test_a_due_run_waits_past_max_wait_while_the_budget_needs_it_and_says_so(location, webhook_api):  # noqa: F811
+    store, instance = webhook_api.store, dg.DagsterInstance.ephemeral()
+    now = dt.datetime.now(dt.UTC)
+    store.accept("github_events", {"n": 1}, received_at=now - dt.timedelta(minutes=10))  # past its max wait of 60 s
+    store.load_jobs["github_events"] = figures(1000, now - dt.timedelta(minutes=10))
+    result = evaluate(location, instance)
+    assert result.run_requests == []
+    assert "the oldest since" in result.skip_message and "(max wait 60 s), but source_hooks.github_events has " \
+        "used 1000 of its 1000 load jobs today: the next run waits for 00:00 UTC" in result.skip_message
+    assert ("GET", "/internal/sources/github_events/load-jobs") in store.requests
+
+    store.load_jobs["github_events"] = figures(1000, now - dt.timedelta(minutes=10), destination="duckdb")
+    assert len(evaluate(location, instance).run_requests) == 1  # DuckDB tables have no quota
+    store.load_jobs["github_events"] = figures(5, now - dt.timedelta(minutes=10))
+    assert len(evaluate(location, instance).run_requests) == 1  # budget to spare

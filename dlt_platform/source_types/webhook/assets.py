@@ -7,11 +7,16 @@ A run without a partition loads the deliveries waiting in the Worker; a run of a
 delivery received in that UTC hour (from the Dagster UI: select hours, Materialize). Both merge on the delivery
 id, so replays are idempotent. A sensor per source requests a run once `batch.max_deliveries` deliveries wait or
 the oldest has waited `batch.max_wait_seconds`; a source with a `schedule` runs on it instead.
+
+Every run makes at least one BigQuery load job per table, and BigQuery allows 1,500 a table per UTC day: a run that
+is due waits, when needed, until the source's remaining load-job budget (`destination.load_job_budget`) spread over
+the rest of the day allows it (`load_job_wait`, figures from the Worker's count).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 import dagster as dg
@@ -24,7 +29,7 @@ from dlt_platform.orchestration.assets import (
     base_metadata,
     build_source_asset,
 )
-from dlt_platform.orchestration.worker_client import WorkerError
+from dlt_platform.orchestration.worker_client import WorkerError, WorkerRejected
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.webhook.definition import WebhookSourceDefinition
 from dlt_platform.source_types.webhook.rows import parse_received_at
@@ -125,6 +130,37 @@ def run_is_due(definition: WebhookSourceDefinition, waiting: dict | None, now: d
     return None
 
 
+def load_job_wait(definition: WebhookSourceDefinition, tables: list[dict], now: dt.datetime) -> str | None:
+    """Why a due run waits for the load-job budget (None: it may start). `tables` are the Worker's figures of the
+    tables the source loaded today (GET /internal/sources/:id/load-jobs). For each BigQuery table, the jobs left
+    in the budget are spread evenly over the rest of the UTC day, at the jobs per run this source has made into it
+    today: the next run may start one such interval after the last."""
+    budget = definition.destination.daily_load_job_budget
+    day_end = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    seconds_left = (day_end - now).total_seconds()
+    waits: list[tuple[dt.datetime, str]] = []
+    for table in tables:
+        if table["destination"] != "bigquery" or not table["runs"]:
+            continue
+        name, jobs = f"{table['dataset']}.{table['table']}", table["jobs"]
+        runs_left = (budget - jobs) // math.ceil(table["source_jobs"] / table["runs"])
+        used = f"{name} has used {jobs} of its {budget} load jobs today"
+        if runs_left < 1:
+            waits.append((day_end, f"{used}: the next run waits for 00:00 UTC"))
+            continue
+        interval = seconds_left / runs_left
+        next_run = parse_received_at(table["last_run_at"]) + dt.timedelta(seconds=interval)
+        if next_run > now:
+            waits.append(
+                (
+                    next_run,
+                    f"{used}: the next run waits until {next_run:%H:%M:%S} UTC (one run every {interval:.0f} s "
+                    f"keeps it within budget until 00:00 UTC)",
+                )
+            )
+    return max(waits)[1] if waits else None
+
+
 def build_delivery_sensor(definition: WebhookSourceDefinition, job, settings: Settings) -> dg.SensorDefinition:
     default_status = dg.DefaultSensorStatus.RUNNING if definition.enabled else dg.DefaultSensorStatus.STOPPED
 
@@ -157,9 +193,21 @@ def build_delivery_sensor(definition: WebhookSourceDefinition, job, settings: Se
                 f"{waiting['waiting']} deliveries waiting, none to load: they failed on their own "
                 f"in load packages set aside in {history.folder}"
             )
-        reason = run_is_due(definition, waiting, dt.datetime.now(dt.UTC))
+        now = dt.datetime.now(dt.UTC)
+        reason = run_is_due(definition, waiting, now)
         if reason is None:
             return dg.SkipReason(f"{(waiting or {}).get('waiting', 0)} deliveries waiting: not due yet")
+        try:
+            with open_worker_client(settings, timeout_seconds=10) as client:
+                tables = client.source_load_jobs(definition.source_id)
+        except WorkerRejected as error:  # a Worker without the count: the budget cannot be read, runs go on
+            context.log.warning(f"cannot read the load-job count of {definition.source_id}: {error}")
+            tables = []
+        except (WorkerError, ValueError) as error:
+            return dg.SkipReason(f"{reason}; cannot ask the Worker for the load-job count: {error}")
+        wait = load_job_wait(definition, tables, now)
+        if wait is not None:
+            return dg.SkipReason(f"{reason}, but {wait}")
         context.log.info(reason)
         return dg.RunRequest(tags={SOURCE_ID_TAG: definition.source_id, TRIGGER_TAG: "sensor"})
 
