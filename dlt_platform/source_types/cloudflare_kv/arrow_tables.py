@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 from dlt.common.data_types.type_helpers import PY_TYPE_TO_SC_TYPE, coerce_value, py_type_to_sc_type
@@ -32,6 +32,7 @@ from dlt.common.normalizers.json.helpers import get_nested_row_hash
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema import Schema
 from dlt.common.schema import utils as schema_utils
+from dlt.common.schema.typing import TTypeDetections
 from dlt.common.time import normalize_timezone
 from dlt.common.typing import VARIANT_FIELD_FORMAT
 
@@ -97,8 +98,10 @@ class ArrowShaper:
         self.can_coerce_type = normalizer.can_coerce_type
         # The detections that type a new column from its first value (ISO timestamps): the schema's settings', else
         # its normalizers', the order in which dlt's Schema takes them.
-        stored = schema.to_dict(bump_version=False)
-        self.type_detections = stored["settings"].get("detections") or stored["normalizers"].get("detections") or []
+        normalizers_detections = cast(
+            "list[TTypeDetections] | None", schema.to_dict(bump_version=False)["normalizers"].get("detections")
+        )
+        self.type_detections = schema.settings.get("detections") or normalizers_detections or []
         self.declared = {name: {"name": name, **hint} for name, hint in declared_columns.items()}
         # Columns this shaper typed, per table: it knows them before dlt adds them to the schema.
         self.typed: dict[str, dict[str, dict]] = {}
