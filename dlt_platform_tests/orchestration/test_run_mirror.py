@@ -84,8 +84,9 @@ def posted_statuses(ledger, dagster_run_id: str) -> list[str]:
 def test_mirrors_every_transition_of_worker_and_other_runs(instance, workspace, mirror, worker_api):
     ledger = worker_api.ledger
     ledger.add_run("run_from_worker", "cloudflare_kv_orders")
-    worker_run = launch(instance, workspace, ORDERS, {"dlt_platform/run_id": "run_from_worker", "dlt_platform/trigger": "api",
-                                           "dlt_platform/source_id": "cloudflare_kv_orders"})
+    worker_run = launch(instance, workspace, ORDERS, {"dlt_platform/run_id": "run_from_worker",
+                                                      "dlt_platform/trigger": "api",
+                                                      "dlt_platform/source_id": "cloudflare_kv_orders"})
     partition = f"{TODAY:%Y-%m-%d}"
     scheduled_run = launch(instance, workspace, LEADS, {"dagster/schedule_name": "cloudflare_kv_leads_schedule",
                                              "dagster/partition": partition})
@@ -235,3 +236,41 @@ def test_a_run_that_sets_a_package_aside_succeeds_with_its_reason_and_an_alert(i
     assert reported["status"] == "succeeded" and reported["tables"]["vendor_kv"] == SAMPLE_COUNTS["VENDOR_KV"]
     assert reported["alert"] is True
     assert reported["message"].startswith(f"loaded; load package {load_id} set aside in "), reported["message"]
+
+
+def posted_load_jobs(ledger, dagster_run_id: str, status: str) -> dict | None:
+    [body] = [body for method, path, body in ledger.requests
+              if method == "POST" and body and body.get("dagster_run_id") == dagster_run_id
+              and body.get("status") == status]
+    return body.get("load_jobs")
+
+
+def test_a_finished_run_reports_its_load_jobs_per_table_succeeded_or_failed(instance, workspace, mirror, worker_api,
+                                                                            platform_env):
+    import duckdb
+
+    ledger = worker_api.ledger
+    loaded = launch(instance, workspace, VENDORS, {"dlt_platform/source_id": "cloudflare_kv_vendors"})
+    # The warehouse refuses the next load: the table became a view.
+    with duckdb.connect(str(platform_env.duckdb_path)) as connection:
+        connection.execute("DROP TABLE source_cloudflare.vendor_kv")
+        connection.execute("CREATE VIEW source_cloudflare.vendor_kv AS SELECT 'x' AS cf_kv_key")
+    refused = launch(instance, workspace, VENDORS, {"dlt_platform/source_id": "cloudflare_kv_vendors"})
+    not_loaded = launch(instance, workspace, ORDERS, {}, {"ops": {"cloudflare_kv_orders": {"config": {
+        "from_snapshot": "/nonexistent/snapshot.ndjson.gz"}}}})
+    assert [loaded.status, refused.status, not_loaded.status] == [
+        dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.FAILURE]
+    tick(mirror, instance, None)
+
+    # Counted for DuckDB as for BigQuery (only BigQuery tables are warned about and spaced); the budget is the
+    # definition's default. One parquet file per table here, and dlt's state table.
+    report = posted_load_jobs(ledger, loaded.run_id, "succeeded")
+    assert report == {"destination": "duckdb", "dataset": "source_cloudflare", "budget": 1000,
+                      "tables": {"vendor_kv": 1, "_dlt_pipeline_state": 1}}
+    # BigQuery counts failed load jobs too: the failed run reports its package's jobs.
+    failed = posted_load_jobs(ledger, refused.run_id, "failed")
+    assert failed is not None and failed["tables"]["vendor_kv"] >= 1, failed
+    assert posted_load_jobs(ledger, not_loaded.run_id, "failed") is None  # failed before loading: none sent
+    # Statuses before the end carry none (the ledger counts them once, with the final status).
+    assert all("load_jobs" not in body for method, path, body in ledger.requests
+               if method == "POST" and body and body.get("status") in ("launched", "running"))
