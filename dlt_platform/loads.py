@@ -178,9 +178,10 @@ def load_jobs_by_table(pipeline: dlt.Pipeline, load_ids: list[str], failed_load:
             package = pipeline.get_load_package_info(load_id)
         except LoadPackageNotFound:  # set aside (failed_packages.py) or never extracted
             continue
-        states = package.jobs if load_id == failed_load else SENT_JOB_STATES
-        for state in states:
-            for job in package.jobs.get(state, []):
+        for state, jobs in package.jobs.items():
+            if load_id != failed_load and state not in SENT_JOB_STATES:
+                continue
+            for job in jobs:
                 table = job.job_file_info.table_name
                 counts[table] = counts.get(table, 0) + 1
     return counts
