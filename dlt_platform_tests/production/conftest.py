@@ -24,6 +24,7 @@ def production_config(folder) -> str:
     for source in document["sources"]:
         if source["source_id"] == MINUTELY_SOURCE:
             source.update(enabled=True, schedule="* * * * *")
+            source["destination"]["load_job_budget"] = 1500  # 1,440 runs a day: over the default budget of 1,000
         if source["source_id"] == MERGED_SOURCE:
             source["destination"]["write_disposition"] = "merge"
     path = folder / "sources.json"
