@@ -5,7 +5,8 @@
  *   deleted first would leave its object behind for good; an object deleted first leaves at worst a loaded row
  *   whose body is gone, which nothing reads again);
  * - finished runs (succeeded, failed, canceled, dead_lettered) that ended before the cutoff, with their run events
- *   and alert rows (both reference the run) in one batch.
+ *   and alert rows (both reference the run) in one batch;
+ * - load-job counts and warnings of UTC days before the cutoff's (load_jobs.ts; only today's are ever read).
  *
  * Never a waiting delivery, never a run still queued, launching, launched or running. D1 holds at most 10 GB per
  * database, and each cron may spend only so many queries: at most RETENTION_BATCHES batches of 100 (D1 binds at
@@ -23,6 +24,7 @@ export interface RetentionReport {
   runs: number;
   run_events: number;
   notifications: number;
+  load_job_rows: number;
 }
 
 function placeholders(count: number): string {
@@ -78,14 +80,37 @@ async function pruneRuns(env: Env, cutoff: string, report: RetentionReport): Pro
   return results.length === BATCH - TERMINAL_STATUSES.length;
 }
 
+async function pruneLoadJobs(env: Env, cutoff: string, report: RetentionReport): Promise<boolean> {
+  const day = cutoff.slice(0, 10);
+  const [counts, warnings] = await env.DB.batch(
+    ["load_jobs", "load_job_warnings"].map((table) =>
+      env.DB.prepare(
+        `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE day < ? LIMIT ${BATCH})`,
+      ).bind(day),
+    ),
+  );
+  const deleted = [counts, warnings].map((result) => result.meta.changes ?? 0);
+  report.load_job_rows += deleted[0] + deleted[1];
+  return deleted.some((changes) => changes === BATCH);
+}
+
 /** One cron's pruning; null when RETENTION_DAYS is 0 (keep everything). */
 export async function pruneOld(env: Env, now: Date = new Date()): Promise<RetentionReport | null> {
   const days = numberVar(env, "RETENTION_DAYS", { min: 0 });
   if (days === 0) return null;
   const cutoff = new Date(now.getTime() - days * 86_400_000).toISOString();
   const batches = Math.floor(numberVar(env, "RETENTION_BATCHES"));
-  const report: RetentionReport = { cutoff, deliveries: 0, r2_objects: 0, runs: 0, run_events: 0, notifications: 0 };
+  const report: RetentionReport = {
+    cutoff,
+    deliveries: 0,
+    r2_objects: 0,
+    runs: 0,
+    run_events: 0,
+    notifications: 0,
+    load_job_rows: 0,
+  };
   for (let i = 0; i < batches && (await pruneDeliveries(env, cutoff, report)); i++);
   for (let i = 0; i < batches && (await pruneRuns(env, cutoff, report)); i++);
+  for (let i = 0; i < batches && (await pruneLoadJobs(env, cutoff, report)); i++);
   return report;
 }

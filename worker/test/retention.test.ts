@@ -101,3 +101,32 @@ describe("retention", () => {
     expect(await env.RAW_STAGING.get(delivery.key)).not.toBeNull();
   });
 });
+
+describe("retention of load-job counts", () => {
+  it("deletes the counts and warnings of UTC days before the cutoff's, and keeps later days", async () => {
+    const { env } = testEnv({ RETENTION_DAYS: "90" } as never);
+    const source = uniqueId();
+    const insert = (day: string) =>
+      env.DB.batch([
+        env.DB.prepare(
+          `INSERT INTO load_jobs (day, destination, dataset, table_name, source_id, jobs, runs, last_run_at)
+           VALUES (?, 'bigquery', 'ds', ?, ?, 900, 900, ?)`,
+        ).bind(day, `${source}_t`, source, `${day}T23:00:00.000Z`),
+        env.DB.prepare(
+          `INSERT INTO load_job_warnings (day, destination, dataset, table_name, run_id, jobs, budget, at)
+           VALUES (?, 'bigquery', 'ds', ?, 'run_x', 800, 1000, ?)`,
+        ).bind(day, `${source}_t`, `${day}T20:00:00.000Z`),
+      ]);
+    for (const day of ["2026-09-01", "2026-09-02", "2026-11-30"]) await insert(day); // cutoff 2026-09-02T00:00Z
+
+    expect(await pruneOld(env, NOW)).toMatchObject({ load_job_rows: 2 });
+    const { results } = await env.DB.prepare("SELECT day FROM load_jobs WHERE source_id = ? ORDER BY day")
+      .bind(source)
+      .all<{ day: string }>();
+    expect(results.map((row) => row.day)).toEqual(["2026-09-02", "2026-11-30"]);
+    const warnings = await env.DB.prepare("SELECT COUNT(*) AS n FROM load_job_warnings WHERE table_name = ?")
+      .bind(`${source}_t`)
+      .first<{ n: number }>();
+    expect(warnings?.n).toBe(2);
+  });
+});
