@@ -68,6 +68,9 @@ export default defineConfig({
   ],
   test: {
     include: ["worker/test/**/*.test.ts"],
+    // CI runs vitest beside three pytest lanes on two cores: a test that takes 1 s alone has taken over 5 s
+    // (vitest's default limit) there. A hang still fails, after 30 s.
+    testTimeout: 30_000,
     // cron-parser is CommonJS: bundled with esbuild, as wrangler bundles it for the deployed Worker.
     deps: { optimizer: { ssr: { enabled: true, include: ["cron-parser"] } } },
     setupFiles: ["./worker/test/setup.ts"],
