@@ -1,41 +1,28 @@
 """d1 sources through the Worker's D1 binding under wrangler dev (real local D1): 50,000 rows loaded, changed and
 added rows loaded again (only they travel, merge keeps one row per key), and the platform's own ledger
-(config/sources.example.json `dlt_platform_ledger`) loaded with nothing secret in it. The Worker runs alone
-(no Dagster): the loads are the Python side's, over `transport: worker`."""
+(config/sources.example.json `dlt_platform_ledger`) loaded with nothing secret in it. The loads are the Python
+side's, over `transport: worker`, against the session's stack (its Worker and local D1; its own runs fill the
+ledger)."""
 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 
 import pytest
 
 from dlt_platform.config import parse_definition, parse_sources_document
 from dlt_platform.loads import run_load
-from dlt_platform.local.stack import LocalStack, StackPaths
+from dlt_platform.local.stack import LocalStack
 from dlt_platform.settings import PROJECT_ROOT, Settings
 from dlt_platform_tests.bigquery_fixtures import DuckDBWarehouse, bigquery_settings
 
 ROWS = 50_000
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory):
-    root = tmp_path_factory.mktemp("d1_worker")
-    stack = LocalStack(paths=StackPaths(state_dir=root / "state", data_dir=root / "data"),
-                       worker_port=free_port(), run_containers=False)
-    try:
-        stack.start_worker()
-        yield stack
-    finally:
-        stack.stop_all()
+def worker(stack) -> LocalStack:
+    return stack
 
 
 def d1_execute(stack: LocalStack, sql: str) -> None:
@@ -96,10 +83,9 @@ def test_50000_rows_through_the_worker_then_only_the_changes(worker, lane):
 
 
 def test_the_ledger_loads_with_nothing_secret_in_it(worker, settings):
-    with worker.operator() as operator:
-        definition = json.loads((PROJECT_ROOT / "config" / "sources.json").read_text())["sources"][0]
-        operator.create_source(definition)
-        operator.request_run(definition["source_id"])
+    with worker.operator() as operator:  # at least one run, with its events, in the ledger
+        sources = json.loads((PROJECT_ROOT / "config" / "sources.json").read_text())["sources"]
+        operator.request_run(sources[0]["source_id"])
     document = json.loads((PROJECT_ROOT / "config" / "sources.example.json").read_text())
     [ledger] = [d for d in parse_sources_document(document) if d.source_id == "dlt_platform_ledger"]
     ledger = ledger.model_copy(update={"destination": ledger.destination.model_copy(update={"type": "duckdb"})})
