@@ -21,9 +21,9 @@ from dlt_platform.duckdb_warehouse import WarehouseBusy
 from dlt_platform.local.stack import DEFAULT_STATE_DIR, StackError, running_local_worker
 from dlt_platform.operator_client import OperatorAPIError
 from dlt_platform.settings import Settings, SettingsError
+from dlt_platform.source_types.base import SourceError
 from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
 from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareAPIError
-from dlt_platform.source_types.rest_api.errors import RestApiError
 
 app = typer.Typer(
     help="dlt-platform: Cloudflare KV and APIs into BigQuery (or local DuckDB).",
@@ -74,7 +74,7 @@ PLATFORM_ERRORS = (
     CloudflareAPIError,
     OperatorAPIError,
     StackError,
-    RestApiError,
+    SourceError,  # every source type's one-line errors (a secret not set, a missing D1 table, ...)
     BigQueryCredentialsError,
     VerificationFailed,
     WarehouseBusy,

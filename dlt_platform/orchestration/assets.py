@@ -10,7 +10,10 @@ config and partition window, because dagster-dlt passes neither to the source by
 """
 
 import datetime as dt
+import functools
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
@@ -38,9 +41,11 @@ from dlt_platform.loads import (
     build_source,
     check_before_load,
     failed_load_id,
+    failed_run,
     finish_pending_loads,
     load_jobs_by_table,
     loaded_row_counts,
+    published_snapshot,
     refused_by_contract,
     rows_discarded,
     run_kwargs,
@@ -54,6 +59,7 @@ from dlt_platform.orchestration.schema_contracts import (
 )
 from dlt_platform.settings import Settings
 from dlt_platform.source_types import source_type_of
+from dlt_platform.source_types.base import SourceError
 
 SOURCE_SYSTEM_GROUP = "source_systems"
 RAW_STAGING_GROUP = "raw_staging"
@@ -272,6 +278,122 @@ def _load_in_turn(
             )
 
 
+@dataclass(frozen=True)
+class SourceTables:
+    """What a source with several tables (rest_api resources, d1 tables, r2_files tables: one asset each, in one
+    multi-asset) tells Dagster about each of them, by the table's warehouse name."""
+
+    noun: str  # what one of them is called in descriptions: "resource", "table"
+    upstream: Callable[[str], dg.AssetKey]  # the node the table reads from
+    metadata: Callable[[str], dict]
+    disposition: Callable[[str, LoadRequest], str]  # this run's write disposition of the table (a partial run merges)
+
+
+class TablesTranslator(DagsterDltTranslator):
+    """Names and describes each table of a source with several: key [dataset, table]."""
+
+    def __init__(self, definition: SourceDefinition, destination_type: str, version: int | None, tables: SourceTables):
+        self.definition, self.destination_type, self.version, self.tables = (
+            definition,
+            destination_type,
+            version,
+            tables,
+        )
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        definition, name = self.definition, data.resource.name
+        return dg.AssetSpec(
+            key=dg.AssetKey([definition.destination.dataset, name]),
+            deps=[self.tables.upstream(name)],
+            group_name=definition.destination.dataset,
+            description=definition.description
+            or f"{definition.source_type} source {definition.source_id}: {self.tables.noun} {name}",
+            kinds={"dlt", self.destination_type, source_type_of(definition).system_kind},
+            metadata={
+                **self.tables.metadata(name),
+                "dagster/storage_kind": self.destination_type,
+                **({SOURCE_VERSION_METADATA: dg.MetadataValue.int(self.version)} if self.version else {}),
+            },
+            owners=owners_of(definition),
+            tags=dagster_tags(definition),
+        )
+
+
+def load_tables(
+    context: dg.AssetExecutionContext,
+    dlt: DagsterDltResource,
+    config: SourceRunConfig,
+    definition: SourceDefinition,
+    settings: Settings,
+    tables: SourceTables,
+):
+    """Run the source's dlt pipeline for this run's request (the selected tables) and record what each loaded."""
+    try:
+        request = checked_request(definition, settings, load_request_for(context, config))
+        source = build_source(definition, settings, request)  # secrets, a D1 table's columns: read here
+    except (ValueError, SourceError) as error:  # bad run config, a missing secret or table: one line
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    if request.window is not None:
+        context.log.info(f"Loading the incremental tables from {request.window[0]} to {request.window[1]}")
+    check_before_load(definition, settings)
+    pipeline = build_pipeline(definition, settings)
+    with warehouse_turn(definition, settings, say=context.log.info):
+        set_aside: list[str] = []
+        pending = finish_pending_loads(pipeline, say=context.log.warning, on_set_aside=set_aside.append)
+        try:
+            results = run_within_contract(context, dlt, definition, source, pipeline, request, pending)
+        except Exception as error:  # the run's snapshot is discarded; a failure the type explains is one line
+            reported = failed_run(error, definition, source)
+            if reported is error:
+                raise
+            raise dg.Failure(description=str(reported), allow_retries=False) from None
+    rows = loaded_row_counts(pipeline)
+    load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
+    load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else ""
+    raw = raw_snapshot_key(definition)
+    snapshot = published_snapshot(pipeline, definition, source, load_id) if definition.staging.raw_snapshot else None
+    discarded = rows_discarded(pipeline) if has_contract(definition) else {}
+    for result in results:
+        table = result.asset_key.path[-1]
+        # Each asset reports its own table and its child tables, so the run's total counts every row once.
+        own = {name: count for name, count in rows.items() if name == table or name.startswith(f"{table}__")}
+        metadata = {
+            **(result.metadata or {}),
+            "rows_loaded": dg.MetadataValue.int(sum(own.values())),
+            "rows_by_table": dg.MetadataValue.json(own),
+            "load_id": load_id,
+            "destination_table": f"{definition.destination.dataset}.{table}",
+            "destination": settings.destination_type(definition),
+            "write_disposition": tables.disposition(table, request),
+        }
+        if request.window is not None:
+            metadata["window_start"] = request.window[0].isoformat()
+            metadata["window_end"] = request.window[1].isoformat()
+        if has_contract(definition):
+            metadata[ROWS_DISCARDED] = dg.MetadataValue.int(discarded.get(table, 0))
+        if set_aside:  # the run mirror puts it in the run's message in D1, with an alert
+            metadata[SET_ASIDE_METADATA] = "; ".join(set_aside)
+        yield dg.MaterializeResult(asset_key=result.asset_key, metadata=metadata)
+    if raw is not None and snapshot:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=raw,
+                metadata={"snapshot_url": snapshot, "load_id": load_id, "source_id": definition.source_id},
+            )
+        )
+
+
+def build_tables_asset(
+    definition: SourceDefinition, settings: Settings, dlt_source, tables: SourceTables, version: int | None = None
+) -> dg.AssetsDefinition:
+    """The multi-asset of a source with several tables; `dlt_source` only describes them (building it reads
+    nothing), each run builds its own for its request."""
+    translator = TablesTranslator(definition, settings.destination_type(definition), version, tables)
+    return source_dlt_assets(
+        definition, settings, dlt_source, translator, functools.partial(load_tables, tables=tables)
+    )
+
+
 def record_load_jobs(
     context: dg.AssetExecutionContext,
     definition: SourceDefinition,
@@ -338,7 +460,7 @@ def source_dlt_assets(
     definition: SourceDefinition, settings: Settings, dlt_source, translator: DagsterDltTranslator, load
 ) -> dg.AssetsDefinition:
     """The dlt_assets of one source, whatever its type: `translator` names its tables, `load` runs its dlt
-    pipeline in a run (load_source; rest_api's is source_types/rest_api/assets.py)."""
+    pipeline in a run (load_source for one table, load_tables for several)."""
 
     @dlt_assets(
         dlt_source=dlt_source,

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from dlt_platform.settings import Settings
 
 
+class SourceError(RuntimeError):
+    """What a source reports in one line, without a traceback: a secret not set, a table D1 does not have, a token
+    the API refused. The CLI prints it as it is; a run fails with it as its message."""
+
+
 def asset_name(text: str) -> str:
     """A Dagster asset key part from any text (hosts, prefixes, titles)."""
     return re.sub(r"[^A-Za-z0-9_]", "_", text)

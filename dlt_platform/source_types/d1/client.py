@@ -23,13 +23,14 @@ import httpx
 import orjson
 
 from dlt_platform.http import RateBudget, RetryPolicy, send_with_retries
+from dlt_platform.source_types.base import SourceError
 
 MAX_BOUND_PARAMETERS = 100
 MAX_RESULT_BYTES = 50 * 1024 * 1024
 ROWID_COLUMN = "_d1_rowid"  # the rowid of a table read by rowid, as a column of its rows
 
 
-class D1Error(RuntimeError):
+class D1Error(SourceError):
     """A D1 call that failed; the message carries D1's own error text, never credentials."""
 
     def __init__(self, status_code: int, message: str, codes: Sequence[int] = ()) -> None:

@@ -16,6 +16,7 @@ from dlt.sources.filesystem import filesystem, read_csv, read_jsonl, read_parque
 
 from dlt_platform.load_request import LoadRequest
 from dlt_platform.settings import Settings
+from dlt_platform.source_types.base import SourceError
 from dlt_platform.source_types.r2_files.definition import (
     FilesTable,
     LogpushTable,
@@ -30,7 +31,7 @@ READERS: dict[str, DltResource] = {"csv": read_csv, "jsonl": read_jsonl, "parque
 FILES_PER_PAGE, LOGPUSH_FILES_PER_PAGE = 100, 10
 
 
-class R2FilesError(ValueError):
+class R2FilesError(SourceError, ValueError):
     """The bucket cannot be read as configured; the message names the variable or field."""
 
 

@@ -13,11 +13,12 @@ from dlt.sources.helpers.rest_client.redaction import sanitize_url
 from pydantic import BaseModel
 from requests import HTTPError, RequestException
 
+from dlt_platform.source_types.base import SourceError
 from dlt_platform.source_types.rest_api.definition import EnvSecret, RestApiSourceDefinition
 from dlt_platform.source_types.rest_api.rows import CurrentPage
 
 
-class RestApiError(RuntimeError):
+class RestApiError(SourceError):
     """A rest_api run that cannot go on; the message is complete and holds no secret."""
 
 
