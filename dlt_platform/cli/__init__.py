@@ -9,13 +9,20 @@
 - deployment.py: operate a deployed orchestrator (`check-deployment`, `verify-deployment`) and regenerate what
   the Worker reads from the Python side (`schema`).
 
+Source types add their own groups (source_types/<type>/cli.py, named by the type's `cli_module`).
 app.py holds what they share: the Typer app, settings, one-line errors; output.py prints listings.
 """
 
-# Imported for the commands they register, in the order `--help` lists their groups.
+import importlib
+
+# Imported for the commands they register, in the order `--help` lists their groups; then each source type's own
+# (its `cli_module`, e.g. `dlt-platform d1 tables`).
 from dlt_platform.cli import deployment, explore, load, local_stack, sources  # noqa: E402, F401, I001
 from dlt_platform.cli.app import app
-from dlt_platform.source_types.r2_files import cli as r2_files_cli  # noqa: E402, F401 (registers `r2`)
-from dlt_platform.source_types.d1 import cli as d1_cli  # noqa: E402, F401 (registers `d1`)
+from dlt_platform.source_types import SOURCE_TYPES
+
+for _source_type in SOURCE_TYPES.values():
+    if _source_type.cli_module:
+        importlib.import_module(_source_type.cli_module)
 
 __all__ = ["app"]

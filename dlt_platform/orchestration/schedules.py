@@ -15,7 +15,7 @@ from dlt_platform.config import SourceDefinition
 from dlt_platform.contract import SOURCE_ID_TAG
 from dlt_platform.orchestration.assets import table_keys
 from dlt_platform.source_types import source_type_of
-from dlt_platform.source_types.cloudflare_kv.windows import STEPS, window_start
+from dlt_platform.source_types.base import WINDOW_STEPS, window_start
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -47,7 +47,7 @@ def lookback_partition_range(definition: SourceDefinition, now: dt.datetime) -> 
     incremental = source_type.time_windows(definition)
     partitions = source_type.partitions(definition)
     assert incremental is not None and partitions is not None
-    step = STEPS[incremental.step]
+    step = WINDOW_STEPS[incremental.step]
     current = window_start(now, incremental.step)
     first_window = dt.datetime.combine(incremental.start, dt.time(), tzinfo=dt.UTC)
     if current < first_window:

@@ -16,6 +16,7 @@ package layers stay acyclic (a type's dlt source imports config.py, which import
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,6 +27,18 @@ if TYPE_CHECKING:
 
     from dlt_platform.load_request import LoadRequest
     from dlt_platform.settings import Settings
+
+
+# The steps a source's time windows (`time_windows`) are cut by; windows start at a step's UTC boundary.
+WINDOW_STEPS = {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1)}
+
+
+def window_start(moment: dt.datetime, step: str) -> dt.datetime:
+    """The start of the `step` window holding `moment` (UTC)."""
+    moment = moment.astimezone(dt.UTC)
+    if step == "day":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 class SourceError(RuntimeError):
@@ -44,6 +57,9 @@ class SourceType:
     name: ClassVar[str]  # the definitions' `source_type`
     model: ClassVar[type[SourceBase]]  # its definition model: validation here and, through the schema, in the Worker
     system_kind: ClassVar[str]  # the Dagster kind of the system it reads, e.g. "cloudflare"
+    # The module that registers the type's own CLI commands on `dlt_platform.cli.app.app` (e.g. `dlt-platform d1`),
+    # imported by the CLI only: loads and Dagster never import it.
+    cli_module: ClassVar[str | None] = None
 
     # --- the definition -------------------------------------------------------------------------------------------
 

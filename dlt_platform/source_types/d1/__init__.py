@@ -15,6 +15,7 @@ class D1(SourceType):
     name = "d1"
     model = D1SourceDefinition
     system_kind = "cloudflare"
+    cli_module = "dlt_platform.source_types.d1.cli"
 
     def table_names(self, definition: D1SourceDefinition) -> list[str]:
         return [warehouse_name(item) for item in loaded_tables(definition)]

@@ -14,6 +14,7 @@ class R2Files(SourceType):
     name = "r2_files"
     model = R2FilesSourceDefinition
     system_kind = "r2"
+    cli_module = "dlt_platform.source_types.r2_files.cli"
 
     def table_names(self, definition: R2FilesSourceDefinition) -> list[str]:
         return [table_name(table) for table in definition.extract.tables]
