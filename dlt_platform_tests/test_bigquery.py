@@ -255,7 +255,9 @@ def test_json_lines_load_files_are_gzipped_for_google_and_plain_for_the_emulator
         pipeline = build_pipeline(definition, where)
         pipeline.extract(build_source(definition, where))  # extract + normalize need no connection
         intermediate = [p.name for p in (where.data_dir / "pipelines").rglob("normalize/extracted/*/new_jobs/*")]
-        assert intermediate and not [n for n in intermediate if n.endswith(".gz")]  # local files: never gzipped
+        # Files dlt writes locally are never gzipped; the root table's JSON lines (written by the KV source for dlt
+        # to import, json_lines.py) are written once, already in their load file's form.
+        assert intermediate and not [n for n in intermediate if n.endswith(".gz") and not n.startswith("orders_kv.")]
         pipeline.normalize()
         suffixes[name] = {p.name.split(".", 1)[0]: "".join(p.suffixes[-2:]) for p in
                           (where.data_dir / "pipelines").rglob("load/normalized/*/new_jobs/*") if "_dlt" not in p.name}

@@ -8,7 +8,9 @@ Batches of pages are handed to dlt as Arrow tables, the root table's and its chi
 shapes a batch column at a time, arrow_tables.py a page value by value when it holds anything new; see
 PageItems), without dlt's row-by-row normalizer. Records the Arrow shaping cannot reproduce exactly go to dlt's
 row normalizer as rows (rows.py), from that batch to the end of the run; `kv_shaping="rows"` (the environment's
-DLT_PLATFORM_KV_SHAPING) sends every row there, and so does a BigQuery destination (see kv_resource).
+DLT_PLATFORM_KV_SHAPING) sends every row there, and so does a schema contract (see kv_resource). Into BigQuery, the
+root table of each batch goes as a JSON lines file dlt imports (json_lines.py: BigQuery reads its JSON column only
+from JSON lines); its child tables stay Arrow tables.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import contextlib
 import datetime as dt
 import gc
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import cast
 
 import dlt
@@ -30,6 +35,7 @@ from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
 from dlt_platform.source_types.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
 from dlt_platform.source_types.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
 from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
+from dlt_platform.source_types.cloudflare_kv.json_lines import write_json_lines
 from dlt_platform.source_types.cloudflare_kv.nested_tables import child_table_item, declare_child_table
 from dlt_platform.source_types.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
 from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
@@ -124,10 +130,26 @@ class PageItems:
     while the shapers can shape them, the rows themselves (for dlt's row normalizer) from the first page they
     cannot to the end of the run. A batch is shaped column at a time (arrow_pages.py) if it can be; otherwise its
     first page on its own (value by value, by arrow_tables.py, if it must: that learns what was new), and the rest
-    together again."""
+    together again.
 
-    def __init__(self, table: str, shaping: str, namespace_id: str, namespace_title: str) -> None:
+    With `root_as_json_lines` (BigQuery), the root table of a batch is written as a JSON lines file (gzipped when
+    `compress_json_lines`) into `json_lines_dir` and handed to dlt to import; dlt has linked (or copied) it into its
+    load package by the time the next batch is asked for, so each file is removed then."""
+
+    def __init__(
+        self,
+        table: str,
+        shaping: str,
+        namespace_id: str,
+        namespace_title: str,
+        root_as_json_lines: bool = False,
+        compress_json_lines: bool = False,
+    ) -> None:
         self.table, self.namespace_id, self.namespace_title = table, namespace_id, namespace_title
+        self.root_as_json_lines, self.compress_json_lines = root_as_json_lines, compress_json_lines
+        self.json_lines_dir: Path | None = None  # made by kv_rows for the run
+        self._json_lines_files: list[Path] = []  # written for dlt to import, removed once it has
+        self._json_lines_written = 0
         self.arrow = shaping == "arrow"
         self.shaper: ArrowShaper | None = None
         self.pages: PageShaper | None = None
@@ -138,6 +160,7 @@ class PageItems:
 
     def of(self, pages: list[list[dict]]) -> list:
         """The items of a batch of pages of records (as read_pages yields them)."""
+        self.remove_imported_files()
         if self.arrow:
             try:
                 if self.shaper is None:
@@ -168,11 +191,35 @@ class PageItems:
         assert self.shaper is not None and self.resource is not None  # the resource exists once it yields
         hints = self.shaper.column_hints(name, table)
         if name == self.table:
+            if self.root_as_json_lines:
+                return self._json_lines_item(table, hints)
             return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints)) if hints else table
         if name not in self.declared_child_tables:
             declare_child_table(self.resource, name, self.shaper.parents[name], self.table, CHILD_ID_COLUMNS)
             self.declared_child_tables.add(name)
         return child_table_item(name, table, hints)
+
+    def _json_lines_item(self, table, hints: dict):
+        """The root table as a JSON lines file for dlt to import; its Arrow table gives dlt the columns and types,
+        as it would for the table itself, and new column hints go on the resource, as dlt.mark.with_hints puts
+        them."""
+        assert self.shaper is not None and self.resource is not None and self.json_lines_dir is not None
+        root_column = self.shaper.column
+        json_columns = [
+            name for name in table.column_names if (root_column(self.table, name) or {}).get("data_type") == "json"
+        ]
+        self._json_lines_written += 1
+        path = self.json_lines_dir / f"{self.table}.{self._json_lines_written}.jsonl"
+        self._json_lines_files.append(path)
+        write_json_lines(table, json_columns, path, compress=self.compress_json_lines)
+        if hints:  # on the resource being extracted (the source's own copy of self.resource)
+            dlt.current.source().resources[self.table].apply_hints(columns=hints)
+        return dlt.mark.with_file_import(str(path), "jsonl", table.num_rows, hints=table.schema.empty_table())
+
+    def remove_imported_files(self) -> None:
+        for path in self._json_lines_files:
+            path.unlink(missing_ok=True)
+        self._json_lines_files.clear()
 
 
 @contextlib.contextmanager
@@ -190,7 +237,16 @@ def long_lived_objects_frozen() -> Iterator[None]:
 
 def kv_rows(definition: KVSourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
     with long_lived_objects_frozen():
-        yield from _kv_rows(definition, settings, request, items)
+        if not items.root_as_json_lines:
+            yield from _kv_rows(definition, settings, request, items)
+            return
+        # On the pipelines' disk, so dlt can link the files into its load package instead of copying them.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        items.json_lines_dir = Path(tempfile.mkdtemp(prefix=".kv-json-lines-", dir=settings.data_dir))
+        try:
+            yield from _kv_rows(definition, settings, request, items)
+        finally:
+            shutil.rmtree(items.json_lines_dir, ignore_errors=True)
 
 
 def _kv_rows(definition: KVSourceDefinition, settings: Settings, request: LoadRequest, items: PageItems) -> Iterator:
@@ -235,12 +291,18 @@ def kv_resource(definition: KVSourceDefinition, settings: Settings, request: Loa
     # works on a table an earlier replace created: dlt adds the hint to the stored schema, and root_key lets it
     # replace the child rows (e.g. `__items`) of exactly the keys it merges.
     disposition = write_disposition_for(definition, request)
-    # BigQuery reads JSON columns (cf_kv_metadata) only from JSON lines, and dlt writes Arrow tables as parquet;
-    # dlt checks schema contracts on rows in its normalizer, not on Arrow tables. Either goes through the rows.
-    arrow_allowed = settings.destination_type(definition) == "duckdb" and definition.schema_contract in (None, "evolve")
+    # dlt checks schema contracts on rows in its normalizer, not on Arrow tables: a contract goes through the rows.
+    arrow_allowed = definition.schema_contract in (None, "evolve")
     shaping = settings.kv_shaping if arrow_allowed else "rows"
     extract = definition.extract
-    items = PageItems(definition.destination.table, shaping, extract.namespace_id, extract.namespace_title)
+    items = PageItems(
+        definition.destination.table,
+        shaping,
+        extract.namespace_id,
+        extract.namespace_title,
+        root_as_json_lines=settings.destination_type(definition) == "bigquery",
+        compress_json_lines=not settings.bigquery_emulator_host,  # the emulator reads no gzip
+    )
     items.resource = dlt.resource(
         kv_rows(definition, settings, request, items),
         name=definition.destination.table,
