@@ -35,7 +35,7 @@ def run(*args: str):
 
 
 def seeded_orders() -> list:
-    return sample_namespaces(dt.datetime.now(dt.timezone.utc).date())["ORDERS_KV"]
+    return sample_namespaces(dt.datetime.now(dt.UTC).date())["ORDERS_KV"]
 
 
 def test_kv_commands_use_the_local_worker_and_say_so_in_one_line(newcomer):

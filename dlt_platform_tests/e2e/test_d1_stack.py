@@ -4,26 +4,8 @@ one, the next run moves only those."""
 
 from __future__ import annotations
 
-import subprocess
-
-from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform.source_types.d1.local_api import SAMPLE_APP_ORDERS, SAMPLE_APP_USERS
-
-
-def warehouse(stack, sql: str) -> list[tuple]:
-    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
-        return connection.execute(sql).fetchall()
-
-
-def app_changes(stack, sql: str) -> None:
-    """SQL on the local D1, as the sample app would change its data."""
-    change = stack.paths.state_dir / "d1_sample_app_change.sql"
-    change.write_text(sql)
-    done = subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "d1", "execute", "DB", "--local",
-                           "--persist-to", str(stack.paths.wrangler_state), "--file", str(change), "--yes"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+from dlt_platform_tests.e2e.stack_helpers import d1_execute, warehouse
 
 
 def test_a_d1_run_requested_through_the_worker_loads_the_sample_app_then_only_its_changes(stack, operator):
@@ -33,7 +15,7 @@ def test_a_d1_run_requested_through_the_worker_loads_the_sample_app_then_only_it
         (SAMPLE_APP_USERS, SAMPLE_APP_USERS)]
     assert warehouse(stack, "select count(*), max(updated_at) from sample_app.app_orders")[0][0] == SAMPLE_APP_ORDERS
 
-    app_changes(stack, "UPDATE app_orders SET status = 'refunded', updated_at = '2027-01-01T00:00:00Z' WHERE id = 7;"
+    d1_execute(stack, "UPDATE app_orders SET status = 'refunded', updated_at = '2027-01-01T00:00:00Z' WHERE id = 7;"
                        "INSERT INTO app_users VALUES (999999, 'late@example.com', 'pro', '2027-01-01T00:00:00Z', "
                        "'2027-01-01T00:00:00Z');")
     try:
@@ -44,5 +26,5 @@ def test_a_d1_run_requested_through_the_worker_loads_the_sample_app_then_only_it
         assert warehouse(stack, "select status from sample_app.app_orders where id = 7") == [("refunded",)]
         assert warehouse(stack, "select count(*) from sample_app.app_orders") == [(SAMPLE_APP_ORDERS,)]
     finally:  # the session's stack is shared: the app goes back to its seeded rows
-        app_changes(stack, "DELETE FROM app_users WHERE id = 999999; "
+        d1_execute(stack, "DELETE FROM app_users WHERE id = 999999; "
                            "UPDATE app_orders SET status = 'paid' WHERE id = 7;")

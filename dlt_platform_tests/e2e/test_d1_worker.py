@@ -7,7 +7,6 @@ ledger)."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -16,6 +15,7 @@ from dlt_platform.loads import run_load
 from dlt_platform.local.stack import LocalStack
 from dlt_platform.settings import PROJECT_ROOT, Settings
 from dlt_platform_tests.bigquery_fixtures import DuckDBWarehouse, bigquery_settings
+from dlt_platform_tests.e2e.stack_helpers import d1_execute
 
 ROWS = 50_000
 
@@ -25,14 +25,6 @@ def worker(stack) -> LocalStack:
     return stack
 
 
-def d1_execute(stack: LocalStack, sql: str) -> None:
-    """SQL on the Worker's local D1 (the binding DB), as an application would change its data."""
-    path = stack.paths.state_dir / "d1_change.sql"
-    path.write_text(sql)
-    done = subprocess.run([str(PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"), "d1", "execute", "DB", "--local",
-                           "--persist-to", str(stack.paths.wrangler_state), "--file", str(path), "--yes"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 @pytest.fixture

@@ -7,17 +7,7 @@ import datetime as dt
 import time
 
 from dlt_platform.duckdb_warehouse import read_connection
-
-
-def new_definition(source_id: str) -> dict:
-    return {
-        "source_id": source_id,
-        "source_type": "cloudflare_kv",
-        "description": "Created by the end-to-end test and run at once.",
-        "destination": {"type": "duckdb", "dataset": "source_fresh", "table": f"{source_id}_t",
-                        "write_disposition": "replace"},
-        "extract": {"namespace_id": "VENDOR_KV_NAMESPACE_ID", "namespace_title": "VENDOR_KV", "transport": "worker"},
-    }
+from dlt_platform_tests.e2e.stack_helpers import new_definition
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -31,10 +21,10 @@ def dagster_has_asset(stack, path: list[str]) -> bool:
 
 def test_a_run_requested_right_after_post_sources_starts_without_a_failed_launch(stack, operator):
     source_id = f"fresh_{int(time.time())}"
-    created_at = dt.datetime.now(dt.timezone.utc)
+    created_at = dt.datetime.now(dt.UTC)
     operator.create_source(new_definition(source_id))
     run_id = operator.request_run(source_id)
-    requested_after = (dt.datetime.now(dt.timezone.utc) - created_at).total_seconds()
+    requested_after = (dt.datetime.now(dt.UTC) - created_at).total_seconds()
     # The case under test: the run is queued before Dagster has loaded the new source (a reload takes seconds).
     assert not dagster_has_asset(stack, ["source_fresh", f"{source_id}_t"])
 

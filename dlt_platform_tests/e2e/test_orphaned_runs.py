@@ -9,8 +9,8 @@ import os
 import signal
 
 import httpx
-import psutil
 
+from dlt_platform_tests.e2e.stack_helpers import sigkill_dagster
 from dlt_platform_tests.waiting import poll
 
 SOURCE = "cloudflare_kv_orders"
@@ -20,21 +20,6 @@ def dagster_status(stack, dagster_run_id: str) -> str | None:
     query = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
     result = stack.dagster_graphql(query, {"id": dagster_run_id})["data"]["runOrError"]
     return result.get("status")
-
-
-def sigkill_dagster(stack) -> int:
-    """SIGKILL every process of the local Dagster (webserver, daemon, code servers, run workers) at once."""
-    process = stack.supervisor.release("dagster")
-    root = psutil.Process(process.pid)
-    tree = [root, *root.children(recursive=True)]
-    for member in tree:
-        try:
-            os.kill(member.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=30)
-    psutil.wait_procs(tree, timeout=30)
-    return len(tree)
 
 
 def sigkill_run_container(stack, dagster_run_id: str) -> None:

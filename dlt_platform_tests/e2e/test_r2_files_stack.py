@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.source_types.r2_files.local_api import SAMPLE_BATCHES, SAMPLE_LINES_PER_BATCH
-
-
-def warehouse(stack, sql: str) -> list[tuple]:
-    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
-        return connection.execute(sql).fetchall()
+from dlt_platform_tests.e2e.stack_helpers import warehouse
 
 
 def test_an_r2_files_run_requested_through_the_worker_loads_the_seeded_logpush_batches(stack, operator):

@@ -16,8 +16,7 @@ import httpx
 import psutil
 
 from dlt_platform.source_types.rest_api.local_api import SAMPLE_API_CREDENTIALS
-from dlt_platform_tests.e2e.test_orphaned_runs import sigkill_dagster
-from dlt_platform_tests.e2e.test_stack import warehouse
+from dlt_platform_tests.e2e.stack_helpers import sigkill_dagster, warehouse
 from dlt_platform_tests.waiting import poll
 
 # dagster.yaml run_monitoring.poll_interval_seconds (10) plus the daemon's own loop and the ledger's report.

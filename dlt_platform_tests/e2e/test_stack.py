@@ -9,12 +9,11 @@ import uuid
 import httpx
 import pytest
 
-from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.sample_data import sample_namespaces
 from dlt_platform.orchestration.run_start import RUNNING_MESSAGE
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.rest_api.local_api import SAMPLE_COUNTS
-from dlt_platform_tests.e2e.test_new_source_launch import new_definition
+from dlt_platform_tests.e2e.stack_helpers import new_definition, warehouse
 from dlt_platform_tests.waiting import poll
 
 LIFECYCLE = ["queued", "launching", "launched", "running", "succeeded"]
@@ -22,12 +21,12 @@ LIFECYCLE = ["queued", "launching", "launched", "running", "succeeded"]
 
 def seeded(title: str) -> list:
     """The sample entries the stack seeded into a namespace (sample_data is deterministic per day)."""
-    return sample_namespaces(dt.datetime.now(dt.timezone.utc).date())[title]
+    return sample_namespaces(dt.datetime.now(dt.UTC).date())[title]
 
 
 def recent_leads(lookback_days: int) -> int:
     """Seeded leads a lookback run reads: keys dated within the last `lookback_days` days (today included)."""
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     oldest = f"lead:{today - dt.timedelta(days=lookback_days - 1):%Y%m%d}"
     return sum(1 for entry in seeded("LEADS_KV") if entry.key >= oldest)
 
@@ -40,9 +39,6 @@ def statuses_of(run: dict) -> list[str]:
     return seen
 
 
-def warehouse(stack, sql: str) -> list[tuple]:
-    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
-        return connection.execute(sql).fetchall()
 
 
 def dagster_runs_tagged(stack, run_id: str) -> list[dict]:

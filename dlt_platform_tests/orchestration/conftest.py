@@ -5,7 +5,10 @@ import datetime as dt
 import json
 import threading
 
+import dagster as dg
 import pytest
+from dagster._core.test_utils import in_process_test_workspace
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from dlt_platform.config import load_sources_file, parse_sources_document
 from dlt_platform.contract import RUN_STATUSES
@@ -206,3 +209,20 @@ def read_table(settings: Settings, dataset: str, table: str, columns: str = "cou
     with read_connection(settings.duckdb_path) as connection:
         return connection.execute(f"select {columns} from {dataset}.{table}").fetchall()
 
+
+@pytest.fixture
+def instance(tmp_path, platform_env):
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
+        # Executes the launched run synchronously in this process (the daemon would start a run worker).
+        "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
+                         "class": "SyncInMemoryRunLauncher"},
+    }) as instance:
+        yield instance
+
+
+@pytest.fixture
+def workspace(instance):
+    origin = LoadableTargetOrigin(module_name="dlt_platform.definitions", attribute="defs")
+    with in_process_test_workspace(instance, origin) as workspace:
+        yield workspace

@@ -7,24 +7,12 @@ import pytest
 
 from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform_tests.orchestration.conftest import NAMESPACE_IDS, SAMPLE_COUNTS, TODAY, read_table
-
-ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
-LEADS = dg.AssetKey(["source_cloudflare", "leads_kv"])
-VENDORS = dg.AssetKey(["source_cloudflare", "vendor_kv"])
+from dlt_platform_tests.orchestration.dagster_runs import LEADS, ORDERS, VENDORS, asset_job, latest_metadata
 
 
 @pytest.fixture
 def platform(settings, sample_definitions):
     return build_platform_definitions(sample_definitions, settings)
-
-
-def asset_job(definitions: dg.Definitions) -> dg.JobDefinition:
-    return definitions.get_repository_def().get_job("__ASSET_JOB")
-
-
-def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
-    event = instance.get_latest_materialization_event(key)
-    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
 
 
 def test_materialize_sources_into_duckdb_records_loads_and_passes_checks(platform, settings, kv_entries):

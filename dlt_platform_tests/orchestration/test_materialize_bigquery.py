@@ -4,7 +4,7 @@ import dagster as dg
 
 from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform_tests.orchestration.conftest import SAMPLE_COUNTS
-from dlt_platform_tests.orchestration.test_materialize import ORDERS, asset_job, latest_metadata
+from dlt_platform_tests.orchestration.dagster_runs import ORDERS, asset_job, latest_metadata
 
 
 def test_materialize_a_source_into_bigquery_with_its_table_options(sample_definitions, bigquery_warehouse):

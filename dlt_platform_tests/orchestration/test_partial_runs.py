@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 from dlt_platform.cli import app
 from dlt_platform.orchestration.code_location import build_platform_definitions
 from dlt_platform_tests.orchestration.conftest import NAMESPACE_IDS, SAMPLE_COUNTS, read_table
-from dlt_platform_tests.orchestration.test_run_mirror import instance, launch, workspace  # noqa: F401 - fixtures
+from dlt_platform_tests.orchestration.dagster_runs import ORDERS, launch
 
-ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
 SOURCE_ID = "cloudflare_kv_orders"
 
 

@@ -6,10 +6,6 @@ coordinator (QUEUED), launched (STARTING) and executed by the instance's run lau
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
-from dagster._core.run_coordinator import SubmitRunContext
-from dagster._core.test_utils import in_process_test_workspace
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from dlt_platform.orchestration.assets import table_keys
 from dlt_platform.orchestration.run_mirror import build_run_mirror_sensor
@@ -21,42 +17,7 @@ from dlt_platform_tests.orchestration.conftest import (
     TODAY,
     WorkerApiServer,
 )
-
-ORDERS = dg.AssetKey(["source_cloudflare", "orders_kv"])
-LEADS = dg.AssetKey(["source_cloudflare", "leads_kv"])
-VENDORS = dg.AssetKey(["source_cloudflare", "vendor_kv"])
-
-
-@pytest.fixture
-def instance(tmp_path, platform_env):
-    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={
-        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
-        # Executes the launched run synchronously in this process (the daemon would start a run worker).
-        "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
-                         "class": "SyncInMemoryRunLauncher"},
-    }) as instance:
-        yield instance
-
-
-@pytest.fixture
-def workspace(instance):
-    origin = LoadableTargetOrigin(module_name="dlt_platform.definitions", attribute="defs")
-    with in_process_test_workspace(instance, origin) as workspace:
-        yield workspace
-
-
-def launch(instance, workspace, key: dg.AssetKey, tags: dict, run_config: dict | None = None) -> dg.DagsterRun:
-    """Create, enqueue and launch a run of one asset the way the webserver and the run queue daemon do."""
-    location = workspace.get_code_location(next(iter(workspace.get_code_location_entries())))
-    remote_job = next(iter(location.get_repositories().values())).get_full_job("__ASSET_JOB")
-    job = ReconstructableJob(ReconstructableRepository.for_module("dlt_platform.definitions", "defs"),
-                             "__ASSET_JOB").get_subset(asset_selection={key})
-    run = instance.create_run_for_job(job_def=job.get_definition(), run_config=run_config or {}, tags=tags,
-                                      asset_selection=frozenset({key}), job_code_origin=job.get_python_origin(),
-                                      remote_job_origin=remote_job.get_remote_origin())
-    instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=workspace))
-    instance.launch_run(run.run_id, workspace=workspace)
-    return instance.get_run_by_id(run.run_id)
+from dlt_platform_tests.orchestration.dagster_runs import LEADS, ORDERS, VENDORS, launch
 
 
 def tick(sensor: dg.SensorDefinition, instance, cursor: str | None):

@@ -21,7 +21,7 @@ from dlt_platform_tests.orchestration.conftest import (
     NAMESPACE_IDS,
     SAMPLE_CONFIG,
 )
-from dlt_platform_tests.orchestration.test_run_mirror import ORDERS, instance, launch, workspace  # noqa: F401
+from dlt_platform_tests.orchestration.dagster_runs import ORDERS, launch
 from dlt_platform_tests.waiting import poll
 
 LEDGER_RUN = "run_pushed"
