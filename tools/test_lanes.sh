@@ -16,7 +16,7 @@ started=$(date +%s)
 lane() {
   local name=$1
   shift
-  ( "$@"; status=$?; times | tail -1 > "$logs/$name.cpu"; exit $status )
+  ( "$@"; status=$?; times > "$logs/$name.cpu"; exit $status )
 }
 lane vitest npm test > "$logs/vitest.log" 2>&1 &
 vitest=$!
@@ -40,6 +40,6 @@ for lane in e2e production vitest; do
 done
 echo "lanes: unit+orchestration $rest; e2e, production and vitest above; all lanes ended after $(( $(date +%s) - started )) s"
 for lane in rest e2e production vitest; do
-  echo "CPU of lane $lane (children's user, system): $(cat "$logs/$lane.cpu" 2>/dev/null)"
+  echo "CPU of lane $lane (children's user, system): $(tail -1 "$logs/$lane.cpu" 2>/dev/null)"
 done
 exit "$failed"
