@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -153,10 +154,21 @@ class LoadResult:
 
 
 def loaded_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
-    """Rows per data table of the pipeline's last normalize step (dlt's own tables left out)."""
+    """Rows per data table of the pipeline's last normalize step (dlt's own tables left out), with the rows of the
+    files dlt imported as they are (dlt.mark.with_file_import, e.g. the KV root table into BigQuery): dlt's
+    normalize step counts none in those, so the count the source gave with each file is taken from the extract
+    step's metrics (only imported files are JSON lines there: dlt itself extracts typed-jsonl and parquet)."""
     trace = pipeline.last_trace
     info = trace.last_normalize_info if trace else None
-    counts = info.row_counts if info else {}
+    counts = dict(info.row_counts) if info else {}
+    extract = trace.last_extract_info if trace else None
+    for metrics in extract.metrics.values() if extract else []:
+        for step in metrics:
+            for job in step["job_metrics"].values():
+                name = os.path.basename(job.file_path)
+                if "jsonl" in name.split("."):
+                    table = name.split(".", 1)[0]
+                    counts[table] = counts.get(table, 0) + job.items_count
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
 
 
