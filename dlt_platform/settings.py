@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "sources.json"
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
+# dlt's extract workers: how many child requests of a rest_api source are in flight at once (dlt's default is 5;
+# 20 is as many items as dlt keeps in flight).
+EXTRACT_WORKERS = 20
 
 
 class SettingsError(ValueError):
@@ -230,6 +233,8 @@ class Settings:
         stay compressed: the normalize step's writers have their own setting."""
         os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
         os.environ.setdefault("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", "false")
+        # dlt's parallelized resources (rest_api child resources) run in its extract workers.
+        os.environ.setdefault("EXTRACT__WORKERS", str(EXTRACT_WORKERS))
 
     def load_sources(self) -> list[SourceDefinition]:
         return load_sources_file(self.config_path)

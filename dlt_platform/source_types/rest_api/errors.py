@@ -15,7 +15,7 @@ from requests import HTTPError, RequestException
 
 from dlt_platform.source_types.base import SourceError
 from dlt_platform.source_types.rest_api.definition import EnvSecret, RestApiSourceDefinition
-from dlt_platform.source_types.rest_api.rows import CurrentPage
+from dlt_platform.source_types.rest_api.rows import sensitive_params
 
 
 class RestApiError(SourceError):
@@ -110,7 +110,7 @@ def _described(
     response = http_error.response
     if response is None:  # raised before any answer: described as a request that failed
         return _request_failure(error, definition, secret_params)
-    sensitive = CurrentPage(secret_params).sensitive  # the same redaction as the audit column
+    sensitive = sensitive_params(secret_params)  # the same redaction as the audit column
     method = response.request.method if response.request is not None else "GET"
     where = f"{method} {sanitize_url(response.url, sensitive)}"
     message = f"{definition.source_id}: {where} answered {response.status_code} {response.reason}"
@@ -133,7 +133,7 @@ def _request_failure(
     if failed is None:
         return None
     request = failed.request
-    sensitive = CurrentPage(secret_params).sensitive
+    sensitive = sensitive_params(secret_params)
     where = (
         f"{request.method} {sanitize_url(request.url, sensitive)}"
         if request is not None and isinstance(request.url, str) and request.url

@@ -45,6 +45,7 @@ class LoggedRequest:
     query: dict[str, str]
     at: float
     status: int = 0
+    answered_at: float = 0.0  # when the answer was sent: requests overlapping in time were in flight together
 
 
 COMMENTS_PER_ISSUE = 2
@@ -60,8 +61,10 @@ class SampleApiState:
         customers: int = 0,
         events: int = 0,
         comments_per_issue: int = COMMENTS_PER_ISSUE,
+        answer_delay: float = 0.0,
     ) -> None:
         self.bearer_token, self.api_key = bearer_token, api_key
+        self.answer_delay = answer_delay  # seconds each answer takes, like a remote API's latency
         self.lock = threading.Lock()
         self.issues: list[dict] = []
         self.comments: dict[int, list[dict]] = {}
@@ -158,11 +161,15 @@ class SampleApiHandler(JSONHandler):
             fault = next((f for f in self.state.faults if parts.path.startswith(f.path_prefix)), None)
             if fault is not None:
                 self.state.faults.remove(fault)
+        if self.state.answer_delay:
+            time.sleep(self.state.answer_delay)  # the API's latency (the server answers each request in a thread)
         if fault is not None:
             logged.status = fault.status
-            return self.send_body(fault.status, {"message": "injected"}, fault.headers)
-        status, body, headers = self.route(parts.path, query)
-        logged.status = status
+            status, body, headers = fault.status, {"message": "injected"}, fault.headers
+        else:
+            status, body, headers = self.route(parts.path, query)
+            logged.status = status
+        logged.answered_at = time.monotonic()
         self.send_body(status, body, headers)
 
     def route(self, path: str, query: dict[str, str]) -> tuple[int, dict | list, dict]:

@@ -35,7 +35,8 @@ REQUEST_TIMEOUT_SECONDS = 60
 
 
 class HostBudgets:
-    """Sliding-window budgets per host: requests per second and per window, as the definition sets them."""
+    """Sliding-window budgets per host: requests per second and per window, as the definition sets them. Shared by
+    the threads that fetch child resources concurrently (RateBudget is thread-safe)."""
 
     def __init__(self, limits: HttpLimits) -> None:
         self.limits = limits
@@ -46,11 +47,13 @@ class HostBudgets:
         with self._lock:
             if host not in self._by_host:
                 budgets = []
+                # The window's budget first: the one that may make a request wait longest. A request then leaves
+                # right after its turn in the per-second spacing, which concurrent requests take one at a time.
+                if self.limits.requests_per_window:
+                    budgets.append(RateBudget(self.limits.requests_per_window, self.limits.window_seconds))
                 if self.limits.requests_per_second:
                     # One request per 1/rate seconds: spaced out rather than bursts at each second's start.
                     budgets.append(RateBudget(1, 1 / self.limits.requests_per_second))
-                if self.limits.requests_per_window:
-                    budgets.append(RateBudget(self.limits.requests_per_window, self.limits.window_seconds))
                 self._by_host[host] = budgets
             return self._by_host[host]
 

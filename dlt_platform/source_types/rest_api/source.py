@@ -3,9 +3,13 @@
 The definition already is dlt's RESTAPIConfig (secrets as {"env": NAME}); this module checks, before any
 request, that its secrets are listed for sources and bound to its host (credentials.py) and that its hosts are
 not the platform's own network (hosts.py), resolves the secrets, gives dlt's client the platform's session
-(dlt's retries, a per-host request budget and the run's RequestGuard, session.py), and adds to every resource a
-response hook (which page an item came from) and a map step (audit columns, raw snapshot). Pagination, auth,
-parent/child resources and incremental cursors are dlt's own.
+(dlt's retries, a per-host request budget and the run's RequestGuard, session.py), and adds to every resource its
+paginator wrapped to tell which page an item came from (rows.PageStamps) and a map step (audit columns, raw
+snapshot). Pagination, auth, parent/child resources and incremental cursors are dlt's own.
+
+Child resources are fetched concurrently: dlt's `parallelized` resources, one parent item's requests at a time in
+each of dlt's extract workers (settings.apply_dlt_defaults sets how many), every request still taking its turn in
+the host's budget (session.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from typing import cast
 
 import dlt
 from dlt.sources import DltResource, DltSource
+from dlt.sources.helpers.rest_client.detector import single_entity_path
+from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
+from dlt.sources.rest_api.config_setup import create_paginator
 
 from dlt_platform.definition_base import WriteDisposition
 from dlt_platform.load_request import LoadRequest
@@ -29,9 +36,10 @@ from dlt_platform.source_types.rest_api.definition import (
     RestApiSourceDefinition,
     RestResource,
     loaded_resources,
+    parent_references,
 )
 from dlt_platform.source_types.rest_api.hosts import HostPolicy
-from dlt_platform.source_types.rest_api.rows import AUDIT_COLUMN_HINTS, CurrentPage, with_audit_columns
+from dlt_platform.source_types.rest_api.rows import AUDIT_COLUMN_HINTS, PAGE_FIELD, PageStamps, with_audit_columns
 from dlt_platform.source_types.rest_api.secrets import resolved
 from dlt_platform.source_types.rest_api.session import RequestGuard, budgeted_session
 from dlt_platform.source_types.rest_api.snapshot import RunSnapshot, replayed_items
@@ -84,17 +92,27 @@ def windowed(incremental: dict, window: tuple[dt.datetime, dt.datetime]) -> dict
     return {**incremental, "initial_value": value(start), "end_value": value(end)}
 
 
+def paginator_config(config: dict, resource: dict):
+    """The paginator dlt would use for a resource of a RESTAPIConfig: its endpoint's, else resource_defaults',
+    else a single page for a single-entity path (dlt's guess), else the client's; None: dlt detects it."""
+    defaults = (config.get("resource_defaults") or {}).get("endpoint") or {}
+    paginator = resource["endpoint"].get("paginator") or defaults.get("paginator")
+    if paginator is None and single_entity_path(resource["endpoint"]["path"]):
+        return SinglePagePaginator()
+    return paginator or config["client"].get("paginator")
+
+
 def dlt_config(
     definition: RestApiSourceDefinition,
     session,
-    pages: Mapping[str, CurrentPage],
+    secret_params: set[str],
     environ: Mapping[str, str] | None = None,
     child_cursors: Mapping[str, tuple[str, ParentCursors]] | None = None,
     window: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> RESTAPIConfig:
-    """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page hooks added, and
-    child resources' incrementals turned into per-parent cursors (child_cursors.py), and for a partition run
-    the incrementals bounded by its window."""
+    """dlt's RESTAPIConfig of a definition: secrets resolved, the platform's session and page stamps added, child
+    resources fetched concurrently (dlt's `parallelized`), their incrementals turned into per-parent cursors
+    (child_cursors.py), and for a partition run the incrementals bounded by its window."""
     dumped = definition.extract.model_dump(
         mode="json", by_alias=True, exclude_none=True, exclude={"http", "partitions"}
     )  # the platform's, not dlt's
@@ -110,7 +128,11 @@ def dlt_config(
             resource["endpoint"]["incremental"] = windowed(resource["endpoint"]["incremental"], window)
         if child_cursors and name in child_cursors:
             resource = config["resources"][index] = per_parent_config(resource, *child_cursors[name])
-        resource["endpoint"]["response_actions"] = [pages[name].hook]
+        resource["endpoint"]["paginator"] = PageStamps(
+            create_paginator(paginator_config(config, resource)), secret_params
+        )
+        if parent_references(definition.extract.resources[index]):
+            resource["parallelized"] = True
     # The extract is dlt's RESTAPIConfig in its JSON-expressible form (definition.py), now with the hooks added.
     return cast(RESTAPIConfig, config)
 
@@ -151,20 +173,16 @@ def _fetched_rows(
     snapshot: RunSnapshot | None,
     environ: Mapping[str, str] | None = None,
 ) -> list[DltResource]:
-    pages = {resource.name: CurrentPage(secret_query_params(definition)) for resource in definition.extract.resources}
     # Only a source that runs sends requests; one built to describe the asset graph checks nothing.
     guard = request_guard(definition, settings) if environ is None else None
     session = budgeted_session(definition.extract.http, secret_query_params(definition), guard)
     child_cursors = child_cursor_plans(definition)
-    config = dlt_config(definition, session, pages, environ, child_cursors, request.window)
+    config = dlt_config(definition, session, secret_query_params(definition), environ, child_cursors, request.window)
     resources = {resource.name: resource for resource in rest_api_resources(config)}
 
     def to_row(name: str):
-        current = pages[name]
-
         def row(item: dict) -> dict:
-            page = current.page
-            assert page is not None  # the response hook sets it before the page's items arrive
+            page = item.pop(PAGE_FIELD)  # PageStamps marked every item of the page
             if snapshot is not None:
                 snapshot.write(name, page.url, page.fetched_at, item)
             return with_audit_columns(item, page.url, page.fetched_at)
