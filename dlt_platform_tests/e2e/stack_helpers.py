@@ -29,15 +29,17 @@ def d1_execute(stack, sql: str) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
-def new_definition(source_id: str) -> dict:
-    """A KV source over the sample vendors namespace, into a table of its own: created by a test, run at once."""
+def new_definition(source_id: str, dataset: str = "source_fresh", **changes) -> dict:
+    """A KV source over the sample vendors namespace, into a table of its own: created by a test (or an agent
+    through /mcp), run at once. `changes` replace top-level fields."""
     return {
         "source_id": source_id,
         "source_type": "cloudflare_kv",
         "description": "Created by the end-to-end test and run at once.",
-        "destination": {"type": "duckdb", "dataset": "source_fresh", "table": f"{source_id}_t",
+        "destination": {"type": "duckdb", "dataset": dataset, "table": f"{source_id}_t",
                         "write_disposition": "replace"},
         "extract": {"namespace_id": "VENDOR_KV_NAMESPACE_ID", "namespace_title": "VENDOR_KV", "transport": "worker"},
+        **changes,
     }
 
 

@@ -15,7 +15,8 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from dlt_platform.duckdb_warehouse import read_connection
+from dlt_platform.contract import TERMINAL_STATUSES
+from dlt_platform_tests.e2e.stack_helpers import new_definition, warehouse
 
 
 def run_in_own_loop(coroutine):
@@ -25,20 +26,10 @@ def run_in_own_loop(coroutine):
         return thread.submit(asyncio.run, coroutine).result()
 
 
-TERMINAL = {"succeeded", "failed", "canceled", "dead_lettered"}
 
 
 def kv_definition(source_id: str, **changes) -> dict:
-    definition = {
-        "source_id": source_id,
-        "source_type": "cloudflare_kv",
-        "description": "Created by an agent through /mcp.",
-        "destination": {"type": "duckdb", "dataset": "source_agent", "table": f"{source_id}_t",
-                        "write_disposition": "replace"},
-        "extract": {"namespace_id": "VENDOR_KV_NAMESPACE_ID", "namespace_title": "VENDOR_KV", "transport": "worker"},
-    }
-    definition.update(changes)
-    return definition
+    return new_definition(source_id, "source_agent", **{"description": "Created by an agent through /mcp.", **changes})
 
 
 class Agent:
@@ -95,7 +86,7 @@ def test_an_agent_validates_creates_runs_and_reads_rows_through_mcp(stack):
         deadline = time.monotonic() + 300
         while True:
             _, run = await agent.call("get_run", run_id=started["run_id"])
-            if run["status"] in TERMINAL or time.monotonic() > deadline:
+            if run["status"] in TERMINAL_STATUSES or time.monotonic() > deadline:
                 return run
             await asyncio.sleep(1)
 
@@ -103,8 +94,7 @@ def test_an_agent_validates_creates_runs_and_reads_rows_through_mcp(stack):
     assert run["status"] == "succeeded", run
     assert run["dagster_url"] and run["dagster_url"].endswith(f"/dagster/runs/{run['dagster_run_id']}"), run
     table = f"{source_id}_t"
-    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
-        (rows,) = connection.execute(f"select count(*) from source_agent.{table}").fetchone()
+    [(rows,)] = warehouse(stack, f"select count(*) from source_agent.{table}")
     assert rows > 0 and run["tables"][table] == rows, run
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from dlt_platform.duckdb_warehouse import read_connection
-from dlt_platform_tests.e2e.stack_helpers import new_definition
+from dlt_platform_tests.e2e.stack_helpers import new_definition, warehouse
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -35,8 +34,7 @@ def test_a_run_requested_right_after_post_sources_starts_without_a_failed_launch
     assert launch_failures == [], launch_failures
     assert [event["status"] for event in run["events"]].count("launching") >= 1
     started = parse_time(run["started_at"])
-    with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
-        (rows,) = connection.execute(f"select count(*) from source_fresh.{source_id}_t").fetchone()
+    [(rows,)] = warehouse(stack, f"select count(*) from source_fresh.{source_id}_t")
     assert rows == run["tables"][f"{source_id}_t"] and rows > 0
     for event in run["events"]:
         print(f"  +{(parse_time(event['at']) - created_at).total_seconds():5.1f} s {event['status']}: {event['message']}")
