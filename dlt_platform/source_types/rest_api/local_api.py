@@ -11,7 +11,8 @@ Four collections, each paginated the way a well-known API does it:
 - `GET /events`: `page` numbers from 1, `{"results", "total_pages"}`; API key.
 
 Wrong or missing credentials get 401 with a JSON message. `fail_next()` injects answers (429 with a Retry-After,
-500) before the real one; every request is logged (method, path, query, time) for tests to assert on.
+500) before the real one; `answer_delay` makes every answer take that long, like a remote API. Every request is
+logged (method, path, query, when it arrived and when it was answered) for tests to assert on.
 """
 
 from __future__ import annotations
@@ -233,9 +234,15 @@ class SampleApiHandler(JSONHandler):
         return 200, {"results": _page(self.state.events, size, number), "page": number, "total_pages": total_pages}, {}
 
 
+class SampleApiServer(LoopbackServer[SampleApiState]):
+    # Child resources' requests come many at once, each on a new connection: with socketserver's backlog of 5 the
+    # kernel drops connection attempts, which the client repeats only a second later.
+    request_queue_size = 128
+
+
 def serve_sample_api(state: SampleApiState, port: int = 0) -> LoopbackServer[SampleApiState]:
     """Started on 127.0.0.1 (a free port unless given); stop() it when done."""
-    return LoopbackServer(SampleApiHandler, state, port).start()
+    return SampleApiServer(SampleApiHandler, state, port).start()
 
 
 SAMPLE_API_PORT = 8790
@@ -254,7 +261,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=SAMPLE_API_PORT)
     args = parser.parse_args()
     state = SampleApiState(os.environ["SAMPLE_API_TOKEN"], os.environ["SAMPLE_API_KEY"], **SAMPLE_COUNTS)
-    server = LoopbackServer(SampleApiHandler, state, args.port)
+    server = SampleApiServer(SampleApiHandler, state, args.port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"sample API on {server.url}", flush=True)
     server.serve_forever()
