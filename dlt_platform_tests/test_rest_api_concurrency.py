@@ -6,6 +6,7 @@ one-request-at-a-time run makes, each row naming the page it came from."""
 from __future__ import annotations
 
 import pytest
+from dlt.sources.helpers.rest_client import RESTClient
 
 from dlt_platform.loads import run_load
 from dlt_platform.settings import Settings
@@ -115,3 +116,27 @@ def test_child_requests_overlap_within_the_window_budget(slow_api, tmp_path):
     times = sorted(r.at for r in slow_api.log)
     # Request i and request i+25 are at least a window apart: never 26 in one window.
     assert min(later - earlier for earlier, later in zip(times, times[25:], strict=False)) >= 1 - JITTER
+
+
+def test_a_resource_without_a_paginator_pages_as_dlt_detects_and_rows_name_their_pages(tmp_path, monkeypatch):
+    # 60 events, 25 a page with `total_pages` in the body, no paginator configured: dlt detects one.
+    state = SampleApiState(TOKEN, API_KEY, events=60)
+    server = serve_sample_api(state)
+    try:
+        monkeypatch.setenv("SAMPLE_API_KEY", API_KEY)
+        allow_sample_api(monkeypatch, server.url)
+        extract = {"client": {"base_url": server.url, "headers": {"X-Api-Key": {"env": "SAMPLE_API_KEY"}}},
+                   "resources": [{"name": "events", "endpoint": {"path": "events", "data_selector": "results"}}]}
+        settings = settings_in(tmp_path, "data")
+        run_load(rest_definition(extract, source_id="sample_events"), settings)
+        platform_requests = len(state.log)
+        # dlt's own client on the same endpoint, nothing of the platform's around it.
+        client = RESTClient(server.url, headers={"X-Api-Key": API_KEY})
+        pages = list(client.paginate("events", data_selector="results"))
+    finally:
+        server.stop()
+    assert platform_requests == len(pages) == len(state.log) // 2
+    expected = sorted((item["id"], page.response.url) for page in pages for item in page)
+    rows = DuckDBWarehouse(settings).query("select id, rest_api_url from sample_api.events")
+    assert sorted(rows) == expected
+    assert len({url for _, url in expected}) == len(pages) > 1
