@@ -164,12 +164,12 @@ class SampleApiHandler(JSONHandler):
                 self.state.faults.remove(fault)
         if self.state.answer_delay:
             time.sleep(self.state.answer_delay)  # the API's latency (the server answers each request in a thread)
-        if fault is not None:
-            logged.status = fault.status
-            status, body, headers = fault.status, {"message": "injected"}, fault.headers
-        else:
-            status, body, headers = self.route(parts.path, query)
-            logged.status = status
+        status, body, headers = (
+            (fault.status, {"message": "injected"}, fault.headers)
+            if fault is not None
+            else self.route(parts.path, query)
+        )
+        logged.status = status
         logged.answered_at = time.monotonic()
         self.send_body(status, body, headers)
 
