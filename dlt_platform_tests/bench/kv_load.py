@@ -88,14 +88,19 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator
         time.sleep(0.1)  # the double publishes its request count every 50 ms
     requests_before = requests.value
     started, cpu_started = time.perf_counter(), cpu_seconds()
-    load_seconds, steps = None, {}
+    load_seconds, steps, load_jobs = None, {}, {}
     if mode in ("platform", "rows", "replay"):
         from dlt_platform.load_request import LoadRequest
-        from dlt_platform.loads import build_pipeline, run_load
+        from dlt_platform.loads import build_pipeline, load_jobs_by_table, run_load
 
         request = LoadRequest(from_snapshot=snapshot_url) if snapshot_url else LoadRequest()
-        rows = run_load(definition(snapshot=mode == "replay", disposition=disposition), settings, request).rows_by_table
-        trace = build_pipeline(definition(), settings).last_trace
+        loaded = run_load(definition(snapshot=mode == "replay", disposition=disposition), settings, request)
+        rows = loaded.rows_by_table
+        pipeline = build_pipeline(definition(), settings)
+        trace = pipeline.last_trace
+        # Load jobs per data table (BigQuery allows 1,500 per table per day; a merge adds its staging table's).
+        load_jobs = {table: count for table, count in load_jobs_by_table(pipeline, [loaded.load_id]).items()
+                     if not table.startswith("_dlt")} if loaded.load_id else {}
         steps = {step.step: (step.finished_at - step.started_at).total_seconds() for step in trace.steps}
         load_seconds = steps.get("load")
     else:
@@ -123,7 +128,7 @@ def run_mode(mode: str, base_url: str, data_dir: str, result, requests, emulator
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.put({"mode": mode, "seconds": seconds, "cpu": cpu, "rows": rows, "peak_rss_mb": peak_kib / 1024,
                 "requests_before": requests_before,
-                "load_seconds": load_seconds, "steps": steps})
+                "load_seconds": load_seconds, "steps": steps, "load_jobs": load_jobs})
 
 
 def measure(mode: str, base_url: str, requests, emulator_url: str | None, disposition: str) -> dict:
@@ -172,7 +177,8 @@ def run_modes(records: int, values: str, modes: list[str], destination: str,
             r["requests"] = requests.value - r["requests_before"]
             print(f"{mode:9s} {destination:8s} {disposition:7s} {values} {records:>8d} records  {r['seconds']:6.1f} s "
                   f"(CPU {r['cpu']:5.1f} s)  {records / r['seconds']:>7.0f} records/s  peak RSS "
-                  f"{r['peak_rss_mb']:5.0f} MB  {r['requests']:>6d} requests  rows {r['rows']}", flush=True)
+                  f"{r['peak_rss_mb']:5.0f} MB  {r['requests']:>6d} requests  rows {r['rows']}"
+                  + (f"  load jobs {r['load_jobs']}" if r["load_jobs"] else ""), flush=True)
             if r["steps"]:
                 steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in r["steps"].items() if name != "run")
                 print(f"          dlt steps: {steps} (load: the warehouse writing the files)")

@@ -5,7 +5,7 @@ parquet (or, asked for JSON lines, turns them into Python rows first, with a JSO
 root table of each batch is written here, a column at a time with Arrow's compute functions, and handed to dlt as
 a file to import (dlt.mark.with_file_import): a JSON column's text goes in as it is, so BigQuery stores the object,
 as it does from the row normalizer's JSON lines. The child tables, which hold no JSON column, stay Arrow tables
-(parquet).
+(parquet). A run's batches go to one file (JsonLinesFile).
 """
 
 from __future__ import annotations
@@ -65,12 +65,25 @@ def json_lines(table: pa.Table, json_columns: Collection[str]) -> bytes:
     return ("\n".join(lines.to_pylist()) + "\n").encode()
 
 
-def write_json_lines(table: pa.Table, json_columns: Collection[str], path: Path, compress: bool) -> None:
-    """Writes the table's JSON lines to `path`, gzipped when `compress` (BigQuery reads either; the emulator only
-    plain text). Level 1: the load file is uploaded once, and higher levels cost more CPU than they save bytes."""
-    data = json_lines(table, json_columns)
-    if compress:
-        with gzip.open(path, "wb", compresslevel=1) as file:
-            file.write(data)
-    else:
-        path.write_bytes(data)
+class JsonLinesFile:
+    """The load file a run's root table batches are appended to, handed to dlt once, when the run has read
+    everything: one load job per table and run, as from the row normalizer's files (BigQuery allows 1,500 load jobs
+    per table per day), and memory that does not grow with the run (one upload of one file). Gzipped when
+    `compress` (BigQuery reads either; the emulator only plain text), at level 1: the file is uploaded once, and
+    higher levels cost more CPU than they save bytes."""
+
+    def __init__(self, path: Path, compress: bool) -> None:
+        self.path, self.rows = path, 0
+        self._schemas: list[pa.Schema] = []
+        self._file = gzip.open(path, "wb", compresslevel=1) if compress else path.open("wb")
+
+    def write(self, table: pa.Table, json_columns: Collection[str]) -> None:
+        self._file.write(json_lines(table, json_columns))
+        self.rows += table.num_rows
+        if not self._schemas or table.schema != self._schemas[-1]:
+            self._schemas.append(table.schema)
+
+    def close(self) -> pa.Schema:
+        """Closes the file; returns the columns of all its rows (a later batch's new columns after the earlier)."""
+        self._file.close()
+        return pa.unify_schemas(self._schemas)

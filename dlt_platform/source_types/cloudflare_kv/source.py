@@ -35,7 +35,7 @@ from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
 from dlt_platform.source_types.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
 from dlt_platform.source_types.cloudflare_kv.arrow_tables import CHILD_ID_COLUMNS, ArrowShaper, CannotShape
 from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
-from dlt_platform.source_types.cloudflare_kv.json_lines import write_json_lines
+from dlt_platform.source_types.cloudflare_kv.json_lines import JsonLinesFile
 from dlt_platform.source_types.cloudflare_kv.nested_tables import child_table_item, declare_child_table
 from dlt_platform.source_types.cloudflare_kv.rest_client import LIST_PAGE_SIZE, CloudflareKVClient
 from dlt_platform.source_types.cloudflare_kv.rows import AUDIT_COLUMN_HINTS, warehouse_row
@@ -132,9 +132,9 @@ class PageItems:
     first page on its own (value by value, by arrow_tables.py, if it must: that learns what was new), and the rest
     together again.
 
-    With `root_as_json_lines` (BigQuery), the root table of a batch is written as a JSON lines file (gzipped when
-    `compress_json_lines`) into `json_lines_dir` and handed to dlt to import; dlt has linked (or copied) it into its
-    load package by the time the next batch is asked for, so each file is removed then."""
+    With `root_as_json_lines` (BigQuery), the root table's batches are appended to a JSON lines file (gzipped when
+    `compress_json_lines`) in `json_lines_dir`, which `imported_root_file` hands to dlt when the run has read
+    everything."""
 
     def __init__(
         self,
@@ -148,8 +148,8 @@ class PageItems:
         self.table, self.namespace_id, self.namespace_title = table, namespace_id, namespace_title
         self.root_as_json_lines, self.compress_json_lines = root_as_json_lines, compress_json_lines
         self.json_lines_dir: Path | None = None  # made by kv_rows for the run
-        self._json_lines_files: list[Path] = []  # written for dlt to import, removed once it has
-        self._json_lines_written = 0
+        self._json_lines: JsonLinesFile | None = None
+        self._handed_over_first = False  # the first batch of a table not in the schema yet: its own file
         self.arrow = shaping == "arrow"
         self.shaper: ArrowShaper | None = None
         self.pages: PageShaper | None = None
@@ -160,7 +160,6 @@ class PageItems:
 
     def of(self, pages: list[list[dict]]) -> list:
         """The items of a batch of pages of records (as read_pages yields them)."""
-        self.remove_imported_files()
         if self.arrow:
             try:
                 if self.shaper is None:
@@ -171,7 +170,8 @@ class PageItems:
                 logger.info("%s: dlt's row normalizer shapes the rows from here on (%s)", self.table, reason)
                 self.arrow = False
             else:
-                return [self._item(name, table) for tables in shaped for name, table in tables.items()]
+                items = [self._item(name, table) for tables in shaped for name, table in tables.items()]
+                return [item for item in items if item is not None]
         return [self._rows([record for page in pages for record in page])]
 
     def _shape(self, pages: list[list[dict]], load_id: str) -> list[dict]:
@@ -192,34 +192,48 @@ class PageItems:
         hints = self.shaper.column_hints(name, table)
         if name == self.table:
             if self.root_as_json_lines:
-                return self._json_lines_item(table, hints)
+                return self._append_json_lines(table, hints)
             return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints)) if hints else table
         if name not in self.declared_child_tables:
             declare_child_table(self.resource, name, self.shaper.parents[name], self.table, CHILD_ID_COLUMNS)
             self.declared_child_tables.add(name)
         return child_table_item(name, table, hints)
 
-    def _json_lines_item(self, table, hints: dict):
-        """The root table as a JSON lines file for dlt to import; its Arrow table gives dlt the columns and types,
-        as it would for the table itself, and new column hints go on the resource, as dlt.mark.with_hints puts
-        them."""
-        assert self.shaper is not None and self.resource is not None and self.json_lines_dir is not None
+    def _append_json_lines(self, table, hints: dict):
+        """Appends the root table's rows to the run's JSON lines file; new column hints go on the resource, as
+        dlt.mark.with_hints puts them. While the schema has no root table yet (a source's first run), dlt would
+        refuse its child tables, so the first batch's file is handed over at once (one more load job, once)."""
+        assert self.shaper is not None and self.json_lines_dir is not None
+        first_of_table = self.table not in self.shaper.schema.tables and not self._handed_over_first
+        self._handed_over_first = self._handed_over_first or first_of_table
+        if self._json_lines is None:
+            path = self.json_lines_dir / f"{self.table}.{'first' if first_of_table else 'run'}.jsonl"
+            self._json_lines = JsonLinesFile(path, compress=self.compress_json_lines)
         root_column = self.shaper.column
         json_columns = [
             name for name in table.column_names if (root_column(self.table, name) or {}).get("data_type") == "json"
         ]
-        self._json_lines_written += 1
-        path = self.json_lines_dir / f"{self.table}.{self._json_lines_written}.jsonl"
-        self._json_lines_files.append(path)
-        write_json_lines(table, json_columns, path, compress=self.compress_json_lines)
+        self._json_lines.write(table, json_columns)
         if hints:  # on the resource being extracted (the source's own copy of self.resource)
             dlt.current.source().resources[self.table].apply_hints(columns=hints)
-        return dlt.mark.with_file_import(str(path), "jsonl", table.num_rows, hints=table.schema.empty_table())
+        return self.imported_root_file()[0] if first_of_table else None
 
-    def remove_imported_files(self) -> None:
-        for path in self._json_lines_files:
-            path.unlink(missing_ok=True)
-        self._json_lines_files.clear()
+    def imported_root_file(self) -> list:
+        """The item that hands dlt the run's JSON lines file to import as it is (none if nothing was written); the
+        Arrow schema of its rows gives dlt the columns and types, as an Arrow table of them would."""
+        if self._json_lines is None:
+            return []
+        json_lines, self._json_lines = self._json_lines, None
+        schema = json_lines.close()
+        if not json_lines.rows:
+            return []
+        return [dlt.mark.with_file_import(str(json_lines.path), "jsonl", json_lines.rows, hints=schema.empty_table())]
+
+    def discard_root_file(self) -> None:
+        """Closes the run's JSON lines file without handing it to dlt (the run failed)."""
+        if self._json_lines is not None:
+            self._json_lines.close()
+            self._json_lines = None
 
 
 @contextlib.contextmanager
@@ -240,12 +254,14 @@ def kv_rows(definition: KVSourceDefinition, settings: Settings, request: LoadReq
         if not items.root_as_json_lines:
             yield from _kv_rows(definition, settings, request, items)
             return
-        # On the pipelines' disk, so dlt can link the files into its load package instead of copying them.
+        # On the pipelines' disk, so dlt can link the file into its load package instead of copying it. dlt has
+        # imported it by the time the generator resumes after yielding it, i.e. before the folder is removed.
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         items.json_lines_dir = Path(tempfile.mkdtemp(prefix=".kv-json-lines-", dir=settings.data_dir))
         try:
             yield from _kv_rows(definition, settings, request, items)
         finally:
+            items.discard_root_file()
             shutil.rmtree(items.json_lines_dir, ignore_errors=True)
 
 
@@ -274,6 +290,7 @@ def _kv_rows(definition: KVSourceDefinition, settings: Settings, request: LoadRe
                 break
         if batch:
             yield from items.of(batch)
+        yield from items.imported_root_file()
     except BaseException:
         if snapshot is not None:
             snapshot.discard()
