@@ -21,9 +21,11 @@ from dlt_platform.source_types import source_type_of
 @dataclass(frozen=True)
 class LoadRequest:
     limit: int | None = None  # stop after this many records (samples, smoke runs)
-    keys: tuple[str, ...] | None = None  # explicit keys instead of a listing (backfill batches)
-    full_refresh: bool = False  # drop what the table holds and load the whole namespace
-    from_snapshot: str | None = None  # replay a raw snapshot (object key in the snapshot store) instead of reading KV
+    # Explicit record keys instead of a listing (backfill batches of KV keys); a type without keys refuses them in
+    # its check_request.
+    keys: tuple[str, ...] | None = None
+    full_refresh: bool = False  # drop what the tables hold and load the whole source
+    from_snapshot: str | None = None  # replay a raw snapshot (object key in the snapshot store) instead of reading
     window: tuple[dt.datetime, dt.datetime] | None = None  # incremental windows starting in [start, end)
     now: dt.datetime | None = None  # reference time of the lookback windows (tests pin it)
     on_page: Callable[[int], None] | None = None  # progress: called with each page's record count
