@@ -60,7 +60,7 @@ lint: install-python
 	.venv/bin/mypy
 
 # Lint first (a minute; it fails fast), then every test in lanes that run at once (tools/test_lanes.sh: vitest, and
-# pytest's e2e, production, orchestration and unit sessions); all must pass.
+# pytest's e2e, production and unit+orchestration sessions); all must pass.
 test: install install-debian lint
 	tools/test_lanes.sh
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Every test, in lanes that run at once (`make test`): vitest, and four pytest sessions: e2e, production,
-# orchestration and unit. Every lane waits much of its time (on runs, local stacks, podman, the emulator's jobs,
-# loopback doubles), so on two cores they overlap well. Each pytest lane is a session of its own with its own
+# Every test, in lanes that run at once (`make test`): vitest, and three pytest sessions: e2e, production, and the
+# rest (unit + orchestration). The e2e and production lanes mostly wait (on runs, local stacks, podman) while the
+# others compute, so on two cores they overlap well. Each pytest lane is a session of its own with its own
 # temporary folder, so its session fixtures (the e2e stack, the Postgres cluster) start once and no session deletes
-# another's files. The unit lane prints as it goes; the others' output is printed when they end (.test-logs/).
+# another's files. The rest lane prints as it goes; the others' output is printed when they end (.test-logs/).
 set -u
 cd "$(dirname "$0")/.."
 logs="$PWD/.test-logs"
@@ -25,24 +25,21 @@ e2e=$!
 lane production .venv/bin/pytest -m production --basetemp="$logs/tmp-production" -p no:cacheprovider \
   > "$logs/production.log" 2>&1 &
 production=$!
-lane orchestration .venv/bin/pytest -m orchestration --basetemp="$logs/tmp-orchestration" -p no:cacheprovider \
-  > "$logs/orchestration.log" 2>&1 &
-orchestration=$!
-lane unit .venv/bin/pytest -m unit --basetemp="$logs/tmp-unit" -p no:cacheprovider
-unit=$?
-echo "lane unit: exit $unit after $(( $(date +%s) - started )) s"
+lane rest .venv/bin/pytest -m "unit or orchestration" --basetemp="$logs/tmp-rest" -p no:cacheprovider
+rest=$?
+echo "lane unit+orchestration: exit $rest after $(( $(date +%s) - started )) s"
 
 failed=0
-[ "$unit" -eq 0 ] || failed=1
-for lane in orchestration e2e production vitest; do
+[ "$rest" -eq 0 ] || failed=1
+for lane in e2e production vitest; do
   wait "${!lane}"
   status=$?
   echo "===== lane $lane (exit $status, $(( $(date +%s) - started )) s since the start) ====="
   cat "$logs/$lane.log"
   [ "$status" -eq 0 ] || failed=1
 done
-echo "lanes: unit $unit; orchestration, e2e, production and vitest above; all lanes ended after $(( $(date +%s) - started )) s"
-for lane in unit orchestration e2e production vitest; do
+echo "lanes: unit+orchestration $rest; e2e, production and vitest above; all lanes ended after $(( $(date +%s) - started )) s"
+for lane in rest e2e production vitest; do
   echo "CPU of lane $lane (children's user, system): $(tail -1 "$logs/$lane.cpu" 2>/dev/null)"
 done
 exit "$failed"
