@@ -193,3 +193,35 @@ def test_a_waiting_run_goes_before_readers_that_poll_back_to_back(tmp_path):
         for reader in readers:
             reader.wait(timeout=60)
     assert [reader.returncode for reader in readers] == [0, 0]
+
+
+def test_the_row_count_check_opens_the_file_only_in_its_turn(tmp_path):
+    # A run that holds the turn must find the file free: another run's row-count check (dlt opens DuckDB for
+    # writing even to count) waits for the turn instead of opening the file under it. Here the holder is a process
+    # that holds the turn without opening the file, so only the turn can keep the check out.
+    from dlt_platform.config import parse_definition
+    from dlt_platform.orchestration.checks import table_row_count
+    from dlt_platform.settings import Settings
+
+    database = tmp_path / "data" / "warehouse.duckdb"
+    database.parent.mkdir(parents=True)
+    with duckdb.connect(str(database)) as connection:
+        connection.execute("create schema turns; create table turns.table_0 as select 1 as id")
+    settings = Settings(data_dir=tmp_path / "data", destination_override="duckdb", duckdb_wait_seconds=1)
+    definition = parse_definition({"source_id": "kv_source_0", "source_type": "cloudflare_kv",
+                                   "destination": {"type": "duckdb", "dataset": "turns", "table": "table_0"},
+                                   "extract": {"namespace_id": "ns_0", "namespace_title": "NAMESPACE_0"}})
+    assert table_row_count(definition, settings, "table_0") == 1  # the turn is free: it counts
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from dlt_platform.duckdb_warehouse import "
+         "warehouse_turn\nwith warehouse_turn(Path(sys.argv[1]), 60):\n    print('held', flush=True)\n"
+         "    sys.stdin.read()", str(database)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert table_row_count(definition, settings, "table_0") is None  # waited its second, never opened the file
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert table_row_count(definition, settings, "table_0") == 1

@@ -13,7 +13,7 @@ import dagster as dg
 from croniter import croniter
 
 from dlt_platform.config import SourceDefinition
-from dlt_platform.loads import build_pipeline
+from dlt_platform.loads import build_pipeline, warehouse_turn
 from dlt_platform.orchestration.assets import table_keys
 from dlt_platform.orchestration.schema_contracts import build_contract_checks
 from dlt_platform.settings import Settings
@@ -84,7 +84,9 @@ def _column_types(materialization: dg.AssetMaterialization | None) -> dict[str, 
 def table_row_count(definition: SourceDefinition, settings: Settings, table_name: str) -> int | None:
     pipeline = build_pipeline(definition, settings)
     try:
-        with pipeline.sql_client() as client:
+        # In the warehouse's turn, as a load: dlt opens a local DuckDB file for writing even to count, and a run
+        # that holds the turn must not find the file taken (CI saw a run fail so, beside another run's check).
+        with warehouse_turn(definition, settings, say=lambda _line: None), pipeline.sql_client() as client:
             table = client.make_qualified_table_name(table_name)
             with client.execute_query(f"select count(*) from {table}") as cursor:
                 row = cursor.fetchone()

@@ -40,7 +40,7 @@ def hook_url(stack, source_id: str = SOURCE) -> str:
 def loaded_rows(stack, delivery_ids: list[str]) -> tuple[int, int] | None:
     """(rows, distinct delivery ids) of these deliveries in the warehouse; None while a run holds the file."""
     try:
-        with duckdb.connect(str(stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
+        with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
             connection.execute("create temp table wanted (id varchar)")
             connection.executemany("insert into wanted values (?)", [(i,) for i in delivery_ids])
             return connection.execute(f"select count(*), count(distinct webhook_delivery_id) from {TABLE} "
@@ -179,7 +179,7 @@ def _dagster_status(stack, run_id: str) -> str:
 def _table(stack) -> list[tuple]:
     def read():
         try:
-            with duckdb.connect(str(stack.paths.data_dir / "warehouse.duckdb"), read_only=True) as connection:
+            with read_connection(stack.paths.data_dir / "warehouse.duckdb") as connection:
                 # The github preset's shape: the bodies of `issues` deliveries in the issues table.
                 return connection.execute(f"select d.webhook_delivery_id, d.webhook_received_at, d.webhook_event_type, "
                                           f"i.action, i.issue__number from {TABLE} d join {TABLE}__issues i "
