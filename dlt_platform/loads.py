@@ -20,6 +20,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.exceptions import DataValidationError
 from dlt.common.storages.exceptions import LoadPackageNotFound
 from dlt.common.utils import chunks
+from dlt.destinations.exceptions import DatabaseTerminalException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -248,10 +249,23 @@ def finish_pending_loads(pipeline: dlt.Pipeline, say=print, on_set_aside=None) -
     return pending
 
 
-def check_before_load(definition: SourceDefinition, settings: Settings) -> None:
-    """Fail in seconds, before extracting, when the warehouse cannot be reached (BigQuery credentials)."""
-    if settings.destination_type(definition) == "bigquery":
-        bigquery.check_before_load(settings)
+def pipeline_ready_to_load(definition: SourceDefinition, settings: Settings) -> dlt.Pipeline:
+    """The source's pipeline, once its warehouse is known to take the load: BigQuery's credentials proved (a load
+    that cannot reach it fails in seconds, before extracting) and the dataset there. dlt creates a missing dataset
+    itself, but two runs that find it missing at once both create it and one fails on BigQuery's 409 "Already
+    Exists" (seen: eight sources' first loads into one dataset); created here, a run that lost the race goes on."""
+    if settings.destination_type(definition) != "bigquery":
+        return build_pipeline(definition, settings)
+    bigquery.check_before_load(settings)
+    pipeline = build_pipeline(definition, settings)
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            try:
+                client.create_dataset()
+            except DatabaseTerminalException:
+                if not client.has_dataset():  # a conflict is another run's creation; anything else is the error
+                    raise
+    return pipeline
 
 
 def failed_run(error: BaseException, definition: SourceDefinition, source) -> BaseException:
@@ -268,8 +282,7 @@ def run_load(
     definition: SourceDefinition, settings: Settings, request: LoadRequest = LoadRequest(), run_id: str | None = None
 ) -> LoadResult:
     source = build_source(definition, settings, request)
-    check_before_load(definition, settings)
-    pipeline = build_pipeline(definition, settings)
+    pipeline = pipeline_ready_to_load(definition, settings)
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     with warehouse_turn(definition, settings, say):
         pending = finish_pending_loads(pipeline, say=say)

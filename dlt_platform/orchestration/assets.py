@@ -37,14 +37,13 @@ from dlt_platform.load_request import (
 from dlt_platform.loads import (
     LOAD_JOBS_METADATA,
     after_load,
-    build_pipeline,
     build_source,
-    check_before_load,
     failed_load_id,
     failed_run,
     finish_pending_loads,
     load_jobs_by_table,
     loaded_row_counts,
+    pipeline_ready_to_load,
     published_snapshot,
     refused_by_contract,
     rows_discarded,
@@ -219,8 +218,7 @@ def load_source(
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if request.window is not None:
         context.log.info(f"Loading the partition window [{request.window[0]}, {request.window[1]})")
-    check_before_load(definition, settings)
-    pipeline = build_pipeline(definition, settings)
+    pipeline = pipeline_ready_to_load(definition, settings)
     with warehouse_turn(definition, settings, say=context.log.info):
         yield from _load_in_turn(context, dlt, definition, settings, request, pipeline)
 
@@ -335,8 +333,7 @@ def load_tables(
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if request.window is not None:
         context.log.info(f"Loading the incremental tables from {request.window[0]} to {request.window[1]}")
-    check_before_load(definition, settings)
-    pipeline = build_pipeline(definition, settings)
+    pipeline = pipeline_ready_to_load(definition, settings)
     with warehouse_turn(definition, settings, say=context.log.info):
         set_aside: list[str] = []
         pending = finish_pending_loads(pipeline, say=context.log.warning, on_set_aside=set_aside.append)
