@@ -45,11 +45,25 @@ class Agent:
 
 async def with_agent(url: str, token: str | None, work):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with streamable_http_client(f"{url}/mcp", http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return await work(Agent(session))
+    refused: list[str] = []
+
+    async def keep_refusals(response) -> None:
+        # The MCP client reports a non-2xx answer that is not a JSON-RPC error only as "Server returned an error
+        # response": keep the status and body, so a failure says what the Worker answered.
+        if response.status_code >= 400:
+            await response.aread()
+            refused.append(f"{response.status_code} {response.text[:500]}")
+
+    async with httpx2.AsyncClient(headers=headers, timeout=30, event_hooks={"response": [keep_refusals]}) as http:
+        try:
+            async with streamable_http_client(f"{url}/mcp", http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    return await work(Agent(session))
+        except Exception as error:
+            if not refused:
+                raise
+            raise AssertionError(f"/mcp answered: {refused}") from error
 
 
 def stored(stack, source_id: str) -> tuple[int, int]:
