@@ -16,9 +16,10 @@ from .bigquery_fixtures import DuckDBWarehouse
 from .rest_api_fixtures import API_KEY, TOKEN, TOKEN_ENV, allow_sample_api, rest_definition
 
 ANSWER_DELAY = 0.05  # seconds the API takes to answer each request
-# How much later than it left the API may log a request (threads, loopback transit): 27 ms was seen in CI, beside
-# three other test lanes on two cores. A run that ignored the budget would pack all 75 requests into ~0.3 s.
-JITTER = 0.1
+# How much later than it left the API may log a request (threads, loopback transit): 27 ms was seen in CI beside
+# three other test lanes on two cores, 115 ms at a load average of 15. A run that ignored the budget would pack all
+# 75 requests into about 0.3 s, so spans of 25 requests and more still tell a budget kept from one ignored.
+JITTER = 0.25
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_child_requests_overlap_within_the_per_second_budget(slow_api, tmp_path,
     assert most_in_flight(comments) >= 2
     # Never more than the budget: any k+1 consecutive requests span at least k / 50 s.
     times = sorted(r.at for r in slow_api.log)
-    for k in (10, 25, 50):  # spans of 0.2 s and more, well above the logging jitter
+    for k in (25, 50):  # spans of 0.5 s and more, well above the logging jitter
         assert min(later - earlier for earlier, later in zip(times, times[k:], strict=False)) >= k / 50 - JITTER
 
     # Every comment is there, linked to its issue, and names the page it came from (the second is page 2).
