@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# Every test, in lanes that run at once (`make test`): vitest, and four pytest sessions: e2e, production, and the
-# rest (unit + orchestration) in two halves by file name. Every lane mostly waits (on runs, local stacks, podman,
-# the emulator, a batch window) while the others compute, so on two cores they overlap well: alone, the rest
-# lane kept one core about half busy for 830 s and became the longest lane once the production lane shrank. Its
-# halves take about as long as each other: orchestration/ and test_[0-9a-d]*.py, then test_[e-z]*.py. Each pytest
-# lane is a session of its own with its own temporary folder, so its session fixtures (the e2e stack, the
-# Postgres cluster, the emulator) start once per lane and no session deletes another's files. The first half
-# prints as it goes; the others' output is printed when they end (.test-logs/).
+# Every test, in lanes that run at once (`make test`): vitest, and three pytest sessions: e2e, production, and the
+# rest (unit + orchestration). The e2e and production lanes mostly wait (on runs, local stacks, podman) while the
+# others compute, so on two cores they overlap well. Each pytest lane is a session of its own with its own
+# temporary folder, so its session fixtures (the e2e stack, the Postgres cluster) start once and no session deletes
+# another's files. The rest lane prints as it goes; the others' output is printed when they end (.test-logs/).
 set -u
 cd "$(dirname "$0")/.."
 logs="$PWD/.test-logs"
@@ -28,28 +25,21 @@ e2e=$!
 lane production .venv/bin/pytest -m production --basetemp="$logs/tmp-production" -p no:cacheprovider \
   > "$logs/production.log" 2>&1 &
 production=$!
-# The second half: test files directly in dlt_platform_tests/ named test_e* to test_z*; the first, every other
-# unit and orchestration test (so each test is in exactly one half).
-late_half=(dlt_platform_tests/test_[e-z]*.py)
-lane rest_late .venv/bin/pytest -m "unit or orchestration" "${late_half[@]}" --basetemp="$logs/tmp-rest-late" \
-  -p no:cacheprovider > "$logs/rest_late.log" 2>&1 &
-rest_late=$!
-lane rest .venv/bin/pytest -m "unit or orchestration" --ignore-glob="dlt_platform_tests/test_[e-z]*.py" \
-  --basetemp="$logs/tmp-rest" -p no:cacheprovider
+lane rest .venv/bin/pytest -m "unit or orchestration" --basetemp="$logs/tmp-rest" -p no:cacheprovider
 rest=$?
-echo "lane unit+orchestration, first half: exit $rest after $(( $(date +%s) - started )) s"
+echo "lane unit+orchestration: exit $rest after $(( $(date +%s) - started )) s"
 
 failed=0
 [ "$rest" -eq 0 ] || failed=1
-for lane in rest_late e2e production vitest; do
+for lane in e2e production vitest; do
   wait "${!lane}"
   status=$?
   echo "===== lane $lane (exit $status, $(( $(date +%s) - started )) s since the start) ====="
   cat "$logs/$lane.log"
   [ "$status" -eq 0 ] || failed=1
 done
-echo "lanes: unit+orchestration (first half) $rest; the others above; all lanes ended after $(( $(date +%s) - started )) s"
-for lane in rest rest_late e2e production vitest; do
+echo "lanes: unit+orchestration $rest; e2e, production and vitest above; all lanes ended after $(( $(date +%s) - started )) s"
+for lane in rest e2e production vitest; do
   echo "CPU of lane $lane (children's user, system): $(tail -1 "$logs/$lane.cpu" 2>/dev/null)"
 done
 exit "$failed"
