@@ -4,6 +4,7 @@ stand-in of Google's token endpoint, google_token_endpoint.py), and credentials 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -207,19 +208,28 @@ def credential_cases(tmp_path: Path, endpoint: GoogleTokenEndpoint, emulator_url
 def test_unusable_credentials_end_the_load_within_seconds_with_one_line_and_leave_nothing_pending(
         kv_state, cli_env, tmp_path, token_endpoint, bigquery_warehouse):
     put(kv_state, "order:o1", ORDER)
-    unexpected = []  # every case that went wrong, not only the first
-    for extra, expected in credential_cases(tmp_path, token_endpoint, bigquery_warehouse.emulator.url):
+    cases = credential_cases(tmp_path, token_endpoint, bigquery_warehouse.emulator.url)
+
+    def load_with(case: int) -> tuple | None:
+        """The case's load, in a data folder of its own (the cases run four at a time); what went wrong, if any."""
+        extra, expected = cases[case]
         started = time.monotonic()
-        result = cli("load", "--source-id", "bq_orders", env={**cli_env, **extra}, timeout=60)
+        env = {**cli_env, **extra, "DLT_PLATFORM_DATA_DIR": str(tmp_path / f"data-{case}")}
+        result = cli("load", "--source-id", "bq_orders", env=env, timeout=60)
         elapsed = time.monotonic() - started
         lines = result.stderr.strip().splitlines()
         if not (result.returncode == 1 and len(lines) == 1 and expected in lines[0] and elapsed < 30
                 and "PRIVATE KEY" not in result.stderr and "not a key" not in result.stderr):
-            unexpected.append((sorted(extra), expected, f"{elapsed:.1f} s", result.stderr[-300:]))
-    assert not unexpected, "\n".join(map(str, unexpected))
+            return sorted(extra), expected, f"{elapsed:.1f} s", result.stderr[-300:]
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        unexpected = [outcome for outcome in pool.map(load_with, range(len(cases))) if outcome]
+    assert not unexpected, "\n".join(map(str, unexpected))  # every case that went wrong, not only the first
     # Refused before extracting: no load package waits in the pipeline for the next run, nothing reached BigQuery.
-    pipeline_dir = Path(cli_env["DLT_PLATFORM_DATA_DIR"]) / "pipelines" / "bq_orders"
-    assert not list(pipeline_dir.glob("**/normalized/*")) and not list(pipeline_dir.glob("**/new/*"))
+    for case in range(len(cases)):
+        pipeline_dir = tmp_path / f"data-{case}" / "pipelines" / "bq_orders"
+        assert not list(pipeline_dir.glob("**/normalized/*")) and not list(pipeline_dir.glob("**/new/*"))
     assert list(bigquery_warehouse.client.list_datasets()) == []
     assert token_endpoint.grants == []  # no refused key was given a token
 

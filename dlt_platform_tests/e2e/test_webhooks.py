@@ -16,6 +16,7 @@ import hmac
 import time
 
 import duckdb
+import pytest
 
 from dlt_platform.duckdb_warehouse import read_connection
 from dlt_platform.local.stack import LOCAL_WEBHOOK_SECRET
@@ -139,13 +140,45 @@ def test_a_burst_with_dagster_stopped_halfway_loads_every_delivery_exactly_once(
           f"warehouse {time.monotonic() - started:.0f} s after Dagster was back")
 
 
-def test_a_delivery_sent_five_times_is_one_row_at_default_batch_settings_and_a_replayed_hour_changes_nothing(
-        stack, operator):
+@dataclasses.dataclass
+class OneBatch:
+    """What the two default-batch tests sent, one right after the other, so one batch window serves both."""
+    repeated: Delivery  # one delivery, sent five times
+    repeated_answers: collections.Counter
+    repeated_sent: float  # time.monotonic() before its first send
+    github: list[Delivery]
+    github_answers: dict
+    github_accepted: list[str]
+    github_loaded_before: int
+    stripe: list[Delivery]
+    stripe_answers: collections.Counter
+    last_accepted: float
+
+
+@pytest.fixture(scope="module")
+def one_default_batch(stack, operator) -> OneBatch:
+    """Sends the deliveries of the two tests that wait out the default batch window (500 deliveries or 60 s), in
+    one window: a lone repeated delivery, then GitHub's published examples and Stripe events. Run after the burst
+    test (which counts the deliveries it alone sends), since a module fixture starts with its first user."""
     secret = stack.tokens()[LOCAL_WEBHOOK_SECRET]
-    delivery = github_delivery(secret, 42, "issues")
-    sent = time.monotonic()
-    summary = send(hook_url(stack), [delivery] * 5, concurrency=1)
-    assert summary.answers == collections.Counter({(200, "accepted"): 1, (200, "duplicate"): 4}), summary
+    if operator.source(STRIPE_SOURCE) is None:
+        operator.create_source(stripe_definition())
+    github_loaded_before = operator.webhook_stats(SOURCE)["loaded"]
+    repeated = github_delivery(secret, 42, "issues")
+    repeated_sent = time.monotonic()
+    repeated_summary = send(hook_url(stack), [repeated] * 5, concurrency=1)
+    github = github_example_deliveries(secret)
+    stripe = [stripe_delivery(secret, event_id, kind, body) for event_id, kind, body in stripe_events(per_type=5)]
+    sent_github = send(hook_url(stack), github, concurrency=8)
+    sent_stripe = send(hook_url(stack, STRIPE_SOURCE), stripe, concurrency=8)
+    return OneBatch(repeated, repeated_summary.answers, repeated_sent, github, sent_github.answers,
+                    sent_github.accepted_ids, github_loaded_before, stripe, sent_stripe.answers, time.monotonic())
+
+
+def test_a_delivery_sent_five_times_is_one_row_at_default_batch_settings_and_a_replayed_hour_changes_nothing(
+        stack, operator, one_default_batch):
+    delivery, sent = one_default_batch.repeated, one_default_batch.repeated_sent
+    assert one_default_batch.repeated_answers == collections.Counter({(200, "accepted"): 1, (200, "duplicate"): 4})
     # Default batch (500 deliveries or 60 s): a lone delivery waits out the 60 s, then a sensor tick starts a run.
     wait_until_loaded(stack, operator, [delivery.delivery_id], timeout=300)
     latency = time.monotonic() - sent
@@ -218,29 +251,24 @@ def counts_per_table(stack, tables: list[str], delivery_ids: list[str]) -> dict[
         return None
 
 
-def test_githubs_published_examples_and_stripes_events_land_once_per_event_type_through_the_worker(stack, operator):
-    secret = stack.tokens()[LOCAL_WEBHOOK_SECRET]
-    if operator.source(STRIPE_SOURCE) is None:
-        operator.create_source(stripe_definition())
-    github = github_example_deliveries(secret)
-    stripe = [stripe_delivery(secret, event_id, kind, body) for event_id, kind, body in stripe_events(per_type=5)]
-    github_before = operator.webhook_stats(SOURCE)["loaded"]
+def test_githubs_published_examples_and_stripes_events_land_once_per_event_type_through_the_worker(
+        stack, operator, one_default_batch):
+    github, stripe = one_default_batch.github, one_default_batch.stripe
+    github_before = one_default_batch.github_loaded_before
 
     # Five published examples repeat another's body byte for byte: GitHub signs only the body, so the Worker takes
     # such a copy under a new id for a replay (docs/webhooks.md, "Replays") and keeps the first.
     unique = list({d.body: d for d in reversed(github)}.values())[::-1]
     assert len(github) == 329 and len(unique) == 324
 
-    sent_github = send(hook_url(stack), github, concurrency=8)
-    sent_stripe = send(hook_url(stack, STRIPE_SOURCE), stripe, concurrency=8)
-    assert sent_github.answers == collections.Counter({(200, "accepted"): 324, (200, "duplicate"): 5}), sent_github
-    assert sent_stripe.answers == collections.Counter({(200, "accepted"): 35}), sent_stripe
-    github = [d for d in github if d.delivery_id in set(sent_github.accepted_ids)]
+    assert one_default_batch.github_answers == collections.Counter({(200, "accepted"): 324, (200, "duplicate"): 5})
+    assert one_default_batch.stripe_answers == collections.Counter({(200, "accepted"): 35})
+    github = [d for d in github if d.delivery_id in set(one_default_batch.github_accepted)]
     assert len(github) == 324 and {d.event for d in github} == {d.event for d in unique}
 
     expected: dict[str, int] = collections.Counter(f"{SOURCE}__{d.event}" for d in github)
     expected.update(collections.Counter(f"{STRIPE_SOURCE}__{d.event.replace('.', '_')}" for d in stripe))
-    started = time.monotonic()
+    started = one_default_batch.last_accepted
 
     delivery_ids = [d.delivery_id for d in [*github, *stripe]]
 
