@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ LANES = ("unit", "orchestration", "e2e", "production")
 def lane_of(item: pytest.Item) -> str:
     parts = item.path.relative_to(Path(__file__).parent).parts
     return parts[0] if len(parts) > 1 and parts[0] in LANES else "unit"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A lane started in the background by a non-interactive shell (as CI starts `make test`) inherits SIGINT ignored.
+    # Dagster gives SIGTERM the SIGINT handler (dagster._utils.interrupts.setup_interrupt_handlers), so after the
+    # first run in this process SIGTERM was ignored too, and so was it by the `tail -F` processes of Dagster's
+    # compute-log capture: a run executed on a thread then waited out two 30 s timeouts for them to stop, and left
+    # them running. Python's own SIGINT handler, as in a terminal, keeps both signals working.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
