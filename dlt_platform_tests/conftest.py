@@ -17,9 +17,8 @@ pytest_plugins = ["dlt_platform_tests.bigquery_fixtures", "dlt_platform_tests.d1
                   "dlt_platform_tests.r2_files_fixtures"]
 
 # Test lanes (`pytest -m <lane>`), by folder: unit (loopback doubles, DuckDB, the emulator), orchestration (Dagster
-# in process), e2e (one local stack per session, shared by its modules), production (Postgres, a stack loading the
-# BigQuery emulator, podman, the deploy rehearsal). `make test` runs them at once, each lane a pytest session of its
-# own (tools/test_lanes.sh).
+# in process), e2e (one local stack per session, shared by its modules), production (Postgres, podman, the deploy
+# rehearsal). `make test` runs them at once, each lane a pytest session of its own (tools/test_lanes.sh).
 LANES = ("unit", "orchestration", "e2e", "production")
 
 

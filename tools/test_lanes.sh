@@ -5,9 +5,10 @@
 # temporary folder, so its session fixtures (the e2e stack, the Postgres cluster) start once and no session deletes
 # another's files. The rest lane prints as it goes; the others' output is printed when they end (.test-logs/).
 # The rest lane is the longest alone (about 10 minutes on two cores, most of it short steps that wait on each other),
-# so the other lanes run at a lower CPU priority (nice): when the cores are busy, its steps go first and the other
-# lanes, which mostly wait on their stacks, take the slack. Measured on one clean clone, all lanes: 1,106 s against
-# 1,346 s (docs/benchmarks.md, "CI time").
+# so the production and vitest lanes run at a lower CPU priority (nice): when the cores are busy, the rest and e2e
+# lanes' steps go first. The e2e lane keeps normal priority: its kill-mid-run tests time their SIGKILL against a
+# run's progress, and slowed down they once killed a run early enough to leave its source unrunnable (a dlt working
+# folder without load/new and load/normalized; docs/benchmarks.md, "CI time").
 set -u
 cd "$(dirname "$0")/.."
 logs="$PWD/.test-logs"
@@ -24,7 +25,7 @@ lane() {
 }
 lane vitest nice -n 10 npm test > "$logs/vitest.log" 2>&1 &
 vitest=$!
-lane e2e nice -n 10 .venv/bin/pytest -m e2e --basetemp="$logs/tmp-e2e" -p no:cacheprovider > "$logs/e2e.log" 2>&1 &
+lane e2e .venv/bin/pytest -m e2e --basetemp="$logs/tmp-e2e" -p no:cacheprovider > "$logs/e2e.log" 2>&1 &
 e2e=$!
 lane production nice -n 10 .venv/bin/pytest -m production --basetemp="$logs/tmp-production" -p no:cacheprovider \
   > "$logs/production.log" 2>&1 &
