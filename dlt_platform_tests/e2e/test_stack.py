@@ -53,10 +53,12 @@ def test_a_run_requested_through_the_worker_moves_through_every_status_and_loads
     run = operator.run(run_id)
     assert runs[run_id]["status"] == "succeeded", run
     assert statuses_of(run) == LIFECYCLE, run["events"]
-    # `running` was pushed by the run itself (the mirror reports it without a message), once: the mirror's later
-    # report of the same start was an ignored repeat.
+    # `running` once: pushed by the run itself as its step starts, or reported by the run mirror (no message) when
+    # its tick saw Dagster's STARTED first (the step can start more than the mirror's 3 s interval after it on busy
+    # cores: seen in CI); whichever came second was an ignored repeat. test_run_start.py holds a run's first KV
+    # request to prove the push itself.
     running = [event for event in run["events"] if event["status"] == "running"]
-    assert [event["message"] for event in running] == [RUNNING_MESSAGE], run["events"]
+    assert [event["message"] for event in running] in ([RUNNING_MESSAGE], [None]), run["events"]
     assert run["trigger"] == "api" and run["dagster_run_id"]
     assert run["tables"] == {"orders_kv": len(seeded("ORDERS_KV")),
                              "orders_kv__items": run["tables"]["orders_kv__items"]}
