@@ -219,7 +219,19 @@ def finish_pending_loads(pipeline: dlt.Pipeline, say=print, on_set_aside=None) -
     <data_dir>/failed_packages/<source_id>/<load_id>, aborted with dlt) and the run goes on with new data; any
     other failure fails the run, and the next run tries the package again. `on_set_aside` gets the one-line
     description of a package set aside (the run reports it: its message in D1 and an alert)."""
-    pending = pending_packages(pipeline)
+    try:
+        pending = pending_packages(pipeline)
+    except FileNotFoundError as missing:
+        # dagster-dlt drops the pipeline's working folder as each run starts (DagsterDltResource.run calls
+        # `Pipeline.drop()`); a run killed during that leaves the folder partly deleted (seen: `load/.version` kept,
+        # `load/normalized` gone), and every later run failed here. Finish that drop: the pipeline's state and
+        # schema come back from the warehouse, and nothing pending was kept by the drop anyway.
+        say(
+            f"{pipeline.pipeline_name}: its working folder was left partly deleted by an interrupted run "
+            f"({missing.filename} is missing); dropping it as that run did"
+        )
+        pipeline.drop()
+        return []
     if not pending:
         return []
     say(

@@ -91,3 +91,28 @@ def test_a_package_that_loads_on_its_second_try_is_not_set_aside(pipeline, tmp_p
     assert finish_pending_loads(pipeline, say=lambda _line: None) == [load_id]
     assert failed_packages.set_aside_packages(tmp_path, "orders_kv") == []
     assert not (tmp_path / "failed_packages" / "orders_kv" / failed_packages.LAST_FAILURE).exists()
+
+
+def test_a_working_folder_left_partly_deleted_is_dropped_and_the_next_run_loads(pipeline, tmp_path):
+    # What a run SIGKILLed during dagster-dlt's `Pipeline.drop()` left in CI: `load/.version` and `load/loaded`
+    # kept, `load/new` and `load/normalized` gone; every later run of the source failed on listing its packages.
+    pipeline.run(dlt.resource([{"id": 1, "sku": "first"}], name="orders", primary_key="id",
+                              write_disposition="merge"))
+    load_dir = tmp_path / "pipelines" / "orders_kv" / "load"
+    for folder in ("new", "normalized"):
+        (load_dir / folder).rmdir()
+    assert (load_dir / ".version").exists()
+    with pytest.raises(FileNotFoundError):
+        pending_packages(pipeline)
+
+    said: list[str] = []
+    assert finish_pending_loads(pipeline, say=said.append) == []
+    assert said == [f"orders_kv: its working folder was left partly deleted by an interrupted run "
+                    f"({load_dir / 'normalized'}/. is missing); dropping it as that run did"]
+    assert pending_packages(pipeline) == []
+    info = pipeline.run(dlt.resource([{"id": 2, "sku": "second"}], name="orders", primary_key="id",
+                                     write_disposition="merge"))
+    assert info.loads_ids and not pending_packages(pipeline)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
+        assert connection.execute("select id, sku from source_test.orders order by id").fetchall() == [
+            (1, "first"), (2, "second")]
