@@ -1,16 +1,25 @@
-"""The Dagster entrypoint of the container (and of the local stack): webserver + daemon, supervised.
+"""The Dagster entrypoint of the container (and of the local stack): code server, webserver + daemon, supervised.
 
 In the container it refuses to start without DAGSTER_PG_URL or DLT_ORCHESTRATOR_URL (embedded_refusals). Before
 Dagster starts, $DAGSTER_HOME/dagster.yaml is written for this environment (Postgres when DAGSTER_PG_URL is set,
 else SQLite; see orchestration/instance.py), the storage is created or migrated, and this start gets an id that
-run monitoring uses to end runs whose worker died with a previous start (orchestration/run_launcher.py). The
-webserver listens on loopback on an internal port; the public port is served by a guard that refuses foreign
+run monitoring uses to end runs whose worker died with a previous start (orchestration/run_launcher.py).
+
+The code location is served by one code server (`dagster code-server start`) that the webserver and the daemon
+share through a workspace file of this start ($DAGSTER_HOME/workspace.yaml, a `grpc_server` entry). Given the
+repository's workspace.yaml (a `python_module` entry), each of them started a code server of its own, and the daemon
+replaced its own every 60 s (Dagster's daemon reloads its workspace on that interval, and a code server it started
+is reloaded by starting a new one): about 4 s of CPU a minute in the container, and one more ~165 MB process. The
+webserver's "Reload" (and the Worker's reload after a definition change) reloads the shared server's code; the
+daemon sees the new definitions at its next workspace refresh, as before. The webserver
+listens on loopback on an internal port; the public port is served by a guard that refuses foreign
 Host headers (host_guard.py). All children log to this process's stdout/stderr. A child that dies is restarted
 (processes.Supervisor); SIGTERM or SIGINT stops them all cleanly and exits 0.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,14 +27,19 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+from dlt_platform.contract import REPOSITORY_LOCATION
 from dlt_platform.orchestration.instance import prepare_dagster_home
 from dlt_platform.orchestration.run_launcher import BOOT_ID_ENV
 from dlt_platform.processes import Supervisor
 from dlt_platform.settings import ALLOW_EMBEDDED_ENV, CONTAINER_MARKER_ENV, PROJECT_ROOT
 
 STOP_TIMEOUT_SECONDS = 20.0
+# How long the webserver and the daemon wait for the code server to load the code location (a cold container on a
+# small instance imports Dagster and dlt in well under this).
+CODE_SERVER_START_SECONDS = 180.0
 
 
 def free_loopback_port() -> int:
@@ -34,14 +48,48 @@ def free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-def children(host: str, port: int, webserver_port: int) -> dict[str, list[str]]:
+def shared_workspace(dagster_home: Path, code_server_port: int) -> Path:
+    """The workspace file of this start: the code location served on loopback by the shared code server (JSON,
+    which YAML reads as it is)."""
+    path = dagster_home / "workspace.yaml"
+    entry = {"grpc_server": {"host": "127.0.0.1", "port": code_server_port, "location_name": REPOSITORY_LOCATION}}
+    path.write_text(json.dumps({"load_from": [entry]}, indent=2) + "\n")
+    return path
+
+
+def code_server(port: int) -> list[str]:
+    """`dagster code-server start` for the module the repository's workspace.yaml names. Runs it launches start
+    from its origin: this Python (`--use-python-environment-entry-point`) and the project folder."""
+    return [
+        str(Path(sys.executable).parent / "dagster"),
+        "code-server",
+        "start",
+        "-m",
+        "dlt_platform.definitions",
+        "-a",
+        "defs",
+        "-d",
+        str(PROJECT_ROOT),
+        "--location-name",
+        REPOSITORY_LOCATION,
+        "--use-python-environment-entry-point",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def children(host: str, port: int, webserver_port: int, workspace: Path) -> dict[str, list[str]]:
+    """The webserver, its Host guard and the daemon, reading the code location from `workspace`."""
     bin_dir = Path(sys.executable).parent
-    workspace = str(PROJECT_ROOT / "workspace.yaml")
     return {
         "dagster-webserver": [
             str(bin_dir / "dagster-webserver"),
             "-w",
-            workspace,
+            str(workspace),
             "-h",
             "127.0.0.1",
             "-p",
@@ -57,8 +105,27 @@ def children(host: str, port: int, webserver_port: int) -> dict[str, list[str]]:
             str(port),
             f"http://127.0.0.1:{webserver_port}",
         ],
-        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
     }
+
+
+def wait_for_code_server(supervisor: Supervisor, port: int, timeout: float, stopping: Callable[[], bool]) -> None:
+    """Until the code server accepts connections: it listens only once the code location has loaded, so the
+    webserver and the daemon find it loaded at their first look. A code server that exits or stays silent is
+    reported in one line and left to the supervisor, which restarts it; the others start anyway."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stopping():
+        process = supervisor.processes["dagster-code-server"]
+        if process.poll() is not None:
+            supervisor.say(f"dagster-code-server exited ({process.returncode}) while loading the code location")
+            return
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    if not stopping():
+        supervisor.say(f"dagster-code-server did not listen within {timeout:.0f} s; starting the others anyway")
 
 
 # `dagster instance migrate` does the same: DagsterInstance.upgrade() brings run, event and schedule storage to
@@ -127,7 +194,12 @@ def serve(host: str = "127.0.0.1", port: int = 3000) -> int:
     signal.signal(signal.SIGINT, stop)
     # The children share this process's group: whoever ends the container (or the local stack, which stops
     # this process's group) ends them with it.
-    for name, command in children(host, port, free_loopback_port()).items():
+    code_server_port = free_loopback_port()
+    workspace = shared_workspace(Path(env["DAGSTER_HOME"]), code_server_port)
+    supervisor.start("dagster-code-server", code_server(code_server_port), env=env, own_session=False)
+    supervisor.say(f"started dagster-code-server (pid {supervisor.processes['dagster-code-server'].pid})")
+    wait_for_code_server(supervisor, code_server_port, CODE_SERVER_START_SECONDS, lambda: stopping)
+    for name, command in children(host, port, free_loopback_port(), workspace).items():
         supervisor.start(name, command, env=env, own_session=False)
         supervisor.say(f"started {name} (pid {supervisor.processes[name].pid})")
     while not stopping:

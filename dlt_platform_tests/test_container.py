@@ -62,6 +62,18 @@ def _children(process: subprocess.Popen) -> dict[str, int]:
     return found
 
 
+def _code_servers(process: subprocess.Popen) -> dict[int, str]:
+    """Every `dagster api grpc` process under serve: pid -> the command of its parent."""
+    found = {}
+    for child in psutil.Process(process.pid).children(recursive=True):
+        try:
+            if "dagster api grpc" in " ".join(child.cmdline()):
+                found[child.pid] = " ".join(child.parent().cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return found
+
+
 def _wait(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,7 +84,7 @@ def _wait(condition, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_serve_runs_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigterm(tmp_path):
+def test_serve_runs_one_code_server_for_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigterm(tmp_path):
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "DLT_PLATFORM_DATA_DIR": str(tmp_path / "data"),
            "DLT_PLATFORM_DESTINATION": "duckdb"}
@@ -99,6 +111,15 @@ def test_serve_runs_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigter
 
         first = _wait(both_children, 30, "both children")
         assert (tmp_path / "dagster" / "dagster.yaml").is_file()
+        # One code server, the shared one's (dagster code-server start), named by the workspace file of this start;
+        # neither the webserver nor the daemon starts one of its own (the daemon would replace its own every 60 s).
+        workspace = (tmp_path / "dagster" / "workspace.yaml").read_text()
+        assert '"grpc_server"' in workspace and '"location_name": "dlt_platform"' in workspace
+        servers = _code_servers(serve)
+        assert len(servers) == 1 and "code-server start" in next(iter(servers.values())), servers
+        located = httpx.post(f"http://127.0.0.1:{port}/dagster/graphql", json={"query": (
+            "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")}, timeout=10).json()
+        assert located["data"]["workspaceOrError"]["locationEntries"] == [{"name": "dlt_platform", "loadStatus": "LOADED"}]
         os.kill(first["dagster-daemon"], signal.SIGKILL)
         def daemon_replaced():
             children = both_children()
@@ -106,6 +127,7 @@ def test_serve_runs_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigter
 
         restarted = _wait(daemon_replaced, 30, "the daemon to be restarted")
         assert restarted["dagster-webserver"] == first["dagster-webserver"]
+        assert _code_servers(serve) == servers  # the new daemon uses the same code server
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=40) == 0
         for pid in restarted.values():
