@@ -1,5 +1,5 @@
 """The one supervisor of the platform's child processes: what `dlt-platform up` starts (wrangler dev, Dagster, the
-BigQuery emulator) and what `dlt-platform serve` starts (Dagster's webserver and daemon, the Host guard).
+BigQuery emulator) and what `dlt-platform serve` starts (Dagster's code server, webserver and daemon, the Host guard).
 
 A child started with `own_session` leads a process group of its own: a terminal's Ctrl-C does not reach it
 directly, and stopping it ends everything it started (wrangler's workerd, Dagster's code servers). Stopping is

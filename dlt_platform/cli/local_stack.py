@@ -92,7 +92,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface the UI binds (the container passes 0.0.0.0).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the Dagster webserver (UI under /dagster).")] = 3000,
 ) -> None:
-    """Run Dagster (webserver + daemon) as the container does: supervised, stopped cleanly by SIGTERM."""
+    """Run Dagster (code server, webserver + daemon) as the container does: supervised, stopped cleanly by SIGTERM."""
     from dlt_platform.serve import serve as run_serve
 
     with one_line_errors():  # a bad DAGSTER_PG_URL is one line naming it, not a traceback

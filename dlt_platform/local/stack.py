@@ -9,8 +9,8 @@
 4. the sample definitions are synced into D1 through the operator API;
    the sample REST API (dlt_platform/source_types/rest_api/local_api.py) serves the rest_api sample source on port 8790;
    its credentials reach it and Dagster through the environment, as a real API's secrets would;
-5. Dagster (webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`, reading its
-   definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file, or with
+5. Dagster (code server, webserver + daemon) starts through the container's entrypoint, `dlt-platform serve`,
+   reading its definitions from the Worker, its KV pages through the Worker, and loading the local DuckDB file, or with
    `warehouse="bigquery"` the BigQuery emulator, started first (the production destination, offline);
 6. every run executes in a process of its own, started by the local run-container host
    (dlt_platform/local/run_container_host.py) through the Worker, as a run container is in production; the

@@ -3,20 +3,21 @@
 Dagster's instance file cannot branch on an environment variable, so the repository keeps one file per storage
 choice, both in Dagster's public configuration format and identical except for `storage`:
 - `dagster.yaml`: SQLite under $DAGSTER_HOME (the default, and what `dagster dev` reads);
-- `dagster.postgres.yaml`: Postgres at $DAGSTER_PG_URL (the container), through `PlatformPostgresStorage`, which
-  is dagster-postgres's storage taking the URL in every form Postgres hosts hand out.
+- `dagster.postgres.yaml`: Postgres at $DAGSTER_PG_URL (the container), through `PlatformPostgresStorage`
+  (postgres_storage.py), which is dagster-postgres's storage taking the URL in every form Postgres hosts hand out.
 `dlt-platform serve` copies the chosen one to $DAGSTER_HOME/dagster.yaml before it starts Dagster (and refuses a
 bad DAGSTER_PG_URL in one line). Because the storage class itself normalizes the URL, Dagster's own CLI on that
 instance file (`dagster instance migrate`, `dagster asset materialize`) takes the same URLs as `serve`.
 When DLT_R2_* are set, serve also appends a `compute_logs` section (R2_COMPUTE_LOGS): run output goes to R2 through
 dagster-aws's S3ComputeLogManager instead of only the container's ephemeral disk.
+This module imports nothing of Dagster's: every run container runs it (run_entrypoint.py) before Dagster's own
+process starts and imports everything again.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dagster_postgres import DagsterPostgresStorage
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -65,19 +66,6 @@ def normalize_postgres_url(url: str) -> str:
     if not parsed.database:
         raise SettingsError(f"{PG_URL_ENV}: the URL names no database")
     return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
-
-
-class PlatformPostgresStorage(DagsterPostgresStorage):
-    """dagster-postgres's run, event log and schedule storage (same configuration: `postgres_url` or
-    `postgres_db`), with a `postgres_url` normalized first: `postgres://`, `postgresql://`, any driver suffix and
-    query parameters such as `sslmode=require` all reach psycopg2. Dagster builds it in every process that opens
-    the instance (webserver, daemon, run workers, the `dagster` CLI) from dagster.postgres.yaml."""
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        if config_value.get("postgres_url"):
-            config_value = {**config_value, "postgres_url": normalize_postgres_url(config_value["postgres_url"])}
-        return super().from_config_value(inst_data, config_value)
 
 
 def r2_compute_logs(env: dict[str, str]) -> bool:

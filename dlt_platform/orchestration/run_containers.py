@@ -3,7 +3,7 @@
 `launch_run` asks the Worker's internal API (`POST /internal/run-containers`, bearer DLT_INTERNAL_TOKEN) to start
 a container named by the run id with the command that executes exactly that run: `dagster api execute_run
 <ExecuteRunArgs>` (as dagster-docker's DockerRunLauncher builds it), behind `python -m
-dlt_platform.orchestration.run_containers`, which first writes $DAGSTER_HOME/dagster.yaml for the run's
+dlt_platform.orchestration.run_entrypoint`, which first writes $DAGSTER_HOME/dagster.yaml for the run's
 environment (a run container starts with an empty disk). The Worker builds the run's environment from its own
 secrets (only those the run's source names); this launcher adds only non-secret settings (RUN_SETTINGS).
 In production the Worker starts a container of the runner class of the source's runner.instance_type
@@ -35,7 +35,6 @@ from dagster._serdes import ConfigurableClassData
 
 from dlt_platform.contract import RUN_ID_TAG, SOURCE_ID_TAG
 from dlt_platform.definition_base import DEFAULT_INSTANCE_TYPE
-from dlt_platform.orchestration.instance import prepare_dagster_home
 from dlt_platform.orchestration.run_launcher import PlatformRunLauncher
 from dlt_platform.settings import CONTAINER_MARKER_ENV
 
@@ -244,24 +243,5 @@ def health_of(state: dict) -> CheckRunHealthResult:
 
 
 def run_container_command(execute_run_args: Sequence[str]) -> list[str]:
-    """The entrypoint of a run container: this module, then Dagster's own command for the run."""
-    return [sys.executable, "-m", "dlt_platform.orchestration.run_containers", *execute_run_args]
-
-
-def main(argv: list[str]) -> None:
-    """Write $DAGSTER_HOME/dagster.yaml for this environment (Postgres when DAGSTER_PG_URL is set), then become
-    Dagster's run worker: `dagster api execute_run ...` with the same environment."""
-    if not argv:
-        print(
-            "usage: python -m dlt_platform.orchestration.run_containers dagster api execute_run <args>", file=sys.stderr
-        )
-        raise SystemExit(2)
-    env = prepare_dagster_home(dict(os.environ))
-    # Dagster names its own CLI `dagster`; the run's PATH need not hold the interpreter's scripts folder.
-    if argv[0] == "dagster":
-        argv = [sys.executable, "-m", "dagster", *argv[1:]]
-    os.execvpe(argv[0], argv, env)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    """The entrypoint of a run container: run_entrypoint.py, then Dagster's own command for the run."""
+    return [sys.executable, "-m", "dlt_platform.orchestration.run_entrypoint", *execute_run_args]

@@ -56,7 +56,7 @@ def test_the_instance_files_differ_only_in_storage():
     sqlite, postgres_file = (yaml.safe_load(path.read_text()) for path in (SQLITE_INSTANCE, POSTGRES_INSTANCE))
     assert "storage" not in sqlite  # Dagster's default: SQLite under $DAGSTER_HOME
     assert postgres_file.pop("storage") == {"custom": {
-        "module": "dlt_platform.orchestration.instance", "class": "PlatformPostgresStorage",
+        "module": "dlt_platform.orchestration.postgres_storage", "class": "PlatformPostgresStorage",
         "config": {"postgres_url": {"env": PG_URL_ENV}}}}
     assert postgres_file == sqlite
     assert sqlite["run_monitoring"]["enabled"] is True and sqlite["run_monitoring"]["max_resume_run_attempts"] == 0

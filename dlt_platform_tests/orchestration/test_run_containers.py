@@ -15,6 +15,7 @@ from dlt_platform.orchestration.run_containers import (
     RunContainerError,
     RunContainerLauncher,
     health_of,
+    run_container_command,
     run_containers_enabled,
 )
 from dlt_platform.orchestration.run_launcher import PlatformRunLauncher
@@ -71,8 +72,17 @@ def test_the_entrypoint_writes_the_instance_file_and_runs_dagster_without_the_ve
     home = tmp_path / "dagster_home"
     # A run container's environment: what the Worker gave it, and a PATH without this interpreter's scripts.
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "dlt_platform.orchestration.run_containers", "dagster",
-                             "--version"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(run_container_command(["dagster", "--version"]), env=env, cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert dg.__version__ in result.stdout
     assert (home / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
+
+
+def test_the_entrypoint_imports_nothing_of_dagster_before_the_run_worker_does():
+    # The run worker it becomes imports Dagster afresh; importing it here too cost every run about a second of CPU.
+    probe = ("import sys, dlt_platform.orchestration.run_entrypoint; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dagster', 'dagster_postgres', 'dlt')))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
