@@ -8,6 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from dlt_platform.contract import TERMINAL_STATUSES
+from dlt_platform.http import http_client
 
 
 class OperatorAPIError(RuntimeError):
@@ -21,7 +22,7 @@ class OperatorClient:
         if not token:
             raise OperatorAPIError(0, "missing_token", "DLT_OPERATOR_TOKEN is not set")
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+        self._http = http_client(base_url=self.base_url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
 
     def close(self) -> None:
         self._http.close()

@@ -1,9 +1,13 @@
 import dataclasses
+import http.server
+import ssl
+import subprocess
+import threading
 
 import httpx
 import pytest
 
-from dlt_platform.http import RateBudget, RetryPolicy
+from dlt_platform.http import RateBudget, RetryPolicy, http_client, tls_context
 from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareAPIError, CloudflareKVClient
 from dlt_platform.source_types.cloudflare_kv.transports import RestTransport
 
@@ -154,3 +158,20 @@ def test_rate_budget_keeps_requests_within_the_window(kv_state, kv_api):
     # 4 requests a window: the 5th waits for the 1st to leave it, the 9th for the 5th.
     assert sent_at == [0.0] * 4 + [0.5] * 4 + [1.0] * 2
     assert clock.sleeps == [0.5, 0.5]
+
+
+def test_every_client_shares_one_tls_context_that_refuses_an_untrusted_certificate(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert tls_context() is tls_context()  # built once per process
+        with http_client() as client, pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            client.get(f"https://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()

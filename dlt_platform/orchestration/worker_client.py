@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from dlt_platform.http import RetryPolicy, send_with_retries
+from dlt_platform.http import RetryPolicy, http_client, send_with_retries
 
 if TYPE_CHECKING:
     from dlt_platform.settings import Settings
@@ -53,7 +53,7 @@ class WorkerClient:
     policy: RetryPolicy = RetryPolicy(attempts=1)
 
     def __post_init__(self) -> None:
-        self._http = httpx.Client(
+        self._http = http_client(
             base_url=self.base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"},
             timeout=self.timeout_seconds,

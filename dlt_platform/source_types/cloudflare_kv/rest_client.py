@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from dlt_platform.http import RateBudget, RetryPolicy, send_with_retries
+from dlt_platform.http import RateBudget, RetryPolicy, http_client, send_with_retries
 
 LIST_PAGE_SIZE = 1000
 BULK_GET_SIZE = 100
@@ -56,7 +56,7 @@ class CloudflareKVClient:
         self.account_id = account_id
         self.policy = policy
         self.budget = budget or RateBudget(1100, 300.0)
-        self._http = httpx.Client(
+        self._http = http_client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_token}"},
             timeout=timeout,

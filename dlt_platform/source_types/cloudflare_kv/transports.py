@@ -16,11 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NotRequired, Protocol, TypedDict
 from urllib.parse import quote
 
-import httpx
 import orjson
 from dlt.common.utils import chunks
 
-from dlt_platform.http import RetryPolicy, send_with_retries
+from dlt_platform.http import RetryPolicy, http_client, send_with_retries
 from dlt_platform.source_types.cloudflare_kv.rest_client import BULK_GET_SIZE, CloudflareAPIError, CloudflareKVClient
 
 
@@ -139,7 +138,7 @@ class WorkerTransport:
         if not internal_token:
             raise CloudflareAPIError(0, "DLT_INTERNAL_TOKEN is not set (needed by the worker transport)")
         self.namespace_title, self.policy = namespace_title, policy
-        self._http = httpx.Client(
+        self._http = http_client(
             base_url=orchestrator_url, timeout=timeout, headers={"Authorization": f"Bearer {internal_token}"}
         )
 

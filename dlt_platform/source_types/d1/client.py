@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from urllib.parse import quote
 
-import httpx
 import orjson
 
-from dlt_platform.http import RateBudget, RetryPolicy, send_with_retries
+from dlt_platform.http import RateBudget, RetryPolicy, http_client, send_with_retries
 from dlt_platform.source_types.base import SourceError
 
 MAX_BOUND_PARAMETERS = 100
@@ -164,7 +163,7 @@ class D1RestClient:
             raise D1Error(0, "CLOUDFLARE_API_TOKEN is not set (needed by the d1 rest transport)")
         self.policy, self.budget = policy or RetryPolicy(), budget or RateBudget(1100, 300.0)
         self.path = f"/accounts/{quote(account_id, safe='')}/d1/database/{quote(database_id, safe='')}/raw"
-        self._http = httpx.Client(
+        self._http = http_client(
             base_url=base_url.rstrip("/"), timeout=timeout, headers={"Authorization": f"Bearer {api_token}"}
         )
 
@@ -221,7 +220,7 @@ class D1WorkerClient:
         if not internal_token:
             raise D1Error(0, "DLT_INTERNAL_TOKEN is not set (needed by the d1 worker transport)")
         self.binding, self.policy = binding, policy or RetryPolicy()
-        self._http = httpx.Client(
+        self._http = http_client(
             base_url=orchestrator_url, timeout=timeout, headers={"Authorization": f"Bearer {internal_token}"}
         )
 
