@@ -11,8 +11,9 @@ repository's workspace.yaml (a `python_module` entry), each of them started a co
 replaced its own every 60 s (Dagster's daemon reloads its workspace on that interval, and a code server it started
 is reloaded by starting a new one): about 4 s of CPU a minute in the container, and one more ~165 MB process. The
 webserver's "Reload" (and the Worker's reload after a definition change) reloads the shared server's code; the
-daemon sees the new definitions at its next workspace refresh, as before. The webserver
-listens on loopback on an internal port; the public port is served by a guard that refuses foreign
+daemon sees the new definitions at its next workspace refresh, as before.
+
+The webserver listens on loopback on an internal port; the public port is served by a guard that refuses foreign
 Host headers (host_guard.py). All children log to this process's stdout/stderr. A child that dies is restarted
 (processes.Supervisor); SIGTERM or SIGINT stops them all cleanly and exits 0.
 """

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import yaml
 
+from dlt_platform.serve import code_server
 from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform_tests.deploy_doc import secrets_table
 
@@ -82,6 +84,15 @@ def _wait(condition, timeout: float, what: str):
             return value
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_shared_code_server_serves_what_the_repository_workspace_names():
+    # `dagster dev` and `definitions validate` read workspace.yaml; serve's code server must load the same location.
+    (entry,) = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())["load_from"]
+    named = entry["python_module"]
+    command = code_server(4000)
+    option = {flag: command[command.index(flag) + 1] for flag in ("-m", "-a", "--location-name")}
+    assert option == {"-m": named["module_name"], "-a": named["attribute"], "--location-name": named["location_name"]}
 
 
 def test_serve_runs_one_code_server_for_webserver_and_daemon_restarts_a_dead_one_and_stops_on_sigterm(tmp_path):
