@@ -32,8 +32,8 @@ class LoadRequest:
 
 
 def reads_part_of_source(definition: SourceDefinition, request: LoadRequest) -> bool:
-    """True when the run reads only part of what the source holds: a limit, explicit keys, a replayed snapshot
-    (which may be of a partial run), a time window, or what the source type adds (a KV source's lookback)."""
+    """True when the run reads only part of what the source holds: a limit, explicit keys, the replay of a partial
+    run's snapshot, a time window, or what the source type adds (a KV source's lookback)."""
     return source_type_of(definition).reads_part_of_source(definition, request)
 
 

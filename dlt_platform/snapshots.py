@@ -4,6 +4,10 @@ Written to a local temp file while records stream (memory stays flat), then publ
 key `{r2_prefix}/{YYYY-MM-DD}/{load_id}.ndjson.gz` of the snapshot store: R2 through its S3 API when a bucket is
 configured, the local data folder otherwise. A failed extraction publishes nothing.
 
+The snapshot of a run that read the whole source is `{load_id}.complete.ndjson.gz`: replaying it loads the table
+as that run did (a `replace` source replaces it), where a replay of part of a source (a limit, keys, a time window)
+can only merge on the key.
+
 Keys come from definitions and run config, so they are checked here, where they become paths: a key is relative,
 has no `..`, and a local one resolves inside the snapshot folder (symlinks included). A replay reads only a
 snapshot of its own source, never a URL or a file elsewhere.
@@ -28,6 +32,7 @@ from dlt_platform.settings import Settings
 _KEY_CHARACTERS = re.compile(r"^[A-Za-z0-9_\-./]+$")
 # What follows the prefix in a snapshot's key: the date folder and the dlt load id.
 _SNAPSHOT_NAME = r"/\d{4}-\d{2}-\d{2}/[A-Za-z0-9_.\-]+\.ndjson\.gz"
+_COMPLETE_SUFFIX = ".complete.ndjson.gz"
 
 
 def relative_key(value: str, field: str) -> str:
@@ -75,6 +80,11 @@ def replay_key(value: str, r2_prefix: str | None, source_id: str, settings: Sett
     return key
 
 
+def is_complete_snapshot(key: str) -> bool:
+    """True for the snapshot of a run that read the whole source (see the module's docstring)."""
+    return key.endswith(_COMPLETE_SUFFIX)
+
+
 class SnapshotWriter:
     def __init__(self, settings: Settings, r2_prefix: str) -> None:
         self.settings, self.r2_prefix = settings, relative_key(r2_prefix.strip("/"), "staging.r2_prefix")
@@ -88,10 +98,11 @@ class SnapshotWriter:
         self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str))
         self._file.write("\n")
 
-    def publish(self, load_id: str, when: dt.datetime) -> str:
-        """Moves the snapshot to its object key; returns its URL in the store (what `from_snapshot` accepts)."""
+    def publish(self, load_id: str, when: dt.datetime, complete: bool) -> str:
+        """Moves the snapshot to its object key; returns its URL in the store (what `from_snapshot` accepts).
+        `complete`: the run read the whole source."""
         self._file.close()
-        key = f"{self.r2_prefix}/{when:%Y-%m-%d}/{load_id}.ndjson.gz"
+        key = f"{self.r2_prefix}/{when:%Y-%m-%d}/{load_id}{_COMPLETE_SUFFIX if complete else '.ndjson.gz'}"
         try:
             location = snapshot_location(self.settings, key, "staging.r2_prefix")
         except ValueError:

@@ -77,7 +77,7 @@ def test_load_in_key_batches_and_replay_a_snapshot(cli_env, kv_state):
     assert query(settings, "select count(*) from source_test.orders_kv") == [(15,)]
     snapshots = sorted((cli_env / "data" / "raw_staging").rglob("*.ndjson.gz"))
     kv_state.namespaces[NAMESPACE_ID].entries.clear()
-    # A replay is a partial run: it merges the snapshot's 5 records and keeps the other 10 rows...
+    # The snapshot of a partial run (a key batch) replays as one: it merges its 5 records and keeps the other 10...
     result = run("load", "--source-id", "test_orders", "--from-snapshot", str(snapshots[-1]))
     assert result.exit_code == 0, result.output
     assert "(merge)" in result.output

@@ -180,7 +180,7 @@ def test_raw_snapshot_holds_what_was_extracted_and_replays_without_kv(kv_state, 
     put(kv_state, "bin", b"\xff\x00")
     first = run_load(definition, transport_settings)
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    assert first.snapshot_url.endswith(f"/cloudflare_kv/orders/{today}/{first.load_id}.ndjson.gz")
+    assert first.snapshot_url.endswith(f"/cloudflare_kv/orders/{today}/{first.load_id}.complete.ndjson.gz")
     with gzip.open(first.snapshot_url, "rt") as file:
         records = [json.loads(line) for line in file]
     assert [(r["key"], r["value_encoding"], r["metadata"]) for r in records] == [("bin", "base64", None),
@@ -193,6 +193,29 @@ def test_raw_snapshot_holds_what_was_extracted_and_replays_without_kv(kv_state, 
     assert len(kv_state.requests) == requests_before, "replay must not touch KV"
     after = warehouse.query("select * exclude (_dlt_load_id, _dlt_id) from source_test.orders_kv order by 1")
     assert after == before
+
+
+def test_a_complete_runs_snapshot_replays_as_that_run_loaded_and_a_partial_runs_merges(kv_state, transport_settings,
+                                                                                         warehouse):
+    definition = make_definition(staging={"raw_snapshot": True, "r2_prefix": "cloudflare_kv/orders"})
+    for number in range(4):
+        put(kv_state, f"order:{number}", {"n": number, "items": [{"sku": f"S{number}"}]})
+    complete = run_load(definition, transport_settings)
+    partial = run_load(definition, transport_settings, LoadRequest(limit=2))
+    assert complete.snapshot_url.endswith(".complete.ndjson.gz")
+    assert partial.snapshot_url.endswith(f"/{partial.load_id}.ndjson.gz")
+    put(kv_state, "order:9", {"n": 9, "items": [{"sku": "S9"}]})
+    run_load(definition, transport_settings)
+
+    def keys_and_skus() -> list[tuple]:
+        return warehouse.query("select o.cf_kv_key, i.sku from source_test.orders_kv o join "
+                               "source_test.orders_kv__items i on i._dlt_root_id = o._dlt_id order by 1")
+
+    replay = run_load(definition, transport_settings, LoadRequest(from_snapshot=partial.snapshot_url))
+    assert replay.write_disposition == "merge" and len(keys_and_skus()) == 5, "a partial run's replay merges"
+    replay = run_load(definition, transport_settings, LoadRequest(from_snapshot=complete.snapshot_url))
+    assert replay.write_disposition == "replace"
+    assert keys_and_skus() == [(f"order:{n}", f"S{n}") for n in range(4)], "the table as the complete run left it"
 
 
 def test_an_extraction_that_fails_publishes_no_snapshot_and_keeps_the_table(kv_state, settings):

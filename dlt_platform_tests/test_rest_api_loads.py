@@ -193,7 +193,7 @@ def test_raw_snapshot_and_replay(sample_api, duckdb_settings):
     definition = rest_definition(issues_extract(sample_api.url),
                                  staging={"raw_snapshot": True, "r2_prefix": "rest_api/sample"})
     first = run_load(definition, duckdb_settings)
-    assert first.snapshot_url and first.snapshot_url.endswith(f"/{first.load_id}.ndjson.gz")
+    assert first.snapshot_url and first.snapshot_url.endswith(f"/{first.load_id}.complete.ndjson.gz")
     with gzip.open(first.snapshot_url, "rt") as file:
         lines = [json.loads(line) for line in file]
     assert {line["resource"] for line in lines} == {"issues", "issue_comments"}
@@ -202,7 +202,7 @@ def test_raw_snapshot_and_replay(sample_api, duckdb_settings):
 
     requests_before = len(sample_api.log)
     key = first.snapshot_url.split("raw_staging/", 1)[1]
-    replay = run_load(definition, duckdb_settings, LoadRequest(from_snapshot=key, full_refresh=True))
+    replay = run_load(definition, duckdb_settings, LoadRequest(from_snapshot=key))  # a complete run's: replaces
     assert len(sample_api.log) == requests_before  # a replay reads the snapshot, not the API
     assert replay.rows_by_table["issues"] == 45 and replay.rows_by_table["issue_comments"] == 90
     warehouse = DuckDBWarehouse(duckdb_settings)

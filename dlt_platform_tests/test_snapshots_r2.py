@@ -45,7 +45,7 @@ def test_snapshots_go_to_the_bucket_and_replay_from_it(kv_state, settings, s3_en
 
     first = run_load(definition, r2)
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    key = f"cloudflare_kv/orders/{today}/{first.load_id}.ndjson.gz"
+    key = f"cloudflare_kv/orders/{today}/{first.load_id}.complete.ndjson.gz"
     assert first.snapshot_url == f"s3://dlt-raw-staging/{key}"
     # The S3 stand-in is the session's: other tests keep other prefixes in the bucket (Dagster's compute logs).
     listed = [item["Key"] for item in s3.list_objects_v2(Bucket="dlt-raw-staging", Prefix="cloudflare_kv/")["Contents"]]

@@ -45,6 +45,9 @@ def test_dispositions_by_request():
         assert write_disposition_for(windowed, LoadRequest()) == expected, "an incremental lookback is partial"
         assert write_disposition_for(definition, LoadRequest()) == disposition
         assert write_disposition_for(windowed, LoadRequest(full_refresh=True)) == disposition
+        complete_replay = LoadRequest(from_snapshot="p/2026-11-26/1.complete.ndjson.gz")
+        assert write_disposition_for(definition, complete_replay) == disposition, "a complete run's snapshot"
+        assert write_disposition_for(windowed, complete_replay) == disposition
 
 
 def test_a_partial_merge_into_a_replace_table_then_a_full_replace(kv_state, rest_settings):

@@ -83,8 +83,8 @@ def load(
         typer.Option(
             help="Replay a raw snapshot of this source instead of KV: "
             "its key in the snapshot store, e.g. <r2_prefix>/"
-            "2026-11-26/<load_id>.ndjson.gz (or the URL a load "
-            "printed)."
+            "2026-11-26/<load_id>.complete.ndjson.gz (or the URL a load "
+            "printed). A complete run's snapshot loads as that run did (replace), a partial run's merges."
         ),
     ] = None,
     full_refresh: Annotated[bool, typer.Option(help="Drop what the table holds and load everything.")] = False,

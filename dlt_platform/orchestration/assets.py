@@ -78,7 +78,8 @@ class SourceRunConfig(dg.Config):
     full_refresh: bool = Field(False, description="Empty the table and load the whole source (not with limit/keys).")
     from_snapshot: str | None = Field(
         None,
-        description="Replay a raw snapshot of this source: its object key, <r2_prefix>/YYYY-MM-DD/<load_id>.ndjson.gz.",
+        description="Replay a raw snapshot of this source: its object key, <r2_prefix>/YYYY-MM-DD/<load_id>.ndjson.gz "
+        "(.complete.ndjson.gz: a run of the whole source, replayed as that run loaded).",
     )
 
 

@@ -73,11 +73,14 @@ class SourceType:
         return None
 
     def reads_part_of_source(self, definition: Any, request: LoadRequest) -> bool:
-        """True when a run reads only part of what the source holds (a limit, explicit keys, a replayed snapshot,
-        a time window): such a run never replaces a table."""
+        """True when a run reads only part of what the source holds (a limit, explicit keys, a time window, the
+        replay of a snapshot that is itself of part of the source): such a run never replaces a table."""
+        from dlt_platform.snapshots import is_complete_snapshot
+
         if request.full_refresh:
             return False
-        return bool(request.limit is not None or request.keys or request.from_snapshot or request.window)
+        replays_part = request.from_snapshot is not None and not is_complete_snapshot(request.from_snapshot)
+        return bool(request.limit is not None or request.keys or replays_part or request.window)
 
     def write_disposition(self, definition: Any, request: LoadRequest) -> WriteDisposition:
         """How a run writes the source's table: `replace` only for a run that reads the whole source (a partial

@@ -17,9 +17,9 @@ class CloudflareKV(SourceType):
         return incremental if incremental is not None and incremental.enabled else None
 
     def reads_part_of_source(self, definition: KVSourceDefinition, request) -> bool:
-        # An incremental source's normal run reads its lookback windows only.
+        # An incremental source's normal run reads its lookback windows only; a replay reads what its snapshot holds.
         return super().reads_part_of_source(definition, request) or (
-            not request.full_refresh and self.time_windows(definition) is not None
+            not request.full_refresh and not request.from_snapshot and self.time_windows(definition) is not None
         )
 
     def describe(self, definition: KVSourceDefinition, settings) -> dict[str, str]:

@@ -29,7 +29,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dlt_platform.http import RateBudget
-from dlt_platform.load_request import LoadRequest, write_disposition_for
+from dlt_platform.load_request import LoadRequest, reads_part_of_source, write_disposition_for
 from dlt_platform.settings import Settings
 from dlt_platform.snapshots import SnapshotWriter, replay_key, snapshot_pages
 from dlt_platform.source_types.cloudflare_kv.arrow_pages import NotVectorized, PageShaper
@@ -83,7 +83,8 @@ def read_pages(definition: KVSourceDefinition, settings: Settings, request: Load
     """Pages of records with their `fetched_at`, straight from KV (or from a snapshot being replayed)."""
     if request.from_snapshot:
         key = replay_key(request.from_snapshot, definition.staging.r2_prefix, definition.source_id, settings)
-        yield from snapshot_pages(key, settings)
+        # Read ahead as a listing is: the snapshot is decompressed while the batch before is shaped.
+        yield from prefetched(snapshot_pages(key, settings), depth=BATCH_RECORDS // LIST_PAGE_SIZE)
         return
     transport = open_transport(definition, settings)
     try:
@@ -297,7 +298,7 @@ def _kv_rows(definition: KVSourceDefinition, settings: Settings, request: LoadRe
         raise
     if snapshot is not None:
         load_id = dlt.current.load_package_state()["load_id"]
-        url = snapshot.publish(load_id, dt.datetime.now(dt.UTC))
+        url = snapshot.publish(load_id, dt.datetime.now(dt.UTC), complete=not reads_part_of_source(definition, request))
         dlt.current.resource_state()["last_snapshot"] = url
     else:  # a replay writes no snapshot: nothing may report the previous run's as this run's
         dlt.current.resource_state().pop("last_snapshot", None)

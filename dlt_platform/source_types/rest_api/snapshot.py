@@ -17,8 +17,9 @@ from dlt_platform.snapshots import SnapshotWriter, snapshot_pages
 
 
 class RunSnapshot:
-    def __init__(self, settings: Settings, r2_prefix: str) -> None:
-        self.settings, self.r2_prefix = settings, r2_prefix
+    def __init__(self, settings: Settings, r2_prefix: str, complete: bool) -> None:
+        """`complete`: the run reads the whole source (snapshots.py: its replay may replace tables)."""
+        self.settings, self.r2_prefix, self.complete = settings, r2_prefix, complete
         self._writer: SnapshotWriter | None = None
 
     def write(self, resource: str, url: str, fetched_at: dt.datetime, item: dict) -> None:
@@ -29,7 +30,7 @@ class RunSnapshot:
     def publish(self, load_id: str) -> str | None:
         """The snapshot's URL in the store, or None when the run fetched nothing."""
         writer, self._writer = self._writer, None
-        return writer.publish(load_id, dt.datetime.now(dt.UTC)) if writer else None
+        return writer.publish(load_id, dt.datetime.now(dt.UTC), self.complete) if writer else None
 
     def discard(self) -> None:
         writer, self._writer = self._writer, None

@@ -27,7 +27,7 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from dlt.sources.rest_api.config_setup import create_paginator
 
 from dlt_platform.definition_base import WriteDisposition
-from dlt_platform.load_request import LoadRequest
+from dlt_platform.load_request import LoadRequest, reads_part_of_source
 from dlt_platform.settings import Settings, private_host_allowance, source_secret_hosts
 from dlt_platform.source_types.rest_api.child_cursors import ParentCursors, child_cursor_plans, per_parent_config
 from dlt_platform.source_types.rest_api.credentials import source_credentials
@@ -49,7 +49,7 @@ def resource_disposition(
     definition: RestApiSourceDefinition, resource: RestResource, request: LoadRequest
 ) -> WriteDisposition:
     """How a run writes a resource's table. As for KV (load_request.write_disposition_for), a run that reads part
-    of the source (a limit, a replayed snapshot) never replaces: it merges on the primary key."""
+    of the source (a limit, a partial run's snapshot replayed) never replaces: it merges on the primary key."""
     from dlt_platform.source_types.rest_api import REST_API
 
     configured = definition.extract.effective(resource, "write_disposition") or definition.destination.write_disposition
@@ -254,7 +254,8 @@ def rest_api_source(
     checked_rest_request(definition, request)
     keeps_snapshot = definition.staging.raw_snapshot and not request.from_snapshot
     prefix = definition.staging.r2_prefix  # set whenever raw_snapshot is (Staging's rule)
-    snapshot = RunSnapshot(settings, prefix) if keeps_snapshot and prefix is not None else None
+    complete = not reads_part_of_source(definition, request)
+    snapshot = RunSnapshot(settings, prefix, complete) if keeps_snapshot and prefix is not None else None
     if request.from_snapshot:
         resources = _replayed_rows(definition, settings, request, request.from_snapshot)
     else:
