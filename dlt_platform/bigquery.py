@@ -28,7 +28,7 @@ from dlt.destinations.adapters import bigquery_adapter
 from dlt.destinations.impl.bigquery.bigquery_adapter import PartitionTransformation
 
 from dlt_platform.definition_base import WarehouseDestination
-from dlt_platform.settings import Settings
+from dlt_platform.settings import Settings, SettingsError
 
 CREDENTIALS_FILE_VARIABLE = "GOOGLE_APPLICATION_CREDENTIALS"
 # dlt's names: the whole key JSON in one variable, or its fields one per variable.
@@ -50,7 +50,7 @@ CREDENTIALS_MISSING = (
 )
 
 
-class BigQueryCredentialsError(ValueError):
+class BigQueryCredentialsError(SettingsError):
     """BigQuery credentials that are missing or unusable; the message names the variable or file."""
 
 

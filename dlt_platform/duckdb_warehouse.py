@@ -26,8 +26,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:  # imported where a connection is made: settings.py (every process) imports this module
+    import duckdb
 
 # How often a waiting run says it is waiting, and how long it waits at most (DLT_PLATFORM_DUCKDB_WAIT_SECONDS).
 REPORT_EVERY_SECONDS = 10.0
@@ -101,6 +103,8 @@ def holder_of(error: BaseException) -> str:
 
 
 def is_lock_conflict(error: BaseException) -> bool:
+    import duckdb
+
     return isinstance(error, duckdb.IOException) and "Could not set lock on file" in str(error)
 
 
@@ -108,6 +112,8 @@ def _wait_for_duckdb_lock(
     database: Path, deadline: float, waited_since: float, say: Callable[[str], None], read_only: bool
 ) -> None:
     """Wait until DuckDB itself lets this process open the file (a process outside the platform may hold it)."""
+    import duckdb
+
     if not database.exists():
         return
     next_report = time.monotonic()  # the first conflict is said at once, then every REPORT_EVERY_SECONDS
@@ -183,6 +189,8 @@ def warehouse_turn(
 @contextlib.contextmanager
 def read_connection(database: Path, wait_seconds: float = 120.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the warehouse, taken in turn with the runs that write it."""
+    import duckdb
+
     with warehouse_turn(database, wait_seconds, say=lambda _line: None, read_only=True):
         with duckdb.connect(str(database), read_only=True) as connection:
             yield connection

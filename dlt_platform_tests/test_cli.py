@@ -156,3 +156,15 @@ def test_the_run_summary_says_why_a_run_failed(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "cloudflare_kv_leads run_2 failed: Cloudflare API HTTP 403: Authentication error (code 10000)"
     assert not any(line.startswith("cloudflare_kv_orders run_1") for line in lines)
+
+
+def test_the_command_line_starts_without_dlt_duckdb_or_arrow():
+    """Every command, `--help` and `serve` included, starts without importing what only a load needs (about 1 s
+    of CPU a start); a load imports it when it runs."""
+    import subprocess
+    import sys
+
+    heavy = ("dlt", "duckdb", "pyarrow", "pandas")
+    probe = f"import sys, dlt_platform.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", f"imported at start: {result.stdout.strip()}"

@@ -11,6 +11,10 @@
 
 Source types add their own groups (source_types/<type>/cli.py, named by the type's `cli_module`).
 app.py holds what they share: the Typer app, settings, one-line errors; output.py prints listings.
+
+Commands import dlt, DuckDB and Arrow (through loads.py and the sources) inside their bodies, not at the top of
+their modules: every command, `--help` and `serve` included, would otherwise pay for them on each start (about
+1 s of CPU), and most commands (operating a deployment, the local stack, sources) never load anything.
 """
 
 import importlib

@@ -14,7 +14,6 @@ from typing import Annotated
 import httpx
 import typer
 
-from dlt_platform.bigquery import BigQueryCredentialsError
 from dlt_platform.cli.output import errors, note
 from dlt_platform.config import DefinitionError, SourceDefinition
 from dlt_platform.duckdb_warehouse import WarehouseBusy
@@ -70,12 +69,11 @@ class VerificationFailed(RuntimeError):
 PLATFORM_ERRORS = (
     UsageError,
     DefinitionError,
-    SettingsError,
+    SettingsError,  # BigQuery's credential errors among them
     CloudflareAPIError,
     OperatorAPIError,
     StackError,
     SourceError,  # every source type's one-line errors (a secret not set, a missing D1 table, ...)
-    BigQueryCredentialsError,
     VerificationFailed,
     WarehouseBusy,
 )

@@ -33,7 +33,6 @@ from dlt_platform.source_types.rest_api.definition import (
     RestApiSourceDefinition,
     loaded_resources,
 )
-from dlt_platform.source_types.rest_api.source import resource_disposition
 
 SCHEMA_PATH = PROJECT_ROOT / "config" / "source.schema.json"
 CONTRACT_PATH = PROJECT_ROOT / "worker" / "src" / "contract.ts"
@@ -169,6 +168,8 @@ def _verification_plan(client: OperatorClient, source_id: str, limit: int) -> st
 
 def _rest_api_verification_plan(definition: RestApiSourceDefinition, limit: int) -> str:
     """A limited run of a rest_api source merges every table on its primary key (appending ones are refused)."""
+    from dlt_platform.source_types.rest_api.source import resource_disposition
+
     request = LoadRequest(limit=limit)
     for resource in loaded_resources(definition):
         try:

@@ -30,12 +30,12 @@ from dlt_platform.settings import PROJECT_ROOT
 from dlt_platform.source_types import source_type_of
 from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
 from dlt_platform.source_types.cloudflare_kv.rest_client import CloudflareKVClient
-from dlt_platform.source_types.cloudflare_kv.rows import warehouse_row
-from dlt_platform.source_types.cloudflare_kv.source import open_transport, read_pages
 
 
 def _first_records(source_id: str, limit: int, command: str) -> tuple[KVSourceDefinition, list[dict]]:
     """The source's definition and its first `limit` records, as a load would read them."""
+    from dlt_platform.source_types.cloudflare_kv.source import read_pages
+
     config = settings()
     definition = kv_source(config, source_id, command)
     records: list[dict] = []
@@ -107,6 +107,8 @@ def keys(
     as_json: JsonOption = False,
 ) -> None:
     """List keys of a source's namespace, one a line."""
+    from dlt_platform.source_types.cloudflare_kv.source import open_transport
+
     with one_line_errors():
         config = settings()
         definition = kv_source(config, source_id, "keys")
@@ -133,6 +135,8 @@ def sample(
     source_id: SourceOption, limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False
 ) -> None:
     """Print the warehouse rows the first records would become (nothing is loaded)."""
+    from dlt_platform.source_types.cloudflare_kv.rows import warehouse_row
+
     with one_line_errors():
         definition, records = _first_records(source_id, limit, "sample")
         extract = definition.extract

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -29,10 +29,11 @@ from dlt_platform.cli.app import (
 from dlt_platform.cli.output import console, print_listing, say
 from dlt_platform.config import SourceDefinition
 from dlt_platform.load_request import LoadRequest, checked_request
-from dlt_platform.loads import LoadResult, key_batches, run_load
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.cloudflare_kv.definition import KVSourceDefinition
-from dlt_platform.source_types.cloudflare_kv.source import open_transport
+
+if TYPE_CHECKING:
+    from dlt_platform.loads import LoadResult
 
 
 def _progress() -> Progress:
@@ -63,6 +64,8 @@ def print_result(result: LoadResult) -> None:
 def load_with_progress(
     definition: SourceDefinition, config: Settings, request: LoadRequest, total: int | None = None, label: str = ""
 ) -> LoadResult:
+    from dlt_platform.loads import run_load
+
     with _progress() as progress:
         task = progress.add_task(label or definition.source_id, total=total)
         request = dataclasses.replace(request, on_page=lambda count: progress.advance(task, count))
@@ -138,6 +141,9 @@ def _load_batches(
 ) -> None:
     """Explicit-key backfill: each batch is its own partial load, so it merges on cf_kv_key (overlap and retries
     are safe) unless the source appends."""
+    from dlt_platform.loads import key_batches
+    from dlt_platform.source_types.cloudflare_kv.source import open_transport
+
     if keys_list is None:
         transport = open_transport(definition, config)
         try:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from typing import TYPE_CHECKING
 
 import orjson
-from dlt.common.schema.typing import TColumnSchema
 
 from dlt_platform.source_types.columns import expand_fields
+
+if TYPE_CHECKING:  # the CLI's `sample` imports this module without dlt (dlt_platform/cli/__init__.py)
+    from dlt.common.schema.typing import TColumnSchema
 
 AUDIT_COLUMNS = (
     "cf_kv_key",

@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import NotRequired, Protocol, TypedDict
+from typing import NotRequired, Protocol, TypedDict, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -200,7 +200,10 @@ def _common_prefix(keys: Iterable[str]) -> str | None:
 _DONE = object()
 
 
-def prefetched(pages: Iterator[list[KVRecord]], depth: int = 2) -> Iterator[list[KVRecord]]:
+Page = TypeVar("Page")  # a listing's records, or a snapshot's being replayed
+
+
+def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
     """Read up to `depth` pages ahead in a thread, so fetching overlaps with shaping and writing rows.
 
     Memory stays bounded by `depth` pages; an error in the reader is raised to the consumer; a consumer that

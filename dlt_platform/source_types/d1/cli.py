@@ -9,7 +9,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,7 +19,9 @@ from dlt_platform.settings import Settings
 from dlt_platform.source_types.d1.client import D1Error
 from dlt_platform.source_types.d1.columns import affinity
 from dlt_platform.source_types.d1.definition import D1SourceDefinition, loaded_tables, warehouse_name
-from dlt_platform.source_types.d1.source import ReadPlan, open_client, pages, read_plans
+
+if TYPE_CHECKING:
+    from dlt_platform.source_types.d1.source import ReadPlan
 
 d1 = typer.Typer(
     help="Explore d1 sources: the database's tables, a sample of rows, a profile of columns.", no_args_is_help=True
@@ -48,6 +50,8 @@ def d1_source_of(config: Settings, source_id: str) -> D1SourceDefinition:
 
 
 def chosen_plans(definition: D1SourceDefinition, config: Settings, table: str | None) -> list[ReadPlan]:
+    from dlt_platform.source_types.d1.source import open_client, read_plans  # dlt: see dlt_platform/cli/__init__.py
+
     client = open_client(definition, config)
     try:
         plans = read_plans(definition, client)
@@ -62,6 +66,8 @@ def chosen_plans(definition: D1SourceDefinition, config: Settings, table: str | 
 
 
 def first_rows(definition: D1SourceDefinition, config: Settings, plan: ReadPlan, limit: int) -> list[dict]:
+    from dlt_platform.source_types.d1.source import open_client, pages
+
     client = open_client(definition, config)
     try:
         return [row for page in pages(client, plan, None, limit) for row in page]
@@ -72,6 +78,8 @@ def first_rows(definition: D1SourceDefinition, config: Settings, plan: ReadPlan,
 @d1.command()
 def tables(source_id: SourceOption, as_json: JsonOption = False) -> None:
     """The database's tables: columns, declared primary key, and the warehouse table the source loads it into."""
+    from dlt_platform.source_types.d1.source import open_client
+
     with d1_errors():
         config = settings()
         definition = d1_source_of(config, source_id)
@@ -130,6 +138,8 @@ def profile(
     as_json: JsonOption = False,
 ) -> None:
     """Per column of the sampled rows: declared type and affinity, the warehouse type, nulls, the value types seen."""
+    from dlt_platform.source_types.d1.source import open_client
+
     with d1_errors():
         config = settings()
         definition = d1_source_of(config, source_id)

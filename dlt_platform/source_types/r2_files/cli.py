@@ -9,15 +9,12 @@ import itertools
 from typing import Annotated
 
 import typer
-from dlt.common.storages.fsspec_filesystem import glob_files
 
 from dlt_platform.cli.app import EXPLORE, JsonOption, SourceOption, app, one_line_errors, settings
 from dlt_platform.cli.output import print_json, print_listing
 from dlt_platform.load_request import LoadRequest
-from dlt_platform.loads import build_pipeline, build_source
 from dlt_platform.settings import Settings
 from dlt_platform.source_types.r2_files.definition import R2FilesSourceDefinition, table_name
-from dlt_platform.source_types.r2_files.source import bucket_location
 
 r2 = typer.Typer(
     help="Explore r2_files sources: the files each table reads, a sample of their rows.", no_args_is_help=True
@@ -36,6 +33,8 @@ def files_source(config: Settings, source_id: str) -> R2FilesSourceDefinition:
 
 def cursor_of(definition: R2FilesSourceDefinition, config: Settings, table: str) -> dt.datetime | None:
     """The modification time up to which a table's files were read (dlt's incremental state of its listing)."""
+    from dlt_platform.loads import build_pipeline  # dlt: see dlt_platform/cli/__init__.py
+
     resources = (
         build_pipeline(definition, config).state.get("sources", {}).get(definition.source_id, {}).get("resources", {})
     )
@@ -57,6 +56,10 @@ def selected_tables(definition: R2FilesSourceDefinition, table: str | None):
 def files(source_id: SourceOption, table: TableOption = None, as_json: JsonOption = False) -> None:
     """Each table's files: object key, size, modification time, and whether the table's next run reads it (new
     or changed since its cursor; a replace table reads every file)."""
+    from dlt.common.storages.fsspec_filesystem import glob_files
+
+    from dlt_platform.source_types.r2_files.source import bucket_location
+
     with one_line_errors():
         config = settings()
         definition = files_source(config, source_id)
@@ -93,6 +96,8 @@ def sample(
 ) -> None:
     """The first rows each table's readers make of its files, as a load would write them (Logpush timestamps
     typed); nothing is loaded and no cursor moves."""
+    from dlt_platform.loads import build_source
+
     with one_line_errors():
         config = settings()
         definition = files_source(config, source_id)
