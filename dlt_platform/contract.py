@@ -22,6 +22,10 @@ PARTITION_TAG = "dagster/partition"
 # Asset metadata holding the definition version Dagster loaded: the Worker launches a run only once it is there.
 SOURCE_VERSION_METADATA = "dlt_platform/source_version"
 
+# Set by the Worker in a run container's environment to the source its run's SOURCE_ID_TAG names: that run worker
+# builds only this source's definitions (definitions.py), not every source's.
+RUN_SOURCE_ENV = "DLT_PLATFORM_RUN_SOURCE_ID"
+
 # The code location the Worker addresses (workspace.yaml's location_name).
 REPOSITORY_LOCATION = "dlt_platform"
 
@@ -78,6 +82,7 @@ export const SOURCE_ID_TAG = {_ts(SOURCE_ID_TAG)};
 export const TRIGGER_TAG = {_ts(TRIGGER_TAG)};
 export const PARTITION_TAG = {_ts(PARTITION_TAG)};
 export const SOURCE_VERSION_METADATA = {_ts(SOURCE_VERSION_METADATA)};
+export const RUN_SOURCE_ENV = {_ts(RUN_SOURCE_ENV)};
 export const REPOSITORY_LOCATION = {_ts(REPOSITORY_LOCATION)};
 
 export const DAGSTER_TO_LEDGER_STATUS: Readonly<Record<string, RunStatus>> = {_ts(DAGSTER_TO_LEDGER_STATUS)};

@@ -2,8 +2,9 @@
 
 On initialization (code server for the webserver and daemon) the source definitions are read from the sources
 file or the Worker and stored in the reconstruction metadata; run workers rebuild the same assets from that
-copy instead of reading again. Definitions that cannot be built are shown in Dagster and, on initialization,
-reported to the Worker (`GET /sources/:id` and the admin page show them).
+copy instead of reading again, in a run container only its run's source (contract.RUN_SOURCE_ENV). Definitions
+that cannot be built are shown in Dagster and, on initialization, reported to the Worker (`GET /sources/:id` and
+the admin page show them).
 """
 
 import warnings
@@ -27,7 +28,7 @@ def load_catalog(settings: Settings) -> SourceCatalog:
     if context.load_type == DefinitionsLoadType.RECONSTRUCTION:
         stored = context.reconstruction_metadata.get(RECONSTRUCTION_KEY)
         if stored is not None:
-            return SourceCatalog.from_json(stored)
+            return SourceCatalog.from_json(stored, only_source=settings.run_source_id)
     return read_catalog(settings)
 
 

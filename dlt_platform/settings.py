@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from dotenv import load_dotenv
 
 from dlt_platform.config import DefinitionError, SourceDefinition, load_sources_file
+from dlt_platform.contract import RUN_SOURCE_ENV
 from dlt_platform.definition_base import SECRET_NAME_PATTERN, is_platform_secret
 from dlt_platform.duckdb_warehouse import memory_limit_for_machine
 from dlt_platform.http import RetryPolicy
@@ -176,6 +177,8 @@ class Settings:
     dagster_allowed_hosts: tuple[str, ...] = ()
     # This start of the container (`serve` sets DLT_PLATFORM_BOOT_ID; orchestration/run_launcher.py tags runs).
     boot_id: str | None = None
+    # In a run container: the one source its run loads (contract.RUN_SOURCE_ENV, set by the Worker).
+    run_source_id: str | None = None
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None) -> Settings:
@@ -220,6 +223,7 @@ class Settings:
                 name.strip() for name in (env.get("DAGSTER_ALLOWED_HOSTS") or "").split(",") if name.strip()
             ),
             boot_id=env.get("DLT_PLATFORM_BOOT_ID") or None,
+            run_source_id=env.get(RUN_SOURCE_ENV) or None,
             bigquery_project_id=(
                 env.get("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT") or None
             ),

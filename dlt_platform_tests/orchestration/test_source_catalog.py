@@ -5,6 +5,7 @@ import json
 import pytest
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 
+from dlt_platform.contract import RUN_SOURCE_ENV
 from dlt_platform.definitions import load_catalog
 from dlt_platform.orchestration.source_catalog import CatalogUnavailable, SourceCatalog, read_catalog, worker_cache_path
 from dlt_platform_tests.orchestration.conftest import INTERNAL_TOKEN, generated_sources_document
@@ -38,3 +39,29 @@ def test_run_workers_rebuild_from_reconstruction_metadata_not_the_file(settings,
     with DefinitionsLoadContext.scoped(context):
         assert load_catalog(later_settings).definitions == stored.definitions
     assert len(load_catalog(later_settings).definitions) == 5  # initialization reads the file
+
+
+def test_a_run_containers_worker_builds_only_its_runs_source(settings, monkeypatch):
+    """RUN_SOURCE_ENV (set by the Worker from the run's source tag) cuts the reconstructed catalog to that source;
+    a source the catalog lacks (or none) keeps every source, and initialization always reads them all."""
+    from dlt_platform.definitions import defs
+
+    stored = SourceCatalog.from_json(json.dumps({"origin": "test", **generated_sources_document(4)}))
+    context = DefinitionsLoadContext(load_type=DefinitionsLoadType.RECONSTRUCTION)
+    context.__dict__["reconstruction_metadata"] = {"dlt_platform/sources": stored.to_json()}
+    run_settings = settings.__class__(**{**settings.__dict__, "run_source_id": "kv_source_002"})
+    with DefinitionsLoadContext.scoped(context):
+        only = load_catalog(run_settings)
+        assert [d.source_id for d in only.definitions] == ["kv_source_002"]
+        unknown = settings.__class__(**{**settings.__dict__, "run_source_id": "not_a_source"})
+        assert load_catalog(unknown).definitions == stored.definitions
+        assert load_catalog(settings).definitions == stored.definitions
+    assert len(load_catalog(run_settings).definitions) == len(load_catalog(settings).definitions)
+
+    # The run worker's code location: the run's source's table and job, and no other source's.
+    monkeypatch.setenv(RUN_SOURCE_ENV, "kv_source_002")
+    with DefinitionsLoadContext.scoped(context):
+        repository = defs().get_repository_def()
+    tables = {key.path[-1] for key in repository.asset_graph.get_all_asset_keys()}
+    assert "table_002" in tables and not tables & {"table_000", "table_001", "table_003"}
+    assert repository.has_job("load_kv_source_002") and not repository.has_job("load_kv_source_000")

@@ -36,6 +36,7 @@ export const SOURCE_ID_TAG = "dlt_platform/source_id";
 export const TRIGGER_TAG = "dlt_platform/trigger";
 export const PARTITION_TAG = "dagster/partition";
 export const SOURCE_VERSION_METADATA = "dlt_platform/source_version";
+export const RUN_SOURCE_ENV = "DLT_PLATFORM_RUN_SOURCE_ID";
 export const REPOSITORY_LOCATION = "dlt_platform";
 
 export const DAGSTER_TO_LEDGER_STATUS: Readonly<Record<string, RunStatus>> = {

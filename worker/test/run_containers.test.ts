@@ -6,6 +6,7 @@
 import { env as bindings } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { getContainer } from "@cloudflare/containers";
+import { RUN_SOURCE_ENV } from "../src/contract";
 import { call, createSource, definition, INTERNAL, json, OPERATOR, registeredRun, testEnv, uniqueId } from "./helpers";
 
 type RunnerDouble = {
@@ -134,6 +135,26 @@ describe("run containers", () => {
     expect((await runner(dagsterRunId, "RUNNER").__seen()).starts).toHaveLength(1);
     const [event] = (await events(env, runId)).filter((item) => item.message === "run container started");
     expect(event.data.instance_type).toBe("standard-1");
+  });
+
+  it("name the run's source to its run worker only when the run's tag names it", async () => {
+    const { env } = runnerEnv();
+    const sourceId = await createSource(env);
+    const tagged = await registeredRun(env, sourceId);
+    await call(env, "POST", "/internal/run-containers", {
+      token: INTERNAL,
+      body: { dagster_run_id: tagged.dagsterRunId, run_id: tagged.runId, source_id: sourceId, command: ["true"] },
+    });
+    expect((await runner(tagged.dagsterRunId).__seen()).starts[0].envVars[RUN_SOURCE_ENV]).toBe(sourceId);
+    // Launched from Dagster's UI: no tag, the ledger knows the run's source, the run worker builds every source.
+    const untagged = await registeredRun(env, sourceId);
+    await call(env, "POST", "/internal/run-containers", {
+      token: INTERNAL,
+      body: { dagster_run_id: untagged.dagsterRunId, command: ["true"] },
+    });
+    const [start] = (await runner(untagged.dagsterRunId).__seen()).starts;
+    expect(start.envVars.DLT_INTERNAL_TOKEN).toBe(INTERNAL);
+    expect(start.envVars).not.toHaveProperty(RUN_SOURCE_ENV);
   });
 
   it("refuses a size whose runner class this deployment lacks, naming the binding", async () => {

@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import { requireInternal } from "../auth";
+import { RUN_SOURCE_ENV } from "../contract";
 import { numberVar, type AppEnv, type Env } from "../env";
 import { validationFailed, type FieldError } from "../errors";
 import { background, jsonBody } from "../http";
@@ -168,6 +169,9 @@ runContainerRoutes.post("/internal/run-containers", requireInternal, jsonBody(pa
   const sourceId = body.source_id ?? ledgerRun?.source_id ?? null;
   const source = sourceId ? await findSource(c.env.DB, sourceId) : null;
   const env = runEnvironment(c.env, source?.definition, body.settings);
+  // The run worker then builds only this source's definitions. Only a run whose tag names its source: a run from
+  // Dagster's UI may hold several sources' assets, whatever source the ledger filed it under.
+  if (body.source_id) env[RUN_SOURCE_ENV] = body.source_id;
   // The size the run's source asks for (runner.instance_type); a run without a known source gets the default.
   const instanceType = instanceTypeOf(source?.definition);
   const { started, state } = await runContainers(c.env).start(body.dagster_run_id, instanceType, body.command, env);
