@@ -71,11 +71,11 @@ class SourceCatalog:
     def from_json(cls, text: str, only_source: str | None = None) -> SourceCatalog:
         """The catalog `to_json` wrote; with `only_source` (a run container's source) just that source, when the
         catalog holds it: its run worker builds one source's definitions, not every source's (about 20 ms of CPU
-        each; docs/benchmarks.md, "Run start"). A run without one source keeps them all."""
+        each; docs/dagster.md, "Run containers"). A run without one source keeps them all."""
         document = json.loads(text)
-        if only_source is not None and any(source.get("source_id") == only_source for source in document["sources"]):
-            document["sources"] = [source for source in document["sources"] if source.get("source_id") == only_source]
-            document["problems"] = []
+        chosen = [source for source in document["sources"] if source.get("source_id") == only_source]
+        if chosen:
+            document["sources"], document["problems"] = chosen, []
         return cls(
             parse_sources_document(document),
             document.get("origin", "reconstruction"),
